@@ -1,0 +1,25 @@
+//! Sluice's edge worker: only the platform entry points live here.
+//!
+//! The data path reads top to bottom in [`ingest`] (HTTP → Queue) and
+//! [`consumer`] (Queue → storage). Both are written over small traits so they
+//! run natively in unit tests; the `worker` bindings sit in [`platform`].
+
+pub mod config;
+pub mod consumer;
+pub mod error;
+pub mod http;
+pub mod ingest;
+pub mod platform;
+pub mod router;
+
+use worker::{event, Context, Env, MessageBatch, Request, Response, Result};
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    platform::fetch(req, env).await
+}
+
+#[event(queue)]
+async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<()> {
+    platform::queue(batch, env).await
+}

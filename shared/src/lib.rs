@@ -1,0 +1,11 @@
+//! The contract between the Sluice SDK and the edge worker.
+//!
+//! Sans-IO: nothing here reads a clock, draws randomness or touches the
+//! network. Callers pass `now` and ids in, so every function is deterministic
+//! and tested natively; the same code runs in the browser (wasm32) and on the
+//! edge.
+
+pub mod event;
+pub mod id;
+
+pub use event::{Batch, Event, EventType, QueuedEvent};

@@ -1,0 +1,192 @@
+//! The worker on workerd (`wrangler dev`), with its own local storage.
+
+use crate::{free_port, root, temp_dir, Process};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A running worker with fresh local D1 / Queue state.
+pub struct Stack {
+    pub port: u16,
+    pub state: PathBuf,
+    process: Process,
+}
+
+fn wrangler() -> Command {
+    let bin = root().join("node_modules/.bin/wrangler");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo xtask test` (it installs and builds everything first)",
+        bin.display()
+    );
+    let mut cmd = Command::new(bin);
+    cmd.current_dir(root().join("edge-worker"))
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("NO_UPDATE_NOTIFIER", "1")
+        .env("CI", "1");
+    cmd
+}
+
+impl Stack {
+    /// Apply migrations to a fresh state dir, start `wrangler dev`, wait until it serves.
+    pub fn start() -> Stack {
+        for built in [
+            "edge-worker/build/worker/shim.mjs",
+            "dist/site/sluice/v1/sluice.js",
+        ] {
+            assert!(
+                root().join(built).exists(),
+                "{built} is missing: run `cargo xtask test`, which builds the SDK and worker first"
+            );
+        }
+        let state = temp_dir("stack");
+        let migrated = wrangler()
+            .args(["d1", "migrations", "apply", "DB", "--local", "--persist-to"])
+            .arg(&state)
+            .output()
+            .expect("run wrangler d1 migrations apply");
+        assert!(
+            migrated.status.success(),
+            "migrations failed: {}",
+            String::from_utf8_lossy(&migrated.stderr)
+        );
+        let port = free_port();
+        let log = std::fs::File::create(state.join("wrangler.log")).expect("create log");
+        let mut process = Process::spawn(
+            "wrangler dev",
+            wrangler()
+                .args([
+                    "dev",
+                    "--ip",
+                    "127.0.0.1",
+                    "--port",
+                    &port.to_string(),
+                    "--persist-to",
+                ])
+                .arg(&state)
+                .arg("--show-interactive-dev-session=false")
+                .stdout(log.try_clone().expect("clone log"))
+                .stderr(log),
+        );
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            process.assert_running();
+            // The worker answers 405 for GET on the ingestion route once it is up.
+            if let Some((status, _)) = raw_http(port, "GET", "/v1/batch", &[], b"") {
+                if status == 405 {
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "wrangler dev did not become ready; see {}",
+                state.join("wrangler.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        Stack {
+            port,
+            state,
+            process,
+        }
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Send a request over real HTTP; returns status and body.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Vec<u8>) {
+        raw_http(self.port, method, path, headers, body)
+            .unwrap_or_else(|| panic!("{method} {path}: no HTTP response"))
+    }
+
+    /// Rows of a SQL query against the local D1 database, via `wrangler d1 execute`.
+    pub fn d1(&self, sql: &str) -> Vec<Value> {
+        let out = wrangler()
+            .args(["d1", "execute", "DB", "--local", "--json", "--persist-to"])
+            .arg(&self.state)
+            .args(["--command", sql])
+            .output()
+            .expect("run wrangler d1 execute");
+        assert!(
+            out.status.success(),
+            "d1 query failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let parsed: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "d1 output is not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        parsed[0]["results"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+}
+
+/// Minimal HTTP/1.1 client for loopback: one request, `Connection: close`.
+fn raw_http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<(u16, Vec<u8>)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).ok()?;
+    stream.write_all(body).ok()?;
+    let mut resp = Vec::new();
+    stream.read_to_end(&mut resp).ok()?;
+    let head_end = resp.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&resp[..head_end]).into_owned();
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let mut body = resp[head_end + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    Some((status, body))
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..line_end]).trim(), 16)
+            .unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = line_end + 2;
+        out.extend_from_slice(&data[start..(start + size).min(data.len())]);
+        data = &data[(start + size + 2).min(data.len())..];
+    }
+    out
+}

@@ -1,0 +1,71 @@
+//! `cargo xtask dev`: install, build, and run the whole stack locally on workerd.
+
+use crate::proc::{self, npm_bin, root, step, wrangler_env};
+use crate::{build, setup, Result};
+use std::process::{Command, ExitCode};
+
+const DEFAULT_PORT: u16 = 8787;
+
+pub fn run(args: &[String]) -> Result<ExitCode> {
+    let port = parse_port(args)?;
+    setup::toolchain()?;
+    build::all()?;
+    let state = root().join(".wrangler/state");
+    migrate(&state)?;
+    step(&format!(
+        "starting the worker on workerd at http://127.0.0.1:{port}"
+    ));
+    print_guide(port, &state);
+    let status = wrangler_env(&mut Command::new(npm_bin("wrangler")))
+        .current_dir(root().join("edge-worker"))
+        .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+        .arg("--persist-to")
+        .arg(&state)
+        .args(["--show-interactive-dev-session=false", "--log-level=info"])
+        .status()
+        .map_err(|e| format!("cannot start wrangler: {e}"))?;
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn parse_port(args: &[String]) -> Result<u16> {
+    match args {
+        [] => Ok(DEFAULT_PORT),
+        [flag, n] if flag == "--port" => n.parse().map_err(|_| format!("bad port `{n}`")),
+        _ => Err(format!(
+            "unexpected arguments {args:?}; usage: cargo xtask dev [--port N]"
+        )),
+    }
+}
+
+/// Apply the D1 migrations to the local database under `state`.
+pub fn migrate(state: &std::path::Path) -> Result<()> {
+    step("applying D1 migrations (local)");
+    proc::run(
+        wrangler_env(&mut Command::new(npm_bin("wrangler")))
+            .current_dir(root().join("edge-worker"))
+            .args(["d1", "migrations", "apply", "DB", "--local"])
+            .arg("--persist-to")
+            .arg(state),
+    )
+}
+
+fn print_guide(port: u16, state: &std::path::Path) {
+    let base = format!("http://127.0.0.1:{port}");
+    eprintln!(
+        "
+  demo site         {base}/
+  ingestion         POST {base}/v1/batch   (write key: demo-write-key, HTTP Basic or body `writeKey`)
+  SDK files         {base}/sluice/v1/sluice.js
+  data lands in     D1 `events` table, persisted under {state}
+  query it          (cd edge-worker && npx wrangler d1 execute DB --local --persist-to {state} \\
+                       --command \"SELECT type, event, anonymous_id, properties FROM events ORDER BY received_at DESC LIMIT 10\")
+
+  wrangler's 'Unable to fetch the Request.cf object' warning is expected offline and harmless.
+",
+        state = state.display()
+    );
+}

@@ -1,0 +1,42 @@
+//! `cargo xtask dev | test | bench`: the developer commands.
+//!
+//! Each installs what is missing on a fresh machine (wasm32 target, pinned
+//! wasm-bindgen-cli, worker-build, npm packages from the lockfile, Debian's
+//! chromium and chromium-driver), builds what is stale, then does its job.
+
+mod build;
+mod dev;
+mod proc;
+mod setup;
+mod test;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  dev  [--port N]   install what is missing, build, run the worker on workerd (default port 8787)
+  test              install what is missing, build, run every check and test
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("dev") => dev::run(&args[1..]),
+        Some("test") => test::run(&args[1..]),
+        _ => {
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Errors are plain messages: xtask prints them and exits non-zero.
+pub type Result<T> = std::result::Result<T, String>;

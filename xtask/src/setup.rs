@@ -1,0 +1,117 @@
+//! Installs what is missing on a fresh machine; each step is skipped when already done.
+
+use crate::proc::{self, cargo_bin, npm_bin, root, step};
+use crate::Result;
+use std::path::Path;
+use std::process::Command;
+
+/// worker-build version (must match the `worker` crate's 0.8 line).
+const WORKER_BUILD_VERSION: &str = "0.8.7";
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+/// Everything `dev` needs: Rust target, wasm-bindgen-cli, worker-build, npm packages.
+pub fn toolchain() -> Result<()> {
+    wasm_target()?;
+    cargo_tool(
+        "wasm-bindgen-cli",
+        "wasm-bindgen",
+        &wasm_bindgen_version()?,
+        // --locked fails for 0.2.130 (its lockfile names a yanked crate).
+        false,
+    )?;
+    cargo_tool("worker-build", "worker-build", WORKER_BUILD_VERSION, false)?;
+    npm_packages()
+}
+
+/// Everything `test` needs on top: Chromium and ChromeDriver from Debian.
+pub fn browser() -> Result<()> {
+    if Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists() {
+        return Ok(());
+    }
+    step("installing chromium and chromium-driver (Debian packages)");
+    let sudo = !is_root() && Path::new("/usr/bin/sudo").exists();
+    let apt = |args: &[&str]| {
+        let mut cmd = if sudo {
+            let mut c = Command::new("sudo");
+            c.arg("apt-get");
+            c
+        } else {
+            Command::new("apt-get")
+        };
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        proc::run(&mut cmd)
+    };
+    apt(&["update", "-q"])?;
+    apt(&["install", "-y", "-q", "chromium", "chromium-driver"])
+}
+
+fn is_root() -> bool {
+    proc::probe(Command::new("id").arg("-u")).is_some_and(|s| s.trim() == "0")
+}
+
+fn wasm_target() -> Result<()> {
+    let installed = proc::probe(Command::new("rustup").args(["target", "list", "--installed"]))
+        .unwrap_or_default();
+    if installed.lines().any(|l| l.trim() == WASM_TARGET) {
+        return Ok(());
+    }
+    step("adding the wasm32-unknown-unknown target");
+    proc::run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+}
+
+/// The `wasm-bindgen` version in Cargo.lock: the CLI must match it exactly.
+pub fn wasm_bindgen_version() -> Result<String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock"))
+        .map_err(|e| format!("cannot read Cargo.lock: {e}"))?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == "name = \"wasm-bindgen\"" {
+            if let Some(v) = lines
+                .next()
+                .and_then(|l| l.strip_prefix("version = \""))
+                .and_then(|l| l.strip_suffix('"'))
+            {
+                return Ok(v.to_owned());
+            }
+        }
+    }
+    Err("Cargo.lock has no wasm-bindgen package".into())
+}
+
+fn cargo_tool(package: &str, bin: &str, version: &str, locked: bool) -> Result<()> {
+    let current = proc::probe(Command::new(cargo_bin(bin)).arg("--version")).unwrap_or_default();
+    if current.split_whitespace().any(|w| w == version) {
+        return Ok(());
+    }
+    step(&format!(
+        "installing {package} {version} (one time, a few minutes)"
+    ));
+    let mut cmd = Command::new("cargo");
+    cmd.args(["install", package, "--version", version]);
+    if locked {
+        cmd.arg("--locked");
+    }
+    proc::run(&mut cmd)
+}
+
+fn npm_packages() -> Result<()> {
+    let root = root();
+    let lock = root.join("package-lock.json");
+    let marker = root.join("node_modules/.package-lock.json");
+    let fresh = match (std::fs::metadata(&lock), std::fs::metadata(&marker)) {
+        (Ok(l), Ok(m)) => match (l.modified(), m.modified()) {
+            (Ok(l), Ok(m)) => m >= l && npm_bin("wrangler").exists(),
+            _ => false,
+        },
+        _ => false,
+    };
+    if fresh {
+        return Ok(());
+    }
+    step("installing npm packages from package-lock.json (wrangler, binaryen, esbuild)");
+    proc::run(
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
+            .current_dir(&root),
+    )
+}

@@ -1,0 +1,201 @@
+//! `cargo xtask test`: install, build, then every check and test; a summary at the end.
+
+use crate::proc::{root, step};
+use crate::{build, setup, Result};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, ExitCode, Stdio};
+
+/// The outcome of one step.
+struct Outcome {
+    name: String,
+    passed: usize,
+    failed: usize,
+    ok: bool,
+}
+
+pub fn run(args: &[String]) -> Result<ExitCode> {
+    if !args.is_empty() {
+        return Err(format!(
+            "unexpected arguments {args:?}; usage: cargo xtask test"
+        ));
+    }
+    setup::toolchain()?;
+    setup::browser()?;
+    let mut outcomes = vec![check("cargo fmt --check", &["fmt", "--all", "--check"])];
+    outcomes.push(check(
+        "clippy (native)",
+        &[
+            "clippy",
+            "--quiet",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    ));
+    outcomes.push(check(
+        "clippy (wasm32)",
+        &[
+            "clippy",
+            "--quiet",
+            "-p",
+            "sluice-shared",
+            "-p",
+            "sluice-sdk",
+            "-p",
+            "sluice-edge-worker",
+            "--all-targets",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    ));
+    outcomes.push(tests(
+        "unit tests (native)",
+        Command::new("cargo").args(["test", "--workspace", "--exclude", "sluice-e2e"]),
+    ));
+    outcomes.push(tests(
+        "SDK tests (wasm-bindgen-test, headless Chromium)",
+        Command::new("cargo")
+            .args([
+                "test",
+                "-p",
+                "sluice-sdk",
+                "--target",
+                "wasm32-unknown-unknown",
+            ])
+            .env(
+                "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+                crate::proc::cargo_bin("wasm-bindgen-test-runner"),
+            )
+            .env("CHROMEDRIVER", "/usr/bin/chromedriver")
+            .current_dir(root().join("sdk")),
+    ));
+    let built = build::all();
+    outcomes.push(Outcome {
+        name: "build SDK, site and worker".into(),
+        passed: usize::from(built.is_ok()),
+        failed: usize::from(built.is_err()),
+        ok: built.is_ok(),
+    });
+    if let Err(e) = &built {
+        eprintln!("xtask: build failed: {e}");
+    } else {
+        outcomes.push(tests(
+            "end-to-end (Chromium → workerd → Queue → D1)",
+            Command::new("cargo").args(["test", "-p", "sluice-e2e", "--", "--test-threads=1"]),
+        ));
+    }
+
+    eprintln!("\n\x1b[1msummary\x1b[0m");
+    for o in &outcomes {
+        let mark = if o.ok {
+            "\x1b[32mok  \x1b[0m"
+        } else {
+            "\x1b[31mFAIL\x1b[0m"
+        };
+        eprintln!(
+            "  {mark} {:<52} {} passed, {} failed",
+            o.name, o.passed, o.failed
+        );
+    }
+    let passed: usize = outcomes.iter().map(|o| o.passed).sum();
+    let failed: usize = outcomes.iter().map(|o| o.failed).sum();
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 && outcomes.iter().all(|o| o.ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// A check that passes or fails as a whole (fmt, clippy).
+fn check(name: &str, args: &[&str]) -> Outcome {
+    step(name);
+    let ok = Command::new("cargo")
+        .args(args)
+        .current_dir(root())
+        .status()
+        .is_ok_and(|s| s.success());
+    Outcome {
+        name: name.into(),
+        passed: usize::from(ok),
+        failed: usize::from(!ok),
+        ok,
+    }
+}
+
+/// A libtest run: echo its output and add up its `test result:` lines.
+fn tests(name: &str, cmd: &mut Command) -> Outcome {
+    step(name);
+    if cmd.get_current_dir().is_none() {
+        cmd.current_dir(root());
+    }
+    let mut outcome = Outcome {
+        name: name.into(),
+        passed: 0,
+        failed: 0,
+        ok: false,
+    };
+    let mut child = match cmd.stdout(Stdio::piped()).spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("xtask: cannot start cargo: {e}");
+            outcome.failed = 1;
+            return outcome;
+        }
+    };
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out)
+            .lines()
+            .map_while(std::result::Result::ok)
+        {
+            println!("{line}");
+            if let Some((p, f)) = parse_result_line(&line) {
+                outcome.passed += p;
+                outcome.failed += f;
+            }
+        }
+    }
+    outcome.ok = child.wait().is_ok_and(|s| s.success());
+    if !outcome.ok && outcome.failed == 0 {
+        // Failed before or outside any test (e.g. a compile error): count the step.
+        outcome.failed = 1;
+    }
+    outcome
+}
+
+/// `test result: ok. 12 passed; 0 failed; ...` → (12, 0).
+fn parse_result_line(line: &str) -> Option<(usize, usize)> {
+    let rest = line.trim().strip_prefix("test result: ")?;
+    let count = |label: &str| -> Option<usize> {
+        let before = rest.split(label).next()?;
+        before
+            .rsplit([' ', '.', ';'])
+            .find(|s| !s.is_empty())?
+            .parse()
+            .ok()
+    };
+    Some((count(" passed")?, count(" failed")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_result_line;
+
+    #[test]
+    fn reads_libtest_summaries() {
+        assert_eq!(
+            parse_result_line("test result: ok. 12 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s"),
+            Some((12, 0))
+        );
+        assert_eq!(
+            parse_result_line("test result: FAILED. 3 passed; 2 failed; 0 ignored"),
+            Some((3, 2))
+        );
+        assert_eq!(parse_result_line("running 3 tests"), None);
+    }
+}
