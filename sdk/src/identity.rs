@@ -87,7 +87,8 @@ mod tests {
         let w = window();
         let id = anonymous_id(&w);
         let doc = html_document(&w).expect("document");
-        doc.set_cookie("sluice_aid=; Path=/; Max-Age=0").unwrap();
+        doc.set_cookie("sluice_aid=; Path=/; Max-Age=0")
+            .expect("cookie write");
         assert_eq!(read_cookie(&w), None);
         assert_eq!(anonymous_id(&w), id);
         assert_eq!(read_cookie(&w).as_deref(), Some(id.as_str()));
