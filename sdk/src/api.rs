@@ -75,21 +75,12 @@ fn new_event(
     } else {
         Some(serde_wasm_bindgen::from_value(properties).map_err(|e| JsError::new(&e.to_string()))?)
     };
-    Ok(Event {
-        kind,
-        message_id: identity::new_uuid(&window),
-        anonymous_id: Some(anonymous_id),
-        user_id: None,
-        event: None,
-        name: None,
-        properties,
-        traits: None,
-        timestamp: Some(iso(timestamp)),
-        sent_at: None,
-        received_at: None,
-        context: Some(context::collect(&window)),
-        extra: Map::new(),
-    })
+    let mut event = Event::new(kind, identity::new_uuid(&window));
+    event.anonymous_id = Some(anonymous_id);
+    event.properties = properties;
+    event.timestamp = Some(iso(timestamp));
+    event.context = Some(context::collect(&window));
+    Ok(event)
 }
 
 fn send(event: Event) -> Result<(), JsError> {
@@ -105,6 +96,9 @@ fn send(event: Event) -> Result<(), JsError> {
         batch: vec![event],
         sent_at: Some(iso(None)),
         write_key: None,
+        context: None,
+        integrations: None,
+        extra: Map::new(),
     };
     let value = batch
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())

@@ -5,7 +5,16 @@
 //! and tested natively; the same code runs in the browser (wasm32) and on the
 //! edge.
 
+pub mod consent;
 pub mod event;
 pub mod id;
+pub mod parse;
+#[cfg(feature = "plan")]
+pub mod plan;
+pub mod skew;
+pub mod time;
+pub mod validate;
 
-pub use event::{Batch, Event, EventType, QueuedEvent};
+pub use event::{Batch, Event, EventType, Object, QueuedEvent};
+pub use time::Timestamp;
+pub use validate::{Limits, ValidEvent, ValidationError};

@@ -29,6 +29,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
             "--quiet",
             "--workspace",
             "--all-targets",
+            "--all-features",
             "--",
             "-D",
             "warnings",
@@ -46,6 +47,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
             "-p",
             "sluice-edge-worker",
             "--all-targets",
+            "--all-features",
             "--target",
             "wasm32-unknown-unknown",
             "--",
@@ -55,7 +57,13 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     ));
     outcomes.push(tests(
         "unit tests (native)",
-        Command::new("cargo").args(["test", "--workspace", "--exclude", "sluice-e2e"]),
+        Command::new("cargo").args([
+            "test",
+            "--workspace",
+            "--all-features",
+            "--exclude",
+            "sluice-e2e",
+        ]),
     ));
     outcomes.push(tests(
         "SDK tests (wasm-bindgen-test, headless Chromium)",

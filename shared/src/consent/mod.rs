@@ -1,0 +1,483 @@
+//! The visitor's consent, per purpose, and the decisions made from it.
+//!
+//! Consent travels with every event as `context.consent`:
+//!
+//! ```json
+//! { "categories": { "analytics": "granted", "marketing": "denied" },
+//!   "source": "explicit", "policyVersion": "2024-06", "updatedAt": "…", "gpc": true }
+//! ```
+//!
+//! Segment's consent format (`categoryPreferences` with booleans) is read too.
+//! Decisions deny by default: a purpose that is `unknown` counts as denied
+//! under an opt-in regime (GDPR); under an opt-out regime (US state laws) it
+//! counts as granted — except that Global Privacy Control always denies
+//! sale/sharing and targeted advertising.
+
+pub mod gcm;
+pub mod gpp;
+pub mod tcf;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Why something is collected or shared.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Purpose {
+    /// Strictly necessary for the service; never needs consent.
+    Necessary,
+    /// Measurement and product analytics.
+    Analytics,
+    /// Remembering choices, storage on the device for features.
+    Functional,
+    /// Personalised content.
+    Personalization,
+    /// Marketing and advertising, including targeted advertising.
+    Marketing,
+    /// Sale or sharing of personal data with third parties (CCPA/CPRA).
+    SaleSharing,
+    /// A site-defined purpose.
+    Custom(String),
+}
+
+impl Purpose {
+    /// The built-in purposes.
+    pub const STANDARD: [Purpose; 6] = [
+        Purpose::Necessary,
+        Purpose::Analytics,
+        Purpose::Functional,
+        Purpose::Personalization,
+        Purpose::Marketing,
+        Purpose::SaleSharing,
+    ];
+
+    /// The wire name (`analytics`, `sale_sharing`, or the custom name).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Purpose::Necessary => "necessary",
+            Purpose::Analytics => "analytics",
+            Purpose::Functional => "functional",
+            Purpose::Personalization => "personalization",
+            Purpose::Marketing => "marketing",
+            Purpose::SaleSharing => "sale_sharing",
+            Purpose::Custom(s) => s,
+        }
+    }
+
+    /// From a wire name. Common aliases from CMPs and Segment's categories are
+    /// accepted, case-insensitively (`Advertising` → marketing, `statistics` →
+    /// analytics, …); anything else is a custom purpose.
+    pub fn parse(name: &str) -> Purpose {
+        let lower = name.trim().to_ascii_lowercase().replace(['-', ' '], "_");
+        match lower.as_str() {
+            "necessary" | "strictly_necessary" | "essential" | "security" => Purpose::Necessary,
+            "analytics" | "statistics" | "measurement" | "performance" => Purpose::Analytics,
+            "functional" | "functionality" | "preferences" | "storage" => Purpose::Functional,
+            "personalization" | "personalisation" => Purpose::Personalization,
+            "marketing" | "advertising" | "ads" | "targeting" | "targeted_advertising" => {
+                Purpose::Marketing
+            }
+            "sale_sharing" | "sale" | "sharing" | "sale_of_data" | "do_not_sell" => {
+                Purpose::SaleSharing
+            }
+            _ => Purpose::Custom(name.trim().to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for Purpose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Purpose {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Purpose {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|s| Purpose::parse(&s))
+    }
+}
+
+/// The visitor's answer for one purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Granted,
+    Denied,
+    /// Not asked, or not answered yet.
+    #[default]
+    Unknown,
+}
+
+/// Where the consent came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The visitor's choice in the site's banner or through the API.
+    Explicit,
+    /// An IAB TCF v2 CMP (`__tcfapi`) or TC string.
+    Tcf,
+    /// An IAB GPP CMP (`__gpp`) or GPP string.
+    Gpp,
+    /// Google Consent Mode v2 signals.
+    Gcm,
+    /// Only the browser's Global Privacy Control signal.
+    Gpc,
+    /// Nothing known: the policy's defaults.
+    #[default]
+    Default,
+}
+
+/// The visitor's consent as it travels in `context.consent`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Consent {
+    /// Purpose → state. Purposes not listed are `unknown`.
+    #[serde(
+        default,
+        alias = "categoryPreferences",
+        deserialize_with = "categories"
+    )]
+    pub categories: BTreeMap<Purpose, State>,
+    #[serde(default)]
+    pub source: Source,
+    /// The version of the site's consent policy the choice was made under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<String>,
+    /// When the choice was made (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+    /// The browser sent Global Privacy Control.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gpc: bool,
+    /// The IAB TCF v2 TC string, when a CMP supplied one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tc_string: Option<String>,
+    /// The IAB GPP string, when a CMP supplied one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpp_string: Option<String>,
+}
+
+/// Accept `"granted" | "denied" | "unknown"` and Segment's booleans.
+fn categories<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<Purpose, State>, D::Error> {
+    let raw = BTreeMap::<String, Value>::deserialize(d)?;
+    raw.into_iter()
+        .map(|(k, v)| {
+            let state = match v {
+                Value::Bool(true) => State::Granted,
+                Value::Bool(false) => State::Denied,
+                Value::String(s) => match s.as_str() {
+                    "granted" => State::Granted,
+                    "denied" => State::Denied,
+                    "unknown" => State::Unknown,
+                    other => {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "consent for `{k}` must be granted, denied, unknown or a boolean, got {other:?}"
+                        )))
+                    }
+                },
+                Value::Null => State::Unknown,
+                other => {
+                    return Err(serde::de::Error::custom(format_args!(
+                        "consent for `{k}` must be granted, denied, unknown or a boolean, got {other}"
+                    )))
+                }
+            };
+            Ok((Purpose::parse(&k), state))
+        })
+        .collect()
+}
+
+impl Consent {
+    /// The recorded state of a purpose (`unknown` if not recorded).
+    pub fn state(&self, purpose: &Purpose) -> State {
+        self.categories.get(purpose).copied().unwrap_or_default()
+    }
+
+    /// Record `state` for `purpose`.
+    pub fn set(&mut self, purpose: Purpose, state: State) -> &mut Self {
+        self.categories.insert(purpose, state);
+        self
+    }
+
+    /// Read `context.consent` from an event context; `None` if absent.
+    pub fn from_context(
+        context: Option<&crate::event::Object>,
+    ) -> Result<Option<Consent>, ConsentError> {
+        match context.and_then(|c| c.get("consent")) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => serde_json::from_value(v.clone())
+                .map(Some)
+                .map_err(|e| ConsentError::Invalid(e.to_string())),
+        }
+    }
+}
+
+/// Why consent information could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConsentError {
+    /// `context.consent` is not of the documented shape.
+    Invalid(String),
+    /// A TC string could not be decoded.
+    Tcf(String),
+    /// A GPP string could not be decoded.
+    Gpp(String),
+}
+
+impl ConsentError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConsentError::Invalid(_) => "invalid_consent",
+            ConsentError::Tcf(_) => "invalid_tc_string",
+            ConsentError::Gpp(_) => "invalid_gpp_string",
+        }
+    }
+}
+
+impl fmt::Display for ConsentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConsentError::Invalid(why) => write!(f, "`context.consent` is invalid: {why}"),
+            ConsentError::Tcf(why) => write!(f, "the TC string is invalid: {why}"),
+            ConsentError::Gpp(why) => write!(f, "the GPP string is invalid: {why}"),
+        }
+    }
+}
+
+/// What `unknown` means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Regime {
+    /// Consent must be given (GDPR, ePrivacy): unknown = denied.
+    #[default]
+    OptIn,
+    /// Processing is allowed until the visitor objects (US state laws): unknown = granted.
+    OptOut,
+}
+
+/// What to do with an event collected without the consent the policy requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WithoutConsent {
+    /// Do not store or forward it.
+    #[default]
+    Drop,
+    /// Keep it without identifiers (no userId, anonymousId, IP, traits).
+    Anonymize,
+}
+
+/// A source's consent policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    #[serde(default)]
+    pub regime: Regime,
+    /// Purposes an event needs to be stored at all (default: analytics).
+    #[serde(default = "default_collect")]
+    pub collect_requires: Vec<Purpose>,
+    #[serde(default)]
+    pub without_consent: WithoutConsent,
+}
+
+fn default_collect() -> Vec<Purpose> {
+    vec![Purpose::Analytics]
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            regime: Regime::OptIn,
+            collect_requires: default_collect(),
+            without_consent: WithoutConsent::Drop,
+        }
+    }
+}
+
+/// Whether an event may be collected, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Collect {
+    /// Store it as it is.
+    Full,
+    /// Store it without identifiers.
+    Anonymous,
+    /// Do not store it.
+    Drop,
+}
+
+impl Collect {
+    /// Stable machine-readable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Collect::Full => "full",
+            Collect::Anonymous => "anonymous",
+            Collect::Drop => "drop",
+        }
+    }
+}
+
+/// Purposes that Global Privacy Control opts out of.
+pub fn gpc_denies(purpose: &Purpose) -> bool {
+    matches!(purpose, Purpose::SaleSharing | Purpose::Marketing)
+}
+
+/// Is `purpose` allowed under `consent` and `regime`? Necessary always is;
+/// GPC denies sale/sharing and marketing whatever else was recorded.
+pub fn allows(consent: Option<&Consent>, purpose: &Purpose, regime: Regime) -> bool {
+    if *purpose == Purpose::Necessary {
+        return true;
+    }
+    let consent_default = Consent::default();
+    let consent = consent.unwrap_or(&consent_default);
+    if consent.gpc && gpc_denies(purpose) {
+        return false;
+    }
+    match consent.state(purpose) {
+        State::Granted => true,
+        State::Denied => false,
+        State::Unknown => regime == Regime::OptOut,
+    }
+}
+
+/// May this event be collected, and with identifiers?
+pub fn collect(consent: Option<&Consent>, policy: &Policy) -> Collect {
+    if policy
+        .collect_requires
+        .iter()
+        .all(|p| allows(consent, p, policy.regime))
+    {
+        Collect::Full
+    } else {
+        match policy.without_consent {
+            WithoutConsent::Drop => Collect::Drop,
+            WithoutConsent::Anonymize => Collect::Anonymous,
+        }
+    }
+}
+
+/// May this event go to a destination that needs all of `purposes`?
+pub fn may_forward(consent: Option<&Consent>, purposes: &[Purpose], regime: Regime) -> bool {
+    purposes.iter().all(|p| allows(consent, p, regime))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn consent(v: Value) -> Consent {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn unknown_is_denied_under_opt_in_and_granted_under_opt_out() {
+        let c = Consent::default();
+        assert!(!allows(Some(&c), &Purpose::Analytics, Regime::OptIn));
+        assert!(allows(Some(&c), &Purpose::Analytics, Regime::OptOut));
+        assert!(!allows(None, &Purpose::Marketing, Regime::OptIn));
+        assert!(
+            allows(None, &Purpose::Necessary, Regime::OptIn),
+            "necessary never needs consent"
+        );
+    }
+
+    #[test]
+    fn gpc_opts_out_of_sale_sharing_and_marketing_whatever_was_recorded() {
+        let c = consent(
+            json!({"categories":{"marketing":"granted","sale_sharing":"granted","analytics":"granted"},"gpc":true}),
+        );
+        assert!(!allows(Some(&c), &Purpose::SaleSharing, Regime::OptOut));
+        assert!(!allows(Some(&c), &Purpose::Marketing, Regime::OptIn));
+        assert!(allows(Some(&c), &Purpose::Analytics, Regime::OptIn));
+    }
+
+    #[test]
+    fn collection_follows_the_policy() {
+        let denied = consent(json!({"categories":{"analytics":"denied"},"source":"explicit"}));
+        let granted = consent(json!({"categories":{"analytics":"granted"}}));
+        let drop = Policy::default();
+        let anon = Policy {
+            without_consent: WithoutConsent::Anonymize,
+            ..Policy::default()
+        };
+        assert_eq!(collect(Some(&granted), &drop), Collect::Full);
+        assert_eq!(collect(Some(&denied), &drop), Collect::Drop);
+        assert_eq!(collect(Some(&denied), &anon), Collect::Anonymous);
+        assert_eq!(
+            collect(None, &drop),
+            Collect::Drop,
+            "no consent at all is denied under opt-in"
+        );
+        let us = Policy {
+            regime: Regime::OptOut,
+            ..Policy::default()
+        };
+        assert_eq!(collect(None, &us), Collect::Full);
+        assert_eq!(
+            collect(Some(&denied), &us),
+            Collect::Drop,
+            "an explicit no is a no under opt-out too"
+        );
+    }
+
+    #[test]
+    fn forwarding_needs_every_purpose_of_the_destination() {
+        let c = consent(json!({"categories":{"analytics":"granted","marketing":"denied"}}));
+        assert!(may_forward(Some(&c), &[Purpose::Analytics], Regime::OptIn));
+        assert!(!may_forward(
+            Some(&c),
+            &[Purpose::Analytics, Purpose::Marketing],
+            Regime::OptIn
+        ));
+        assert!(may_forward(Some(&c), &[], Regime::OptIn));
+    }
+
+    #[test]
+    fn reads_segment_category_preferences_and_aliases() {
+        let c = consent(
+            json!({"categoryPreferences":{"Advertising":true,"Analytics":false,"Newsletter":true}}),
+        );
+        assert_eq!(c.state(&Purpose::Marketing), State::Granted);
+        assert_eq!(c.state(&Purpose::Analytics), State::Denied);
+        assert_eq!(
+            c.state(&Purpose::Custom("Newsletter".into())),
+            State::Granted
+        );
+        assert_eq!(c.source, Source::Default);
+    }
+
+    #[test]
+    fn round_trips_through_context() {
+        let mut c = Consent {
+            source: Source::Tcf,
+            policy_version: Some("v3".into()),
+            gpc: true,
+            ..Consent::default()
+        };
+        c.set(Purpose::Analytics, State::Granted)
+            .set(Purpose::Custom("chat".into()), State::Denied);
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(
+            v,
+            json!({"categories":{"analytics":"granted","chat":"denied"},"source":"tcf","policyVersion":"v3","gpc":true})
+        );
+        let mut ctx = crate::event::Object::new();
+        ctx.insert("consent".into(), v);
+        assert_eq!(Consent::from_context(Some(&ctx)).unwrap(), Some(c));
+        ctx.insert(
+            "consent".into(),
+            json!({"categories":{"analytics":"maybe"}}),
+        );
+        let err = Consent::from_context(Some(&ctx)).unwrap_err();
+        assert_eq!(err.code(), "invalid_consent");
+        assert!(err.to_string().contains("maybe"), "{err}");
+    }
+}
