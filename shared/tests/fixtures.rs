@@ -1,6 +1,6 @@
 //! The shared fixtures, shaped exactly like analytics.js and RudderStack
-#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 //! payloads, parse, validate and round-trip.
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
 use serde_json::Value;
 use sluice_shared::parse::{parse_batch, parse_single};
