@@ -149,6 +149,20 @@ impl Event {
         self.context.as_ref()?.get(key)
     }
 
+    /// Treat empty-string ids (RudderStack sends `"userId": ""`) as absent.
+    pub fn normalize_ids(&mut self) {
+        for id in [
+            &mut self.user_id,
+            &mut self.anonymous_id,
+            &mut self.group_id,
+            &mut self.previous_id,
+        ] {
+            if id.as_deref().is_some_and(|s| s.trim().is_empty()) {
+                *id = None;
+            }
+        }
+    }
+
     /// The event's `context`, created empty if missing.
     pub fn context_mut(&mut self) -> &mut Object {
         self.context.get_or_insert_with(Object::new)

@@ -6,6 +6,8 @@
 //! edge.
 
 pub mod consent;
+#[cfg(feature = "enrich")]
+pub mod enrich;
 pub mod event;
 pub mod id;
 pub mod parse;

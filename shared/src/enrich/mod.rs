@@ -1,0 +1,315 @@
+//! Server-side enrichment: what the browser cannot know or should not be
+//! trusted with. Pure functions over the event and facts about the request;
+//! the worker gathers the facts (headers, `request.cf`) and calls [`enrich`].
+//!
+//! Where things go (Segment's names where they exist):
+//! `context.ip`, `context.location`, `context.os`, `context.browser`,
+//! `context.device.type`, `context.campaign`; Sluice's own verdicts under
+//! `context.sluice` (`referrer`, `bot`, and the pipeline's decisions).
+
+pub mod bot;
+pub mod campaign;
+pub mod ip;
+pub mod referrer;
+pub mod url;
+pub mod useragent;
+
+use crate::consent::{Consent, Source};
+use crate::event::{Event, Object};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::net::IpAddr;
+
+/// Where the request came from, per `request.cf`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Geo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asn: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_organization: Option<String>,
+}
+
+/// What the worker knows about the request an event came in.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFacts {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    pub hints: useragent::ClientHints,
+    pub geo: Geo,
+    pub cf_bot: Option<bot::CfBot>,
+    /// The browser sent `Sec-GPC: 1`.
+    pub gpc: bool,
+}
+
+/// What enrichment found that the pipeline acts on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Enriched {
+    pub bot: Option<bot::BotReason>,
+}
+
+/// `context.sluice`, Sluice's namespace for its verdicts on an event.
+pub fn sluice_context(event: &mut Event) -> &mut Object {
+    let ctx = event.context_mut();
+    let entry = ctx
+        .entry("sluice")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !entry.is_object() {
+        *entry = Value::Object(Map::new());
+    }
+    match entry {
+        Value::Object(m) => m,
+        _ => unreachable!("just made an object"),
+    }
+}
+
+fn object_at<'a>(ctx: &'a mut Object, key: &str) -> &'a mut Object {
+    let entry = ctx.entry(key).or_insert_with(|| Value::Object(Map::new()));
+    if !entry.is_object() {
+        *entry = Value::Object(Map::new());
+    }
+    match entry {
+        Value::Object(m) => m,
+        _ => unreachable!("just made an object"),
+    }
+}
+
+fn is_blank(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.is_empty(),
+        Some(Value::Object(m)) => m.values().all(|v| is_blank(Some(v))),
+        _ => false,
+    }
+}
+
+fn to_value<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// Enrich one event in place. The client's own values win where it sent them
+/// (a server-side library reports its end user's IP and user agent), except
+/// the IP policy, which always applies.
+pub fn enrich(event: &mut Event, facts: &RequestFacts, ip_policy: ip::IpPolicy) -> Enriched {
+    let ctx = event.context_mut();
+
+    // User agent: the one the client reported, else the request's.
+    let ua = ctx
+        .get("userAgent")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| facts.user_agent.clone());
+    if let Some(ua) = &ua {
+        ctx.entry("userAgent")
+            .or_insert_with(|| Value::from(ua.clone()));
+        let parsed = useragent::parse(ua, &facts.hints);
+        if is_blank(ctx.get("os")) && !parsed.os.name.is_empty() {
+            ctx.insert("os".into(), to_value(&parsed.os));
+        }
+        if is_blank(ctx.get("browser")) && !parsed.browser.name.is_empty() {
+            ctx.insert("browser".into(), to_value(&parsed.browser));
+        }
+        object_at(ctx, "device")
+            .entry("type")
+            .or_insert_with(|| Value::from(parsed.device_type));
+    }
+
+    // IP: the client's reported one, else the connection's; then the policy.
+    let reported: Option<IpAddr> = ctx
+        .get("ip")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok());
+    match ip::apply(reported.or(facts.ip), ip_policy) {
+        Some(addr) => {
+            ctx.insert("ip".into(), Value::from(addr.to_string()));
+        }
+        None => {
+            ctx.remove("ip");
+        }
+    }
+
+    // Geo from the edge.
+    if let Value::Object(geo) = to_value(&facts.geo) {
+        let location = object_at(ctx, "location");
+        for (k, v) in geo {
+            location.entry(k).or_insert(v);
+        }
+        if location.is_empty() {
+            ctx.remove("location");
+        }
+    }
+
+    // Campaign from the page URL.
+    let page = ctx.get("page").and_then(Value::as_object);
+    let url = page
+        .and_then(|p| p.get("url"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let referrer_url = page
+        .and_then(|p| p.get("referrer"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if let Some(url) = &url {
+        let found = campaign::from_url(url);
+        if !found.is_empty() {
+            campaign::merge(object_at(ctx, "campaign"), found);
+        }
+    }
+
+    // GPC from the browser's header.
+    if facts.gpc {
+        let consent = object_at(ctx, "consent");
+        consent.insert("gpc".into(), Value::Bool(true));
+        consent
+            .entry("source")
+            .or_insert_with(|| to_value(&Source::Gpc));
+    }
+
+    let page_host = url.as_deref().and_then(url::host);
+    let referrer = referrer::classify(referrer_url.as_deref(), page_host.as_deref());
+    let bot = bot::classify(ua.as_deref(), facts.cf_bot);
+    let ns = sluice_context(event);
+    ns.insert("referrer".into(), to_value(&referrer));
+    if let Some(reason) = bot {
+        ns.insert("bot".into(), Value::from(reason.code()));
+    }
+    Enriched { bot }
+}
+
+/// Remove everything that identifies a person, for events kept without consent:
+/// userId, anonymousId, traits, IP, and identifiers in the context.
+pub fn strip_identifiers(event: &mut Event) {
+    event.user_id = None;
+    event.anonymous_id = None;
+    event.traits = None;
+    event.previous_id = None;
+    if let Some(ctx) = event.context.as_mut() {
+        for key in ["ip", "traits", "sessionId", "device_id", "externalIds"] {
+            ctx.remove(key);
+        }
+        if let Some(Value::Object(device)) = ctx.get_mut("device") {
+            device.retain(|k, _| k == "type");
+        }
+    }
+}
+
+/// Read `context.consent`; an invalid one counts as none (denied where required),
+/// and GPC from the request is applied on top.
+pub fn consent_of(event: &Event) -> Option<Consent> {
+    Consent::from_context(event.context.as_ref()).ok().flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventType;
+    use serde_json::json;
+
+    fn facts() -> RequestFacts {
+        RequestFacts {
+            ip: Some("203.0.113.77".parse().unwrap()),
+            user_agent: Some("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36".into()),
+            geo: Geo { country: Some("DE".into()), city: Some("Berlin".into()), asn: Some(3320), ..Geo::default() },
+            ..RequestFacts::default()
+        }
+    }
+
+    fn page(url: &str, referrer: &str) -> Event {
+        let mut e = Event::new(EventType::Page, "m");
+        e.anonymous_id = Some("a".into());
+        e.context = Some(
+            json!({"page":{"url":url,"referrer":referrer}})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        );
+        e
+    }
+
+    #[test]
+    fn adds_what_the_browser_cannot_know() {
+        let mut e = page(
+            "https://shop.example.com/?utm_source=news&gclid=g1",
+            "https://www.google.com/search?q=mugs",
+        );
+        let out = enrich(&mut e, &facts(), ip::IpPolicy::Truncate);
+        assert_eq!(out.bot, None);
+        let ctx = e.context.unwrap();
+        assert_eq!(ctx["ip"], "203.0.113.0");
+        assert_eq!(
+            ctx["location"],
+            json!({"country":"DE","city":"Berlin","asn":3320})
+        );
+        assert_eq!(ctx["os"]["name"], "Windows 10");
+        assert_eq!(ctx["browser"]["name"], "Chrome");
+        assert_eq!(ctx["device"]["type"], "desktop");
+        assert_eq!(
+            ctx["campaign"],
+            json!({"source":"news","clickIds":{"gclid":"g1"}})
+        );
+        assert_eq!(
+            ctx["sluice"]["referrer"],
+            json!({"medium":"search","source":"Google","term":"mugs"})
+        );
+    }
+
+    #[test]
+    fn ip_policy_always_applies_even_to_a_reported_ip() {
+        let mut e = page("https://a.com/", "");
+        e.context_mut().insert("ip".into(), json!("198.51.100.23"));
+        enrich(&mut e, &facts(), ip::IpPolicy::Drop);
+        assert!(e.context.as_ref().unwrap().get("ip").is_none());
+        let mut e = page("https://a.com/", "");
+        e.context_mut().insert("ip".into(), json!("198.51.100.23"));
+        enrich(&mut e, &facts(), ip::IpPolicy::Keep);
+        assert_eq!(e.context.unwrap()["ip"], "198.51.100.23");
+    }
+
+    #[test]
+    fn bots_are_flagged_and_gpc_is_recorded() {
+        let mut e = page("https://a.com/", "");
+        let f = RequestFacts {
+            user_agent: Some("Googlebot/2.1".into()),
+            gpc: true,
+            ..RequestFacts::default()
+        };
+        let out = enrich(&mut e, &f, ip::IpPolicy::Truncate);
+        assert_eq!(out.bot, Some(bot::BotReason::KnownBot));
+        let ctx = e.context.as_ref().unwrap();
+        assert_eq!(ctx["sluice"]["bot"], "known_bot");
+        assert_eq!(ctx["consent"], json!({"gpc":true,"source":"gpc"}));
+        assert!(consent_of(&e).unwrap().gpc);
+    }
+
+    #[test]
+    fn stripping_removes_every_identifier() {
+        let mut e = page("https://a.com/", "");
+        e.user_id = Some("u".into());
+        e.traits = Some(json!({"email":"x@y.z"}).as_object().cloned().unwrap());
+        e.context_mut().insert("ip".into(), json!("1.2.3.4"));
+        e.context_mut().insert(
+            "device".into(),
+            json!({"id":"d1","type":"mobile","advertisingId":"ad"}),
+        );
+        strip_identifiers(&mut e);
+        assert_eq!(
+            (
+                e.user_id.as_ref(),
+                e.anonymous_id.as_ref(),
+                e.traits.as_ref()
+            ),
+            (None, None, None)
+        );
+        let ctx = e.context.unwrap();
+        assert!(ctx.get("ip").is_none());
+        assert_eq!(ctx["device"], json!({"type":"mobile"}));
+    }
+}
