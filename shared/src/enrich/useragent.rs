@@ -80,7 +80,7 @@ pub fn parse(ua: &str, hints: &ClientHints) -> UserAgent {
             },
             os: Named {
                 name: known(r.os),
-                version: known(r.os_version),
+                version: known(&r.os_version),
             },
             device_type: match r.category {
                 "pc" => "desktop",
