@@ -1,7 +1,9 @@
-//! API errors: each has a stable code and an HTTP status, and becomes a JSON response in one place.
+//! API errors: each has a stable code and an HTTP status, and becomes a JSON
+//! response in one place (`{"error":{"code","message"}}`).
 
 use crate::http::HttpResponse;
 use serde::Serialize;
+use sluice_shared::parse::ParseError;
 
 /// Everything the HTTP API can answer with besides success.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,12 +13,18 @@ pub enum ApiError {
     NotFound,
     /// The route exists but not for this method.
     MethodNotAllowed,
-    /// The body is not JSON of the expected shape.
-    InvalidBody(String),
+    /// The body cannot be read as a batch or event.
+    Parse(ParseError),
+    /// The body is compressed in a way we cannot read.
+    BadEncoding(String),
     /// No write key, or one we do not know.
     Unauthorized,
-    /// The body is over the size limit.
-    PayloadTooLarge { limit_bytes: usize },
+    /// The request's origin is not allowed for this source.
+    OriginNotAllowed(String),
+    /// Too many requests; retry after this many seconds.
+    RateLimited { retry_after_s: u32 },
+    /// The configuration is broken (logged loudly; not the client's fault, not retryable by it).
+    Config(String),
     /// Accepting failed in a way that a retry can fix (e.g. the Queue was unavailable).
     Unavailable(String),
 }
@@ -27,21 +35,27 @@ impl ApiError {
         match self {
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::InvalidBody(_) => "invalid_body",
+            ApiError::Parse(e) => e.code(),
+            ApiError::BadEncoding(_) => "bad_content_encoding",
             ApiError::Unauthorized => "unauthorized",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::OriginNotAllowed(_) => "origin_not_allowed",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Config(_) => "config_error",
             ApiError::Unavailable(_) => "unavailable",
         }
     }
 
-    /// HTTP status for this error.
+    /// HTTP status for this error. 5xx only where retrying can help.
     pub fn status(&self) -> u16 {
         match self {
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed => 405,
-            ApiError::InvalidBody(_) => 400,
+            ApiError::Parse(ParseError::TooLarge { .. }) => 413,
+            ApiError::Parse(_) | ApiError::BadEncoding(_) => 400,
             ApiError::Unauthorized => 401,
-            ApiError::PayloadTooLarge { .. } => 413,
+            ApiError::OriginNotAllowed(_) => 403,
+            ApiError::RateLimited { .. } => 429,
+            ApiError::Config(_) => 500,
             ApiError::Unavailable(_) => 503,
         }
     }
@@ -51,16 +65,21 @@ impl ApiError {
         match self {
             ApiError::NotFound => "no such endpoint".into(),
             ApiError::MethodNotAllowed => "method not allowed on this endpoint".into(),
-            ApiError::InvalidBody(why) => format!("request body is not a valid batch: {why}"),
+            ApiError::Parse(e) => e.to_string(),
+            ApiError::BadEncoding(why) => format!("cannot decode the request body: {why}"),
             ApiError::Unauthorized => "missing or unknown write key".into(),
-            ApiError::PayloadTooLarge { limit_bytes } => {
-                format!("request body is larger than {limit_bytes} bytes")
+            ApiError::OriginNotAllowed(o) => {
+                format!("origin {o} is not allowed to send to this source")
             }
+            ApiError::RateLimited { retry_after_s } => {
+                format!("too many requests; retry after {retry_after_s} s")
+            }
+            ApiError::Config(why) => format!("the collector is misconfigured: {why}"),
             ApiError::Unavailable(why) => format!("temporarily unavailable, retry: {why}"),
         }
     }
 
-    /// The JSON response: `{"error": {"code", "message"}}`.
+    /// The JSON response.
     pub fn into_response(self) -> HttpResponse {
         #[derive(Serialize)]
         struct Body<'a> {
@@ -71,7 +90,7 @@ impl ApiError {
             code: &'a str,
             message: String,
         }
-        HttpResponse::json(
+        let mut res = HttpResponse::json(
             self.status(),
             &Body {
                 error: Detail {
@@ -79,6 +98,35 @@ impl ApiError {
                     message: self.message(),
                 },
             },
-        )
+        );
+        match &self {
+            ApiError::RateLimited { retry_after_s } => {
+                res = res.with_header("retry-after", retry_after_s.to_string());
+            }
+            ApiError::Unavailable(_) => res = res.with_header("retry-after", "1"),
+            _ => {}
+        }
+        res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_codes() {
+        let too_big = ApiError::Parse(ParseError::TooLarge { bytes: 2, limit: 1 });
+        assert_eq!(
+            (too_big.status(), too_big.code()),
+            (413, "payload_too_large")
+        );
+        let bad = ApiError::Parse(ParseError::NotJson("x".into()));
+        assert_eq!((bad.status(), bad.code()), (400, "invalid_json"));
+        let limited = ApiError::RateLimited { retry_after_s: 3 }.into_response();
+        assert_eq!(limited.status, 429);
+        assert_eq!(limited.header("retry-after"), Some("3"));
+        let body: serde_json::Value = serde_json::from_slice(&limited.body).unwrap();
+        assert_eq!(body["error"]["code"], "rate_limited");
     }
 }

@@ -1,6 +1,19 @@
 //! Platform-neutral HTTP request and response, so the router runs without a server.
 
 use serde::Serialize;
+use sluice_shared::enrich::bot::CfBot;
+use sluice_shared::enrich::Geo;
+use std::net::IpAddr;
+
+/// What the edge knows about the client (`CF-Connecting-IP`, `request.cf`).
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    pub ip: Option<IpAddr>,
+    pub geo: Geo,
+    pub bot: Option<CfBot>,
+    /// The request came over HTTPS (for the cookie's `Secure` attribute).
+    pub https: bool,
+}
 
 /// An incoming request, already read into memory.
 #[derive(Debug, Clone, Default)]
@@ -13,6 +26,7 @@ pub struct HttpRequest {
     /// Header names lower-cased.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    pub client: Client,
 }
 
 impl HttpRequest {
@@ -22,6 +36,22 @@ impl HttpRequest {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// A query parameter, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        sluice_shared::enrich::url::query_pairs(&["?", &self.query].concat())
+            .into_iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v)
+    }
+
+    /// A cookie's value.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.header("cookie")?.split(';').find_map(|c| {
+            let (k, v) = c.trim().split_once('=')?;
+            (k == name).then_some(v)
+        })
     }
 }
 
@@ -45,6 +75,21 @@ impl HttpResponse {
             headers: vec![("content-type".into(), "application/json".into())],
             body,
         }
+    }
+
+    /// An empty response.
+    pub fn empty(status: u16) -> Self {
+        HttpResponse {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// Add a header.
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_owned(), value.into()));
+        self
     }
 
     /// The first header with this (lower-case) name.

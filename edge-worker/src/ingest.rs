@@ -1,118 +1,287 @@
-//! The accept path: decode → authenticate → check shape → Queue → per-event results.
+//! The accept path, top to bottom:
+//! decode (gzip, size) → parse → authenticate (write key) → origin → rate limit
+//! → per event: validate → normalise (ids, clock skew) → tracking plan
+//! → enrich → consent → bot policy → Queue → 200 with per-event results.
+//!
+//! Delivery guarantee: at-least-once. Events are on the Queue before the 200;
+//! if the Queue send fails the client gets a retryable 503 and nothing is
+//! reported accepted (its retry is deduplicated downstream by `messageId`).
 
-use crate::config::{Config, Source};
+use crate::auth;
+use crate::config::Source;
+use crate::decode;
 use crate::error::ApiError;
 use crate::http::{HttpRequest, HttpResponse};
+use crate::router::{Platform, Services};
 use serde::Serialize;
-use sluice_shared::{Batch, QueuedEvent};
+use serde_json::Value;
+use sluice_shared::consent::{self, Collect};
+use sluice_shared::enrich::bot::BotPolicy;
+use sluice_shared::enrich::useragent::ClientHints;
+use sluice_shared::enrich::{self, RequestFacts};
+use sluice_shared::parse::{self, Checked, ParsedBatch};
+use sluice_shared::pipeline::DropCount;
+use sluice_shared::plan::Mode;
+use sluice_shared::skew::{self, SkewRules};
+use sluice_shared::{EventType, Limits, QueueMessage, QueuedEvent, Timestamp, ValidEvent};
+use std::collections::BTreeMap;
 
-/// Largest request body accepted (the Segment Spec batch limit).
-pub const MAX_BATCH_BYTES: usize = 500 * 1024;
-
-/// Where accepted events go before the 200 (the Queue in production).
-#[allow(async_fn_in_trait)]
-pub trait EventQueue {
-    /// Durably accept these messages, or fail (the client will retry).
-    async fn send(&self, messages: Vec<String>) -> Result<(), String>;
+/// Which kind of body the endpoint takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `{ batch: [...] }`: `/v1/batch`, `/v1/b`, `/beacon/v1/batch`.
+    Batch,
+    /// One event: `/v1/track`, `/v1/t`, …
+    Single(EventType),
 }
 
-/// The response body for an accepted batch.
-#[derive(Debug, Serialize)]
+/// A problem with one event, as reported to the client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub code: String,
+    pub message: String,
+}
+
+impl Problem {
+    fn new(code: &str, message: impl ToString) -> Problem {
+        Problem {
+            code: code.to_owned(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// What happened to one event of the request.
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
+pub struct EventResult {
+    pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// `accepted`, `rejected` (invalid: do not retry) or `dropped` (policy: consent, bots).
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<Problem>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Problem>,
+    /// Accepted with findings: absurd timestamps, flagged plan violations.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Problem>,
+}
+
+/// The 200 body.
+#[derive(Debug, Serialize)]
 pub struct BatchResponse {
     pub accepted: usize,
+    pub rejected: usize,
+    pub dropped: usize,
     pub results: Vec<EventResult>,
 }
 
-/// What happened to one event of the batch.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EventResult {
-    pub message_id: String,
-    pub status: &'static str,
+enum Disposition {
+    Accept(Box<QueuedEvent>, Vec<Problem>),
+    Reject(Vec<Problem>),
+    Drop(Problem),
 }
 
-/// `POST /v1/batch`.
-pub async fn batch(
+/// Accept a request's events.
+pub async fn accept<P: Platform>(
     req: &HttpRequest,
-    config: &Config,
-    queue: &impl EventQueue,
-    now: &str,
+    endpoint: Endpoint,
+    s: &Services<'_, P>,
 ) -> Result<HttpResponse, ApiError> {
-    if req.body.len() > MAX_BATCH_BYTES {
-        return Err(ApiError::PayloadTooLarge {
-            limit_bytes: MAX_BATCH_BYTES,
-        });
+    let limits = Limits::default();
+    let body = decode::body(req, limits.max_batch_bytes)?;
+    let parsed: ParsedBatch = match endpoint {
+        Endpoint::Batch => parse::parse_batch(&body, &limits),
+        Endpoint::Single(kind) => parse::parse_single(&body, kind, &limits),
     }
-    let batch: Batch =
-        serde_json::from_slice(&req.body).map_err(|e| ApiError::InvalidBody(e.to_string()))?;
-    let source = authenticate(req, batch.write_key.as_deref(), config)?;
+    .map_err(ApiError::Parse)?;
+    let source = auth::source(req, parsed.write_key.as_deref(), s.config)?;
+    let origin = req.header("origin").filter(|o| !is_same_origin(req, o));
+    if !source.allows_origin(origin) {
+        return Err(ApiError::OriginNotAllowed(
+            origin.unwrap_or_default().to_owned(),
+        ));
+    }
+    let client = req
+        .client
+        .ip
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    s.limiter
+        .borrow_mut()
+        .check(
+            &[source.write_key.as_str(), ":", client.as_str()].concat(),
+            source.rate_limit,
+            s.now.0 as f64,
+        )
+        .map_err(|retry_after_s| ApiError::RateLimited { retry_after_s })?;
 
-    let mut messages = Vec::with_capacity(batch.batch.len());
-    let mut results = Vec::with_capacity(batch.batch.len());
-    for mut event in batch.batch {
-        event.received_at = Some(now.to_owned());
-        if event.sent_at.is_none() {
-            event.sent_at.clone_from(&batch.sent_at);
-        }
-        results.push(EventResult {
-            message_id: event.message_id.clone(),
-            status: "accepted",
-        });
-        let queued = QueuedEvent {
-            source: source.name.clone(),
-            event,
+    let facts = facts(req);
+    let mut messages = Vec::new();
+    let mut dropped: BTreeMap<String, u32> = BTreeMap::new();
+    let mut results = Vec::new();
+    for Checked {
+        index,
+        message_id,
+        result,
+    } in parsed.check(&limits, s.now)
+    {
+        let disposition = match result {
+            Err(errors) => {
+                Disposition::Reject(errors.iter().map(|e| Problem::new(e.code(), e)).collect())
+            }
+            Ok(valid) => process(valid, source, &facts, s.now),
         };
-        let json = serde_json::to_string(&queued)
-            .map_err(|e| ApiError::InvalidBody(format!("event cannot be re-encoded: {e}")))?;
-        messages.push(json);
+        let mut r = EventResult {
+            index,
+            message_id,
+            status: "accepted",
+            errors: vec![],
+            reason: None,
+            warnings: vec![],
+        };
+        match disposition {
+            Disposition::Accept(queued, warnings) => {
+                r.warnings = warnings;
+                let message = QueueMessage::Event(queued);
+                let json = serde_json::to_string(&message)
+                    .map_err(|e| ApiError::Unavailable(format!("event cannot be encoded: {e}")))?;
+                messages.push(json);
+            }
+            Disposition::Reject(errors) => {
+                r.status = "rejected";
+                r.errors = errors;
+            }
+            Disposition::Drop(reason) => {
+                r.status = "dropped";
+                *dropped.entry(reason.code.clone()).or_default() += 1;
+                r.reason = Some(reason);
+            }
+        }
+        results.push(r);
+    }
+    let day = s.now.to_rfc3339()[..10].to_owned();
+    for (reason, count) in dropped {
+        let m = QueueMessage::Dropped(DropCount {
+            source: source.name.clone(),
+            reason,
+            day: day.clone(),
+            count,
+        });
+        messages.push(serde_json::to_string(&m).map_err(|e| ApiError::Unavailable(e.to_string()))?);
     }
     if !messages.is_empty() {
-        queue.send(messages).await.map_err(ApiError::Unavailable)?;
+        s.platform
+            .enqueue(messages)
+            .await
+            .map_err(ApiError::Unavailable)?;
     }
+    let count = |status| results.iter().filter(|r| r.status == status).count();
     Ok(HttpResponse::json(
         200,
         &BatchResponse {
-            accepted: results.len(),
+            accepted: count("accepted"),
+            rejected: count("rejected"),
+            dropped: count("dropped"),
             results,
         },
     ))
 }
 
-/// The source whose write key came with the request: HTTP Basic
-/// (`base64(writeKey:)`), the body's `writeKey`, or `?writeKey=`.
-fn authenticate<'c>(
-    req: &HttpRequest,
-    body_key: Option<&str>,
-    config: &'c Config,
-) -> Result<&'c Source, ApiError> {
-    let key = basic_auth_user(req)
-        .or_else(|| body_key.map(str::to_owned))
-        .or_else(|| query_param(&req.query, "writeKey"))
-        .ok_or(ApiError::Unauthorized)?;
-    config
-        .source_by_write_key(&key)
-        .ok_or(ApiError::Unauthorized)
+/// A page on the collector's own host is first-party: always allowed.
+fn is_same_origin(req: &HttpRequest, origin: &str) -> bool {
+    let host = origin.split_once("://").map_or("", |(_, h)| h);
+    req.header("host")
+        .is_some_and(|h| h.eq_ignore_ascii_case(host))
 }
 
-fn basic_auth_user(req: &HttpRequest) -> Option<String> {
-    use base64::Engine as _;
-    let value = req.header("authorization")?;
-    let encoded = value
-        .strip_prefix("Basic ")
-        .or_else(|| value.strip_prefix("basic "))?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let user = text.split(':').next()?;
-    (!user.is_empty()).then(|| user.to_owned())
+/// What the request says about the client.
+fn facts(req: &HttpRequest) -> RequestFacts {
+    RequestFacts {
+        ip: req.client.ip,
+        user_agent: req.header("user-agent").map(str::to_owned),
+        hints: ClientHints::from_headers(
+            req.header("sec-ch-ua"),
+            req.header("sec-ch-ua-mobile"),
+            req.header("sec-ch-ua-platform"),
+        ),
+        geo: req.client.geo.clone(),
+        cf_bot: req.client.bot,
+        gpc: req.header("sec-gpc").is_some_and(|v| v.trim() == "1"),
+    }
 }
 
-/// A query parameter's value (no percent-decoding needed for write keys).
-fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == name && !v.is_empty()).then(|| v.to_owned())
-    })
+fn problems_value(problems: &[Problem]) -> Value {
+    serde_json::to_value(problems).unwrap_or(Value::Null)
+}
+
+/// Normalise, check the plan, enrich, and apply the consent and bot policies.
+fn process(
+    valid: ValidEvent,
+    source: &Source,
+    facts: &RequestFacts,
+    now: Timestamp,
+) -> Disposition {
+    let validation: Vec<Problem> = valid
+        .warnings()
+        .iter()
+        .map(|w| Problem::new(w.code(), w))
+        .collect();
+    let mut warnings = validation.clone();
+    let mut event = valid.into_event();
+    event.normalize_ids();
+    let skew = skew::apply(&mut event, now, SkewRules::default());
+
+    if let Some(plan) = &source.tracking_plan {
+        let verdict = plan.check(&event);
+        let problems: Vec<Problem> = verdict
+            .violations
+            .iter()
+            .map(|v| Problem::new(v.code(), v))
+            .collect();
+        match verdict.action {
+            Mode::Block => return Disposition::Reject(problems),
+            Mode::Flag => {
+                enrich::sluice_context(&mut event)
+                    .insert("violations".into(), problems_value(&problems));
+                warnings.extend(problems);
+            }
+            Mode::Allow => {}
+        }
+    }
+
+    let enriched = enrich::enrich(&mut event, facts, source.ip);
+    if enriched.bot.is_some() && source.bots == BotPolicy::Drop {
+        let reason = enriched.bot.map_or("bot", |b| b.code());
+        return Disposition::Drop(Problem::new(
+            "bot",
+            format!("dropped by the source's bot policy ({reason})"),
+        ));
+    }
+
+    let decision = consent::collect(enrich::consent_of(&event).as_ref(), &source.consent);
+    match decision {
+        Collect::Drop => {
+            return Disposition::Drop(Problem::new(
+                "consent_required",
+                "the visitor has not consented to the purposes this source requires",
+            ))
+        }
+        Collect::Anonymous => enrich::strip_identifiers(&mut event),
+        Collect::Full => {}
+    }
+    let ns = enrich::sluice_context(&mut event);
+    ns.insert("consent".into(), Value::from(decision.code()));
+    ns.insert("skew".into(), Value::from(skew.code()));
+    if !validation.is_empty() {
+        ns.insert("warnings".into(), problems_value(&validation));
+    }
+    Disposition::Accept(
+        Box::new(QueuedEvent {
+            source: source.name.clone(),
+            event,
+        }),
+        warnings,
+    )
 }

@@ -4,13 +4,18 @@
 //! [`consumer`] (Queue → storage). Both are written over small traits so they
 //! run natively in unit tests; the `worker` bindings sit in [`platform`].
 
+pub mod auth;
 pub mod config;
 pub mod consumer;
+pub mod cors;
+pub mod decode;
 pub mod error;
 pub mod http;
 pub mod ingest;
 pub mod platform;
+pub mod ratelimit;
 pub mod router;
+pub mod serve;
 
 use worker::{event, Context, Env, MessageBatch, Request, Response, Result};
 

@@ -1,32 +1,77 @@
 //! Routes a request to its handler; every error becomes a response here.
 
 use crate::config::Config;
+use crate::cors;
 use crate::error::ApiError;
 use crate::http::{HttpRequest, HttpResponse};
-use crate::ingest::{self, EventQueue};
+use crate::ingest::{self, Endpoint};
+use crate::ratelimit::Limiter;
+use crate::serve::{self, Asset};
+use sluice_shared::{EventType, Timestamp};
+use std::cell::RefCell;
 
-/// What the handlers need from the platform.
-pub struct Services<'a, Q> {
+/// What the handlers need from the platform (the `worker` bindings in
+/// production, a fake in tests).
+#[allow(async_fn_in_trait)]
+pub trait Platform {
+    /// Durably accept these Queue messages, or fail (the client will retry).
+    async fn enqueue(&self, messages: Vec<String>) -> Result<(), String>;
+    /// A static asset by path, if it exists.
+    async fn asset(&self, path: &str) -> Result<Option<Asset>, String>;
+    /// A fresh UUID v4 from a cryptographic source.
+    fn new_uuid(&self) -> String;
+}
+
+/// Everything a request is handled with.
+pub struct Services<'a, P> {
     pub config: &'a Config,
-    pub queue: &'a Q,
-    /// The current time, RFC 3339, read once per request by the caller.
-    pub now: String,
+    pub platform: &'a P,
+    pub limiter: &'a RefCell<Limiter>,
+    /// The current time, read once per request by the caller.
+    pub now: Timestamp,
 }
 
 /// Handle one request. Never panics, never returns an error: errors are responses.
-pub async fn handle<Q: EventQueue>(req: &HttpRequest, services: &Services<'_, Q>) -> HttpResponse {
-    route(req, services)
-        .await
-        .unwrap_or_else(ApiError::into_response)
+pub async fn handle<P: Platform>(req: &HttpRequest, s: &Services<'_, P>) -> HttpResponse {
+    let res = route(req, s).await.unwrap_or_else(ApiError::into_response);
+    // Cross-origin callers may read the answer (errors included) if some source allows them.
+    match req.header("origin") {
+        Some(origin)
+            if res.header("access-control-allow-origin").is_none()
+                && res.status != 403
+                && s.config.any_source_allows(origin) =>
+        {
+            cors::allow(res, origin)
+        }
+        _ => res,
+    }
 }
 
-async fn route<Q: EventQueue>(
+async fn route<P: Platform>(
     req: &HttpRequest,
-    s: &Services<'_, Q>,
+    s: &Services<'_, P>,
 ) -> Result<HttpResponse, ApiError> {
-    match (req.method.as_str(), req.path.as_str()) {
-        ("POST", "/v1/batch") => ingest::batch(req, s.config, s.queue, &s.now).await,
-        (_, "/v1/batch") => Err(ApiError::MethodNotAllowed),
-        _ => Err(ApiError::NotFound),
+    let path = req.path.as_str();
+    let method = req.method.as_str();
+    let sdk = s.config.sdk_path.as_str();
+    if let Some(file) = path.strip_prefix(sdk).and_then(|p| p.strip_prefix('/')) {
+        return match (method, file) {
+            ("OPTIONS", "id") => cors::preflight(req, s.config),
+            ("GET" | "POST", "id") => Ok(serve::id(req, s.config, s.platform)),
+            ("GET" | "HEAD", _) => serve::sdk_file(file, s.platform).await,
+            _ => Err(ApiError::MethodNotAllowed),
+        };
+    }
+    let endpoint = match path {
+        "/v1/batch" | "/v1/b" | "/beacon/v1/batch" => Endpoint::Batch,
+        _ => match path.strip_prefix("/v1/").and_then(EventType::from_name) {
+            Some(kind) => Endpoint::Single(kind),
+            None => return Err(ApiError::NotFound),
+        },
+    };
+    match method {
+        "POST" => ingest::accept(req, endpoint, s).await,
+        "OPTIONS" => cors::preflight(req, s.config),
+        _ => Err(ApiError::MethodNotAllowed),
     }
 }

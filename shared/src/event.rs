@@ -188,13 +188,6 @@ pub struct Batch {
     pub extra: Object,
 }
 
-/// An accepted event on its way through the Queue: the event and the source it came from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct QueuedEvent {
-    pub source: String,
-    pub event: Event,
-}
-
 /// Ids may be sent as numbers by some server libraries; they are stored as text.
 fn opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     match Option::<Value>::deserialize(d)? {

@@ -11,12 +11,14 @@ pub mod enrich;
 pub mod event;
 pub mod id;
 pub mod parse;
+pub mod pipeline;
 #[cfg(feature = "plan")]
 pub mod plan;
 pub mod skew;
 pub mod time;
 pub mod validate;
 
-pub use event::{Batch, Event, EventType, Object, QueuedEvent};
+pub use event::{Batch, Event, EventType, Object};
+pub use pipeline::{QueueMessage, QueuedEvent};
 pub use time::Timestamp;
 pub use validate::{Limits, ValidEvent, ValidationError};

@@ -1,6 +1,7 @@
 //! The D1 events table.
 
 use crate::consumer::EventStore;
+use sluice_shared::pipeline::DropCount;
 use sluice_shared::QueuedEvent;
 use wasm_bindgen::JsValue;
 
@@ -56,4 +57,29 @@ impl EventStore for D1Store {
             .map(|_| ())
             .map_err(|e| format!("D1 write failed: {e}"))
     }
+
+    async fn count(&self, drops: &[DropCount]) -> Result<(), String> {
+        let mut statements = Vec::with_capacity(drops.len());
+        for d in drops {
+            let stmt = self
+                .0
+                .prepare(COUNT)
+                .bind(&[
+                    JsValue::from_str(&d.day),
+                    JsValue::from_str(&d.source),
+                    JsValue::from_str(&["dropped_", d.reason.as_str()].concat()),
+                    JsValue::from_f64(f64::from(d.count)),
+                ])
+                .map_err(|err| err.to_string())?;
+            statements.push(stmt);
+        }
+        self.0
+            .batch(statements)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("D1 count failed: {e}"))
+    }
 }
+
+const COUNT: &str = "INSERT INTO counters (day, source, name, count) VALUES (?1, ?2, ?3, ?4) \
+     ON CONFLICT (day, source, name) DO UPDATE SET count = count + excluded.count";

@@ -1,39 +1,121 @@
 //! The thin layer over the `worker` crate: converts requests and responses,
-//! and implements the traits of [`crate::ingest`] and [`crate::consumer`] with
-//! real bindings (one file per binding).
+//! reads configuration once per isolate, and implements the traits of
+//! [`crate::router`] and [`crate::consumer`] with real bindings (one file per binding).
 
+mod assets;
 mod d1;
 mod queue;
 
-use crate::config::{Config, SOURCES_VAR};
+use crate::config::{Config, ConfigError, COOKIE_DOMAIN_VAR, SDK_PATH_VAR, SOURCES_VAR};
 use crate::consumer::{self, Outcome};
 use crate::error::ApiError;
-use crate::http::{HttpRequest, HttpResponse};
-use crate::router::{self, Services};
+use crate::http::{Client, HttpRequest, HttpResponse};
+use crate::ratelimit::Limiter;
+use crate::router::{self, Platform, Services};
+use crate::serve::Asset;
+use serde::Deserialize;
+use sluice_shared::enrich::bot::CfBot;
+use sluice_shared::enrich::Geo;
+use sluice_shared::Timestamp;
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::JsCast;
 use worker::{Env, MessageBatch, MessageExt, Request, Response, Result};
 
 /// Binding name of the events Queue producer.
 pub const EVENTS_QUEUE: &str = "EVENTS";
 /// Binding name of the D1 database.
 pub const DB: &str = "DB";
+/// Binding name of the static assets.
+pub const ASSETS: &str = "ASSETS";
+
+thread_local! {
+    static CONFIG: RefCell<Option<Rc<std::result::Result<Config, ConfigError>>>> = const { RefCell::new(None) };
+    static LIMITER: Rc<RefCell<Limiter>> = Rc::new(RefCell::new(Limiter::default()));
+}
+
+/// The configuration, read from the vars once per isolate.
+fn config(env: &Env) -> Rc<std::result::Result<Config, ConfigError>> {
+    CONFIG.with(|c| {
+        c.borrow_mut()
+            .get_or_insert_with(|| {
+                let var = |name: &str| env.var(name).ok().map(|v| v.to_string());
+                let loaded = match var(SOURCES_VAR) {
+                    None => Err(ConfigError::Missing(SOURCES_VAR)),
+                    Some(json) => Config::from_vars(
+                        &json,
+                        var(SDK_PATH_VAR).as_deref(),
+                        var(COOKIE_DOMAIN_VAR).as_deref(),
+                    ),
+                };
+                if let Err(e) = &loaded {
+                    worker::console_error!("sluice: configuration error ({}): {e}", e.code());
+                }
+                Rc::new(loaded)
+            })
+            .clone()
+    })
+}
+
+/// Production bindings.
+struct WorkerPlatform {
+    queue: queue::EventsQueue,
+    assets: assets::Assets,
+}
+
+impl Platform for WorkerPlatform {
+    async fn enqueue(&self, messages: Vec<String>) -> std::result::Result<(), String> {
+        self.queue.send(messages).await
+    }
+
+    async fn asset(&self, path: &str) -> std::result::Result<Option<Asset>, String> {
+        self.assets.get(path).await
+    }
+
+    fn new_uuid(&self) -> String {
+        sluice_shared::id::uuid_v4(random_bytes())
+    }
+}
+
+/// 16 bytes from `crypto.getRandomValues`.
+fn random_bytes() -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let array = js_sys::Uint8Array::new_with_length(16);
+    let filled = js_sys::Reflect::get(&js_sys::global(), &"crypto".into())
+        .and_then(|crypto| {
+            let f: js_sys::Function =
+                js_sys::Reflect::get(&crypto, &"getRandomValues".into())?.dyn_into()?;
+            f.call1(&crypto, &array)
+        })
+        .is_ok();
+    if filled {
+        array.copy_to(&mut out);
+    }
+    out
+}
+
+fn now() -> Timestamp {
+    Timestamp(js_sys::Date::now() as i64)
+}
 
 /// The fetch entry point.
 pub async fn fetch(mut req: Request, env: Env) -> Result<Response> {
     let http = read_request(&mut req).await?;
-    let config = match load_config(&env) {
+    let config = config(&env);
+    let config = match config.as_ref() {
         Ok(c) => c,
-        Err(e) => {
-            worker::console_error!("sluice: configuration error: {e}");
-            return into_response(
-                ApiError::Unavailable(format!("{}: {e}", e.code())).into_response(),
-            );
-        }
+        Err(e) => return into_response(ApiError::Config(e.to_string()).into_response()),
     };
-    let queue = queue::EventsQueue(env.queue(EVENTS_QUEUE)?);
+    let platform = WorkerPlatform {
+        queue: queue::EventsQueue(env.queue(EVENTS_QUEUE)?),
+        assets: assets::Assets(env.assets(ASSETS)?),
+    };
+    let limiter = LIMITER.with(Rc::clone);
     let services = Services {
-        config: &config,
-        queue: &queue,
-        now: now_rfc3339(),
+        config,
+        platform: &platform,
+        limiter: &limiter,
+        now: now(),
     };
     into_response(router::handle(&http, &services).await)
 }
@@ -57,16 +139,54 @@ pub async fn queue(batch: MessageBatch<String>, env: Env) -> Result<()> {
     Ok(())
 }
 
-fn load_config(env: &Env) -> std::result::Result<Config, crate::config::ConfigError> {
-    let json = env
-        .var(SOURCES_VAR)
-        .map_err(|_| crate::config::ConfigError::Missing(SOURCES_VAR))?
-        .to_string();
-    Config::from_sources_json(&json)
+/// `request.cf`, the fields Sluice uses.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct CfRaw {
+    country: Option<String>,
+    region: Option<String>,
+    city: Option<String>,
+    timezone: Option<String>,
+    asn: Option<u32>,
+    as_organization: Option<String>,
+    bot_management: Option<CfBotRaw>,
 }
 
-fn now_rfc3339() -> String {
-    String::from(js_sys::Date::new_0().to_iso_string())
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct CfBotRaw {
+    score: Option<u8>,
+    verified_bot: bool,
+}
+
+fn client(req: &Request, url: &worker::Url) -> Client {
+    let cf: CfRaw = js_sys::Reflect::get(req.inner(), &"cf".into())
+        .ok()
+        .filter(|v| v.is_object())
+        .and_then(|v| serde_wasm_bindgen::from_value(v).ok())
+        .unwrap_or_default();
+    let ip = req
+        .headers()
+        .get("cf-connecting-ip")
+        .ok()
+        .flatten()
+        .and_then(|s| s.trim().parse().ok());
+    Client {
+        ip,
+        geo: Geo {
+            country: cf.country,
+            region: cf.region,
+            city: cf.city,
+            timezone: cf.timezone,
+            asn: cf.asn,
+            as_organization: cf.as_organization,
+        },
+        bot: cf.bot_management.map(|b| CfBot {
+            score: b.score,
+            verified_bot: b.verified_bot,
+        }),
+        https: url.scheme() == "https",
+    }
 }
 
 async fn read_request(req: &mut Request) -> Result<HttpRequest> {
@@ -76,6 +196,7 @@ async fn read_request(req: &mut Request) -> Result<HttpRequest> {
         .entries()
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
+    let client = client(req, &url);
     let body = match req.method() {
         worker::Method::Get | worker::Method::Head | worker::Method::Options => Vec::new(),
         _ => req.bytes().await?,
@@ -86,6 +207,7 @@ async fn read_request(req: &mut Request) -> Result<HttpRequest> {
         query: url.query().unwrap_or_default().to_owned(),
         headers,
         body,
+        client,
     })
 }
 

@@ -1,7 +1,5 @@
 //! The events Queue producer.
 
-use crate::ingest::EventQueue;
-
 /// Largest number of messages in one `sendBatch` call.
 const MAX_MESSAGES_PER_SEND: usize = 100;
 /// Largest total body size of one `sendBatch` call (platform limit 256 KB, with headroom).
@@ -9,8 +7,9 @@ const MAX_BYTES_PER_SEND: usize = 200 * 1024;
 
 pub struct EventsQueue(pub worker::Queue);
 
-impl EventQueue for EventsQueue {
-    async fn send(&self, messages: Vec<String>) -> Result<(), String> {
+impl EventsQueue {
+    /// Send every message, in chunks within the platform limits.
+    pub async fn send(&self, messages: Vec<String>) -> Result<(), String> {
         let mut chunk: Vec<String> = Vec::new();
         let mut chunk_bytes = 0;
         for m in messages {
@@ -29,9 +28,7 @@ impl EventQueue for EventsQueue {
         }
         Ok(())
     }
-}
 
-impl EventsQueue {
     async fn send_chunk(&self, chunk: Vec<String>) -> Result<(), String> {
         self.0
             .send_batch(chunk)
