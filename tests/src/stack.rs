@@ -33,6 +33,11 @@ fn wrangler() -> Command {
 impl Stack {
     /// Apply migrations to a fresh state dir, start `wrangler dev`, wait until it serves.
     pub fn start() -> Stack {
+        Stack::start_with(&[])
+    }
+
+    /// Like [`Stack::start`], overriding vars of `wrangler.toml` (e.g. `SLUICE_SOURCES`).
+    pub fn start_with(vars: &[(&str, &str)]) -> Stack {
         for built in [
             "edge-worker/build/worker/shim.mjs",
             "dist/site/sluice/v1/sluice.js",
@@ -67,6 +72,10 @@ impl Stack {
                     "--persist-to",
                 ])
                 .arg(&state)
+                .args(
+                    vars.iter()
+                        .flat_map(|(k, v)| ["--var".to_owned(), format!("{k}:{v}")]),
+                )
                 .arg("--show-interactive-dev-session=false")
                 .stdout(log.try_clone().expect("clone log"))
                 .stderr(log),
@@ -74,10 +83,19 @@ impl Stack {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             process.assert_running();
-            // The worker answers 405 for GET on the ingestion route once it is up.
+            // The worker answers 405 for GET on the ingestion route once it is up
+            // (500 if the configuration is broken: fail fast with its message).
             if let Some((status, _)) = raw_http(port, "GET", "/v1/batch", &[], b"") {
                 if status == 405 {
                     break;
+                }
+                if status == 500 {
+                    let (_, body) =
+                        raw_http(port, "GET", "/v1/batch", &[], b"").unwrap_or_default();
+                    panic!(
+                        "the worker reports a broken configuration: {}",
+                        String::from_utf8_lossy(&body)
+                    );
                 }
             }
             assert!(
@@ -107,8 +125,32 @@ impl Stack {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> (u16, Vec<u8>) {
-        raw_http(self.port, method, path, headers, body)
+        let (status, _, body) = self.request_full(method, path, headers, body);
+        (status, body)
+    }
+
+    /// Send a request over real HTTP; returns status, headers (lower-case names) and body.
+    pub fn request_full(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        raw_http_full(self.port, method, path, headers, body)
             .unwrap_or_else(|| panic!("{method} {path}: no HTTP response"))
+    }
+
+    /// POST JSON and parse the JSON answer.
+    pub fn post_json(&self, path: &str, headers: &[(&str, &str)], body: &Value) -> (u16, Value) {
+        let (status, bytes) = self.request("POST", path, headers, body.to_string().as_bytes());
+        let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            panic!(
+                "{path}: answer is not JSON: {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        (status, value)
     }
 
     /// Rows of a SQL query against the local D1 database, via `wrangler d1 execute`.
@@ -139,7 +181,6 @@ impl Stack {
     }
 }
 
-/// Minimal HTTP/1.1 client for loopback: one request, `Connection: close`.
 fn raw_http(
     port: u16,
     method: &str,
@@ -147,6 +188,17 @@ fn raw_http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Option<(u16, Vec<u8>)> {
+    raw_http_full(port, method, path, headers, body).map(|(s, _, b)| (s, b))
+}
+
+/// Minimal HTTP/1.1 client for loopback: one request, `Connection: close`.
+fn raw_http_full(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<(u16, Vec<(String, String)>, Vec<u8>)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -166,14 +218,20 @@ fn raw_http(
     let head_end = resp.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&resp[..head_end]).into_owned();
     let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let response_headers: Vec<(String, String)> = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
     let mut body = resp[head_end + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
+    if response_headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
     {
         body = dechunk(&body);
     }
-    Some((status, body))
+    Some((status, response_headers, body))
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
