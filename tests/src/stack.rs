@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// Status, headers (lower-case names) and body of an HTTP response.
+pub type Reply = (u16, Vec<(String, String)>, Vec<u8>);
+
 /// A running worker with fresh local D1 / Queue state.
 pub struct Stack {
     pub port: u16,
@@ -136,7 +139,7 @@ impl Stack {
         path: &str,
         headers: &[(&str, &str)],
         body: &[u8],
-    ) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    ) -> Reply {
         raw_http_full(self.port, method, path, headers, body)
             .unwrap_or_else(|| panic!("{method} {path}: no HTTP response"))
     }
@@ -198,7 +201,7 @@ fn raw_http_full(
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> Option<(u16, Vec<(String, String)>, Vec<u8>)> {
+) -> Option<Reply> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
