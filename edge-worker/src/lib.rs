@@ -1,14 +1,14 @@
 //! Sluice's edge worker: only the platform entry points live here.
 //!
 //! The data path reads top to bottom in [`ingest`] (HTTP → Queue) and
-//! [`consumer`] (Queue → storage). Both are written over small traits so they
+//! [`delivery`] (Queue → dedup → storage and destinations). Both are written over small traits so they
 //! run natively in unit tests; the `worker` bindings sit in [`platform`].
 
 pub mod auth;
 pub mod config;
-pub mod consumer;
 pub mod cors;
 pub mod decode;
+pub mod delivery;
 pub mod error;
 pub mod http;
 pub mod ingest;
@@ -16,6 +16,7 @@ pub mod platform;
 pub mod ratelimit;
 pub mod router;
 pub mod serve;
+pub mod sinks;
 
 use worker::{event, Context, Env, MessageBatch, Request, Response, Result};
 
@@ -28,3 +29,5 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<()> {
     platform::queue(batch, env).await
 }
+
+pub use platform::durable::Dedup;

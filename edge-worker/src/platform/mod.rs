@@ -1,18 +1,25 @@
 //! The thin layer over the `worker` crate: converts requests and responses,
 //! reads configuration once per isolate, and implements the traits of
-//! [`crate::router`] and [`crate::consumer`] with real bindings (one file per binding).
+//! [`crate::router`] and [`crate::delivery`] with real bindings (one file per binding).
 
 mod assets;
 mod d1;
+pub mod durable;
+mod fetch;
 mod queue;
+mod r2;
 
 use crate::config::{Config, ConfigError, COOKIE_DOMAIN_VAR, SDK_PATH_VAR, SOURCES_VAR};
-use crate::consumer::{self, Outcome};
+use crate::delivery::config::{self as destinations, Destination, DESTINATIONS_VAR};
+use crate::delivery::dedup::{self, ClaimResponse, ShardRequest};
+use crate::delivery::{self, Deps, Outcome, Settings};
 use crate::error::ApiError;
 use crate::http::{Client, HttpRequest, HttpResponse};
 use crate::ratelimit::Limiter;
 use crate::router::{self, Platform, Services};
 use crate::serve::Asset;
+use crate::sinks::d1::{Sql, SqlValue};
+use crate::sinks::{HttpClient, ObjectStore};
 use serde::Deserialize;
 use sluice_shared::enrich::bot::CfBot;
 use sluice_shared::enrich::Geo;
@@ -28,6 +35,13 @@ pub const EVENTS_QUEUE: &str = "EVENTS";
 pub const DB: &str = "DB";
 /// Binding name of the static assets.
 pub const ASSETS: &str = "ASSETS";
+/// Binding name of the deliveries Queue producer.
+pub const DELIVERIES_QUEUE: &str = "DELIVERIES";
+/// Binding name of the R2 bucket (lake and dead letters).
+pub const LAKE: &str = "LAKE";
+/// Queue names (as in wrangler.toml), to dispatch the queue handler.
+pub const EVENTS_QUEUE_NAME: &str = "sluice-events";
+pub const DELIVERIES_QUEUE_NAME: &str = "sluice-deliveries";
 
 thread_local! {
     static CONFIG: RefCell<Option<Rc<std::result::Result<Config, ConfigError>>>> = const { RefCell::new(None) };
@@ -120,18 +134,163 @@ pub async fn fetch(mut req: Request, env: Env) -> Result<Response> {
     into_response(router::handle(&http, &services).await)
 }
 
-/// The queue entry point.
+/// Everything delivery needs, from the real bindings.
+struct DeliveryPlatform {
+    env: Env,
+    db: d1::D1,
+    lake: r2::R2,
+    deliveries: queue::EventsQueue,
+    dedup: worker::ObjectNamespace,
+}
+
+impl Sql for DeliveryPlatform {
+    async fn batch(&self, sql: &str, rows: Vec<Vec<SqlValue>>) -> std::result::Result<(), String> {
+        self.db.batch(sql, rows).await
+    }
+}
+
+impl HttpClient for DeliveryPlatform {
+    async fn post(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+        timeout_ms: u32,
+    ) -> std::result::Result<(u16, String), String> {
+        fetch::Fetch.post(url, headers, body, timeout_ms).await
+    }
+}
+
+impl ObjectStore for DeliveryPlatform {
+    async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> std::result::Result<(), String> {
+        self.lake.put(key, body, content_type).await
+    }
+}
+
+impl Deps for DeliveryPlatform {
+    async fn shard(
+        &self,
+        shard: u32,
+        request: &ShardRequest,
+    ) -> std::result::Result<ClaimResponse, String> {
+        durable::call(&self.dedup, shard, request).await
+    }
+
+    async fn enqueue_deliveries(
+        &self,
+        batches: Vec<String>,
+        delay_s: u32,
+    ) -> std::result::Result<(), String> {
+        self.deliveries.send_delayed(batches, delay_s).await
+    }
+
+    fn secret(&self, name: &str) -> Option<String> {
+        self.env
+            .secret(name)
+            .map(|s| s.to_string())
+            .or_else(|_| self.env.var(name).map(|v| v.to_string()))
+            .ok()
+    }
+
+    fn now(&self) -> Timestamp {
+        now()
+    }
+}
+
+/// Destinations as read once per isolate (or why they could not be).
+type Destinations = Rc<std::result::Result<Vec<Destination>, String>>;
+
+thread_local! {
+    static DESTINATIONS: RefCell<Option<Destinations>> = const { RefCell::new(None) };
+}
+
+fn destinations(env: &Env) -> Destinations {
+    DESTINATIONS.with(|d| {
+        d.borrow_mut()
+            .get_or_insert_with(|| {
+                let json = env.var(DESTINATIONS_VAR).ok().map(|v| v.to_string());
+                let parsed = destinations::parse(json.as_deref())
+                    .map_err(|e| format!("{} ({})", e, e.code()));
+                if let Err(e) = &parsed {
+                    worker::console_error!("sluice: {e}");
+                }
+                Rc::new(parsed)
+            })
+            .clone()
+    })
+}
+
+/// The queue entry point: the events Queue, the deliveries Queue, and their dead-letter queues.
 pub async fn queue(batch: MessageBatch<String>, env: Env) -> Result<()> {
-    let store = d1::D1Store(env.d1(DB)?);
+    let queue_name = batch.queue();
+    let deps = DeliveryPlatform {
+        db: d1::D1(env.d1(DB)?),
+        lake: r2::R2(env.bucket(LAKE)?),
+        deliveries: queue::EventsQueue(env.queue(DELIVERIES_QUEUE)?),
+        dedup: env.durable_object(durable::DEDUP)?,
+        env,
+    };
+    let config = config(&deps.env);
+    let dests = destinations(&deps.env);
+    let (config, dests) = match (config.as_ref(), dests.as_ref()) {
+        (Ok(c), Ok(d)) => (c, d),
+        _ => {
+            // Nothing can be delivered with a broken configuration: keep the messages.
+            batch.retry_all();
+            return Ok(());
+        }
+    };
     let messages = batch.messages()?;
     let bodies: Vec<String> = messages.iter().map(|m| m.body().clone()).collect();
-    let outcomes = consumer::consume(&bodies, &store).await;
+    let outcomes = if queue_name == EVENTS_QUEUE_NAME {
+        let shards = deps
+            .env
+            .var(dedup::SHARDS_VAR)
+            .ok()
+            .and_then(|v| v.to_string().parse().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(dedup::DEFAULT_SHARDS);
+        let settings = Settings {
+            config,
+            destinations: dests,
+            shards,
+        };
+        delivery::consume_events(&bodies, &settings, &deps).await
+    } else if queue_name == DELIVERIES_QUEUE_NAME {
+        let mut out = Vec::with_capacity(bodies.len());
+        for body in &bodies {
+            out.push(delivery::deliver(body, dests, &deps).await);
+        }
+        out
+    } else {
+        // A dead-letter queue: the platform gave up on these messages.
+        let mut out = Vec::with_capacity(bodies.len());
+        for body in &bodies {
+            out.push(delivery::dead_letter_raw(&queue_name, body, &deps).await);
+        }
+        out
+    };
     for (message, outcome) in messages.iter().zip(outcomes) {
         match outcome {
             Outcome::Ack => message.ack(),
-            Outcome::Retry => message.retry(),
+            Outcome::Retry(None) => message.retry(),
+            Outcome::Retry(Some(delay_s)) => {
+                message.retry_with_options(
+                    &worker::QueueRetryOptionsBuilder::new()
+                        .with_delay_seconds(delay_s)
+                        .build(),
+                );
+            }
             Outcome::Reject => {
-                worker::console_error!("sluice: undecodable queue message {}", message.id());
+                worker::console_error!(
+                    "sluice: undecodable message {} on {queue_name}",
+                    message.id()
+                );
                 message.ack();
             }
         }

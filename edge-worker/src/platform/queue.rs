@@ -10,6 +10,11 @@ pub struct EventsQueue(pub worker::Queue);
 impl EventsQueue {
     /// Send every message, in chunks within the platform limits.
     pub async fn send(&self, messages: Vec<String>) -> Result<(), String> {
+        self.send_delayed(messages, 0).await
+    }
+
+    /// Like [`EventsQueue::send`], delivered after `delay_s` seconds.
+    pub async fn send_delayed(&self, messages: Vec<String>, delay_s: u32) -> Result<(), String> {
         let mut chunk: Vec<String> = Vec::new();
         let mut chunk_bytes = 0;
         for m in messages {
@@ -17,21 +22,25 @@ impl EventsQueue {
                 && (chunk.len() == MAX_MESSAGES_PER_SEND
                     || chunk_bytes + m.len() > MAX_BYTES_PER_SEND)
             {
-                self.send_chunk(std::mem::take(&mut chunk)).await?;
+                self.send_chunk(std::mem::take(&mut chunk), delay_s).await?;
                 chunk_bytes = 0;
             }
             chunk_bytes += m.len();
             chunk.push(m);
         }
         if !chunk.is_empty() {
-            self.send_chunk(chunk).await?;
+            self.send_chunk(chunk, delay_s).await?;
         }
         Ok(())
     }
 
-    async fn send_chunk(&self, chunk: Vec<String>) -> Result<(), String> {
+    async fn send_chunk(&self, chunk: Vec<String>, delay_s: u32) -> Result<(), String> {
+        let mut batch = worker::BatchMessageBuilder::new().messages(chunk);
+        if delay_s > 0 {
+            batch = batch.delay_seconds(delay_s);
+        }
         self.0
-            .send_batch(chunk)
+            .send_batch(batch.build())
             .await
             .map_err(|e| format!("queue send failed: {e}"))
     }

@@ -1,0 +1,249 @@
+//! Destinations, read once per isolate from `SLUICE_DESTINATIONS` (JSON array;
+//! unknown fields rejected). Sources name the destinations they feed
+//! (`"destinations": ["lake", "crm-hook"]`); D1 is always written.
+
+use serde::Deserialize;
+use sluice_shared::consent::Purpose;
+use std::fmt;
+
+/// Var holding the destinations.
+pub const DESTINATIONS_VAR: &str = "SLUICE_DESTINATIONS";
+
+/// Retry schedule of a destination: exponential backoff, then the dead-letter store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    /// Delay before the first retry.
+    pub initial_delay_s: u32,
+    /// Longest delay between retries.
+    pub max_delay_s: u32,
+    /// Attempts (the first included) before the batch is dead-lettered.
+    pub max_attempts: u16,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            initial_delay_s: 2,
+            max_delay_s: 300,
+            max_attempts: 10,
+        }
+    }
+}
+
+impl Retry {
+    /// Delay before the retry that follows failed attempt number `attempt` (1-based).
+    pub fn delay_s(&self, attempt: u16) -> u32 {
+        let exp = u32::from(attempt.saturating_sub(1)).min(20);
+        self.initial_delay_s
+            .saturating_mul(1u32 << exp)
+            .min(self.max_delay_s)
+    }
+}
+
+/// What kind of sink, with its settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Kind {
+    /// Gzip NDJSON objects in the R2 bucket bound as `LAKE`.
+    R2 {
+        /// Key prefix (`events` → `events/source=…/dt=…/hour=…/<batch>.ndjson.gz`).
+        #[serde(default = "default_prefix")]
+        prefix: String,
+    },
+    /// A JSON batch POSTed with an HMAC-SHA256 signature.
+    Webhook {
+        url: String,
+        /// Name of the var or secret holding the signing key.
+        secret_var: String,
+        #[serde(default = "default_timeout")]
+        timeout_ms: u32,
+    },
+    /// ClickHouse over HTTP: `INSERT INTO <database>.<table> FORMAT JSONEachRow`.
+    Clickhouse {
+        url: String,
+        #[serde(default = "default_database")]
+        database: String,
+        table: String,
+        #[serde(default)]
+        user: Option<String>,
+        /// Name of the var or secret holding the password.
+        #[serde(default)]
+        password_var: Option<String>,
+        #[serde(default = "default_timeout")]
+        timeout_ms: u32,
+    },
+}
+
+fn default_prefix() -> String {
+    "events".into()
+}
+fn default_timeout() -> u32 {
+    10_000
+}
+fn default_database() -> String {
+    "default".into()
+}
+
+/// One destination. (Unknown fields are rejected by `check_fields`: serde
+/// cannot do it through the flattened, tagged `kind`.)
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Destination {
+    pub name: String,
+    #[serde(flatten)]
+    pub kind: Kind,
+    /// Consent purposes an event needs to be sent here (e.g. `["marketing"]`).
+    #[serde(default)]
+    pub purposes: Vec<Purpose>,
+    #[serde(default)]
+    pub retry: Retry,
+}
+
+/// Why the destinations could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DestinationsError {
+    Invalid(String),
+    Duplicate(String),
+}
+
+impl DestinationsError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DestinationsError::Invalid(_) => "destinations_invalid",
+            DestinationsError::Duplicate(_) => "destinations_duplicate",
+        }
+    }
+}
+
+impl fmt::Display for DestinationsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DestinationsError::Invalid(why) => write!(f, "{DESTINATIONS_VAR} is invalid: {why}"),
+            DestinationsError::Duplicate(name) => {
+                write!(f, "{DESTINATIONS_VAR} repeats the name `{name}`")
+            }
+        }
+    }
+}
+
+/// Parse `SLUICE_DESTINATIONS` (absent or empty means none).
+pub fn parse(json: Option<&str>) -> Result<Vec<Destination>, DestinationsError> {
+    let Some(json) = json.map(str::trim).filter(|j| !j.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    // The flattened `kind` tag makes serde's own unknown-field check unreliable,
+    // so fields are checked against each kind's list first.
+    let raw: Vec<serde_json::Value> =
+        serde_json::from_str(json).map_err(|e| DestinationsError::Invalid(e.to_string()))?;
+    for d in &raw {
+        check_fields(d)?;
+    }
+    let list: Vec<Destination> =
+        serde_json::from_str(json).map_err(|e| DestinationsError::Invalid(e.to_string()))?;
+    for (i, d) in list.iter().enumerate() {
+        if d.name.is_empty() || d.name == "d1" {
+            return Err(DestinationsError::Invalid(format!(
+                "destination #{i} needs a name other than `d1`"
+            )));
+        }
+        if list[..i].iter().any(|o| o.name == d.name) {
+            return Err(DestinationsError::Duplicate(d.name.clone()));
+        }
+        if d.retry.max_attempts == 0 || d.retry.initial_delay_s == 0 {
+            return Err(DestinationsError::Invalid(format!(
+                "`{}`: retry needs max_attempts and initial_delay_s ≥ 1",
+                d.name
+            )));
+        }
+    }
+    Ok(list)
+}
+
+fn check_fields(d: &serde_json::Value) -> Result<(), DestinationsError> {
+    let common = ["name", "kind", "purposes", "retry"];
+    let specific: &[&str] = match d.get("kind").and_then(|k| k.as_str()) {
+        Some("r2") => &["prefix"],
+        Some("webhook") => &["url", "secret_var", "timeout_ms"],
+        Some("clickhouse") => &[
+            "url",
+            "database",
+            "table",
+            "user",
+            "password_var",
+            "timeout_ms",
+        ],
+        _ => return Ok(()), // serde reports the bad or missing kind
+    };
+    if let Some(map) = d.as_object() {
+        if let Some(unknown) = map
+            .keys()
+            .find(|k| !common.contains(&k.as_str()) && !specific.contains(&k.as_str()))
+        {
+            return Err(DestinationsError::Invalid(format!(
+                "unknown field `{unknown}`"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_each_kind() {
+        let list = parse(Some(
+            r#"[{"name":"lake","kind":"r2"},
+                {"name":"hook","kind":"webhook","url":"http://127.0.0.1:9/h","secret_var":"HOOK_SECRET","purposes":["marketing"]},
+                {"name":"ch","kind":"clickhouse","url":"http://127.0.0.1:8123","table":"events","retry":{"initial_delay_s":1,"max_delay_s":4,"max_attempts":3}}]"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            list[0].kind,
+            Kind::R2 {
+                prefix: "events".into()
+            }
+        );
+        assert_eq!(list[1].purposes, vec![Purpose::Marketing]);
+        assert_eq!(list[2].retry.max_attempts, 3);
+        assert!(parse(None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_destinations_fail_loudly() {
+        assert_eq!(
+            parse(Some(r#"[{"name":"x","kind":"ftp"}]"#))
+                .unwrap_err()
+                .code(),
+            "destinations_invalid"
+        );
+        let e = parse(Some(r#"[{"name":"x","kind":"r2","bucket":"b"}]"#)).unwrap_err();
+        assert!(e.to_string().contains("bucket"), "{e}");
+        assert_eq!(
+            parse(Some(
+                r#"[{"name":"x","kind":"r2"},{"name":"x","kind":"r2"}]"#
+            ))
+            .unwrap_err()
+            .code(),
+            "destinations_duplicate"
+        );
+        assert!(
+            parse(Some(r#"[{"name":"h","kind":"webhook","url":"u"}]"#)).is_err(),
+            "secret_var is required"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let r = Retry {
+            initial_delay_s: 2,
+            max_delay_s: 30,
+            max_attempts: 10,
+        };
+        let delays: Vec<u32> = (1..=6).map(|a| r.delay_s(a)).collect();
+        assert_eq!(delays, [2, 4, 8, 16, 30, 30]);
+    }
+}
