@@ -15,6 +15,9 @@ use std::collections::{BTreeMap, HashMap};
 
 const NOW: Timestamp = Timestamp(1_714_557_900_000);
 
+/// URL, headers and body of an outbound POST.
+type Call = (String, Vec<(String, String)>, Vec<u8>);
+
 #[derive(Default)]
 struct Fake {
     rows: RefCell<BTreeMap<String, Vec<SqlValue>>>,
@@ -23,7 +26,7 @@ struct Fake {
     shards: RefCell<HashMap<String, Seen>>,
     deliveries: RefCell<Vec<(String, u32)>>,
     objects: RefCell<BTreeMap<String, Vec<u8>>>,
-    http_calls: RefCell<Vec<(String, Vec<(String, String)>, Vec<u8>)>>,
+    http_calls: RefCell<Vec<Call>>,
     http_status: Cell<u16>,
 }
 
