@@ -6,10 +6,14 @@
 //! group's id when its handle drops, so nothing outlives a test.
 
 pub mod browser;
+pub mod clickhouse;
 pub mod stack;
+pub mod webhook;
 
 pub use browser::Browser;
-pub use stack::Stack;
+pub use clickhouse::ClickHouse;
+pub use stack::{duckdb, Stack};
+pub use webhook::{Behaviour, Receiver};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};

@@ -156,27 +156,26 @@ impl Stack {
         (status, value)
     }
 
-    /// Rows of a SQL query against the local D1 database, via `wrangler d1 execute`.
+    /// Rows of a SQL query against the local D1 database: the SQLite file
+    /// workerd keeps it in, read directly (much faster than `wrangler d1 execute`).
     pub fn d1(&self, sql: &str) -> Vec<Value> {
-        let out = wrangler()
-            .args(["d1", "execute", "DB", "--local", "--json", "--persist-to"])
-            .arg(&self.state)
-            .args(["--command", sql])
-            .output()
-            .expect("run wrangler d1 execute");
-        assert!(
-            out.status.success(),
-            "d1 query failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
+        python_json(D1_QUERY, &[&self.state.display().to_string(), sql])
+    }
+
+    /// Copy every object of the local R2 bucket into `dir`, under its key;
+    /// returns the keys.
+    pub fn export_r2(&self, bucket: &str, dir: &std::path::Path) -> Vec<String> {
+        let keys = python_json(
+            R2_EXPORT,
+            &[
+                &self.state.display().to_string(),
+                bucket,
+                &dir.display().to_string(),
+            ],
         );
-        let parsed: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "d1 output is not JSON ({e}): {}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        });
-        parsed[0]["results"].as_array().cloned().unwrap_or_default()
+        keys.into_iter()
+            .filter_map(|k| k.as_str().map(str::to_owned))
+            .collect()
     }
 
     pub fn pid(&self) -> u32 {
@@ -192,6 +191,63 @@ fn raw_http(
     body: &[u8],
 ) -> Option<(u16, Vec<u8>)> {
     raw_http_full(port, method, path, headers, body).map(|(s, _, b)| (s, b))
+}
+
+/// Query local D1's SQLite file: argv = state dir, SQL. Prints rows as JSON objects.
+const D1_QUERY: &str = r#"
+import glob, json, sqlite3, sys
+files = [f for f in glob.glob(sys.argv[1] + "/v3/d1/miniflare-D1DatabaseObject/*.sqlite") if not f.endswith("metadata.sqlite")]
+if not files:
+    print("[]"); sys.exit(0)
+db = sqlite3.connect(files[0], timeout=30)
+db.row_factory = sqlite3.Row
+print(json.dumps([dict(r) for r in db.execute(sys.argv[2])]))
+"#;
+
+/// Export local R2 objects: argv = state dir, bucket, target dir. Prints the keys.
+const R2_EXPORT: &str = r#"
+import glob, json, os, shutil, sqlite3, sys
+state, bucket, out = sys.argv[1:4]
+keys = []
+for f in glob.glob(state + "/v3/r2/miniflare-R2BucketObject/*.sqlite"):
+    if f.endswith("metadata.sqlite"):
+        continue
+    db = sqlite3.connect(f, timeout=30)
+    for key, blob in db.execute("SELECT key, blob_id FROM _mf_objects"):
+        src = os.path.join(state, "v3", "r2", bucket, "blobs", blob)
+        if not os.path.exists(src):
+            continue
+        dst = os.path.join(out, key)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copyfile(src, dst)
+        keys.append(key)
+print(json.dumps(sorted(keys)))
+"#;
+
+/// Run a Python snippet that prints JSON, and parse it.
+pub fn python_json(script: &str, args: &[&str]) -> Vec<Value> {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "python3 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parsed: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    parsed.as_array().cloned().unwrap_or_default()
+}
+
+/// Rows of a DuckDB query (DuckDB from PyPI, installed by `cargo xtask test`).
+pub fn duckdb(sql: &str) -> Vec<Value> {
+    python_json(
+        "import duckdb, json, sys\nr = duckdb.sql(sys.argv[1])\ncols = r.columns\nprint(json.dumps([dict(zip(cols, row)) for row in r.fetchall()], default=str))",
+        &[sql],
+    )
 }
 
 /// Minimal HTTP/1.1 client for loopback: one request, `Connection: close`.

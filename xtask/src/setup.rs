@@ -23,26 +23,47 @@ pub fn toolchain() -> Result<()> {
     npm_packages()
 }
 
-/// Everything `test` needs on top: Chromium and ChromeDriver from Debian.
-pub fn browser() -> Result<()> {
-    if Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists() {
-        return Ok(());
+/// What the tests need on top: Debian's Chromium, ChromeDriver and ClickHouse
+/// server, and DuckDB from PyPI.
+pub fn test_tools() -> Result<()> {
+    let missing: Vec<&str> = [
+        ("/usr/bin/chromium", "chromium"),
+        ("/usr/bin/chromedriver", "chromium-driver"),
+        ("/usr/sbin/clickhouse-server", "clickhouse-server"),
+        ("/usr/bin/clickhouse-client", "clickhouse-client"),
+    ]
+    .iter()
+    .filter(|(path, _)| !Path::new(path).exists())
+    .map(|(_, package)| *package)
+    .collect();
+    if !missing.is_empty() {
+        step(&format!(
+            "installing Debian packages: {}",
+            missing.join(" ")
+        ));
+        apt(&["update", "-q"])?;
+        let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+        args.extend(&missing);
+        apt(&args)?;
     }
-    step("installing chromium and chromium-driver (Debian packages)");
+    if proc::probe(Command::new("python3").args(["-c", "import duckdb"])).is_none() {
+        step("installing DuckDB (PyPI)");
+        proc::run(Command::new("python3").args(["-m", "pip", "install", "--quiet", "duckdb"]))?;
+    }
+    Ok(())
+}
+
+fn apt(args: &[&str]) -> Result<()> {
     let sudo = !is_root() && Path::new("/usr/bin/sudo").exists();
-    let apt = |args: &[&str]| {
-        let mut cmd = if sudo {
-            let mut c = Command::new("sudo");
-            c.arg("apt-get");
-            c
-        } else {
-            Command::new("apt-get")
-        };
-        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-        proc::run(&mut cmd)
+    let mut cmd = if sudo {
+        let mut c = Command::new("sudo");
+        c.arg("apt-get");
+        c
+    } else {
+        Command::new("apt-get")
     };
-    apt(&["update", "-q"])?;
-    apt(&["install", "-y", "-q", "chromium", "chromium-driver"])
+    cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+    proc::run(&mut cmd)
 }
 
 fn is_root() -> bool {

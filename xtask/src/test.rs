@@ -20,7 +20,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         ));
     }
     setup::toolchain()?;
-    setup::browser()?;
+    setup::test_tools()?;
     let mut outcomes = vec![check("cargo fmt --check", &["fmt", "--all", "--check"])];
     outcomes.push(check(
         "clippy (native)",
@@ -93,7 +93,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         eprintln!("xtask: build failed: {e}");
     } else {
         outcomes.push(tests(
-            "end-to-end (Chromium → workerd → Queue → D1)",
+            "end-to-end (Chromium, workerd, D1, R2, webhooks, ClickHouse)",
             Command::new("cargo").args(["test", "-p", "sluice-e2e", "--", "--test-threads=1"]),
         ));
     }
