@@ -42,7 +42,7 @@ pub fn test_tools() -> Result<()> {
             missing.join(" ")
         ));
         apt(&["update", "-q"])?;
-        let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+        let mut args = vec!["install", "-y", "-q"];
         args.extend(&missing);
         apt(&args)?;
     }
