@@ -1,42 +1,58 @@
-// Sluice loader. Defines window.sluice as a call queue (if the inline snippet
-// has not already), loads the Wasm SDK asynchronously, then replays the
-// queued calls with the time they were made.
+// Sluice loader (the file behind <script async src="…/sluice.js">).
+// Defines window.sluice as a call queue if the inline snippet has not,
+// compiles the Wasm SDK while downloading it (streaming), then replays the
+// queued calls with the time they were made. GLUE and WASM are the
+// content-hashed file names, filled in at build time.
 (function (w, d) {
-  var methods = ["load", "track", "page", "anonymousId"];
   var q = (w.sluice = w.sluice || []);
-  if (q.loaded || q.loading) return;
-  q.loading = true;
+  if (q.loaded || q.started) return;
+  q.started = 1;
+  var methods = ["load", "track", "page", "screen", "identify", "group", "alias", "reset", "ready", "debug", "flush", "consent.set", "consent.on"];
   methods.forEach(function (m) {
-    q[m] =
-      q[m] ||
-      function () {
-        q.push([m, [].slice.call(arguments), Date.now()]);
-        return q;
-      };
+    var p = m.split("."), o = p[1] ? (q[p[0]] = q[p[0]] || {}) : q, f = p[1] || m;
+    o[f] = o[f] || function () {
+      q.push([m, [].slice.call(arguments), Date.now()]);
+      return q;
+    };
   });
-  var script = d.currentScript;
-  var base = script ? script.src.replace(/[^/]*$/, "") : "/sluice/v1/";
+  var script = d.currentScript || d.querySelector("script[data-write-key]");
+  var base = script && script.src ? script.src.replace(/[^/]*$/, "") : "/sluice/v1/";
   var key = script && script.getAttribute("data-write-key");
-  import(base + "sdk.js")
+  import(base + GLUE)
     .then(function (m) {
-      return m.default({ module_or_path: base + "sdk_bg.wasm" }).then(function () {
+      return m.default({ module_or_path: base + WASM }).then(function () {
         var api = {
           loaded: true,
           load: m.load,
+          track: m.track,
+          page: m.page,
+          screen: m.screen,
+          identify: m.identify,
+          group: m.group,
+          alias: m.alias,
+          reset: m.reset,
+          user: m.user,
           anonymousId: m.anonymousId,
-          track: function (e, p) { return m.track(e, p); },
-          page: function (n, p) { return m.page(n, p); },
+          debug: m.debug,
+          flush: m.flush,
+          stats: m.stats,
+          ready: function (cb) { cb(api); },
+          consent: { set: m.consentSet, get: m.consentGet, on: m.consentOn },
         };
-        var calls = q.slice();
-        if (key && !calls.some(function (c) { return c[0] === "load"; })) m.load(key);
+        var calls = q.slice(), loads = calls.filter(function (c) { return c[0] === "load"; });
+        if (loads.length) m.load.apply(null, loads[0][1]);
+        else if (key) m.load(key);
         w.sluice = api;
         calls.forEach(function (c) {
-          var args = c[1];
+          if (c[0] === "load") return;
+          var p = c[0].split("."), f = p[1] ? api[p[0]][p[1]] : api[c[0]];
           try {
-            if (c[0] === "track" || c[0] === "page") m[c[0]](args[0], args[1], c[2]);
-            else if (api[c[0]]) api[c[0]].apply(null, args);
+            m.replayAt(c[2]);
+            f.apply(null, c[1]);
           } catch (e) {
             console.error("sluice:", e);
+          } finally {
+            m.replayAt(undefined);
           }
         });
       });

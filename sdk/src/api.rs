@@ -1,116 +1,279 @@
-//! The JavaScript surface: `load`, `track`, `page`, `anonymousId`.
+//! The JavaScript surface. Misuse throws an `Error` with a stable `code`
+//! (`not_loaded`, `invalid_options`, `invalid_argument`, `invalid_consent`);
+//! internal failures never throw into the page.
 
-use crate::{context, identity, state, transport};
-use serde::Serialize;
-use serde_json::{Map, Value};
-use sluice_shared::{Batch, Event, EventType};
+use crate::consent;
+use crate::js::{self, set};
+use crate::options::Options;
+use crate::sdk::{self, Sdk};
+use js_sys::Object;
 use wasm_bindgen::prelude::*;
 
-fn window() -> Result<web_sys::Window, JsError> {
-    web_sys::window().ok_or_else(|| JsError::new("sluice needs a browser window"))
+fn not_loaded() -> JsValue {
+    js::error("not_loaded", "call sluice.load(writeKey) first")
 }
 
-/// Initialise the SDK with the source's write key.
-#[wasm_bindgen]
-pub fn load(write_key: String) -> Result<(), JsError> {
-    if write_key.is_empty() {
-        return Err(JsError::new("write key is empty"));
-    }
-    let window = window()?;
-    let anonymous_id = identity::anonymous_id(&window);
-    state::set(state::Sdk {
-        write_key,
-        api_base: "/v1".into(),
-        anonymous_id,
-    });
-    Ok(())
+fn bad(message: &str) -> JsValue {
+    js::error("invalid_argument", message)
 }
 
-/// The visitor's anonymousId (after `load`).
-#[wasm_bindgen(js_name = anonymousId)]
-pub fn anonymous_id() -> Option<String> {
-    state::with(|s| s.anonymous_id.clone())
-}
-
-/// Record a user action.
-#[wasm_bindgen]
-pub fn track(event: String, properties: JsValue, timestamp: Option<f64>) -> Result<(), JsError> {
-    let mut ev = new_event(EventType::Track, properties, timestamp)?;
-    ev.event = Some(event);
-    send(ev)
-}
-
-/// Record a page view.
-#[wasm_bindgen]
-pub fn page(
-    name: Option<String>,
-    properties: JsValue,
-    timestamp: Option<f64>,
-) -> Result<(), JsError> {
-    let mut ev = new_event(EventType::Page, properties, timestamp)?;
-    ev.name = name;
-    send(ev)
-}
-
-fn iso(ms: Option<f64>) -> String {
-    let date = match ms {
-        Some(ms) => js_sys::Date::new(&JsValue::from_f64(ms)),
-        None => js_sys::Date::new_0(),
-    };
-    date.to_iso_string().into()
-}
-
-fn new_event(
-    kind: EventType,
-    properties: JsValue,
-    timestamp: Option<f64>,
-) -> Result<Event, JsError> {
-    let window = window()?;
-    let anonymous_id = state::with(|s| s.anonymous_id.clone())
-        .ok_or_else(|| JsError::new("call sluice.load(writeKey) first"))?;
-    let properties: Option<Map<String, Value>> = if properties.is_undefined()
-        || properties.is_null()
-    {
-        None
+fn opt_object(v: &JsValue, what: &str) -> Result<JsValue, JsValue> {
+    if v.is_undefined() || v.is_null() || js::is_plain_object(v) {
+        Ok(v.clone())
     } else {
-        Some(serde_wasm_bindgen::from_value(properties).map_err(|e| JsError::new(&e.to_string()))?)
-    };
-    let mut event = Event::new(kind, identity::new_uuid(&window));
-    event.anonymous_id = Some(anonymous_id);
-    event.properties = properties;
-    event.timestamp = Some(iso(timestamp));
-    event.context = Some(context::collect(&window));
-    Ok(event)
+        Err(bad(&[what, " must be an object"].concat()))
+    }
 }
 
-fn send(event: Event) -> Result<(), JsError> {
-    let window = window()?;
-    let (url, key) = state::with(|s| {
-        (
-            [s.api_base.as_str(), "/batch"].concat(),
-            s.write_key.clone(),
-        )
+fn required_string(v: &JsValue, what: &str) -> Result<String, JsValue> {
+    match v.as_string() {
+        Some(s) if !s.trim().is_empty() => Ok(s),
+        _ => Err(bad(&[what, " must be a non-empty string"].concat())),
+    }
+}
+
+fn id_string(v: &JsValue) -> Option<String> {
+    v.as_string().or_else(|| v.as_f64().map(|n| n.to_string())).filter(|s| !s.is_empty())
+}
+
+/// Build, gate and queue an event of `kind`; `fill` adds the call's own fields.
+fn emit(kind: &str, options: &JsValue, fill: impl FnOnce(&Object)) -> Result<(), JsValue> {
+    sdk::with(|s| {
+        let e = s.event(kind, options);
+        fill(&e);
+        s.submit(e);
     })
-    .ok_or_else(|| JsError::new("call sluice.load(writeKey) first"))?;
-    let batch = Batch {
-        batch: vec![event],
-        sent_at: Some(iso(None)),
-        write_key: None,
-        context: None,
-        integrations: None,
-        extra: Map::new(),
-    };
-    let value = batch
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| JsError::new(&e.to_string()))?;
-    let body: String = js_sys::JSON::stringify(&value)
-        .map_err(|_| JsError::new("event is not serialisable"))?
-        .into();
-    let promise =
-        transport::send(&window, &url, &key, &body).map_err(|_| JsError::new("fetch failed"))?;
-    // Delivery failures are not the page's problem: observe and drop the rejection.
-    wasm_bindgen_futures::spawn_local(async move {
-        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
-    });
+    .ok_or_else(not_loaded)
+}
+
+/// Initialise with the source's write key and options.
+#[wasm_bindgen]
+pub fn load(write_key: JsValue, options: JsValue) -> Result<(), JsValue> {
+    let key = required_string(&write_key, "the write key")?;
+    let opts = Options::parse(&options)?;
+    if sdk::is_loaded() {
+        return Ok(());
+    }
+    let track_pages = opts.track_pages;
+    let s = Sdk::new(&key, opts);
+    if let Some(endpoint) = s.opts.id_endpoint.clone() {
+        server_id(endpoint, s.anonymous_id.clone());
+    }
+    sdk::install(s);
+    consent::watch_cmps(|c| apply_consent(c));
+    if track_pages {
+        crate::pages::watch(|| {
+            if sdk::with(Sdk::navigated) == Some(true) {
+                let _ = page(JsValue::UNDEFINED, JsValue::UNDEFINED, JsValue::UNDEFINED, JsValue::UNDEFINED);
+            }
+        });
+    }
     Ok(())
+}
+
+/// Ask the collector's id endpoint to (re)set the id as a server-set cookie.
+fn server_id(endpoint: String, id: String) {
+    wasm_bindgen_futures::spawn_local(async move {
+        let Some(w) = web_sys::window() else { return };
+        let url = [endpoint.as_str(), if endpoint.contains('?') { "&" } else { "?" }, "anonymousId=", &id].concat();
+        let init = web_sys::RequestInit::new();
+        init.set_credentials(web_sys::RequestCredentials::Include);
+        let _ = wasm_bindgen_futures::JsFuture::from(w.fetch_with_str_and_init(&url, &init)).await;
+    });
+}
+
+/// Record an action: `track(event, properties?, options?)`.
+#[wasm_bindgen]
+pub fn track(event: JsValue, properties: JsValue, options: JsValue) -> Result<(), JsValue> {
+    let name = required_string(&event, "the event name")?;
+    let props = opt_object(&properties, "properties")?;
+    emit("track", &options, |e| {
+        set(e, "event", name);
+        set(e, "properties", if props.is_object() { props } else { Object::new().into() });
+    })
+}
+
+/// Record a page view: `page(category?, name?, properties?, options?)`.
+#[wasm_bindgen]
+pub fn page(a: JsValue, b: JsValue, c: JsValue, d: JsValue) -> Result<(), JsValue> {
+    let (category, name, props, options) = match (a.as_string(), b.as_string()) {
+        (Some(cat), Some(name)) => (Some(cat), Some(name), c, d),
+        (Some(name), None) => (None, Some(name), b, c),
+        _ => (None, None, a, b),
+    };
+    let props = opt_object(&props, "properties")?;
+    sdk::with(|s| s.last_page = crate::pages::current_key());
+    emit("page", &options, |e| {
+        let ctx_page = js::get(&js::get(e, "context"), "page");
+        let p = Object::assign(&Object::new(), &Object::from(ctx_page));
+        if props.is_object() {
+            Object::assign(&p, &Object::from(props));
+        }
+        if let Some(n) = name {
+            set(e, "name", n.as_str());
+            set(&p, "name", n);
+        }
+        if let Some(c) = category {
+            set(e, "category", c.as_str());
+            set(&p, "category", c);
+        }
+        set(e, "properties", p);
+    })
+}
+
+/// Record a screen view (apps in web views): `screen(name, properties?, options?)`.
+#[wasm_bindgen]
+pub fn screen(name: JsValue, properties: JsValue, options: JsValue) -> Result<(), JsValue> {
+    let name = required_string(&name, "the screen name")?;
+    let props = opt_object(&properties, "properties")?;
+    emit("screen", &options, |e| {
+        set(e, "name", name);
+        set(e, "properties", if props.is_object() { props } else { Object::new().into() });
+    })
+}
+
+/// Tie the visitor to a user: `identify(userId?, traits?, options?)`.
+#[wasm_bindgen]
+pub fn identify(user_id: JsValue, traits: JsValue, options: JsValue) -> Result<(), JsValue> {
+    let absent = user_id.is_undefined() || user_id.is_null();
+    let (uid, traits, options) = if js::is_plain_object(&user_id) { (None, user_id, traits) } else { (id_string(&user_id), traits, options) };
+    if uid.is_none() && !absent && !js::is_plain_object(&traits) {
+        return Err(bad("identify takes a user id (string) and/or traits (object)"));
+    }
+    let traits = opt_object(&traits, "traits")?;
+    sdk::with(|s| s.set_user(uid, &traits)).ok_or_else(not_loaded)?;
+    let all = sdk::with(|s| s.traits.clone()).unwrap_or(JsValue::UNDEFINED);
+    emit("identify", &options, |e| set(e, "traits", all))
+}
+
+/// Associate the user with a group: `group(groupId, traits?, options?)`.
+#[wasm_bindgen]
+pub fn group(group_id: JsValue, traits: JsValue, options: JsValue) -> Result<(), JsValue> {
+    let gid = id_string(&group_id).ok_or_else(|| bad("the group id must be a string or number"))?;
+    let traits = opt_object(&traits, "traits")?;
+    emit("group", &options, |e| {
+        set(e, "groupId", gid);
+        set(e, "traits", if traits.is_object() { traits } else { Object::new().into() });
+    })
+}
+
+/// Merge identities: `alias(userId, previousId?, options?)` (previousId defaults to the current id).
+#[wasm_bindgen]
+pub fn alias(user_id: JsValue, previous_id: JsValue, options: JsValue) -> Result<(), JsValue> {
+    let uid = id_string(&user_id).ok_or_else(|| bad("alias needs the new user id"))?;
+    let previous = id_string(&previous_id)
+        .or_else(|| sdk::with(|s| s.user_id.clone().unwrap_or_else(|| s.anonymous_id.clone())))
+        .ok_or_else(not_loaded)?;
+    emit("alias", &options, |e| {
+        set(e, "userId", uid.as_str());
+        set(e, "previousId", previous);
+    })?;
+    sdk::with(|s| s.set_user(Some(uid), &JsValue::UNDEFINED));
+    Ok(())
+}
+
+/// Forget the user and start a new anonymous visitor (e.g. on sign-out).
+#[wasm_bindgen]
+pub fn reset() -> Result<(), JsValue> {
+    sdk::with(Sdk::reset).ok_or_else(not_loaded)
+}
+
+/// `{ anonymousId, userId, traits }`.
+#[wasm_bindgen]
+pub fn user() -> Result<JsValue, JsValue> {
+    sdk::with(|s| {
+        let u = Object::new();
+        set(&u, "anonymousId", s.anonymous_id.as_str());
+        set(&u, "userId", s.user_id.clone().map_or(JsValue::NULL, JsValue::from));
+        set(&u, "traits", s.traits.clone());
+        u.into()
+    })
+    .ok_or_else(not_loaded)
+}
+
+/// The visitor's anonymousId.
+#[wasm_bindgen(js_name = anonymousId)]
+pub fn anonymous_id() -> Result<String, JsValue> {
+    sdk::with(|s| s.anonymous_id.clone()).ok_or_else(not_loaded)
+}
+
+fn apply_consent(update: sluice_shared::consent::Consent) {
+    let Some((changed, listeners, now)) = sdk::with(|s| {
+        let changed = s.update_consent(update);
+        (changed, s.listeners.clone(), consent::to_js(&s.consent))
+    }) else {
+        return;
+    };
+    if changed {
+        let cats = js::get(&now, "categories");
+        let _ = emit("track", &JsValue::UNDEFINED, |e| {
+            set(e, "event", "Consent Updated");
+            let p = Object::new();
+            set(&p, "categories", cats);
+            set(&p, "source", js::get(&now, "source"));
+            set(e, "properties", p);
+        });
+        for f in listeners {
+            let _ = f.call1(&JsValue::NULL, &now);
+        }
+    }
+}
+
+/// `consent.set({ analytics: true, marketing: false, … })`: the visitor's choice.
+#[wasm_bindgen(js_name = consentSet)]
+pub fn consent_set(categories: JsValue) -> Result<(), JsValue> {
+    let update = consent::from_js(&categories)?;
+    if !sdk::is_loaded() {
+        return Err(not_loaded());
+    }
+    apply_consent(update);
+    Ok(())
+}
+
+/// `consent.get()`: the current consent, as sent in `context.consent`.
+#[wasm_bindgen(js_name = consentGet)]
+pub fn consent_get() -> Result<JsValue, JsValue> {
+    sdk::with(|s| {
+        let c = consent::to_js(&s.consent);
+        set(&c, "known", s.consent_known);
+        c.into()
+    })
+    .ok_or_else(not_loaded)
+}
+
+/// `consent.on(callback)`: called with the new consent after every change.
+#[wasm_bindgen(js_name = consentOn)]
+pub fn consent_on(callback: js_sys::Function) -> Result<(), JsValue> {
+    sdk::with(|s| s.listeners.push(callback)).ok_or_else(not_loaded)
+}
+
+/// `debug(true)`: log every decision to the console.
+#[wasm_bindgen]
+pub fn debug(on: bool) -> Result<(), JsValue> {
+    sdk::with(|s| s.debug = on).ok_or_else(not_loaded)
+}
+
+/// Replaying calls queued before load: events made from now on carry this
+/// time (ms since the epoch) unless their options give one; `undefined` ends it.
+#[wasm_bindgen(js_name = replayAt)]
+pub fn replay_at(ms: Option<f64>) {
+    sdk::set_replay_time(ms);
+}
+
+/// Send what is queued now.
+#[wasm_bindgen]
+pub fn flush() {
+    sdk::flush();
+}
+
+/// Queue statistics: `{ queued, dropped }` (for debugging and tests).
+#[wasm_bindgen]
+pub fn stats() -> Result<JsValue, JsValue> {
+    sdk::with(|s| {
+        let o = Object::new();
+        set(&o, "queued", s.queue.len() as u32);
+        set(&o, "dropped", s.queue.dropped);
+        o.into()
+    })
+    .ok_or_else(not_loaded)
 }

@@ -1,11 +1,24 @@
 //! Sluice's browser SDK. The JS-facing surface is [`api`]; everything else is
-//! plain Rust in small modules.
+//! plain Rust in small modules. Events are built as JS objects and serialised
+//! with `JSON.stringify` (no serde on the hot path, for size and speed); their
+//! shape is the Segment Spec of `sluice_shared`, which the tests check.
 
 pub mod api;
+mod consent;
 mod context;
-mod identity;
-mod state;
+mod js;
+mod options;
+mod pages;
+pub mod queue;
+pub mod retry;
+mod sdk;
+pub mod session;
+mod storage;
+mod tabs;
 mod transport;
+
+#[cfg(all(test, target_arch = "wasm32"))]
+mod browser_tests;
 
 #[cfg(all(test, target_arch = "wasm32"))]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);

@@ -32,7 +32,10 @@ pub fn all() -> Result<()> {
     worker()
 }
 
-/// The browser SDK into `dist/site/sluice/v1/`: `sluice.js` (loader), `sdk.js` (glue), `sdk_bg.wasm`.
+/// The browser SDK into `dist/site/sluice/v1/`: `sluice.js` (the loader, at a
+/// stable URL), the content-hashed glue `sdk.<hash>.js` and `sdk_bg.<hash>.wasm`,
+/// and `manifest.json` (file names, sizes, and the loader's SRI hash); plus the
+/// ES module package for bundlers in `dist/npm/`.
 pub fn sdk() -> Result<()> {
     let root = root();
     step("building the SDK (wasm32, release)");
@@ -46,7 +49,7 @@ pub fn sdk() -> Result<()> {
         "--target",
         "wasm32-unknown-unknown",
     ]))?;
-    let bindgen_out = root.join("target/sdk-bindgen");
+    let work = root.join("target/sdk-bindgen");
     proc::run(
         Command::new(cargo_bin("wasm-bindgen"))
             .arg("--target")
@@ -54,28 +57,85 @@ pub fn sdk() -> Result<()> {
             .arg("--out-name")
             .arg("sdk")
             .arg("--out-dir")
-            .arg(&bindgen_out)
+            .arg(&work)
             .arg(root.join("target/wasm32-unknown-unknown/release/sluice_sdk.wasm")),
     )?;
-    let out = site_dir().join(SDK_PATH);
-    mkdir(&out)?;
     proc::run(
         Command::new(npm_bin("wasm-opt"))
             .arg("-Oz")
             .args(WASM_FEATURES)
-            .arg(bindgen_out.join("sdk_bg.wasm"))
+            .arg(work.join("sdk_bg.wasm"))
             .arg("-o")
-            .arg(out.join("sdk_bg.wasm")),
+            .arg(work.join("sdk_bg.opt.wasm")),
     )?;
-    minify(&bindgen_out.join("sdk.js"), &out.join("sdk.js"), "esm")?;
+    minify(&work.join("sdk.js"), &work.join("sdk.min.js"), "esm", &[])?;
+    let wasm = read(&work.join("sdk_bg.opt.wasm"))?;
+    let glue = read(&work.join("sdk.min.js"))?;
+    let wasm_name = format!("sdk_bg.{}.wasm", content_hash(&wasm));
+    let glue_name = format!("sdk.{}.js", content_hash(&glue));
+    let out = site_dir().join(SDK_PATH);
+    let _ = std::fs::remove_dir_all(&out);
+    mkdir(&out)?;
+    write(&out.join(&wasm_name), &wasm)?;
+    write(&out.join(&glue_name), &glue)?;
     minify(
         &root.join("sdk/js/loader.js"),
         &out.join("sluice.js"),
         "iife",
-    )
+        &[format!("--define:GLUE={glue_name:?}"), format!("--define:WASM={wasm_name:?}")],
+    )?;
+    let loader = read(&out.join("sluice.js"))?;
+    let manifest = format!(
+        "{{\n  \"loader\": \"sluice.js\",\n  \"integrity\": \"{}\",\n  \"glue\": \"{glue_name}\",\n  \"wasm\": \"{wasm_name}\",\n  \"bytes\": {{ \"loader\": {}, \"glue\": {}, \"wasm\": {} }}\n}}\n",
+        sri(&loader),
+        loader.len(),
+        glue.len(),
+        wasm.len()
+    );
+    write(&out.join("manifest.json"), manifest.as_bytes())?;
+
+    // The ES module package for bundlers.
+    let npm = root.join("dist/npm/sluice-sdk");
+    let _ = std::fs::remove_dir_all(&npm);
+    mkdir(&npm)?;
+    write(&npm.join("sdk_bg.wasm"), &wasm)?;
+    write(&npm.join("sdk.js"), &read(&work.join("sdk.js"))?)?;
+    write(&npm.join("sdk.d.ts"), &read(&work.join("sdk.d.ts"))?)?;
+    for f in ["index.js", "index.d.ts"] {
+        write(&npm.join(f), &read(&root.join("sdk/js").join(f))?)?;
+    }
+    let package = format!(
+        "{{\n  \"name\": \"@sluice/sdk\",\n  \"version\": \"{}\",\n  \"type\": \"module\",\n  \"main\": \"index.js\",\n  \"types\": \"index.d.ts\",\n  \"files\": [\"index.js\", \"index.d.ts\", \"sdk.js\", \"sdk.d.ts\", \"sdk_bg.wasm\"],\n  \"sideEffects\": false,\n  \"license\": \"Apache-2.0\"\n}}\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    write(&npm.join("package.json"), package.as_bytes())
 }
 
-fn minify(from: &Path, to: &Path, format: &str) -> Result<()> {
+/// A short content hash for cache-busting file names (FNV-1a 64, hex).
+fn content_hash(bytes: &[u8]) -> String {
+    let h = bytes
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{h:016x}")
+}
+
+/// Subresource Integrity value: `sha384-<base64>`.
+pub fn sri(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest = sha2::Sha384::digest(bytes);
+    format!("sha384-{}", base64::engine::general_purpose::STANDARD.encode(digest))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn minify(from: &Path, to: &Path, format: &str, extra: &[String]) -> Result<()> {
     proc::run(
         Command::new(npm_bin("esbuild"))
             .arg(from)
@@ -83,6 +143,7 @@ fn minify(from: &Path, to: &Path, format: &str) -> Result<()> {
             .arg("--log-level=warning")
             .arg("--target=es2020")
             .arg(format!("--format={format}"))
+            .args(extra)
             .arg(format!("--outfile={}", to.display())),
     )
 }

@@ -17,6 +17,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   dev  [--port N]   install what is missing, build, run the worker on workerd (default port 8787)
   test              install what is missing, build, run every check and test
+  build             install what is missing, build the SDK, the site and the worker
 ";
 
 fn main() -> ExitCode {
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("dev") => dev::run(&args[1..]),
         Some("test") => test::run(&args[1..]),
+        Some("build") => setup::toolchain().and_then(|()| build::all()).map(|()| ExitCode::SUCCESS),
         _ => {
             eprint!("{USAGE}");
             return ExitCode::from(2);

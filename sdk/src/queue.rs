@@ -1,0 +1,216 @@
+//! The outgoing queue: events as JSON text, bounded (oldest evicted first and
+//! counted), persisted to localStorage per tab so they survive reloads and
+//! offline periods.
+//!
+//! Cross-tab safety: each tab persists under its own key and holds a Web Lock
+//! of that name while it lives. A tab adopts another tab's stored queue only
+//! when it can take that lock, i.e. when the owner is gone, so two live tabs
+//! never send the same stored events.
+
+use std::collections::VecDeque;
+
+/// Prefix of the per-tab persisted queues.
+pub const KEY_PREFIX: &str = "sluice:q:";
+/// Largest request body (the `keepalive` / `sendBeacon` budget is 64 KiB).
+pub const MAX_BODY_BYTES: usize = 60 * 1024;
+/// Most events in one request.
+pub const MAX_BATCH_EVENTS: usize = 500;
+/// Most bytes persisted (localStorage quotas are ~5 MB per origin).
+pub const MAX_PERSIST_BYTES: usize = 2 * 1024 * 1024;
+
+/// One queued event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub id: String,
+    pub json: String,
+}
+
+/// The queue. Items `[0, inflight)` are being sent.
+#[derive(Debug, Default)]
+pub struct Queue {
+    items: VecDeque<Item>,
+    /// Events at the front currently in a request.
+    pub inflight: usize,
+    /// Events evicted because the queue was full.
+    pub dropped: u32,
+    max: usize,
+}
+
+impl Queue {
+    pub fn new(max: usize) -> Queue {
+        Queue { max: max.max(1), ..Queue::default() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Events waiting to be sent (not in flight).
+    pub fn waiting(&self) -> usize {
+        self.items.len() - self.inflight
+    }
+
+    /// Add an event, evicting the oldest one not in flight if full. Returns the evicted event.
+    pub fn push(&mut self, item: Item) -> Option<Item> {
+        let evicted = if self.items.len() >= self.max && self.items.len() > self.inflight {
+            self.dropped += 1;
+            self.items.remove(self.inflight)
+        } else {
+            None
+        };
+        self.items.push_back(item);
+        evicted
+    }
+
+    /// Add events from another tab's stored queue, skipping ids already here.
+    pub fn adopt(&mut self, items: Vec<Item>) -> usize {
+        let mut added = 0;
+        for item in items {
+            if !self.items.iter().any(|i| i.id == item.id) {
+                self.push(item);
+                added += 1;
+            }
+        }
+        added
+    }
+
+    /// Take the next request's events (from the front, after any in flight):
+    /// as many as fit in `MAX_BODY_BYTES` and `MAX_BATCH_EVENTS`. Marks them in flight.
+    pub fn next_batch(&mut self) -> Option<String> {
+        let (body, n) = self.body_from(self.inflight, self.items.len())?;
+        self.inflight += n;
+        Some(body)
+    }
+
+    /// The body for events `[from, to)` as far as they fit, and how many it holds.
+    fn body_from(&self, from: usize, to: usize) -> Option<(String, usize)> {
+        if from >= to {
+            return None;
+        }
+        let mut body = String::from("{\"batch\":[");
+        let mut n = 0;
+        for item in self.items.range(from..to) {
+            if n > 0 && (n >= MAX_BATCH_EVENTS || body.len() + item.json.len() + 40 > MAX_BODY_BYTES) {
+                break;
+            }
+            if n > 0 {
+                body.push(',');
+            }
+            body.push_str(&item.json);
+            n += 1;
+        }
+        body.push_str("],\"sentAt\":\"");
+        Some((body, n))
+    }
+
+    /// The request went through: remove the events in flight.
+    pub fn sent(&mut self) {
+        let n = self.inflight.min(self.items.len());
+        self.items.drain(..n);
+        self.inflight = 0;
+    }
+
+    /// The request failed and will be retried: the events stay, in order.
+    pub fn failed(&mut self) {
+        self.inflight = 0;
+    }
+
+    /// Bodies for `sendBeacon` covering every event not in flight (each ≤ 64 KiB),
+    /// with the number of events in each.
+    pub fn beacon_bodies(&self) -> Vec<(String, usize)> {
+        let mut out = Vec::new();
+        let mut from = self.inflight;
+        while let Some((body, n)) = self.body_from(from, self.items.len()) {
+            out.push((body, n));
+            from += n;
+        }
+        out
+    }
+
+    /// Remove `n` events after those in flight (they went out by beacon).
+    pub fn remove_after_inflight(&mut self, n: usize) {
+        let end = (self.inflight + n).min(self.items.len());
+        self.items.drain(self.inflight..end);
+    }
+
+    /// The persisted form: a JSON array of the events, oldest first, within `MAX_PERSIST_BYTES`.
+    pub fn persisted(&self) -> String {
+        let mut out = String::from("[");
+        for (i, item) in self.items.iter().enumerate() {
+            if out.len() + item.json.len() + 2 > MAX_PERSIST_BYTES {
+                break;
+            }
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&item.json);
+        }
+        out.push(']');
+        out
+    }
+}
+
+/// Close a body from [`Queue::next_batch`] / [`Queue::beacon_bodies`] with its `sentAt`.
+pub fn finish_body(mut body: String, sent_at: &str) -> String {
+    body.push_str(sent_at);
+    body.push_str("\"}");
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(i: usize) -> Item {
+        Item { id: i.to_string(), json: ["{\"messageId\":\"", &i.to_string(), "\"}"].concat() }
+    }
+
+    #[test]
+    fn a_full_queue_evicts_the_oldest_and_counts_it() {
+        let mut q = Queue::new(3);
+        for i in 0..5 {
+            q.push(item(i));
+        }
+        assert_eq!(q.len(), 3);
+        assert_eq!(q.dropped, 2);
+        assert_eq!(q.persisted(), r#"[{"messageId":"2"},{"messageId":"3"},{"messageId":"4"}]"#);
+    }
+
+    #[test]
+    fn events_in_flight_are_never_evicted_and_stay_on_failure() {
+        let mut q = Queue::new(2);
+        q.push(item(0));
+        q.push(item(1));
+        let body = finish_body(q.next_batch().unwrap(), "now");
+        assert_eq!(body, r#"{"batch":[{"messageId":"0"},{"messageId":"1"}],"sentAt":"now"}"#);
+        assert_eq!(q.push(item(2)), None, "nothing evictable while both are in flight");
+        q.failed();
+        assert_eq!(q.waiting(), 3);
+        q.next_batch();
+        q.sent();
+        assert_eq!(q.len(), 0);
+    }
+
+    #[test]
+    fn bodies_stay_under_the_keepalive_limit() {
+        let mut q = Queue::new(10_000);
+        let big = "x".repeat(1000);
+        for i in 0..200 {
+            q.push(Item { id: i.to_string(), json: ["{\"p\":\"", &big, "\"}"].concat() });
+        }
+        let bodies = q.beacon_bodies();
+        assert!(bodies.len() >= 4);
+        assert!(bodies.iter().all(|(b, _)| b.len() + 40 <= 64 * 1024));
+        assert_eq!(bodies.iter().map(|(_, n)| n).sum::<usize>(), 200);
+        q.remove_after_inflight(bodies[0].1);
+        assert_eq!(q.len(), 200 - bodies[0].1);
+    }
+
+    #[test]
+    fn adoption_skips_events_already_queued() {
+        let mut q = Queue::new(10);
+        q.push(item(1));
+        assert_eq!(q.adopt(vec![item(1), item(2)]), 1);
+        assert_eq!(q.len(), 2);
+    }
+}

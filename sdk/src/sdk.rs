@@ -1,0 +1,511 @@
+//! The SDK's state and its decisions: build events, gate them on consent,
+//! queue, flush, retry, persist. One instance per page.
+
+use crate::consent;
+use crate::context;
+use crate::js::{self, set};
+use crate::options::{Options, Pending, StorageMode};
+use crate::queue::{self, Item, Queue};
+use crate::retry::{self, Verdict};
+use crate::session::{self, Session};
+use crate::storage::{self, Store};
+use crate::{pages, tabs, transport};
+use js_sys::Object;
+use sluice_shared::consent::{Consent, Purpose, Regime, Source};
+use std::cell::RefCell;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+const ANON_KEY: &str = "sluice_aid";
+const USER_KEY: &str = "sluice_uid";
+const TRAITS_KEY: &str = "sluice_traits";
+const SESSION_KEY: &str = "sluice_session";
+const CONSENT_KEY: &str = "sluice_consent";
+/// Most calls held while waiting for consent.
+const MAX_PENDING: usize = 1000;
+/// How often other tabs' abandoned queues are looked for.
+const ADOPT_EVERY_MS: i32 = 5000;
+
+pub struct Sdk {
+    pub opts: Options,
+    url: String,
+    beacon_url: String,
+    auth: String,
+    pub store: Store,
+    pub anonymous_id: String,
+    /// A per-page id for events sent without identifiers (never stored).
+    page_id: String,
+    pub user_id: Option<String>,
+    pub traits: JsValue,
+    session: Option<Session>,
+    pub consent: Consent,
+    pub consent_known: bool,
+    pub listeners: Vec<js_sys::Function>,
+    pending: Vec<Object>,
+    pub queue: Queue,
+    tab_key: String,
+    attempt: u32,
+    retry_at: f64,
+    timer: bool,
+    persist_scheduled: bool,
+    stable: Object,
+    page_ctx: Object,
+    campaign: Option<Object>,
+    pub last_page: String,
+    pub debug: bool,
+}
+
+thread_local! {
+    static SDK: RefCell<Option<Sdk>> = const { RefCell::new(None) };
+    static REPLAY_AT: std::cell::Cell<Option<f64>> = const { std::cell::Cell::new(None) };
+}
+
+/// The time of the queued call being replayed (see `api::replay_at`).
+pub fn set_replay_time(ms: Option<f64>) {
+    REPLAY_AT.with(|r| r.set(ms));
+}
+
+/// Run `f` on the loaded SDK (`None` before `load`).
+pub fn with<R>(f: impl FnOnce(&mut Sdk) -> R) -> Option<R> {
+    SDK.with(|s| s.try_borrow_mut().ok()?.as_mut().map(f))
+}
+
+pub fn is_loaded() -> bool {
+    SDK.with(|s| s.try_borrow().map(|b| b.is_some()).unwrap_or(false))
+}
+
+/// Log a decision when `debug(true)`.
+pub fn log(debug: bool, what: &str, detail: &JsValue) {
+    if debug {
+        web_sys::console::log_3(&"[sluice]".into(), &what.into(), detail);
+    }
+}
+
+fn set_timeout(ms: f64, f: impl FnOnce() + 'static) {
+    if let Some(w) = web_sys::window() {
+        let cb = Closure::once_into_js(f);
+        let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(cb.unchecked_ref(), ms.clamp(0.0, 2_147_483_647.0) as i32);
+    }
+}
+
+fn purpose_allowed(c: &Consent, p: &str) -> bool {
+    sluice_shared::consent::allows(Some(c), &Purpose::parse(p), Regime::OptIn)
+}
+
+impl Sdk {
+    /// Set up from `load(writeKey, options)`.
+    pub fn new(write_key: &str, opts: Options) -> Sdk {
+        let window = web_sys::window();
+        let origin = window.as_ref().and_then(|w| w.location().origin().ok()).unwrap_or_default();
+        let host = if opts.api_host.is_empty() { origin } else { opts.api_host.clone() };
+        let url = [host.as_str(), opts.api_path.as_str()].concat();
+        let beacon_url = [url.as_str(), if url.contains('?') { "&" } else { "?" }, "writeKey=", write_key].concat();
+        let token = window.as_ref().and_then(|w| w.btoa(&[write_key, ":"].concat()).ok()).unwrap_or_default();
+        let mut store = Store::new(opts.storage, opts.cookie_domain.clone(), opts.cookie_same_site.clone(), opts.cookie_secure);
+        let mut consent = Consent { gpc: consent::gpc(), policy_version: opts.policy_version.clone(), ..Consent::default() };
+        let mut consent_known = opts.consent_default_granted;
+        if consent_known {
+            for p in &opts.consent_required {
+                consent.set(Purpose::parse(p), sluice_shared::consent::State::Granted);
+            }
+        }
+        // A choice stored by an earlier visit (only where storage was allowed then).
+        if let Some(saved) = store.get(CONSENT_KEY).and_then(|s| js_sys::JSON::parse(&s).ok()) {
+            if let Ok(c) = consent::from_js(&saved) {
+                consent::merge(&mut consent, c);
+                consent_known = true;
+            }
+        }
+        if opts.storage == StorageMode::None {
+            let storage_ok = consent_known && purpose_allowed(&consent, "functional");
+            store.set_enabled(storage_ok);
+        }
+        let anonymous_id = store.get(ANON_KEY).filter(|v| storage::valid_id(v)).unwrap_or_else(storage::uuid);
+        store.set(ANON_KEY, &anonymous_id);
+        let user_id = store.get(USER_KEY);
+        let traits = store.get(TRAITS_KEY).and_then(|t| js_sys::JSON::parse(&t).ok()).unwrap_or_else(|| Object::new().into());
+        let session = store.get(SESSION_KEY).and_then(|s| Session::parse(&s));
+        let tab_key = [queue::KEY_PREFIX, &storage::uuid()].concat();
+        let stable = window.as_ref().map(context::stable).unwrap_or_default();
+        let page_ctx = window.as_ref().map(context::page).unwrap_or_default();
+        let campaign = window.as_ref().and_then(|w| w.location().search().ok()).and_then(|s| context::campaign(&s));
+        Sdk {
+            url,
+            beacon_url,
+            auth: ["Basic ", &token].concat(),
+            store,
+            anonymous_id,
+            page_id: storage::uuid(),
+            user_id,
+            traits,
+            session,
+            consent,
+            consent_known,
+            listeners: Vec::new(),
+            pending: Vec::new(),
+            queue: Queue::new(opts.max_queue_events),
+            tab_key,
+            attempt: 0,
+            retry_at: 0.0,
+            timer: false,
+            persist_scheduled: false,
+            stable,
+            page_ctx,
+            campaign,
+            last_page: pages::current_key(),
+            debug: opts.debug,
+            opts,
+        }
+    }
+
+    /// A new event of `kind` with the automatic context; identity and consent are added when it is released.
+    pub fn event(&mut self, kind: &str, options: &JsValue) -> Object {
+        let e = Object::new();
+        set(&e, "type", kind);
+        let id = js::get_str(options, "messageId").unwrap_or_else(storage::uuid);
+        set(&e, "messageId", id);
+        let ts = js::get(options, "timestamp");
+        let when = ts
+            .as_f64()
+            .map(js::iso)
+            .or_else(|| ts.as_string())
+            .unwrap_or_else(|| js::iso(REPLAY_AT.with(|r| r.get()).unwrap_or_else(js::now_ms)));
+        set(&e, "timestamp", when);
+        let ctx = Object::assign(&Object::new(), &self.stable);
+        set(&ctx, "page", self.page_ctx.clone());
+        if let Some(c) = &self.campaign {
+            set(&ctx, "campaign", c.clone());
+        }
+        if let Some(w) = web_sys::window() {
+            set(&ctx, "viewport", context::viewport(&w));
+        }
+        let extra = js::get(options, "context");
+        if js::is_plain_object(&extra) {
+            Object::assign(&ctx, &Object::from(extra));
+        }
+        set(&e, "context", ctx);
+        let integrations = js::get(options, "integrations");
+        if js::is_plain_object(&integrations) {
+            set(&e, "integrations", integrations);
+        }
+        e
+    }
+
+    /// Decide what happens to a new event: send, hold for consent, or drop.
+    pub fn submit(&mut self, e: Object) {
+        if !self.consent_known {
+            match self.opts.consent_pending {
+                Pending::Wait => {
+                    if self.pending.len() < MAX_PENDING {
+                        log(self.debug, "consent-gated (waiting for consent)", &e);
+                        self.pending.push(e);
+                    } else {
+                        log(self.debug, "dropped (too many events waiting for consent)", &e);
+                    }
+                }
+                Pending::Anonymous => self.release(e, true),
+                Pending::Drop => log(self.debug, "dropped (consent not yet known)", &e),
+            }
+            return;
+        }
+        if self.opts.consent_required.iter().all(|p| purpose_allowed(&self.consent, p)) {
+            self.release(e, false);
+        } else {
+            log(self.debug, "dropped (no consent for the required purposes)", &e);
+        }
+    }
+
+    /// Add identity, session and consent; queue it.
+    fn release(&mut self, e: Object, anonymous: bool) {
+        let ctx = Object::from(js::get(&e, "context"));
+        if anonymous {
+            set(&e, "anonymousId", self.page_id.as_str());
+        } else {
+            set(&e, "anonymousId", self.anonymous_id.as_str());
+            if let Some(u) = &self.user_id {
+                set(&e, "userId", u.as_str());
+            }
+            let now = js::now_ms();
+            let (s, started) = session::touch(self.session, now, self.opts.session_timeout_ms);
+            self.session = Some(s);
+            self.store.set(SESSION_KEY, &s.encode());
+            set(&ctx, "sessionId", s.id);
+            if started {
+                set(&ctx, "sessionStart", true);
+            }
+        }
+        set(&ctx, "consent", consent::to_js(&self.consent));
+        let id = js::get_str(&e, "messageId").unwrap_or_default();
+        let Some(json) = js::stringify(&e) else { return };
+        if let Some(evicted) = self.queue.push(Item { id, json }) {
+            log(self.debug, "dropped (queue full, oldest evicted)", &evicted.id.into());
+        }
+        log(self.debug, "queued", &e);
+        self.schedule_persist();
+        if self.queue.waiting() >= self.opts.flush_at {
+            self.flush_soon(0.0);
+        } else {
+            self.flush_soon(self.opts.flush_interval_ms);
+        }
+    }
+
+    /// Consent changed: remember it, release or drop what was waiting, start or stop storage.
+    pub fn update_consent(&mut self, update: Consent) -> bool {
+        let before = consent::to_js(&self.consent);
+        consent::merge(&mut self.consent, update);
+        self.consent.updated_at = Some(js::iso(js::now_ms()));
+        self.consent_known = true;
+        if self.opts.storage == StorageMode::None {
+            self.store.set_enabled(purpose_allowed(&self.consent, "functional"));
+            if self.store.writes_allowed() {
+                let id = self.anonymous_id.clone();
+                self.store.set(ANON_KEY, &id);
+            }
+        }
+        if self.consent.source == Source::Explicit {
+            let cats = Object::new();
+            for (p, s) in &self.consent.categories {
+                set(&cats, p.as_str(), *s == sluice_shared::consent::State::Granted);
+            }
+            if let Some(text) = js::stringify(&cats.into()) {
+                self.store.set(CONSENT_KEY, &text);
+            }
+        }
+        for e in std::mem::take(&mut self.pending) {
+            self.submit(e);
+        }
+        let after = consent::to_js(&self.consent);
+        js::stringify(&before.into()) != js::stringify(&after.into())
+    }
+
+    fn schedule_persist(&mut self) {
+        if self.persist_scheduled {
+            return;
+        }
+        self.persist_scheduled = true;
+        set_timeout(0.0, || {
+            with(|s| {
+                s.persist_scheduled = false;
+                s.persist();
+            });
+        });
+    }
+
+    /// Write the queue to this tab's key (or remove it when empty).
+    pub fn persist(&mut self) {
+        if self.queue.len() == 0 {
+            self.store.local_remove(&self.tab_key);
+        } else if !self.store.local_set(&self.tab_key, &self.queue.persisted()) {
+            log(self.debug, "not persisted (storage unavailable or full)", &JsValue::from(self.queue.len() as u32));
+        }
+    }
+
+    fn flush_soon(&mut self, delay_ms: f64) {
+        if self.timer {
+            if delay_ms > 0.0 {
+                return;
+            }
+        }
+        self.timer = true;
+        let wait = delay_ms.max(self.retry_at - js::now_ms()).max(0.0);
+        set_timeout(wait, || {
+            with(|s| s.timer = false);
+            flush();
+        });
+    }
+
+    /// The next request, if one should go now.
+    fn next_request(&mut self) -> Option<(String, String, String)> {
+        if self.queue.inflight > 0 || js::now_ms() < self.retry_at || self.attempt > self.opts.max_retries {
+            return None;
+        }
+        let body = self.queue.next_batch()?;
+        Some((self.url.clone(), self.auth.clone(), queue::finish_body(body, &js::iso(js::now_ms()))))
+    }
+
+    /// What came back for the request in flight.
+    fn answered(&mut self, answer: Option<transport::Answer>) {
+        let n = self.queue.inflight as u32;
+        let verdict = match &answer {
+            Some(a) => retry::verdict(a.status, a.retry_after.as_deref()),
+            None => Verdict::Retry(None),
+        };
+        match verdict {
+            Verdict::Done => {
+                self.queue.sent();
+                self.attempt = 0;
+                self.retry_at = 0.0;
+                log(self.debug, "sent", &JsValue::from(n));
+            }
+            Verdict::Drop => {
+                self.queue.sent();
+                self.attempt = 0;
+                let status = answer.map_or(0, |a| a.status);
+                log(self.debug, "dropped (the collector refused the request; not retried)", &JsValue::from(status));
+            }
+            Verdict::Retry(after) => {
+                self.queue.failed();
+                self.attempt += 1;
+                if self.attempt > self.opts.max_retries {
+                    log(self.debug, "retries paused until the browser is online again or the next page load", &JsValue::from(n));
+                    return;
+                }
+                let wait = after.unwrap_or_else(|| retry::backoff_ms(self.attempt, self.opts.retry_base_ms, self.opts.retry_max_ms, js_sys::Math::random()));
+                self.retry_at = js::now_ms() + wait;
+                log(self.debug, "retry scheduled (ms)", &JsValue::from(wait));
+            }
+        }
+        self.schedule_persist();
+        if self.queue.waiting() > 0 {
+            self.flush_soon(0.0);
+        }
+    }
+
+    /// The page is being hidden or left: send everything not in flight by beacon.
+    pub fn beacon_all(&mut self) {
+        if !transport::online() {
+            self.persist();
+            return;
+        }
+        let sent_at = js::iso(js::now_ms());
+        for (body, n) in self.queue.beacon_bodies() {
+            if transport::beacon(&self.beacon_url, &queue::finish_body(body, &sent_at)) {
+                self.queue.remove_after_inflight(n);
+                log(self.debug, "sent by beacon", &JsValue::from(n as u32));
+            } else {
+                break;
+            }
+        }
+        self.persist();
+    }
+
+    /// The browser is back online: retry at once.
+    pub fn online(&mut self) {
+        self.attempt = 0;
+        self.retry_at = 0.0;
+        if self.queue.waiting() > 0 {
+            self.flush_soon(0.0);
+        }
+    }
+
+    /// Take over stored queues of tabs that are gone (their lock is free).
+    pub fn adopt_orphans(&mut self) {
+        for key in self.store.local_keys(queue::KEY_PREFIX) {
+            if key == self.tab_key {
+                continue;
+            }
+            let k = key.clone();
+            tabs::try_with(&key, move || {
+                with(|s| {
+                    // Re-read under the lock: another tab may have taken it meanwhile.
+                    let Some(text) = s.store.local_get(&k) else { return };
+                    let items: Vec<Item> = js_sys::JSON::parse(&text)
+                        .ok()
+                        .map(|v| js_sys::Array::from(&v).iter().filter_map(|e| Some(Item { id: js::get_str(&e, "messageId")?, json: js::stringify(&e)? })).collect())
+                        .unwrap_or_default();
+                    let added = s.queue.adopt(items);
+                    s.persist();
+                    s.store.local_remove(&k);
+                    log(s.debug, "adopted events of a closed tab", &JsValue::from(added as u32));
+                    if s.queue.waiting() > 0 {
+                        s.flush_soon(0.0);
+                    }
+                });
+            });
+        }
+    }
+
+    pub fn tab_key(&self) -> &str {
+        &self.tab_key
+    }
+
+    /// SPA navigation: refresh the page context; a page view if the URL changed.
+    pub fn navigated(&mut self) -> bool {
+        let key = pages::current_key();
+        if key == self.last_page {
+            return false;
+        }
+        self.last_page = key;
+        if let Some(w) = web_sys::window() {
+            self.page_ctx = context::page(&w);
+            self.campaign = w.location().search().ok().and_then(|s| context::campaign(&s)).or(self.campaign.take());
+        }
+        self.opts.track_pages
+    }
+
+    /// `identify`: remember the user and their traits.
+    pub fn set_user(&mut self, user_id: Option<String>, traits: &JsValue) {
+        if let Some(u) = user_id {
+            if self.user_id.as_deref() != Some(u.as_str()) {
+                self.traits = Object::new().into();
+            }
+            self.store.set(USER_KEY, &u);
+            self.user_id = Some(u);
+        }
+        if js::is_plain_object(traits) {
+            Object::assign(&Object::from(self.traits.clone()), &Object::from(traits.clone()));
+            if let Some(t) = js::stringify(&self.traits) {
+                self.store.set(TRAITS_KEY, &t);
+            }
+        }
+    }
+
+    /// `reset`: forget the user, start a new anonymous visitor.
+    pub fn reset(&mut self) {
+        self.user_id = None;
+        self.traits = Object::new().into();
+        self.session = None;
+        for k in [USER_KEY, TRAITS_KEY, SESSION_KEY, ANON_KEY] {
+            self.store.remove(k);
+        }
+        self.anonymous_id = storage::uuid();
+        let id = self.anonymous_id.clone();
+        self.store.set(ANON_KEY, &id);
+    }
+}
+
+/// Install the SDK and start its page-level listeners.
+pub fn install(sdk: Sdk) {
+    let tab = sdk.tab_key().to_owned();
+    let has_pending_storage = !sdk.store.local_keys(queue::KEY_PREFIX).is_empty();
+    SDK.with(|s| *s.borrow_mut() = Some(sdk));
+    tabs::hold_forever(&tab);
+    let Some(window) = web_sys::window() else { return };
+    let hide = Closure::<dyn FnMut()>::new(|| {
+        let hidden = web_sys::window()
+            .and_then(|w| w.document())
+            .is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Hidden);
+        if hidden {
+            with(Sdk::beacon_all);
+        }
+    });
+    let _ = window.add_event_listener_with_callback("visibilitychange", hide.as_ref().unchecked_ref());
+    hide.forget();
+    let pagehide = Closure::<dyn FnMut()>::new(|| {
+        with(Sdk::beacon_all);
+    });
+    let _ = window.add_event_listener_with_callback("pagehide", pagehide.as_ref().unchecked_ref());
+    pagehide.forget();
+    let online = Closure::<dyn FnMut()>::new(|| {
+        with(Sdk::online);
+    });
+    let _ = window.add_event_listener_with_callback("online", online.as_ref().unchecked_ref());
+    online.forget();
+    if has_pending_storage {
+        with(Sdk::adopt_orphans);
+    }
+    let adopt = Closure::<dyn FnMut()>::new(|| {
+        with(Sdk::adopt_orphans);
+    });
+    let _ = window.set_interval_with_callback_and_timeout_and_arguments_0(adopt.as_ref().unchecked_ref(), ADOPT_EVERY_MS);
+    adopt.forget();
+}
+
+/// Send the next batch if one is due.
+pub fn flush() {
+    let Some(Some((url, auth, body))) = with(Sdk::next_request) else { return };
+    wasm_bindgen_futures::spawn_local(async move {
+        let answer = transport::post(&url, &auth, &body).await;
+        with(|s| s.answered(answer));
+    });
+}

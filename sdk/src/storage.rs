@@ -1,0 +1,190 @@
+//! Where the SDK keeps things: a first-party cookie on the registrable
+//! domain (shared by subdomains), mirrored to localStorage, with a memory
+//! fallback where storage is blocked (Safari private mode, sandboxed iframes).
+
+use crate::js;
+use crate::options::StorageMode;
+use std::collections::BTreeMap;
+use wasm_bindgen::JsCast;
+
+/// One year, in seconds.
+const COOKIE_MAX_AGE_S: &str = "31536000";
+
+/// The storage the SDK writes to.
+pub struct Store {
+    mode: StorageMode,
+    /// Writing is allowed (cookieless mode: only after storage consent).
+    enabled: bool,
+    cookie_domain: Option<String>,
+    same_site: String,
+    secure: bool,
+    memory: BTreeMap<String, String>,
+}
+
+fn document() -> Option<web_sys::HtmlDocument> {
+    web_sys::window()?.document()?.dyn_into::<web_sys::HtmlDocument>().ok()
+}
+
+fn local() -> Option<web_sys::Storage> {
+    // Throws in sandboxed iframes and with storage blocked: that is `None`.
+    web_sys::window()?.local_storage().ok().flatten()
+}
+
+/// Read a cookie from `document.cookie`.
+pub fn read_cookie(name: &str) -> Option<String> {
+    let cookies = document()?.cookie().ok()?;
+    cookies.split(';').find_map(|c| {
+        let (k, v) = c.trim().split_once('=')?;
+        (k == name && !v.is_empty()).then(|| v.to_owned())
+    })
+}
+
+fn write_cookie(name: &str, value: &str, max_age: &str, domain: Option<&str>, same_site: &str, secure: bool) {
+    if let Some(doc) = document() {
+        let mut c = [name, "=", value, "; Path=/; Max-Age=", max_age, "; SameSite=", same_site].concat();
+        if let Some(d) = domain {
+            c.push_str("; Domain=");
+            c.push_str(d);
+        }
+        if secure {
+            c.push_str("; Secure");
+        }
+        let _ = doc.set_cookie(&c);
+    }
+}
+
+/// The registrable domain: the shortest suffix of the host a cookie can be
+/// set on (browsers refuse public suffixes like `co.uk`).
+fn registrable_domain() -> Option<String> {
+    let host = web_sys::window()?.location().hostname().ok()?;
+    if host.parse::<std::net::IpAddr>().is_ok() || !host.contains('.') {
+        return None; // IPs and localhost: host-only cookies
+    }
+    let labels: Vec<&str> = host.split('.').collect();
+    for n in 2..=labels.len() {
+        let candidate = labels[labels.len() - n..].join(".");
+        write_cookie("sluice_probe", "1", "10", Some(&candidate), "Lax", false);
+        let ok = read_cookie("sluice_probe").is_some();
+        write_cookie("sluice_probe", "", "0", Some(&candidate), "Lax", false);
+        if ok {
+            return Some(candidate);
+        }
+    }
+    None
+}
+
+impl Store {
+    pub fn new(mode: StorageMode, cookie_domain: Option<String>, same_site: String, secure: Option<bool>) -> Store {
+        let https = web_sys::window().and_then(|w| w.location().protocol().ok()).is_some_and(|p| p == "https:");
+        let enabled = mode != StorageMode::None;
+        let cookie_domain = if mode == StorageMode::Cookie && enabled { cookie_domain.or_else(registrable_domain) } else { cookie_domain };
+        Store { mode, enabled, cookie_domain, same_site, secure: secure.unwrap_or(https), memory: BTreeMap::new() }
+    }
+
+    /// Cookieless mode: start (or stop) writing once storage consent is known.
+    pub fn set_enabled(&mut self, enabled: bool) {
+        if self.mode == StorageMode::None {
+            let was = self.enabled;
+            self.enabled = enabled;
+            if enabled && !was {
+                // Move what was held in memory to localStorage.
+                let held = std::mem::take(&mut self.memory);
+                for (k, v) in held {
+                    self.set(&k, &v);
+                }
+            }
+        }
+    }
+
+    pub fn writes_allowed(&self) -> bool {
+        self.enabled
+    }
+
+    /// A value, from the cookie first (shared across subdomains), then localStorage, then memory.
+    pub fn get(&self, key: &str) -> Option<String> {
+        let from_storage = if self.enabled && self.mode != StorageMode::Memory {
+            (if self.mode == StorageMode::Cookie { read_cookie(key) } else { None })
+                .or_else(|| local().and_then(|s| s.get_item(key).ok().flatten()))
+        } else {
+            None
+        };
+        from_storage.or_else(|| self.memory.get(key).cloned())
+    }
+
+    /// Store a value (always in memory; in cookie/localStorage where allowed).
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.memory.insert(key.to_owned(), value.to_owned());
+        if !self.enabled || self.mode == StorageMode::Memory {
+            return;
+        }
+        if self.mode == StorageMode::Cookie {
+            write_cookie(key, value, COOKIE_MAX_AGE_S, self.cookie_domain.as_deref(), &self.same_site, self.secure);
+        }
+        if let Some(s) = local() {
+            let _ = s.set_item(key, value);
+        }
+    }
+
+    /// Remove a value everywhere.
+    pub fn remove(&mut self, key: &str) {
+        self.memory.remove(key);
+        if self.mode == StorageMode::Cookie {
+            write_cookie(key, "", "0", self.cookie_domain.as_deref(), &self.same_site, self.secure);
+        }
+        if let Some(s) = local() {
+            let _ = s.remove_item(key);
+        }
+    }
+
+    /// localStorage only (the persistent queue: too big for a cookie).
+    pub fn local_get(&self, key: &str) -> Option<String> {
+        if !self.enabled || matches!(self.mode, StorageMode::Memory) {
+            return None;
+        }
+        local()?.get_item(key).ok().flatten()
+    }
+
+    /// Write to localStorage; false if not allowed or it failed (quota, blocked).
+    pub fn local_set(&self, key: &str, value: &str) -> bool {
+        if !self.enabled || matches!(self.mode, StorageMode::Memory) {
+            return false;
+        }
+        local().is_some_and(|s| s.set_item(key, value).is_ok())
+    }
+
+    pub fn local_remove(&self, key: &str) {
+        if let Some(s) = local() {
+            let _ = s.remove_item(key);
+        }
+    }
+
+    /// localStorage keys starting with `prefix`.
+    pub fn local_keys(&self, prefix: &str) -> Vec<String> {
+        let Some(s) = local().filter(|_| self.enabled) else { return Vec::new() };
+        let n = s.length().unwrap_or(0);
+        (0..n).filter_map(|i| s.key(i).ok().flatten()).filter(|k| k.starts_with(prefix)).collect()
+    }
+}
+
+/// `crypto.randomUUID()`, or a v4 UUID from `crypto.getRandomValues`.
+pub fn uuid() -> String {
+    let crypto = js::get(&js::global(), "crypto");
+    if let Some(s) = js::call(&js::get(&crypto, "randomUUID"), &crypto, &[]).and_then(|v| v.as_string()) {
+        return s;
+    }
+    let mut bytes = [0u8; 16];
+    let array = js_sys::Uint8Array::new_with_length(16);
+    if js::call(&js::get(&crypto, "getRandomValues"), &crypto, &[array.clone().into()]).is_some() {
+        array.copy_to(&mut bytes);
+    } else {
+        for b in &mut bytes {
+            *b = (js_sys::Math::random() * 256.0) as u8;
+        }
+    }
+    sluice_shared::id::uuid_v4(bytes)
+}
+
+/// Is `v` usable as a stored id?
+pub fn valid_id(v: &str) -> bool {
+    sluice_shared::id::is_uuid(v)
+}

@@ -1,0 +1,33 @@
+//! Which tab owns which stored queue: Web Locks (`navigator.locks`). Each tab
+//! holds the lock named after its queue for as long as it lives; another
+//! tab's queue may be taken only with its lock, i.e. once that tab is gone.
+
+use crate::js;
+use js_sys::{Function, Object, Promise};
+use wasm_bindgen::prelude::*;
+
+fn locks() -> Option<JsValue> {
+    let l = js::get(&js::get(&js::global(), "navigator"), "locks");
+    l.is_object().then_some(l)
+}
+
+/// Hold `name` for the life of the page.
+pub fn hold_forever(name: &str) {
+    let Some(locks) = locks() else { return };
+    let cb = Closure::once_into_js(|_lock: JsValue| -> JsValue { Promise::new(&mut |_, _| {}).into() });
+    js::call(&js::get(&locks, "request"), &locks, &[name.into(), cb]);
+}
+
+/// If `name` is free, run `f` while holding it (asynchronously).
+pub fn try_with(name: &str, f: impl FnOnce() + 'static) {
+    let Some(locks) = locks() else { return };
+    let options = Object::new();
+    js::set(&options, "ifAvailable", true);
+    let cb = Closure::once_into_js(move |lock: JsValue| -> JsValue {
+        if !lock.is_null() {
+            f();
+        }
+        JsValue::UNDEFINED
+    });
+    let _ = Function::from(js::get(&locks, "request")).call3(&locks, &name.into(), &options, &cb);
+}
