@@ -32,8 +32,18 @@ fn required_string(v: &JsValue, what: &str) -> Result<String, JsValue> {
     }
 }
 
+/// An id given as a string or a number (numbers are written by JS, keeping float formatting out of the Wasm).
 fn id_string(v: &JsValue) -> Option<String> {
-    v.as_string().or_else(|| v.as_f64().map(|n| n.to_string())).filter(|s| !s.is_empty())
+    let number = || {
+        v.as_f64()
+            .and_then(|_| {
+                js_sys::Number::from(v.clone())
+                    .to_string_with_radix(10)
+                    .ok()
+            })
+            .map(String::from)
+    };
+    v.as_string().or_else(number).filter(|s| !s.is_empty())
 }
 
 /// Build, gate and queue an event of `kind`; `fill` adds the call's own fields.
@@ -60,11 +70,16 @@ pub fn load(write_key: JsValue, options: JsValue) -> Result<(), JsValue> {
         server_id(endpoint, s.anonymous_id.clone());
     }
     sdk::install(s);
-    consent::watch_cmps(|c| apply_consent(c));
+    consent::watch_cmps(apply_consent);
     if track_pages {
         crate::pages::watch(|| {
             if sdk::with(Sdk::navigated) == Some(true) {
-                let _ = page(JsValue::UNDEFINED, JsValue::UNDEFINED, JsValue::UNDEFINED, JsValue::UNDEFINED);
+                let _ = page(
+                    JsValue::UNDEFINED,
+                    JsValue::UNDEFINED,
+                    JsValue::UNDEFINED,
+                    JsValue::UNDEFINED,
+                );
             }
         });
     }
@@ -75,7 +90,13 @@ pub fn load(write_key: JsValue, options: JsValue) -> Result<(), JsValue> {
 fn server_id(endpoint: String, id: String) {
     wasm_bindgen_futures::spawn_local(async move {
         let Some(w) = web_sys::window() else { return };
-        let url = [endpoint.as_str(), if endpoint.contains('?') { "&" } else { "?" }, "anonymousId=", &id].concat();
+        let url = [
+            endpoint.as_str(),
+            if endpoint.contains('?') { "&" } else { "?" },
+            "anonymousId=",
+            &id,
+        ]
+        .concat();
         let init = web_sys::RequestInit::new();
         init.set_credentials(web_sys::RequestCredentials::Include);
         let _ = wasm_bindgen_futures::JsFuture::from(w.fetch_with_str_and_init(&url, &init)).await;
@@ -89,7 +110,15 @@ pub fn track(event: JsValue, properties: JsValue, options: JsValue) -> Result<()
     let props = opt_object(&properties, "properties")?;
     emit("track", &options, |e| {
         set(e, "event", name);
-        set(e, "properties", if props.is_object() { props } else { Object::new().into() });
+        set(
+            e,
+            "properties",
+            if props.is_object() {
+                props
+            } else {
+                Object::new().into()
+            },
+        );
     })
 }
 
@@ -128,7 +157,15 @@ pub fn screen(name: JsValue, properties: JsValue, options: JsValue) -> Result<()
     let props = opt_object(&properties, "properties")?;
     emit("screen", &options, |e| {
         set(e, "name", name);
-        set(e, "properties", if props.is_object() { props } else { Object::new().into() });
+        set(
+            e,
+            "properties",
+            if props.is_object() {
+                props
+            } else {
+                Object::new().into()
+            },
+        );
     })
 }
 
@@ -136,9 +173,15 @@ pub fn screen(name: JsValue, properties: JsValue, options: JsValue) -> Result<()
 #[wasm_bindgen]
 pub fn identify(user_id: JsValue, traits: JsValue, options: JsValue) -> Result<(), JsValue> {
     let absent = user_id.is_undefined() || user_id.is_null();
-    let (uid, traits, options) = if js::is_plain_object(&user_id) { (None, user_id, traits) } else { (id_string(&user_id), traits, options) };
+    let (uid, traits, options) = if js::is_plain_object(&user_id) {
+        (None, user_id, traits)
+    } else {
+        (id_string(&user_id), traits, options)
+    };
     if uid.is_none() && !absent && !js::is_plain_object(&traits) {
-        return Err(bad("identify takes a user id (string) and/or traits (object)"));
+        return Err(bad(
+            "identify takes a user id (string) and/or traits (object)",
+        ));
     }
     let traits = opt_object(&traits, "traits")?;
     sdk::with(|s| s.set_user(uid, &traits)).ok_or_else(not_loaded)?;
@@ -153,7 +196,15 @@ pub fn group(group_id: JsValue, traits: JsValue, options: JsValue) -> Result<(),
     let traits = opt_object(&traits, "traits")?;
     emit("group", &options, |e| {
         set(e, "groupId", gid);
-        set(e, "traits", if traits.is_object() { traits } else { Object::new().into() });
+        set(
+            e,
+            "traits",
+            if traits.is_object() {
+                traits
+            } else {
+                Object::new().into()
+            },
+        );
     })
 }
 
@@ -184,7 +235,11 @@ pub fn user() -> Result<JsValue, JsValue> {
     sdk::with(|s| {
         let u = Object::new();
         set(&u, "anonymousId", s.anonymous_id.as_str());
-        set(&u, "userId", s.user_id.clone().map_or(JsValue::NULL, JsValue::from));
+        set(
+            &u,
+            "userId",
+            s.user_id.clone().map_or(JsValue::NULL, JsValue::from),
+        );
         set(&u, "traits", s.traits.clone());
         u.into()
     })

@@ -59,9 +59,15 @@ fn source_str(s: Source) -> &'static str {
 /// Read `{ analytics: true | "granted" | "denied", … }` as given to `consent.set`.
 pub fn from_js(v: &JsValue) -> Result<Consent, JsValue> {
     if !js::is_plain_object(v) {
-        return Err(js::error("invalid_consent", "consent.set takes an object of purpose → true/false"));
+        return Err(js::error(
+            "invalid_consent",
+            "consent.set takes an object of purpose → true/false",
+        ));
     }
-    let mut c = Consent { source: Source::Explicit, ..Consent::default() };
+    let mut c = Consent {
+        source: Source::Explicit,
+        ..Consent::default()
+    };
     let entries = Object::entries(&Object::from(v.clone()));
     for entry in entries.iter() {
         let pair = js_sys::Array::from(&entry);
@@ -70,7 +76,17 @@ pub fn from_js(v: &JsValue) -> Result<Consent, JsValue> {
         let state = match (value.as_bool(), value.as_string().as_deref()) {
             (Some(true), _) | (_, Some("granted")) => State::Granted,
             (Some(false), _) | (_, Some("denied")) => State::Denied,
-            _ => return Err(js::error("invalid_consent", &["consent for `", &key, "` must be true, false, \"granted\" or \"denied\""].concat())),
+            _ => {
+                return Err(js::error(
+                    "invalid_consent",
+                    &[
+                        "consent for `",
+                        &key,
+                        "` must be true, false, \"granted\" or \"denied\"",
+                    ]
+                    .concat(),
+                ))
+            }
         };
         c.set(Purpose::parse(&key), state);
     }
@@ -139,7 +155,11 @@ pub fn from_gpp_ping(ping: &JsValue) -> Option<Consent> {
     let mut signals = GppSignals::default();
     for value in Object::values(&Object::from(sections)).iter() {
         // A section is an object, or an array of sub-section objects.
-        let parts: Vec<JsValue> = if js_sys::Array::is_array(&value) { js_sys::Array::from(&value).to_vec() } else { vec![value] };
+        let parts: Vec<JsValue> = if js_sys::Array::is_array(&value) {
+            js_sys::Array::from(&value).to_vec()
+        } else {
+            vec![value]
+        };
         for part in parts {
             let code = |k: &str| js::get_f64(&part, k).and_then(|n| opt_out_code(n as u8));
             signals.merge(&GppSignals {
@@ -189,7 +209,11 @@ pub fn watch_cmps(on: impl Fn(Consent) + Clone + 'static) {
                 }
             }
         });
-        js::call(&tcfapi, &JsValue::NULL, &["addEventListener".into(), 2.into(), cb.as_ref().clone()]);
+        js::call(
+            &tcfapi,
+            &JsValue::NULL,
+            &["addEventListener".into(), 2.into(), cb.as_ref().clone()],
+        );
         cb.forget();
     }
     let gpp = js::get(&w, "__gpp");
@@ -198,13 +222,21 @@ pub fn watch_cmps(on: impl Fn(Consent) + Clone + 'static) {
         let cb = Closure::<dyn FnMut(JsValue, JsValue)>::new(move |data: JsValue, ok: JsValue| {
             if ok.as_bool() != Some(false) {
                 // addEventListener passes {eventName, pingData}; ping passes pingData itself.
-                let ping = if js::get(&data, "pingData").is_object() { js::get(&data, "pingData") } else { data };
+                let ping = if js::get(&data, "pingData").is_object() {
+                    js::get(&data, "pingData")
+                } else {
+                    data
+                };
                 if let Some(c) = from_gpp_ping(&ping) {
                     f(c);
                 }
             }
         });
-        js::call(&gpp, &JsValue::NULL, &["addEventListener".into(), cb.as_ref().clone()]);
+        js::call(
+            &gpp,
+            &JsValue::NULL,
+            &["addEventListener".into(), cb.as_ref().clone()],
+        );
         js::call(&gpp, &JsValue::NULL, &["ping".into(), cb.as_ref().clone()]);
         cb.forget();
     }
@@ -222,7 +254,9 @@ pub fn watch_cmps(on: impl Fn(Consent) + Clone + 'static) {
             let target = dl.clone();
             let f = on;
             let push = Closure::<dyn FnMut(JsValue) -> JsValue>::new(move |entry: JsValue| {
-                let result = original.call1(&target, &entry).unwrap_or(JsValue::UNDEFINED);
+                let result = original
+                    .call1(&target, &entry)
+                    .unwrap_or(JsValue::UNDEFINED);
                 if let Some(c) = from_gcm_entry(&entry) {
                     f(c);
                 }

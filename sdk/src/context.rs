@@ -6,8 +6,20 @@ use js_sys::Object;
 use wasm_bindgen::JsValue;
 
 const CLICK_IDS: [&str; 14] = [
-    "gclid", "gbraid", "wbraid", "dclid", "fbclid", "msclkid", "ttclid", "twclid", "li_fat_id", "epik", "rdt_cid", "sccid",
-    "yclid", "irclickid",
+    "gclid",
+    "gbraid",
+    "wbraid",
+    "dclid",
+    "fbclid",
+    "msclkid",
+    "ttclid",
+    "twclid",
+    "li_fat_id",
+    "epik",
+    "rdt_cid",
+    "sccid",
+    "yclid",
+    "irclickid",
 ];
 
 /// Decode one `application/x-www-form-urlencoded` component.
@@ -63,11 +75,21 @@ pub fn page(window: &web_sys::Window) -> Object {
         .as_ref()
         .and_then(|d| d.query_selector("link[rel=canonical]").ok().flatten())
         .and_then(|l| l.get_attribute("href"));
-    let url = canonical.clone().unwrap_or_else(|| href.split('#').next().unwrap_or_default().to_owned());
+    let url = canonical
+        .clone()
+        .unwrap_or_else(|| href.split('#').next().unwrap_or_default().to_owned());
     set(&p, "path", location.pathname().unwrap_or_default());
-    set(&p, "referrer", doc.as_ref().map(|d| d.referrer()).unwrap_or_default());
+    set(
+        &p,
+        "referrer",
+        doc.as_ref().map(|d| d.referrer()).unwrap_or_default(),
+    );
     set(&p, "search", location.search().unwrap_or_default());
-    set(&p, "title", doc.as_ref().map(|d| d.title()).unwrap_or_default());
+    set(
+        &p,
+        "title",
+        doc.as_ref().map(|d| d.title()).unwrap_or_default(),
+    );
     set(&p, "url", url);
     if let Some(c) = canonical {
         set(&p, "canonicalUrl", c);
@@ -83,9 +105,17 @@ pub fn stable(window: &web_sys::Window) -> Object {
     set(&library, "name", "sluice.js");
     set(&library, "version", env!("CARGO_PKG_VERSION"));
     set(&ctx, "library", library);
-    set(&ctx, "userAgent", navigator.user_agent().unwrap_or_default());
+    set(
+        &ctx,
+        "userAgent",
+        navigator.user_agent().unwrap_or_default(),
+    );
     set(&ctx, "locale", navigator.language().unwrap_or_default());
-    let tz = js::get(&js_sys::Intl::DateTimeFormat::new(&js_sys::Array::new(), &Object::new()).resolved_options(), "timeZone");
+    let tz = js::get(
+        &js_sys::Intl::DateTimeFormat::new(&js_sys::Array::new(), &Object::new())
+            .resolved_options(),
+        "timeZone",
+    );
     if tz.is_string() {
         set(&ctx, "timezone", tz);
     }
@@ -111,7 +141,15 @@ pub fn stable(window: &web_sys::Window) -> Object {
 /// The viewport, read per event (it changes).
 pub fn viewport(window: &web_sys::Window) -> JsValue {
     let v = Object::new();
-    set(&v, "width", window.inner_width().unwrap_or(JsValue::from(0)));
-    set(&v, "height", window.inner_height().unwrap_or(JsValue::from(0)));
+    set(
+        &v,
+        "width",
+        window.inner_width().unwrap_or(JsValue::from(0)),
+    );
+    set(
+        &v,
+        "height",
+        window.inner_height().unwrap_or(JsValue::from(0)),
+    );
     v.into()
 }

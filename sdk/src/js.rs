@@ -61,7 +61,9 @@ pub fn now_ms() -> f64 {
 
 /// ISO 8601 of a time in ms.
 pub fn iso(ms: f64) -> String {
-    js_sys::Date::new(&JsValue::from_f64(ms)).to_iso_string().into()
+    js_sys::Date::new(&JsValue::from_f64(ms))
+        .to_iso_string()
+        .into()
 }
 
 /// `new Error(message)` with a stable `code`, as thrown to the page on misuse.

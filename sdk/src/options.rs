@@ -87,9 +87,24 @@ impl Default for Options {
 }
 
 const KNOWN: [&str; 18] = [
-    "apiHost", "apiPath", "flushAt", "flushIntervalMs", "maxRetries", "retryBaseMs", "retryMaxMs", "maxQueueEvents",
-    "storage", "cookieDomain", "cookieSameSite", "cookieSecure", "trackPages", "sessionTimeoutMs", "consent",
-    "policyVersion", "idEndpoint", "debug",
+    "apiHost",
+    "apiPath",
+    "flushAt",
+    "flushIntervalMs",
+    "maxRetries",
+    "retryBaseMs",
+    "retryMaxMs",
+    "maxQueueEvents",
+    "storage",
+    "cookieDomain",
+    "cookieSameSite",
+    "cookieSecure",
+    "trackPages",
+    "sessionTimeoutMs",
+    "consent",
+    "policyVersion",
+    "idEndpoint",
+    "debug",
 ];
 const CONSENT_KNOWN: [&str; 4] = ["required", "pending", "defaultGranted", "policyVersion"];
 
@@ -115,7 +130,18 @@ fn number(obj: &JsValue, key: &str, min: f64) -> Result<Option<f64>, JsValue> {
     }
     match v.as_f64() {
         Some(n) if n >= min && n.is_finite() => Ok(Some(n)),
-        _ => Err(invalid(&["`", key, "` must be a number ≥ ", &(min as u32).to_string()].concat())),
+        _ => Err(invalid(
+            &[
+                "`",
+                key,
+                if min > 0.0 {
+                    "` must be a positive number"
+                } else {
+                    "` must be a number ≥ 0"
+                },
+            ]
+            .concat(),
+        )),
     }
 }
 
@@ -124,7 +150,9 @@ fn string(obj: &JsValue, key: &str) -> Result<Option<String>, JsValue> {
     if v.is_undefined() || v.is_null() {
         return Ok(None);
     }
-    v.as_string().map(Some).ok_or_else(|| invalid(&["`", key, "` must be a string"].concat()))
+    v.as_string()
+        .map(Some)
+        .ok_or_else(|| invalid(&["`", key, "` must be a string"].concat()))
 }
 
 fn boolean(obj: &JsValue, key: &str) -> Result<Option<bool>, JsValue> {
@@ -132,7 +160,9 @@ fn boolean(obj: &JsValue, key: &str) -> Result<Option<bool>, JsValue> {
     if v.is_undefined() {
         return Ok(None);
     }
-    v.as_bool().map(Some).ok_or_else(|| invalid(&["`", key, "` must be true or false"].concat()))
+    v.as_bool()
+        .map(Some)
+        .ok_or_else(|| invalid(&["`", key, "` must be true or false"].concat()))
 }
 
 impl Options {
@@ -179,7 +209,11 @@ impl Options {
                 "localStorage" => StorageMode::Local,
                 "memory" => StorageMode::Memory,
                 "none" => StorageMode::None,
-                _ => return Err(invalid("`storage` must be cookie, localStorage, memory or none")),
+                _ => {
+                    return Err(invalid(
+                        "`storage` must be cookie, localStorage, memory or none",
+                    ))
+                }
             };
         }
         o.cookie_domain = string(v, "cookieDomain")?;
@@ -212,7 +246,10 @@ impl Options {
                 if !js_sys::Array::is_array(&required) {
                     return Err(invalid("`consent.required` must be an array of purposes"));
                 }
-                o.consent_required = js_sys::Array::from(&required).iter().filter_map(|p| p.as_string()).collect();
+                o.consent_required = js_sys::Array::from(&required)
+                    .iter()
+                    .filter_map(|p| p.as_string())
+                    .collect();
             }
             if let Some(s) = string(&consent, "pending")? {
                 o.consent_pending = match s.as_str() {

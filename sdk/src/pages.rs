@@ -7,23 +7,40 @@ use wasm_bindgen::JsCast;
 
 /// Call `on_change` after every history change.
 pub fn watch(on_change: impl Fn() + Clone + 'static) {
-    let Some(window) = web_sys::window() else { return };
+    let Some(window) = web_sys::window() else {
+        return;
+    };
     let history = js::get(&window, "history");
     for method in ["pushState", "replaceState"] {
-        let Some(original) = js::get(&history, method).dyn_ref::<js_sys::Function>().cloned() else { continue };
+        let Some(original) = js::get(&history, method)
+            .dyn_ref::<js_sys::Function>()
+            .cloned()
+        else {
+            continue;
+        };
         let target = history.clone();
         let notify = on_change.clone();
-        let wrapped = Closure::<dyn FnMut(JsValue, JsValue, JsValue) -> JsValue>::new(move |a: JsValue, b: JsValue, c: JsValue| {
-            let args: js_sys::Array = if c.is_undefined() { [a, b].iter().collect() } else { [a, b, c].iter().collect() };
-            let result = original.apply(&target, &args).unwrap_or(JsValue::UNDEFINED);
-            notify();
-            result
-        });
-        js::set(&js_sys::Object::from(history.clone()), method, wrapped.as_ref().clone());
+        let wrapped = Closure::<dyn FnMut(JsValue, JsValue, JsValue) -> JsValue>::new(
+            move |a: JsValue, b: JsValue, c: JsValue| {
+                let args: js_sys::Array = if c.is_undefined() {
+                    [a, b].iter().collect()
+                } else {
+                    [a, b, c].iter().collect()
+                };
+                let result = original.apply(&target, &args).unwrap_or(JsValue::UNDEFINED);
+                notify();
+                result
+            },
+        );
+        js::set(
+            &js_sys::Object::from(history.clone()),
+            method,
+            wrapped.as_ref().clone(),
+        );
         wrapped.forget();
     }
     let notify = on_change;
-    let pop = Closure::<dyn FnMut()>::new(move || notify());
+    let pop = Closure::<dyn FnMut()>::new(notify);
     let _ = window.add_event_listener_with_callback("popstate", pop.as_ref().unchecked_ref());
     pop.forget();
 }
@@ -33,7 +50,11 @@ pub fn current_key() -> String {
     web_sys::window()
         .map(|w| {
             let l = w.location();
-            [l.pathname().unwrap_or_default(), l.search().unwrap_or_default()].concat()
+            [
+                l.pathname().unwrap_or_default(),
+                l.search().unwrap_or_default(),
+            ]
+            .concat()
         })
         .unwrap_or_default()
 }

@@ -38,11 +38,18 @@ pub struct Queue {
 
 impl Queue {
     pub fn new(max: usize) -> Queue {
-        Queue { max: max.max(1), ..Queue::default() }
+        Queue {
+            max: max.max(1),
+            ..Queue::default()
+        }
     }
 
     pub fn len(&self) -> usize {
         self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
     }
 
     /// Events waiting to be sent (not in flight).
@@ -90,7 +97,9 @@ impl Queue {
         let mut body = String::from("{\"batch\":[");
         let mut n = 0;
         for item in self.items.range(from..to) {
-            if n > 0 && (n >= MAX_BATCH_EVENTS || body.len() + item.json.len() + 40 > MAX_BODY_BYTES) {
+            if n > 0
+                && (n >= MAX_BATCH_EVENTS || body.len() + item.json.len() + 40 > MAX_BODY_BYTES)
+            {
                 break;
             }
             if n > 0 {
@@ -162,7 +171,10 @@ mod tests {
     use super::*;
 
     fn item(i: usize) -> Item {
-        Item { id: i.to_string(), json: ["{\"messageId\":\"", &i.to_string(), "\"}"].concat() }
+        Item {
+            id: i.to_string(),
+            json: ["{\"messageId\":\"", &i.to_string(), "\"}"].concat(),
+        }
     }
 
     #[test]
@@ -173,7 +185,10 @@ mod tests {
         }
         assert_eq!(q.len(), 3);
         assert_eq!(q.dropped, 2);
-        assert_eq!(q.persisted(), r#"[{"messageId":"2"},{"messageId":"3"},{"messageId":"4"}]"#);
+        assert_eq!(
+            q.persisted(),
+            r#"[{"messageId":"2"},{"messageId":"3"},{"messageId":"4"}]"#
+        );
     }
 
     #[test]
@@ -182,8 +197,15 @@ mod tests {
         q.push(item(0));
         q.push(item(1));
         let body = finish_body(q.next_batch().unwrap(), "now");
-        assert_eq!(body, r#"{"batch":[{"messageId":"0"},{"messageId":"1"}],"sentAt":"now"}"#);
-        assert_eq!(q.push(item(2)), None, "nothing evictable while both are in flight");
+        assert_eq!(
+            body,
+            r#"{"batch":[{"messageId":"0"},{"messageId":"1"}],"sentAt":"now"}"#
+        );
+        assert_eq!(
+            q.push(item(2)),
+            None,
+            "nothing evictable while both are in flight"
+        );
         q.failed();
         assert_eq!(q.waiting(), 3);
         q.next_batch();
@@ -196,7 +218,10 @@ mod tests {
         let mut q = Queue::new(10_000);
         let big = "x".repeat(1000);
         for i in 0..200 {
-            q.push(Item { id: i.to_string(), json: ["{\"p\":\"", &big, "\"}"].concat() });
+            q.push(Item {
+                id: i.to_string(),
+                json: ["{\"p\":\"", &big, "\"}"].concat(),
+            });
         }
         let bodies = q.beacon_bodies();
         assert!(bodies.len() >= 4);

@@ -24,7 +24,7 @@ pub fn verdict(status: u16, retry_after: Option<&str>) -> Verdict {
 
 /// `Retry-After` in seconds (HTTP dates are rare from collectors and ignored).
 pub fn parse_retry_after(v: &str) -> Option<f64> {
-    v.trim().parse::<f64>().ok().filter(|s| *s >= 0.0).map(|s| s * 1000.0)
+    v.trim().parse::<u32>().ok().map(|s| f64::from(s) * 1000.0)
 }
 
 /// Delay before retry number `attempt` (1-based): `base · 2^(attempt-1)`,
@@ -55,7 +55,11 @@ mod tests {
         assert_eq!(backoff_ms(1, 1000.0, 60_000.0, 0.5), 500.0);
         assert_eq!(backoff_ms(3, 1000.0, 60_000.0, 0.5), 2000.0);
         assert_eq!(backoff_ms(10, 1000.0, 60_000.0, 0.99), 59_400.0);
-        assert_eq!(backoff_ms(2, 1000.0, 60_000.0, 0.0), 200.0, "floored at a tenth of the step");
+        assert_eq!(
+            backoff_ms(2, 1000.0, 60_000.0, 0.0),
+            200.0,
+            "floored at a tenth of the step"
+        );
         assert_eq!(parse_retry_after("x"), None);
     }
 }

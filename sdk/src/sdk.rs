@@ -84,7 +84,10 @@ pub fn log(debug: bool, what: &str, detail: &JsValue) {
 fn set_timeout(ms: f64, f: impl FnOnce() + 'static) {
     if let Some(w) = web_sys::window() {
         let cb = Closure::once_into_js(f);
-        let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(cb.unchecked_ref(), ms.clamp(0.0, 2_147_483_647.0) as i32);
+        let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(
+            cb.unchecked_ref(),
+            ms.clamp(0.0, 2_147_483_647.0) as i32,
+        );
     }
 }
 
@@ -96,13 +99,38 @@ impl Sdk {
     /// Set up from `load(writeKey, options)`.
     pub fn new(write_key: &str, opts: Options) -> Sdk {
         let window = web_sys::window();
-        let origin = window.as_ref().and_then(|w| w.location().origin().ok()).unwrap_or_default();
-        let host = if opts.api_host.is_empty() { origin } else { opts.api_host.clone() };
+        let origin = window
+            .as_ref()
+            .and_then(|w| w.location().origin().ok())
+            .unwrap_or_default();
+        let host = if opts.api_host.is_empty() {
+            origin
+        } else {
+            opts.api_host.clone()
+        };
         let url = [host.as_str(), opts.api_path.as_str()].concat();
-        let beacon_url = [url.as_str(), if url.contains('?') { "&" } else { "?" }, "writeKey=", write_key].concat();
-        let token = window.as_ref().and_then(|w| w.btoa(&[write_key, ":"].concat()).ok()).unwrap_or_default();
-        let mut store = Store::new(opts.storage, opts.cookie_domain.clone(), opts.cookie_same_site.clone(), opts.cookie_secure);
-        let mut consent = Consent { gpc: consent::gpc(), policy_version: opts.policy_version.clone(), ..Consent::default() };
+        let beacon_url = [
+            url.as_str(),
+            if url.contains('?') { "&" } else { "?" },
+            "writeKey=",
+            write_key,
+        ]
+        .concat();
+        let token = window
+            .as_ref()
+            .and_then(|w| w.btoa(&[write_key, ":"].concat()).ok())
+            .unwrap_or_default();
+        let mut store = Store::new(
+            opts.storage,
+            opts.cookie_domain.clone(),
+            opts.cookie_same_site.clone(),
+            opts.cookie_secure,
+        );
+        let mut consent = Consent {
+            gpc: consent::gpc(),
+            policy_version: opts.policy_version.clone(),
+            ..Consent::default()
+        };
         let mut consent_known = opts.consent_default_granted;
         if consent_known {
             for p in &opts.consent_required {
@@ -110,7 +138,10 @@ impl Sdk {
             }
         }
         // A choice stored by an earlier visit (only where storage was allowed then).
-        if let Some(saved) = store.get(CONSENT_KEY).and_then(|s| js_sys::JSON::parse(&s).ok()) {
+        if let Some(saved) = store
+            .get(CONSENT_KEY)
+            .and_then(|s| js_sys::JSON::parse(&s).ok())
+        {
             if let Ok(c) = consent::from_js(&saved) {
                 consent::merge(&mut consent, c);
                 consent_known = true;
@@ -120,15 +151,24 @@ impl Sdk {
             let storage_ok = consent_known && purpose_allowed(&consent, "functional");
             store.set_enabled(storage_ok);
         }
-        let anonymous_id = store.get(ANON_KEY).filter(|v| storage::valid_id(v)).unwrap_or_else(storage::uuid);
+        let anonymous_id = store
+            .get(ANON_KEY)
+            .filter(|v| storage::valid_id(v))
+            .unwrap_or_else(storage::uuid);
         store.set(ANON_KEY, &anonymous_id);
         let user_id = store.get(USER_KEY);
-        let traits = store.get(TRAITS_KEY).and_then(|t| js_sys::JSON::parse(&t).ok()).unwrap_or_else(|| Object::new().into());
+        let traits = store
+            .get(TRAITS_KEY)
+            .and_then(|t| js_sys::JSON::parse(&t).ok())
+            .unwrap_or_else(|| Object::new().into());
         let session = store.get(SESSION_KEY).and_then(|s| Session::parse(&s));
         let tab_key = [queue::KEY_PREFIX, &storage::uuid()].concat();
         let stable = window.as_ref().map(context::stable).unwrap_or_default();
         let page_ctx = window.as_ref().map(context::page).unwrap_or_default();
-        let campaign = window.as_ref().and_then(|w| w.location().search().ok()).and_then(|s| context::campaign(&s));
+        let campaign = window
+            .as_ref()
+            .and_then(|w| w.location().search().ok())
+            .and_then(|s| context::campaign(&s));
         Sdk {
             url,
             beacon_url,
@@ -200,7 +240,11 @@ impl Sdk {
                         log(self.debug, "consent-gated (waiting for consent)", &e);
                         self.pending.push(e);
                     } else {
-                        log(self.debug, "dropped (too many events waiting for consent)", &e);
+                        log(
+                            self.debug,
+                            "dropped (too many events waiting for consent)",
+                            &e,
+                        );
                     }
                 }
                 Pending::Anonymous => self.release(e, true),
@@ -208,10 +252,19 @@ impl Sdk {
             }
             return;
         }
-        if self.opts.consent_required.iter().all(|p| purpose_allowed(&self.consent, p)) {
+        if self
+            .opts
+            .consent_required
+            .iter()
+            .all(|p| purpose_allowed(&self.consent, p))
+        {
             self.release(e, false);
         } else {
-            log(self.debug, "dropped (no consent for the required purposes)", &e);
+            log(
+                self.debug,
+                "dropped (no consent for the required purposes)",
+                &e,
+            );
         }
     }
 
@@ -236,9 +289,15 @@ impl Sdk {
         }
         set(&ctx, "consent", consent::to_js(&self.consent));
         let id = js::get_str(&e, "messageId").unwrap_or_default();
-        let Some(json) = js::stringify(&e) else { return };
+        let Some(json) = js::stringify(&e) else {
+            return;
+        };
         if let Some(evicted) = self.queue.push(Item { id, json }) {
-            log(self.debug, "dropped (queue full, oldest evicted)", &evicted.id.into());
+            log(
+                self.debug,
+                "dropped (queue full, oldest evicted)",
+                &evicted.id.into(),
+            );
         }
         log(self.debug, "queued", &e);
         self.schedule_persist();
@@ -256,7 +315,8 @@ impl Sdk {
         self.consent.updated_at = Some(js::iso(js::now_ms()));
         self.consent_known = true;
         if self.opts.storage == StorageMode::None {
-            self.store.set_enabled(purpose_allowed(&self.consent, "functional"));
+            self.store
+                .set_enabled(purpose_allowed(&self.consent, "functional"));
             if self.store.writes_allowed() {
                 let id = self.anonymous_id.clone();
                 self.store.set(ANON_KEY, &id);
@@ -265,7 +325,11 @@ impl Sdk {
         if self.consent.source == Source::Explicit {
             let cats = Object::new();
             for (p, s) in &self.consent.categories {
-                set(&cats, p.as_str(), *s == sluice_shared::consent::State::Granted);
+                set(
+                    &cats,
+                    p.as_str(),
+                    *s == sluice_shared::consent::State::Granted,
+                );
             }
             if let Some(text) = js::stringify(&cats.into()) {
                 self.store.set(CONSENT_KEY, &text);
@@ -293,18 +357,21 @@ impl Sdk {
 
     /// Write the queue to this tab's key (or remove it when empty).
     pub fn persist(&mut self) {
-        if self.queue.len() == 0 {
+        if self.queue.is_empty() {
             self.store.local_remove(&self.tab_key);
         } else if !self.store.local_set(&self.tab_key, &self.queue.persisted()) {
-            log(self.debug, "not persisted (storage unavailable or full)", &JsValue::from(self.queue.len() as u32));
+            log(
+                self.debug,
+                "not persisted (storage unavailable or full)",
+                &JsValue::from(self.queue.len() as u32),
+            );
         }
     }
 
     fn flush_soon(&mut self, delay_ms: f64) {
-        if self.timer {
-            if delay_ms > 0.0 {
-                return;
-            }
+        // A timer is already set: only an immediate flush needs another.
+        if self.timer && delay_ms > 0.0 {
+            return;
         }
         self.timer = true;
         let wait = delay_ms.max(self.retry_at - js::now_ms()).max(0.0);
@@ -316,11 +383,18 @@ impl Sdk {
 
     /// The next request, if one should go now.
     fn next_request(&mut self) -> Option<(String, String, String)> {
-        if self.queue.inflight > 0 || js::now_ms() < self.retry_at || self.attempt > self.opts.max_retries {
+        if self.queue.inflight > 0
+            || js::now_ms() < self.retry_at
+            || self.attempt > self.opts.max_retries
+        {
             return None;
         }
         let body = self.queue.next_batch()?;
-        Some((self.url.clone(), self.auth.clone(), queue::finish_body(body, &js::iso(js::now_ms()))))
+        Some((
+            self.url.clone(),
+            self.auth.clone(),
+            queue::finish_body(body, &js::iso(js::now_ms())),
+        ))
     }
 
     /// What came back for the request in flight.
@@ -341,16 +415,31 @@ impl Sdk {
                 self.queue.sent();
                 self.attempt = 0;
                 let status = answer.map_or(0, |a| a.status);
-                log(self.debug, "dropped (the collector refused the request; not retried)", &JsValue::from(status));
+                log(
+                    self.debug,
+                    "dropped (the collector refused the request; not retried)",
+                    &JsValue::from(status),
+                );
             }
             Verdict::Retry(after) => {
                 self.queue.failed();
                 self.attempt += 1;
                 if self.attempt > self.opts.max_retries {
-                    log(self.debug, "retries paused until the browser is online again or the next page load", &JsValue::from(n));
+                    log(
+                        self.debug,
+                        "retries paused until the browser is online again or the next page load",
+                        &JsValue::from(n),
+                    );
                     return;
                 }
-                let wait = after.unwrap_or_else(|| retry::backoff_ms(self.attempt, self.opts.retry_base_ms, self.opts.retry_max_ms, js_sys::Math::random()));
+                let wait = after.unwrap_or_else(|| {
+                    retry::backoff_ms(
+                        self.attempt,
+                        self.opts.retry_base_ms,
+                        self.opts.retry_max_ms,
+                        js_sys::Math::random(),
+                    )
+                });
                 self.retry_at = js::now_ms() + wait;
                 log(self.debug, "retry scheduled (ms)", &JsValue::from(wait));
             }
@@ -398,15 +487,31 @@ impl Sdk {
             tabs::try_with(&key, move || {
                 with(|s| {
                     // Re-read under the lock: another tab may have taken it meanwhile.
-                    let Some(text) = s.store.local_get(&k) else { return };
+                    let Some(text) = s.store.local_get(&k) else {
+                        return;
+                    };
                     let items: Vec<Item> = js_sys::JSON::parse(&text)
                         .ok()
-                        .map(|v| js_sys::Array::from(&v).iter().filter_map(|e| Some(Item { id: js::get_str(&e, "messageId")?, json: js::stringify(&e)? })).collect())
+                        .map(|v| {
+                            js_sys::Array::from(&v)
+                                .iter()
+                                .filter_map(|e| {
+                                    Some(Item {
+                                        id: js::get_str(&e, "messageId")?,
+                                        json: js::stringify(&e)?,
+                                    })
+                                })
+                                .collect()
+                        })
                         .unwrap_or_default();
                     let added = s.queue.adopt(items);
                     s.persist();
                     s.store.local_remove(&k);
-                    log(s.debug, "adopted events of a closed tab", &JsValue::from(added as u32));
+                    log(
+                        s.debug,
+                        "adopted events of a closed tab",
+                        &JsValue::from(added as u32),
+                    );
                     if s.queue.waiting() > 0 {
                         s.flush_soon(0.0);
                     }
@@ -428,7 +533,12 @@ impl Sdk {
         self.last_page = key;
         if let Some(w) = web_sys::window() {
             self.page_ctx = context::page(&w);
-            self.campaign = w.location().search().ok().and_then(|s| context::campaign(&s)).or(self.campaign.take());
+            self.campaign = w
+                .location()
+                .search()
+                .ok()
+                .and_then(|s| context::campaign(&s))
+                .or(self.campaign.take());
         }
         self.opts.track_pages
     }
@@ -443,7 +553,10 @@ impl Sdk {
             self.user_id = Some(u);
         }
         if js::is_plain_object(traits) {
-            Object::assign(&Object::from(self.traits.clone()), &Object::from(traits.clone()));
+            Object::assign(
+                &Object::from(self.traits.clone()),
+                &Object::from(traits.clone()),
+            );
             if let Some(t) = js::stringify(&self.traits) {
                 self.store.set(TRAITS_KEY, &t);
             }
@@ -470,7 +583,9 @@ pub fn install(sdk: Sdk) {
     let has_pending_storage = !sdk.store.local_keys(queue::KEY_PREFIX).is_empty();
     SDK.with(|s| *s.borrow_mut() = Some(sdk));
     tabs::hold_forever(&tab);
-    let Some(window) = web_sys::window() else { return };
+    let Some(window) = web_sys::window() else {
+        return;
+    };
     let hide = Closure::<dyn FnMut()>::new(|| {
         let hidden = web_sys::window()
             .and_then(|w| w.document())
@@ -479,7 +594,8 @@ pub fn install(sdk: Sdk) {
             with(Sdk::beacon_all);
         }
     });
-    let _ = window.add_event_listener_with_callback("visibilitychange", hide.as_ref().unchecked_ref());
+    let _ =
+        window.add_event_listener_with_callback("visibilitychange", hide.as_ref().unchecked_ref());
     hide.forget();
     let pagehide = Closure::<dyn FnMut()>::new(|| {
         with(Sdk::beacon_all);
@@ -497,13 +613,18 @@ pub fn install(sdk: Sdk) {
     let adopt = Closure::<dyn FnMut()>::new(|| {
         with(Sdk::adopt_orphans);
     });
-    let _ = window.set_interval_with_callback_and_timeout_and_arguments_0(adopt.as_ref().unchecked_ref(), ADOPT_EVERY_MS);
+    let _ = window.set_interval_with_callback_and_timeout_and_arguments_0(
+        adopt.as_ref().unchecked_ref(),
+        ADOPT_EVERY_MS,
+    );
     adopt.forget();
 }
 
 /// Send the next batch if one is due.
 pub fn flush() {
-    let Some(Some((url, auth, body))) = with(Sdk::next_request) else { return };
+    let Some(Some((url, auth, body))) = with(Sdk::next_request) else {
+        return;
+    };
     wasm_bindgen_futures::spawn_local(async move {
         let answer = transport::post(&url, &auth, &body).await;
         with(|s| s.answered(answer));

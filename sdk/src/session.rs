@@ -12,12 +12,20 @@ impl Session {
     /// Parse the stored form.
     pub fn parse(stored: &str) -> Option<Session> {
         let (id, last) = stored.split_once('.')?;
-        Some(Session { id: id.parse().ok()?, last_ms: last.parse().ok()? })
+        Some(Session {
+            id: id.parse::<u64>().ok()? as f64,
+            last_ms: last.parse::<u64>().ok()? as f64,
+        })
     }
 
     /// The stored form.
     pub fn encode(self) -> String {
-        [(self.id as u64).to_string(), ".".into(), (self.last_ms as u64).to_string()].concat()
+        [
+            (self.id as u64).to_string(),
+            ".".into(),
+            (self.last_ms as u64).to_string(),
+        ]
+        .concat()
     }
 }
 
@@ -25,8 +33,20 @@ impl Session {
 /// `timeout_ms` of inactivity. Returns the session and whether it just started.
 pub fn touch(current: Option<Session>, now: f64, timeout_ms: f64) -> (Session, bool) {
     match current {
-        Some(s) if now - s.last_ms < timeout_ms && now >= s.id => (Session { id: s.id, last_ms: now }, false),
-        _ => (Session { id: now, last_ms: now }, true),
+        Some(s) if now - s.last_ms < timeout_ms && now >= s.id => (
+            Session {
+                id: s.id,
+                last_ms: now,
+            },
+            false,
+        ),
+        _ => (
+            Session {
+                id: now,
+                last_ms: now,
+            },
+            true,
+        ),
     }
 }
 

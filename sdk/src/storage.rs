@@ -22,7 +22,10 @@ pub struct Store {
 }
 
 fn document() -> Option<web_sys::HtmlDocument> {
-    web_sys::window()?.document()?.dyn_into::<web_sys::HtmlDocument>().ok()
+    web_sys::window()?
+        .document()?
+        .dyn_into::<web_sys::HtmlDocument>()
+        .ok()
 }
 
 fn local() -> Option<web_sys::Storage> {
@@ -39,9 +42,25 @@ pub fn read_cookie(name: &str) -> Option<String> {
     })
 }
 
-fn write_cookie(name: &str, value: &str, max_age: &str, domain: Option<&str>, same_site: &str, secure: bool) {
+fn write_cookie(
+    name: &str,
+    value: &str,
+    max_age: &str,
+    domain: Option<&str>,
+    same_site: &str,
+    secure: bool,
+) {
     if let Some(doc) = document() {
-        let mut c = [name, "=", value, "; Path=/; Max-Age=", max_age, "; SameSite=", same_site].concat();
+        let mut c = [
+            name,
+            "=",
+            value,
+            "; Path=/; Max-Age=",
+            max_age,
+            "; SameSite=",
+            same_site,
+        ]
+        .concat();
         if let Some(d) = domain {
             c.push_str("; Domain=");
             c.push_str(d);
@@ -57,7 +76,8 @@ fn write_cookie(name: &str, value: &str, max_age: &str, domain: Option<&str>, sa
 /// set on (browsers refuse public suffixes like `co.uk`).
 fn registrable_domain() -> Option<String> {
     let host = web_sys::window()?.location().hostname().ok()?;
-    if host.parse::<std::net::IpAddr>().is_ok() || !host.contains('.') {
+    let is_ip = host.contains(':') || host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if is_ip || !host.contains('.') {
         return None; // IPs and localhost: host-only cookies
     }
     let labels: Vec<&str> = host.split('.').collect();
@@ -74,11 +94,29 @@ fn registrable_domain() -> Option<String> {
 }
 
 impl Store {
-    pub fn new(mode: StorageMode, cookie_domain: Option<String>, same_site: String, secure: Option<bool>) -> Store {
-        let https = web_sys::window().and_then(|w| w.location().protocol().ok()).is_some_and(|p| p == "https:");
+    pub fn new(
+        mode: StorageMode,
+        cookie_domain: Option<String>,
+        same_site: String,
+        secure: Option<bool>,
+    ) -> Store {
+        let https = web_sys::window()
+            .and_then(|w| w.location().protocol().ok())
+            .is_some_and(|p| p == "https:");
         let enabled = mode != StorageMode::None;
-        let cookie_domain = if mode == StorageMode::Cookie && enabled { cookie_domain.or_else(registrable_domain) } else { cookie_domain };
-        Store { mode, enabled, cookie_domain, same_site, secure: secure.unwrap_or(https), memory: BTreeMap::new() }
+        let cookie_domain = if mode == StorageMode::Cookie && enabled {
+            cookie_domain.or_else(registrable_domain)
+        } else {
+            cookie_domain
+        };
+        Store {
+            mode,
+            enabled,
+            cookie_domain,
+            same_site,
+            secure: secure.unwrap_or(https),
+            memory: BTreeMap::new(),
+        }
     }
 
     /// Cookieless mode: start (or stop) writing once storage consent is known.
@@ -103,8 +141,12 @@ impl Store {
     /// A value, from the cookie first (shared across subdomains), then localStorage, then memory.
     pub fn get(&self, key: &str) -> Option<String> {
         let from_storage = if self.enabled && self.mode != StorageMode::Memory {
-            (if self.mode == StorageMode::Cookie { read_cookie(key) } else { None })
-                .or_else(|| local().and_then(|s| s.get_item(key).ok().flatten()))
+            (if self.mode == StorageMode::Cookie {
+                read_cookie(key)
+            } else {
+                None
+            })
+            .or_else(|| local().and_then(|s| s.get_item(key).ok().flatten()))
         } else {
             None
         };
@@ -118,7 +160,14 @@ impl Store {
             return;
         }
         if self.mode == StorageMode::Cookie {
-            write_cookie(key, value, COOKIE_MAX_AGE_S, self.cookie_domain.as_deref(), &self.same_site, self.secure);
+            write_cookie(
+                key,
+                value,
+                COOKIE_MAX_AGE_S,
+                self.cookie_domain.as_deref(),
+                &self.same_site,
+                self.secure,
+            );
         }
         if let Some(s) = local() {
             let _ = s.set_item(key, value);
@@ -129,7 +178,14 @@ impl Store {
     pub fn remove(&mut self, key: &str) {
         self.memory.remove(key);
         if self.mode == StorageMode::Cookie {
-            write_cookie(key, "", "0", self.cookie_domain.as_deref(), &self.same_site, self.secure);
+            write_cookie(
+                key,
+                "",
+                "0",
+                self.cookie_domain.as_deref(),
+                &self.same_site,
+                self.secure,
+            );
         }
         if let Some(s) = local() {
             let _ = s.remove_item(key);
@@ -160,21 +216,34 @@ impl Store {
 
     /// localStorage keys starting with `prefix`.
     pub fn local_keys(&self, prefix: &str) -> Vec<String> {
-        let Some(s) = local().filter(|_| self.enabled) else { return Vec::new() };
+        let Some(s) = local().filter(|_| self.enabled) else {
+            return Vec::new();
+        };
         let n = s.length().unwrap_or(0);
-        (0..n).filter_map(|i| s.key(i).ok().flatten()).filter(|k| k.starts_with(prefix)).collect()
+        (0..n)
+            .filter_map(|i| s.key(i).ok().flatten())
+            .filter(|k| k.starts_with(prefix))
+            .collect()
     }
 }
 
 /// `crypto.randomUUID()`, or a v4 UUID from `crypto.getRandomValues`.
 pub fn uuid() -> String {
     let crypto = js::get(&js::global(), "crypto");
-    if let Some(s) = js::call(&js::get(&crypto, "randomUUID"), &crypto, &[]).and_then(|v| v.as_string()) {
+    if let Some(s) =
+        js::call(&js::get(&crypto, "randomUUID"), &crypto, &[]).and_then(|v| v.as_string())
+    {
         return s;
     }
     let mut bytes = [0u8; 16];
     let array = js_sys::Uint8Array::new_with_length(16);
-    if js::call(&js::get(&crypto, "getRandomValues"), &crypto, &[array.clone().into()]).is_some() {
+    if js::call(
+        &js::get(&crypto, "getRandomValues"),
+        &crypto,
+        &[array.clone().into()],
+    )
+    .is_some()
+    {
         array.copy_to(&mut bytes);
     } else {
         for b in &mut bytes {

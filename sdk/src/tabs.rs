@@ -14,7 +14,8 @@ fn locks() -> Option<JsValue> {
 /// Hold `name` for the life of the page.
 pub fn hold_forever(name: &str) {
     let Some(locks) = locks() else { return };
-    let cb = Closure::once_into_js(|_lock: JsValue| -> JsValue { Promise::new(&mut |_, _| {}).into() });
+    let cb =
+        Closure::once_into_js(|_lock: JsValue| -> JsValue { Promise::new(&mut |_, _| {}).into() });
     js::call(&js::get(&locks, "request"), &locks, &[name.into(), cb]);
 }
 

@@ -25,9 +25,16 @@ pub async fn post(url: &str, authorization: &str, body: &str) -> Option<Answer> 
     let promise = window.fetch_with_str_and_init(url, &init);
     let response = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
     let status = js::get_f64(&response, "status")? as u16;
-    let retry_after = js::call(&js::get(&js::get(&response, "headers"), "get"), &js::get(&response, "headers"), &["retry-after".into()])
-        .and_then(|v| v.as_string());
-    Some(Answer { status, retry_after })
+    let retry_after = js::call(
+        &js::get(&js::get(&response, "headers"), "get"),
+        &js::get(&response, "headers"),
+        &["retry-after".into()],
+    )
+    .and_then(|v| v.as_string());
+    Some(Answer {
+        status,
+        retry_after,
+    })
 }
 
 /// `navigator.sendBeacon(url, body)`: true if the browser queued it.

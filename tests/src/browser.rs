@@ -13,6 +13,58 @@ pub struct Browser {
 }
 
 const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Wraps `fetch` and `sendBeacon` to log the ids of events that left the page:
+/// fetches once the collector answered 2xx, beacons once the browser queued them.
+const RECORD_SENDS: &str = r#"
+(function () {
+  window.__sent = [];
+  var ids = function (body) {
+    try { return JSON.parse(body).batch.map(function (e) { return e.messageId; }); } catch (e) { return []; }
+  };
+  var f = window.fetch;
+  window.fetch = function (url, init) {
+    var body = init && init.body;
+    return f.apply(this, arguments).then(function (r) {
+      if (r.ok && typeof body === "string") Array.prototype.push.apply(window.__sent, ids(body));
+      return r;
+    });
+  };
+  var b = navigator.sendBeacon.bind(navigator);
+  navigator.sendBeacon = function (url, body) {
+    var ok = b(url, body);
+    if (ok) Array.prototype.push.apply(window.__sent, ids(body));
+    return ok;
+  };
+})();
+"#;
+
+/// A CDP command sent through ChromeDriver's `goog/cdp/execute`.
+#[derive(Debug)]
+struct Cdp {
+    cmd: String,
+    params: Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(json!({"cmd": self.cmd, "params": self.params}).to_string()),
+        )
+    }
+}
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 impl Browser {
@@ -79,6 +131,38 @@ impl Browser {
             .execute(script, vec![])
             .await
             .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Run a Chrome DevTools Protocol command in the current tab (via ChromeDriver).
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.client
+            .issue_cmd(Cdp {
+                cmd: cmd.to_owned(),
+                params,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("CDP {cmd} failed: {e}"))
+    }
+
+    /// Take the current tab off the network (or back on).
+    pub async fn offline(&self, offline: bool) {
+        self.cdp("Network.enable", json!({})).await;
+        self.cdp(
+            "Network.emulateNetworkConditions",
+            json!({"offline": offline, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}),
+        )
+        .await;
+    }
+
+    /// Record, in every page of this tab, the messageIds the page sent and the
+    /// collector accepted (`window.__sent`), by wrapping fetch and sendBeacon.
+    pub async fn record_sends(&self) {
+        self.cdp("Page.enable", json!({})).await;
+        self.cdp(
+            "Page.addScriptToEvaluateOnNewDocument",
+            json!({"source": RECORD_SENDS}),
+        )
+        .await;
     }
 
     /// Wait until the SDK on the current page has loaded.

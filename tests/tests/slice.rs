@@ -17,7 +17,9 @@ async fn a_click_on_the_demo_page_lands_in_d1_with_a_stable_anonymous_id() {
     c.goto(&stack.url("/")).await.expect("open the demo page");
     browser.wait_for_sdk().await;
     // The visitor agrees to analytics: the page view held until now is released.
-    browser.js("sluice.consent.set({ analytics: true }); return true").await;
+    browser
+        .js("sluice.consent.set({ analytics: true }); return true")
+        .await;
     let anonymous_id = browser.js("return sluice.anonymousId()").await;
     let anonymous_id = anonymous_id
         .as_str()

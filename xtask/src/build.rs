@@ -82,7 +82,10 @@ pub fn sdk() -> Result<()> {
         &root.join("sdk/js/loader.js"),
         &out.join("sluice.js"),
         "iife",
-        &[format!("--define:GLUE={glue_name:?}"), format!("--define:WASM={wasm_name:?}")],
+        &[
+            format!("--define:GLUE={glue_name:?}"),
+            format!("--define:WASM={wasm_name:?}"),
+        ],
     )?;
     let loader = read(&out.join("sluice.js"))?;
     let manifest = format!(
@@ -113,9 +116,9 @@ pub fn sdk() -> Result<()> {
 
 /// A short content hash for cache-busting file names (FNV-1a 64, hex).
 fn content_hash(bytes: &[u8]) -> String {
-    let h = bytes
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    });
     format!("{h:016x}")
 }
 
@@ -124,7 +127,10 @@ pub fn sri(bytes: &[u8]) -> String {
     use base64::Engine as _;
     use sha2::Digest as _;
     let digest = sha2::Sha384::digest(bytes);
-    format!("sha384-{}", base64::engine::general_purpose::STANDARD.encode(digest))
+    format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {

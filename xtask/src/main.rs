@@ -25,7 +25,9 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("dev") => dev::run(&args[1..]),
         Some("test") => test::run(&args[1..]),
-        Some("build") => setup::toolchain().and_then(|()| build::all()).map(|()| ExitCode::SUCCESS),
+        Some("build") => setup::toolchain()
+            .and_then(|()| build::all())
+            .map(|()| ExitCode::SUCCESS),
         _ => {
             eprint!("{USAGE}");
             return ExitCode::from(2);

@@ -1,0 +1,170 @@
+//! The browser SDK in real headless Chromium against the worker on workerd.
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
+use serde_json::{json, Value};
+use sluice_e2e::{eventually, Browser, Stack};
+use std::time::Duration;
+
+async fn open(stack: &Stack, browser: &Browser, consent: bool) {
+    browser
+        .client
+        .goto(&stack.url("/"))
+        .await
+        .expect("open the demo page");
+    browser.wait_for_sdk().await;
+    let choice = if consent { "true" } else { "false" };
+    browser
+        .js(&format!(
+            "sluice.consent.set({{ analytics: {choice} }}); return true"
+        ))
+        .await;
+}
+
+async fn rows_named(stack: &Stack, like: &str, expect: usize) -> Vec<Value> {
+    let sql = format!("SELECT message_id, event, COUNT(*) AS copies FROM events WHERE event LIKE '{like}' GROUP BY message_id ORDER BY event");
+    eventually(
+        &format!("{expect} `{like}` events in D1"),
+        Duration::from_secs(45),
+        || async {
+            let r = stack.d1(&sql);
+            (r.len() >= expect).then_some(r)
+        },
+    )
+    .await
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn offline_then_online_delivers_everything_exactly_once() {
+    let stack = Stack::start();
+    let browser = Browser::start().await;
+    open(&stack, &browser, true).await;
+    browser.offline(true).await;
+    browser
+        .js("for (let i = 0; i < 5; i++) sluice.track('Offline ' + i, { i }); return true")
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        browser
+            .js("return sluice.stats().queued")
+            .await
+            .as_u64()
+            .unwrap()
+            >= 5,
+        "held while offline"
+    );
+    assert!(
+        stack
+            .d1("SELECT 1 FROM events WHERE event LIKE 'Offline %'")
+            .is_empty(),
+        "nothing arrived while offline"
+    );
+    browser.offline(false).await;
+    let rows = rows_named(&stack, "Offline %", 5).await;
+    assert_eq!(rows.len(), 5);
+    assert!(rows.iter().all(|r| r["copies"] == 1));
+    eventually("the queue to drain", Duration::from_secs(20), || async {
+        (browser.js("return sluice.stats().queued").await == json!(0)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn navigating_away_right_after_track_still_delivers() {
+    let stack = Stack::start();
+    let browser = Browser::start().await;
+    open(&stack, &browser, true).await;
+    browser.js("sluice.track('Leaving Now', { why: 'test' }); location.href = '/sluice/v1/manifest.json'; return true").await;
+    let rows = rows_named(&stack, "Leaving Now", 1).await;
+    assert_eq!(rows[0]["copies"], 1);
+}
+
+#[tokio::test]
+async fn two_tabs_do_not_double_send() {
+    let stack = Stack::start();
+    let browser = Browser::start().await;
+    let c = &browser.client;
+    let tab_a = c.window().await.unwrap();
+    browser.record_sends().await;
+    open(&stack, &browser, true).await;
+    browser.offline(true).await;
+    browser
+        .js("for (let i = 0; i < 3; i++) sluice.track('Tab A ' + i); return true")
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let tab_b = c.new_window(true).await.unwrap().handle;
+    c.switch_to_window(tab_b.clone()).await.unwrap();
+    browser.record_sends().await;
+    c.goto(&stack.url("/")).await.unwrap();
+    browser.wait_for_sdk().await;
+    browser.js("sluice.track('Tab B 0'); return true").await;
+    rows_named(&stack, "Tab B %", 1).await;
+    // Tab A is alive (its queue's lock is held): tab B must leave A's events alone.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert!(
+        stack
+            .d1("SELECT 1 FROM events WHERE event LIKE 'Tab A %'")
+            .is_empty(),
+        "tab B took a live tab's queue"
+    );
+    let sent_b = ids(&browser.js("return window.__sent").await);
+    assert!(!sent_b.is_empty());
+
+    // Tab A closes: its stored queue is orphaned and tab B delivers it, once.
+    c.switch_to_window(tab_a).await.unwrap();
+    c.close_window().await.unwrap();
+    c.switch_to_window(tab_b).await.unwrap();
+    let rows = rows_named(&stack, "Tab A %", 3).await;
+    assert!(rows.iter().all(|r| r["copies"] == 1));
+    let sent_b = ids(&browser.js("return window.__sent").await);
+    for r in &rows {
+        let id = r["message_id"].as_str().unwrap();
+        assert_eq!(
+            sent_b.iter().filter(|s| *s == id).count(),
+            1,
+            "{id} sent once by tab B: {sent_b:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn consent_denied_means_nothing_is_sent_or_stored() {
+    let stack = Stack::start();
+    let browser = Browser::start().await;
+    browser.record_sends().await;
+    open(&stack, &browser, false).await;
+    browser.js("sluice.track('Denied 1'); sluice.page('Denied Page'); sluice.identify('u-denied', { email: 'x@example.com' }); return true").await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        browser.js("return window.__sent").await,
+        json!([]),
+        "nothing left the page"
+    );
+    // A sentinel straight to the collector: once it is stored, anything sent before it would be too.
+    let (status, _) = stack.post_json(
+        "/v1/batch?writeKey=demo-write-key",
+        &[],
+        &json!({"batch": [{"type": "track", "messageId": "sentinel-1", "anonymousId": "s", "event": "Sentinel"}]}),
+    );
+    assert_eq!(status, 200);
+    rows_named(&stack, "Sentinel", 1).await;
+    assert_eq!(
+        stack.d1("SELECT COUNT(*) AS n FROM events")[0]["n"],
+        1,
+        "only the sentinel is stored"
+    );
+    assert_eq!(
+        browser
+            .js("return sluice.consent.get().categories.analytics")
+            .await,
+        "denied"
+    );
+}
