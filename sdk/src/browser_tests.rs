@@ -1,1 +1,241 @@
+//! Module tests in a real browser (wasm-bindgen-test, headless Chromium).
 
+use crate::options::{Options, StorageMode};
+use crate::storage::{self, Store};
+use crate::{api, consent, js, sdk};
+use sluice_shared::consent::{Consent, Purpose, Source, State};
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::JsValue;
+use wasm_bindgen_test::wasm_bindgen_test;
+
+fn eval(code: &str) -> JsValue {
+    js_sys::eval(code).expect("test script runs")
+}
+
+fn code_of(e: JsValue) -> String {
+    js::get_str(&e, "code").unwrap_or_default()
+}
+
+fn recorder() -> (
+    Rc<RefCell<Vec<Consent>>>,
+    impl Fn(Consent) + Clone + 'static,
+) {
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let sink = Rc::clone(&seen);
+    (seen, move |c: Consent| sink.borrow_mut().push(c))
+}
+
+#[wasm_bindgen_test]
+fn unknown_or_mistyped_options_are_rejected_with_a_code() {
+    let e = Options::parse(&eval("({ colour: 'red' })")).unwrap_err();
+    assert_eq!(code_of(e.clone()), "invalid_options");
+    assert!(js::get_str(&e, "message").unwrap().contains("colour"));
+    assert_eq!(
+        code_of(Options::parse(&eval("({ flushAt: 'soon' })")).unwrap_err()),
+        "invalid_options"
+    );
+    assert_eq!(
+        code_of(Options::parse(&eval("({ storage: 'disk' })")).unwrap_err()),
+        "invalid_options"
+    );
+    assert_eq!(
+        code_of(Options::parse(&eval("({ consent: { pending: 'maybe' } })")).unwrap_err()),
+        "invalid_options"
+    );
+    let o = Options::parse(&eval(
+        "({ flushAt: 5, storage: 'none', consent: { required: ['analytics', 'marketing'] } })",
+    ))
+    .unwrap();
+    assert_eq!(
+        (o.flush_at, o.storage, o.consent_required.len()),
+        (5, StorageMode::None, 2)
+    );
+}
+
+#[wasm_bindgen_test]
+fn cookies_are_written_and_read_on_this_site() {
+    let mut s = Store::new(StorageMode::Cookie, None, "Lax".into(), None);
+    s.set("sluice_test", "v1");
+    assert_eq!(storage::read_cookie("sluice_test").as_deref(), Some("v1"));
+    assert_eq!(s.get("sluice_test").as_deref(), Some("v1"));
+    s.remove("sluice_test");
+    assert_eq!(storage::read_cookie("sluice_test"), None);
+}
+
+#[wasm_bindgen_test]
+fn cookieless_mode_writes_nothing_until_storage_consent() {
+    let mut s = Store::new(StorageMode::None, None, "Lax".into(), None);
+    s.set("sluice_cookieless", "x");
+    assert_eq!(storage::read_cookie("sluice_cookieless"), None);
+    assert_eq!(
+        eval("localStorage.getItem('sluice_cookieless')"),
+        JsValue::NULL
+    );
+    assert_eq!(
+        s.get("sluice_cookieless").as_deref(),
+        Some("x"),
+        "kept in memory"
+    );
+    s.set_enabled(true);
+    assert_eq!(
+        eval("localStorage.getItem('sluice_cookieless')"),
+        JsValue::from("x")
+    );
+    s.remove("sluice_cookieless");
+}
+
+#[wasm_bindgen_test]
+fn blocked_storage_falls_back_to_memory() {
+    // Safari private mode / sandboxed iframes: touching localStorage throws.
+    eval("window.__ls = Object.getOwnPropertyDescriptor(window, 'localStorage') || Object.getOwnPropertyDescriptor(Window.prototype, 'localStorage'); \
+          Object.defineProperty(window, 'localStorage', { configurable: true, get() { throw new DOMException('blocked', 'SecurityError'); } });");
+    let mut s = Store::new(StorageMode::Local, None, "Lax".into(), None);
+    s.set("sluice_blocked", "kept");
+    assert_eq!(s.get("sluice_blocked").as_deref(), Some("kept"));
+    assert!(!s.local_set("sluice_q", "[]"));
+    eval("Object.defineProperty(window, 'localStorage', window.__ls)");
+}
+
+#[wasm_bindgen_test]
+fn a_tcf_cmp_is_read_and_mapped_to_purposes() {
+    eval("window.__tcfapi = function (cmd, version, cb) { if (cmd === 'addEventListener') cb({ gdprApplies: true, eventStatus: 'tcloaded', tcString: 'CPtest', \
+          purpose: { consents: { 1: true, 8: true, 9: true, 10: true }, legitimateInterests: {} } }, true); };");
+    let (seen, on) = recorder();
+    consent::watch_cmps(on);
+    eval("delete window.__tcfapi");
+    let c = seen.borrow()[0].clone();
+    assert_eq!(c.source, Source::Tcf);
+    assert_eq!(c.tc_string.as_deref(), Some("CPtest"));
+    assert_eq!(c.state(&Purpose::Analytics), State::Granted);
+    assert_eq!(c.state(&Purpose::Marketing), State::Denied);
+}
+
+#[wasm_bindgen_test]
+fn a_gpp_cmp_opt_out_of_sale_is_read() {
+    eval("window.__gpp = function (cmd, cb) { if (cmd === 'ping') cb({ signalStatus: 'ready', gppString: 'DBABLA~x', \
+          parsedSections: { usnat: { SaleOptOut: 1, SharingOptOut: 2, TargetedAdvertisingOptOut: 1 } } }, true); };");
+    let (seen, on) = recorder();
+    consent::watch_cmps(on);
+    eval("delete window.__gpp");
+    let c = seen.borrow()[0].clone();
+    assert_eq!(c.source, Source::Gpp);
+    assert_eq!(c.state(&Purpose::SaleSharing), State::Denied);
+    assert_eq!(c.state(&Purpose::Marketing), State::Denied);
+}
+
+#[wasm_bindgen_test]
+fn google_consent_mode_defaults_and_updates_are_followed() {
+    eval(
+        "window.dataLayer = []; window.gtag = function () { dataLayer.push(arguments); }; \
+          gtag('consent', 'default', { analytics_storage: 'denied', ad_storage: 'denied' });",
+    );
+    let (seen, on) = recorder();
+    consent::watch_cmps(on);
+    eval("gtag('consent', 'update', { analytics_storage: 'granted' })");
+    let seen = seen.borrow();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].state(&Purpose::Analytics), State::Denied);
+    assert_eq!(seen[1].state(&Purpose::Analytics), State::Granted);
+    assert_eq!(seen[1].source, Source::Gcm);
+    eval("delete window.dataLayer; delete window.gtag");
+}
+
+#[wasm_bindgen_test]
+fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
+    let opts = eval("({ flushAt: 1000, flushIntervalMs: 600000, storage: 'memory', consent: { defaultGranted: true } })");
+    api::load(JsValue::from("wk-test"), opts).unwrap();
+    assert_eq!(
+        code_of(api::load(JsValue::from(""), JsValue::UNDEFINED).unwrap_err()),
+        "invalid_argument"
+    );
+    api::track(
+        "Order Completed".into(),
+        eval("({ revenue: 42, products: [{ id: 'p1' }] })"),
+        JsValue::UNDEFINED,
+    )
+    .unwrap();
+    api::page(
+        "Shop".into(),
+        "Product".into(),
+        eval("({ sku: 'p1' })"),
+        JsValue::UNDEFINED,
+    )
+    .unwrap();
+    api::identify(
+        "user-1".into(),
+        eval("({ email: 'a@example.com' })"),
+        JsValue::UNDEFINED,
+    )
+    .unwrap();
+    api::group("org-1".into(), JsValue::UNDEFINED, JsValue::UNDEFINED).unwrap();
+    api::alias("user-2".into(), JsValue::UNDEFINED, JsValue::UNDEFINED).unwrap();
+    api::screen(
+        "Home".into(),
+        JsValue::UNDEFINED,
+        eval("({ timestamp: 1714557600000 })"),
+    )
+    .unwrap();
+    assert_eq!(
+        code_of(api::track(JsValue::from(3), JsValue::UNDEFINED, JsValue::UNDEFINED).unwrap_err()),
+        "invalid_argument"
+    );
+    assert_eq!(
+        code_of(api::track("E".into(), JsValue::from("props"), JsValue::UNDEFINED).unwrap_err()),
+        "invalid_argument"
+    );
+
+    let persisted = sdk::with(|s| s.queue.persisted()).unwrap();
+    let body = [
+        "{\"batch\":",
+        &persisted,
+        ",\"sentAt\":\"2024-05-01T10:00:00.000Z\"}",
+    ]
+    .concat();
+    let parsed =
+        sluice_shared::parse::parse_batch(body.as_bytes(), &sluice_shared::Limits::default())
+            .unwrap();
+    let checked = parsed.check(
+        &sluice_shared::Limits::default(),
+        sluice_shared::Timestamp(js::now_ms() as i64),
+    );
+    assert_eq!(checked.len(), 6);
+    let events: Vec<sluice_shared::Event> = checked
+        .into_iter()
+        .map(|c| {
+            c.result
+                .unwrap_or_else(|e| panic!("event {} is invalid: {e:?}", c.index))
+                .into_event()
+        })
+        .collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["track", "page", "identify", "group", "alias", "screen"]
+    );
+    assert_eq!(events[0].properties.as_ref().unwrap()["revenue"], 42);
+    assert_eq!(events[1].category.as_deref(), Some("Shop"));
+    assert_eq!(events[2].user_id.as_deref(), Some("user-1"));
+    assert_eq!(events[4].previous_id.as_deref(), Some("user-1"));
+    assert_eq!(
+        events[5].timestamp.as_deref(),
+        Some("2024-05-01T10:00:00.000Z"),
+        "an explicit time is kept"
+    );
+    let ctx = events[0].context.as_ref().unwrap();
+    assert_eq!(ctx["library"]["name"], "sluice.js");
+    assert_eq!(ctx["consent"]["categories"]["analytics"], "granted");
+    assert!(ctx["sessionId"].is_number());
+    assert!(sluice_shared::id::is_uuid(
+        events[0].anonymous_id.as_deref().unwrap()
+    ));
+    assert!(events
+        .iter()
+        .all(|e| e.anonymous_id == events[0].anonymous_id));
+    api::reset().unwrap();
+    assert_ne!(
+        api::anonymous_id().unwrap(),
+        events[0].anonymous_id.clone().unwrap(),
+        "reset starts a new visitor"
+    );
+}
