@@ -1,4 +1,5 @@
 //! Module tests in a real browser (wasm-bindgen-test, headless Chromium).
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
 use crate::options::{Options, StorageMode};
 use crate::storage::{self, Store};
