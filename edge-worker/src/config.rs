@@ -66,6 +66,9 @@ pub struct Source {
     pub destinations: Vec<String>,
     #[serde(default)]
     pub rate_limit: RateLimit,
+    /// Delete events older than this many days (D1 and R2), daily.
+    #[serde(default)]
+    pub retention_days: Option<u32>,
 }
 
 fn plan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<TrackingPlan>, D::Error> {
@@ -114,6 +117,8 @@ pub struct Config {
     pub sdk_path: String,
     /// Domain attribute of the id cookie.
     pub cookie_domain: Option<String>,
+    /// Admin API tokens (hashed).
+    pub admin_tokens: Vec<crate::admin::tokens::AdminToken>,
 }
 
 /// Why the configuration could not be read.
@@ -197,6 +202,7 @@ impl Config {
         Ok(Config {
             sources,
             sdk_path,
+            admin_tokens: Vec::new(),
             cookie_domain: cookie_domain
                 .map(str::trim)
                 .filter(|d| !d.is_empty())

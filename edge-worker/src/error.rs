@@ -19,6 +19,10 @@ pub enum ApiError {
     BadEncoding(String),
     /// No write key, or one we do not know.
     Unauthorized,
+    /// The admin token lacks the scope this call needs.
+    Forbidden(&'static str),
+    /// An admin request is malformed.
+    BadRequest(String),
     /// The request's origin is not allowed for this source.
     OriginNotAllowed(String),
     /// Too many requests; retry after this many seconds.
@@ -39,6 +43,8 @@ impl ApiError {
             ApiError::BadEncoding(_) => "bad_content_encoding",
             ApiError::Unauthorized => "unauthorized",
             ApiError::OriginNotAllowed(_) => "origin_not_allowed",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::BadRequest(_) => "bad_request",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Config(_) => "config_error",
             ApiError::Unavailable(_) => "unavailable",
@@ -53,7 +59,8 @@ impl ApiError {
             ApiError::Parse(ParseError::TooLarge { .. }) => 413,
             ApiError::Parse(_) | ApiError::BadEncoding(_) => 400,
             ApiError::Unauthorized => 401,
-            ApiError::OriginNotAllowed(_) => 403,
+            ApiError::OriginNotAllowed(_) | ApiError::Forbidden(_) => 403,
+            ApiError::BadRequest(_) => 400,
             ApiError::RateLimited { .. } => 429,
             ApiError::Config(_) => 500,
             ApiError::Unavailable(_) => 503,
@@ -67,10 +74,12 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method not allowed on this endpoint".into(),
             ApiError::Parse(e) => e.to_string(),
             ApiError::BadEncoding(why) => format!("cannot decode the request body: {why}"),
-            ApiError::Unauthorized => "missing or unknown write key".into(),
+            ApiError::Unauthorized => "missing or unknown write key or admin token".into(),
             ApiError::OriginNotAllowed(o) => {
                 format!("origin {o} is not allowed to send to this source")
             }
+            ApiError::Forbidden(scope) => format!("this token lacks the `{scope}` scope"),
+            ApiError::BadRequest(why) => format!("bad request: {why}"),
             ApiError::RateLimited { retry_after_s } => {
                 format!("too many requests; retry after {retry_after_s} s")
             }

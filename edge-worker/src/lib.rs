@@ -4,6 +4,7 @@
 //! [`delivery`] (Queue → dedup → storage and destinations). Both are written over small traits so they
 //! run natively in unit tests; the `worker` bindings sit in [`platform`].
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod cors;
@@ -11,14 +12,18 @@ pub mod decode;
 pub mod delivery;
 pub mod error;
 pub mod http;
+pub mod identity;
 pub mod ingest;
 pub mod platform;
+pub mod privacy;
 pub mod ratelimit;
 pub mod router;
 pub mod serve;
 pub mod sinks;
 
-use worker::{event, Context, Env, MessageBatch, Request, Response, Result};
+use worker::{
+    event, Context, Env, MessageBatch, Request, Response, Result, ScheduleContext, ScheduledEvent,
+};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
@@ -28,6 +33,13 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 #[event(queue)]
 async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<()> {
     platform::queue(batch, env).await
+}
+
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    if let Err(e) = platform::scheduled(env).await {
+        worker::console_error!("sluice: scheduled run failed: {e}");
+    }
 }
 
 pub use platform::durable::Dedup;

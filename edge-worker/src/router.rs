@@ -7,13 +7,17 @@ use crate::http::{HttpRequest, HttpResponse};
 use crate::ingest::{self, Endpoint};
 use crate::ratelimit::Limiter;
 use crate::serve::{self, Asset};
+use crate::sinks::d1::Sql;
+use crate::sinks::ObjectStore;
 use sluice_shared::{EventType, Timestamp};
 use std::cell::RefCell;
 
 /// What the handlers need from the platform (the `worker` bindings in
 /// production, a fake in tests).
 #[allow(async_fn_in_trait)]
-pub trait Platform {
+pub trait Platform: Sql + ObjectStore {
+    /// Put a data-subject request job on the jobs Queue.
+    async fn enqueue_job(&self, message: String) -> Result<(), String>;
     /// Durably accept these Queue messages, or fail (the client will retry).
     async fn enqueue(&self, messages: Vec<String>) -> Result<(), String>;
     /// A static asset by path, if it exists.
@@ -61,6 +65,9 @@ async fn route<P: Platform>(
             ("GET" | "HEAD", _) => serve::sdk_file(file, s.platform).await,
             _ => Err(ApiError::MethodNotAllowed),
         };
+    }
+    if path.starts_with("/admin/v1/") {
+        return crate::admin::handle(req, s).await;
     }
     let endpoint = match path {
         "/v1/batch" | "/v1/b" | "/beacon/v1/batch" => Endpoint::Batch,

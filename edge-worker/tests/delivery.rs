@@ -7,7 +7,7 @@ use sluice_edge_worker::config::Config;
 use sluice_edge_worker::delivery::config::{self, Destination};
 use sluice_edge_worker::delivery::dedup::{self, Claim, ClaimResponse, Seen, ShardRequest};
 use sluice_edge_worker::delivery::{consume_events, deliver, Deps, Outcome, Settings};
-use sluice_edge_worker::sinks::d1::{Sql, SqlValue};
+use sluice_edge_worker::sinks::d1::{Sql, SqlValue, Statement};
 use sluice_edge_worker::sinks::{DeliveryBatch, HttpClient, ObjectStore};
 use sluice_shared::{Event, EventType, QueueMessage, QueuedEvent, Timestamp};
 use std::cell::{Cell, RefCell};
@@ -28,20 +28,22 @@ struct Fake {
     objects: RefCell<BTreeMap<String, Vec<u8>>>,
     http_calls: RefCell<Vec<Call>>,
     http_status: Cell<u16>,
+    suppressed: RefCell<Vec<(String, String)>>,
+    indexed: RefCell<Vec<String>>,
 }
 
 impl Sql for Fake {
-    async fn batch(&self, sql: &str, rows: Vec<Vec<SqlValue>>) -> Result<(), String> {
+    async fn run(&self, statements: Vec<Statement>) -> Result<(), String> {
         if self.d1_down.get() {
             return Err("D1 unavailable".into());
         }
-        for row in rows {
+        for Statement { sql, params: row } in statements {
             if sql.starts_with("INSERT INTO events") {
                 let SqlValue::Text(id) = &row[0] else {
                     panic!("id")
                 };
                 self.rows.borrow_mut().entry(id.clone()).or_insert(row);
-            } else {
+            } else if sql.starts_with("INSERT INTO counters") {
                 let (SqlValue::Text(src), SqlValue::Text(name), SqlValue::Int(n)) =
                     (&row[1], &row[2], &row[3])
                 else {
@@ -52,9 +54,31 @@ impl Sql for Fake {
                     .borrow_mut()
                     .entry(format!("{src}/{name}"))
                     .or_default() += n;
+            } else if sql.starts_with("INSERT INTO lake_index") {
+                self.indexed.borrow_mut().push(format!("{:?}", row[1]));
             }
         }
         Ok(())
+    }
+    async fn query(
+        &self,
+        sql: &str,
+        params: Vec<SqlValue>,
+    ) -> Result<Vec<serde_json::Value>, String> {
+        if sql.contains("FROM suppressions") {
+            let list = self.suppressed.borrow();
+            return Ok(params
+                .iter()
+                .filter_map(|p| match p {
+                    SqlValue::Text(id) => list
+                        .iter()
+                        .find(|(s, _)| s == id)
+                        .map(|(s, k)| json!({"id": s, "kind": k})),
+                    _ => None,
+                })
+                .collect());
+        }
+        Ok(vec![])
     }
 }
 
@@ -77,6 +101,22 @@ impl ObjectStore for Fake {
     async fn put(&self, key: &str, body: Vec<u8>, _content_type: &str) -> Result<(), String> {
         self.objects.borrow_mut().insert(key.to_owned(), body);
         Ok(())
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        Ok(self.objects.borrow().get(key).cloned())
+    }
+    async fn delete(&self, key: &str) -> Result<(), String> {
+        self.objects.borrow_mut().remove(key);
+        Ok(())
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, String> {
+        Ok(self
+            .objects
+            .borrow()
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
     }
 }
 
@@ -394,4 +434,75 @@ fn large_fan_outs_are_split_below_the_queue_message_limit() {
             .sum::<usize>(),
         250
     );
+}
+
+#[test]
+fn suppressed_people_are_dropped_and_opted_out_people_kept_from_sale_and_marketing() {
+    let fake = Fake::default();
+    fake.suppressed
+        .borrow_mut()
+        .push(("gone".into(), "suppress".into()));
+    fake.suppressed
+        .borrow_mut()
+        .push(("no-sale".into(), "opt_out".into()));
+    let with_anon = |id: &str, anon: &str| {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&message(id, &["analytics", "marketing"])).unwrap();
+        v["event"]["anonymousId"] = json!(anon);
+        v.to_string()
+    };
+    let out = run(
+        &fake,
+        &[
+            with_anon("s1", "gone"),
+            with_anon("o1", "no-sale"),
+            with_anon("k1", "kept"),
+        ],
+    );
+    assert_eq!(out, [Outcome::Ack, Outcome::Ack, Outcome::Ack]);
+    assert!(
+        !fake.rows.borrow().contains_key("s1"),
+        "a suppressed person's event is not stored"
+    );
+    assert_eq!(
+        fake.counters.borrow().get("web/dropped_suppressed"),
+        Some(&1)
+    );
+    let batches = delivered(&fake);
+    let to = |dest: &str| -> Vec<String> {
+        batches
+            .iter()
+            .filter(|b| b.destination == dest)
+            .flat_map(|b| b.events.iter().map(|e| e.message_id.clone()))
+            .collect()
+    };
+    assert_eq!(
+        to("hook"),
+        ["k1"],
+        "the marketing destination does not get the opted-out person"
+    );
+    assert_eq!(
+        to("lake"),
+        ["o1", "k1"],
+        "the analytics lake still gets both"
+    );
+}
+
+#[test]
+fn r2_writes_are_indexed_by_person() {
+    let fake = Fake::default();
+    let mut e = Event::new(EventType::Track, "m1");
+    e.received_at = Some(NOW.to_rfc3339());
+    e.anonymous_id = Some("a1".into());
+    e.user_id = Some("u1".into());
+    let batch = serde_json::to_string(&DeliveryBatch {
+        destination: "lake".into(),
+        source: "web".into(),
+        batch_id: "b2".into(),
+        attempt: 1,
+        events: vec![e],
+    })
+    .unwrap();
+    pollster::block_on(deliver(&batch, &destinations(), &fake));
+    assert_eq!(fake.indexed.borrow().len(), 2);
 }

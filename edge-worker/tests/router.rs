@@ -7,6 +7,8 @@ use sluice_edge_worker::http::{Client, HttpRequest, HttpResponse};
 use sluice_edge_worker::ratelimit::Limiter;
 use sluice_edge_worker::router::{handle, Platform, Services};
 use sluice_edge_worker::serve::Asset;
+use sluice_edge_worker::sinks::d1::{Sql, SqlValue, Statement};
+use sluice_edge_worker::sinks::ObjectStore;
 use sluice_shared::{QueueMessage, Timestamp};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -22,7 +24,34 @@ struct Fake {
     assets: HashMap<String, Asset>,
 }
 
+impl Sql for Fake {
+    async fn run(&self, _statements: Vec<Statement>) -> Result<(), String> {
+        Ok(())
+    }
+    async fn query(&self, _sql: &str, _params: Vec<SqlValue>) -> Result<Vec<Value>, String> {
+        Ok(vec![])
+    }
+}
+
+impl ObjectStore for Fake {
+    async fn put(&self, _key: &str, _body: Vec<u8>, _content_type: &str) -> Result<(), String> {
+        Ok(())
+    }
+    async fn get(&self, _key: &str) -> Result<Option<Vec<u8>>, String> {
+        Ok(None)
+    }
+    async fn delete(&self, _key: &str) -> Result<(), String> {
+        Ok(())
+    }
+    async fn list(&self, _prefix: &str) -> Result<Vec<String>, String> {
+        Ok(vec![])
+    }
+}
+
 impl Platform for Fake {
+    async fn enqueue_job(&self, _message: String) -> Result<(), String> {
+        Ok(())
+    }
     async fn enqueue(&self, messages: Vec<String>) -> Result<(), String> {
         if self.queue_down {
             return Err("queue unavailable".into());

@@ -104,6 +104,45 @@ pub async fn consume_events(raw: &[String], s: &Settings<'_>, deps: &impl Deps) 
         }
     }
 
+    // Suppressed people: drop their events (counted); opted-out people: mark
+    // theirs, so no sale/sharing or marketing destination gets them.
+    match suppressions(deps, &events).await {
+        Err(_) => {
+            for (pos, _) in &events {
+                outcomes[*pos] = Outcome::Retry(None);
+            }
+            return outcomes;
+        }
+        Ok(list) => {
+            let day = day(deps.now());
+            events.retain_mut(|(pos, q)| {
+                let kind = [q.event.user_id.as_deref(), q.event.anonymous_id.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|id| list.iter().find(|(s, _)| s == id).map(|(_, k)| k.as_str()))
+                    .max();
+                match kind {
+                    Some("suppress") => {
+                        outcomes[*pos] = Outcome::Ack;
+                        counters.push(Counter {
+                            day: day.clone(),
+                            source: q.source.clone(),
+                            name: "dropped_suppressed".into(),
+                            count: 1,
+                        });
+                        false
+                    }
+                    Some(_) => {
+                        sluice_shared::enrich::sluice_context(&mut q.event)
+                            .insert("optOut".into(), serde_json::Value::Bool(true));
+                        true
+                    }
+                    None => true,
+                }
+            });
+        }
+    }
+
     // Claim at the dedup shards.
     let mut by_shard: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     for (n, (_, q)) in events.iter().enumerate() {
@@ -182,6 +221,37 @@ pub async fn consume_events(raw: &[String], s: &Settings<'_>, deps: &impl Deps) 
     outcomes
 }
 
+/// `(id, kind)` of the suppressed ids among these events' people.
+async fn suppressions(
+    deps: &impl Deps,
+    events: &[(usize, QueuedEvent)],
+) -> Result<Vec<(String, String)>, String> {
+    let mut ids: Vec<&str> = events
+        .iter()
+        .flat_map(|(_, q)| [q.event.user_id.as_deref(), q.event.anonymous_id.as_deref()])
+        .flatten()
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out = Vec::new();
+    // D1 binds at most 100 parameters per statement.
+    for chunk in ids.chunks(90) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let rows = deps
+            .query(
+                &format!("SELECT id, kind FROM suppressions WHERE id IN ({marks})"),
+                chunk.iter().map(|i| d1::text_value(i)).collect(),
+            )
+            .await?;
+        out.extend(
+            rows.iter().filter_map(|r| {
+                Some((r["id"].as_str()?.to_owned(), r["kind"].as_str()?.to_owned()))
+            }),
+        );
+    }
+    Ok(out)
+}
+
 /// Commit (written) or release (failed) the claims on these events.
 async fn commit(
     deps: &impl Deps,
@@ -227,11 +297,20 @@ pub fn fan_out(
             continue;
         };
         let consent = sluice_shared::enrich::consent_of(&q.event);
+        // Opted out of sale/sharing (a privacy request): no destination whose purposes include it.
+        let opted_out = q
+            .event
+            .context_value("sluice")
+            .and_then(|s| s.get("optOut"))
+            .is_some_and(|v| v == &serde_json::Value::Bool(true));
         for name in &source.destinations {
             let Some(dest) = s.destinations.iter().find(|d| &d.name == name) else {
                 continue;
             };
-            if !consent::may_forward(consent.as_ref(), &dest.purposes, source.consent.regime) {
+            let sells = dest.purposes.iter().any(consent::gpc_denies);
+            if (opted_out && sells)
+                || !consent::may_forward(consent.as_ref(), &dest.purposes, source.consent.regime)
+            {
                 *withheld
                     .entry((q.source.clone(), ["withheld_", dest.name.as_str()].concat()))
                     .or_default() += 1;
@@ -413,7 +492,7 @@ async fn write(
             .ok_or_else(|| SinkError::Permanent(format!("the secret `{var}` is not set")))
     };
     match &dest.kind {
-        Kind::R2 { prefix } => sinks::r2::write(deps, prefix, batch).await,
+        Kind::R2 { prefix } => sinks::r2::write(deps, deps, prefix, batch).await,
         Kind::Webhook {
             url,
             secret_var,

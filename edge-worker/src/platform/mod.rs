@@ -1,6 +1,7 @@
 //! The thin layer over the `worker` crate: converts requests and responses,
 //! reads configuration once per isolate, and implements the traits of
-//! [`crate::router`] and [`crate::delivery`] with real bindings (one file per binding).
+//! [`crate::router`], [`crate::delivery`] and [`crate::privacy`] with the real
+//! bindings (one file per binding).
 
 mod assets;
 mod d1;
@@ -9,16 +10,18 @@ mod fetch;
 mod queue;
 mod r2;
 
+use crate::admin::tokens::{self, TOKENS_VAR};
 use crate::config::{Config, ConfigError, COOKIE_DOMAIN_VAR, SDK_PATH_VAR, SOURCES_VAR};
 use crate::delivery::config::{self as destinations, Destination, DESTINATIONS_VAR};
 use crate::delivery::dedup::{self, ClaimResponse, ShardRequest};
 use crate::delivery::{self, Deps, Outcome, Settings};
 use crate::error::ApiError;
 use crate::http::{Client, HttpRequest, HttpResponse};
+use crate::privacy::{self, JobDeps, JobMessage};
 use crate::ratelimit::Limiter;
 use crate::router::{self, Platform, Services};
 use crate::serve::Asset;
-use crate::sinks::d1::{Sql, SqlValue};
+use crate::sinks::d1::{Sql, SqlValue, Statement};
 use crate::sinks::{HttpClient, ObjectStore};
 use serde::Deserialize;
 use sluice_shared::enrich::bot::CfBot;
@@ -29,41 +32,54 @@ use std::rc::Rc;
 use wasm_bindgen::JsCast;
 use worker::{Env, MessageBatch, MessageExt, Request, Response, Result};
 
-/// Binding name of the events Queue producer.
+/// Binding names, as in wrangler.toml.
 pub const EVENTS_QUEUE: &str = "EVENTS";
-/// Binding name of the D1 database.
-pub const DB: &str = "DB";
-/// Binding name of the static assets.
-pub const ASSETS: &str = "ASSETS";
-/// Binding name of the deliveries Queue producer.
 pub const DELIVERIES_QUEUE: &str = "DELIVERIES";
-/// Binding name of the R2 bucket (lake and dead letters).
+pub const JOBS_QUEUE: &str = "JOBS";
+pub const DB: &str = "DB";
 pub const LAKE: &str = "LAKE";
+pub const ASSETS: &str = "ASSETS";
 /// Queue names (as in wrangler.toml), to dispatch the queue handler.
 pub const EVENTS_QUEUE_NAME: &str = "sluice-events";
 pub const DELIVERIES_QUEUE_NAME: &str = "sluice-deliveries";
+pub const JOBS_QUEUE_NAME: &str = "sluice-jobs";
+
+/// Configuration as read once per isolate (or why it could not be).
+type Loaded = Rc<std::result::Result<(Config, Vec<Destination>), String>>;
 
 thread_local! {
-    static CONFIG: RefCell<Option<Rc<std::result::Result<Config, ConfigError>>>> = const { RefCell::new(None) };
+    static CONFIG: RefCell<Option<Loaded>> = const { RefCell::new(None) };
     static LIMITER: Rc<RefCell<Limiter>> = Rc::new(RefCell::new(Limiter::default()));
 }
 
-/// The configuration, read from the vars once per isolate.
-fn config(env: &Env) -> Rc<std::result::Result<Config, ConfigError>> {
+/// Sources, admin tokens and destinations, read from the vars once per isolate.
+fn config(env: &Env) -> Loaded {
     CONFIG.with(|c| {
         c.borrow_mut()
             .get_or_insert_with(|| {
-                let var = |name: &str| env.var(name).ok().map(|v| v.to_string());
-                let loaded = match var(SOURCES_VAR) {
-                    None => Err(ConfigError::Missing(SOURCES_VAR)),
-                    Some(json) => Config::from_vars(
+                let var = |name: &str| {
+                    env.var(name)
+                        .ok()
+                        .map(|v| v.to_string())
+                        .or_else(|| env.secret(name).ok().map(|v| v.to_string()))
+                };
+                let loaded = (|| {
+                    let json = var(SOURCES_VAR)
+                        .ok_or_else(|| ConfigError::Missing(SOURCES_VAR).to_string())?;
+                    let mut config = Config::from_vars(
                         &json,
                         var(SDK_PATH_VAR).as_deref(),
                         var(COOKIE_DOMAIN_VAR).as_deref(),
-                    ),
-                };
+                    )
+                    .map_err(|e| format!("{e} ({})", e.code()))?;
+                    config.admin_tokens = tokens::parse(var(TOKENS_VAR).as_deref())
+                        .map_err(|e| format!("{e} ({})", e.code()))?;
+                    let dests = destinations::parse(var(DESTINATIONS_VAR).as_deref())
+                        .map_err(|e| format!("{e} ({})", e.code()))?;
+                    Ok((config, dests))
+                })();
                 if let Err(e) = &loaded {
-                    worker::console_error!("sluice: configuration error ({}): {e}", e.code());
+                    worker::console_error!("sluice: configuration error: {e}");
                 }
                 Rc::new(loaded)
             })
@@ -71,24 +87,144 @@ fn config(env: &Env) -> Rc<std::result::Result<Config, ConfigError>> {
     })
 }
 
-/// Production bindings.
-struct WorkerPlatform {
-    queue: queue::EventsQueue,
-    assets: assets::Assets,
+/// Every binding, behind the traits the logic is written against.
+struct Bindings {
+    env: Env,
+    db: d1::D1,
+    lake: r2::R2,
+    events: queue::EventsQueue,
+    deliveries: queue::EventsQueue,
+    jobs: queue::EventsQueue,
+    dedup: worker::ObjectNamespace,
+    assets: Option<assets::Assets>,
 }
 
-impl Platform for WorkerPlatform {
+impl Bindings {
+    fn new(env: Env) -> Result<Bindings> {
+        Ok(Bindings {
+            db: d1::D1(env.d1(DB)?),
+            lake: r2::R2(env.bucket(LAKE)?),
+            events: queue::EventsQueue(env.queue(EVENTS_QUEUE)?),
+            deliveries: queue::EventsQueue(env.queue(DELIVERIES_QUEUE)?),
+            jobs: queue::EventsQueue(env.queue(JOBS_QUEUE)?),
+            dedup: env.durable_object(durable::DEDUP)?,
+            assets: env.assets(ASSETS).ok().map(assets::Assets),
+            env,
+        })
+    }
+}
+
+impl Sql for Bindings {
+    async fn run(&self, statements: Vec<Statement>) -> std::result::Result<(), String> {
+        self.db.run(statements).await
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        params: Vec<SqlValue>,
+    ) -> std::result::Result<Vec<serde_json::Value>, String> {
+        self.db.query(sql, params).await
+    }
+}
+
+impl ObjectStore for Bindings {
+    async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> std::result::Result<(), String> {
+        self.lake.put(key, body, content_type).await
+    }
+
+    async fn get(&self, key: &str) -> std::result::Result<Option<Vec<u8>>, String> {
+        self.lake.get(key).await
+    }
+
+    async fn delete(&self, key: &str) -> std::result::Result<(), String> {
+        self.lake.delete(key).await
+    }
+
+    async fn list(&self, prefix: &str) -> std::result::Result<Vec<String>, String> {
+        self.lake.list(prefix).await
+    }
+}
+
+impl HttpClient for Bindings {
+    async fn post(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+        timeout_ms: u32,
+    ) -> std::result::Result<(u16, String), String> {
+        fetch::Fetch.post(url, headers, body, timeout_ms).await
+    }
+}
+
+impl Platform for Bindings {
     async fn enqueue(&self, messages: Vec<String>) -> std::result::Result<(), String> {
-        self.queue.send(messages).await
+        self.events.send(messages).await
+    }
+
+    async fn enqueue_job(&self, message: String) -> std::result::Result<(), String> {
+        self.jobs.send(vec![message]).await
     }
 
     async fn asset(&self, path: &str) -> std::result::Result<Option<Asset>, String> {
-        self.assets.get(path).await
+        match &self.assets {
+            Some(a) => a.get(path).await,
+            None => Ok(None),
+        }
     }
 
     fn new_uuid(&self) -> String {
         sluice_shared::id::uuid_v4(random_bytes())
     }
+}
+
+impl Deps for Bindings {
+    async fn shard(
+        &self,
+        shard: u32,
+        request: &ShardRequest,
+    ) -> std::result::Result<ClaimResponse, String> {
+        durable::call(&self.dedup, shard, request).await
+    }
+
+    async fn enqueue_deliveries(
+        &self,
+        batches: Vec<String>,
+        delay_s: u32,
+    ) -> std::result::Result<(), String> {
+        self.deliveries.send_delayed(batches, delay_s).await
+    }
+
+    fn secret(&self, name: &str) -> Option<String> {
+        secret(&self.env, name)
+    }
+
+    fn now(&self) -> Timestamp {
+        now()
+    }
+}
+
+impl JobDeps for Bindings {
+    fn secret(&self, name: &str) -> Option<String> {
+        secret(&self.env, name)
+    }
+
+    fn now(&self) -> Timestamp {
+        now()
+    }
+}
+
+fn secret(env: &Env, name: &str) -> Option<String> {
+    env.secret(name)
+        .map(|s| s.to_string())
+        .or_else(|_| env.var(name).map(|v| v.to_string()))
+        .ok()
 }
 
 /// 16 bytes from `crypto.getRandomValues`.
@@ -115,135 +251,31 @@ fn now() -> Timestamp {
 /// The fetch entry point.
 pub async fn fetch(mut req: Request, env: Env) -> Result<Response> {
     let http = read_request(&mut req).await?;
-    let config = config(&env);
-    let config = match config.as_ref() {
+    let loaded = config(&env);
+    let (config, _) = match loaded.as_ref() {
         Ok(c) => c,
-        Err(e) => return into_response(ApiError::Config(e.to_string()).into_response()),
+        Err(e) => return into_response(ApiError::Config(e.clone()).into_response()),
     };
-    let platform = WorkerPlatform {
-        queue: queue::EventsQueue(env.queue(EVENTS_QUEUE)?),
-        assets: assets::Assets(env.assets(ASSETS)?),
-    };
+    let bindings = Bindings::new(env)?;
     let limiter = LIMITER.with(Rc::clone);
     let services = Services {
         config,
-        platform: &platform,
+        platform: &bindings,
         limiter: &limiter,
         now: now(),
     };
     into_response(router::handle(&http, &services).await)
 }
 
-/// Everything delivery needs, from the real bindings.
-struct DeliveryPlatform {
-    env: Env,
-    db: d1::D1,
-    lake: r2::R2,
-    deliveries: queue::EventsQueue,
-    dedup: worker::ObjectNamespace,
-}
-
-impl Sql for DeliveryPlatform {
-    async fn batch(&self, sql: &str, rows: Vec<Vec<SqlValue>>) -> std::result::Result<(), String> {
-        self.db.batch(sql, rows).await
-    }
-}
-
-impl HttpClient for DeliveryPlatform {
-    async fn post(
-        &self,
-        url: &str,
-        headers: &[(String, String)],
-        body: Vec<u8>,
-        timeout_ms: u32,
-    ) -> std::result::Result<(u16, String), String> {
-        fetch::Fetch.post(url, headers, body, timeout_ms).await
-    }
-}
-
-impl ObjectStore for DeliveryPlatform {
-    async fn put(
-        &self,
-        key: &str,
-        body: Vec<u8>,
-        content_type: &str,
-    ) -> std::result::Result<(), String> {
-        self.lake.put(key, body, content_type).await
-    }
-}
-
-impl Deps for DeliveryPlatform {
-    async fn shard(
-        &self,
-        shard: u32,
-        request: &ShardRequest,
-    ) -> std::result::Result<ClaimResponse, String> {
-        durable::call(&self.dedup, shard, request).await
-    }
-
-    async fn enqueue_deliveries(
-        &self,
-        batches: Vec<String>,
-        delay_s: u32,
-    ) -> std::result::Result<(), String> {
-        self.deliveries.send_delayed(batches, delay_s).await
-    }
-
-    fn secret(&self, name: &str) -> Option<String> {
-        self.env
-            .secret(name)
-            .map(|s| s.to_string())
-            .or_else(|_| self.env.var(name).map(|v| v.to_string()))
-            .ok()
-    }
-
-    fn now(&self) -> Timestamp {
-        now()
-    }
-}
-
-/// Destinations as read once per isolate (or why they could not be).
-type Destinations = Rc<std::result::Result<Vec<Destination>, String>>;
-
-thread_local! {
-    static DESTINATIONS: RefCell<Option<Destinations>> = const { RefCell::new(None) };
-}
-
-fn destinations(env: &Env) -> Destinations {
-    DESTINATIONS.with(|d| {
-        d.borrow_mut()
-            .get_or_insert_with(|| {
-                let json = env.var(DESTINATIONS_VAR).ok().map(|v| v.to_string());
-                let parsed = destinations::parse(json.as_deref())
-                    .map_err(|e| format!("{} ({})", e, e.code()));
-                if let Err(e) = &parsed {
-                    worker::console_error!("sluice: {e}");
-                }
-                Rc::new(parsed)
-            })
-            .clone()
-    })
-}
-
-/// The queue entry point: the events Queue, the deliveries Queue, and their dead-letter queues.
+/// The queue entry point: events, deliveries, privacy jobs, and the dead-letter queues.
 pub async fn queue(batch: MessageBatch<String>, env: Env) -> Result<()> {
     let queue_name = batch.queue();
-    let deps = DeliveryPlatform {
-        db: d1::D1(env.d1(DB)?),
-        lake: r2::R2(env.bucket(LAKE)?),
-        deliveries: queue::EventsQueue(env.queue(DELIVERIES_QUEUE)?),
-        dedup: env.durable_object(durable::DEDUP)?,
-        env,
-    };
-    let config = config(&deps.env);
-    let dests = destinations(&deps.env);
-    let (config, dests) = match (config.as_ref(), dests.as_ref()) {
-        (Ok(c), Ok(d)) => (c, d),
-        _ => {
-            // Nothing can be delivered with a broken configuration: keep the messages.
-            batch.retry_all();
-            return Ok(());
-        }
+    let deps = Bindings::new(env)?;
+    let loaded = config(&deps.env);
+    let Ok((config, dests)) = loaded.as_ref() else {
+        // Nothing can be delivered with a broken configuration: keep the messages.
+        batch.retry_all();
+        return Ok(());
     };
     let messages = batch.messages()?;
     let bodies: Vec<String> = messages.iter().map(|m| m.body().clone()).collect();
@@ -265,6 +297,25 @@ pub async fn queue(batch: MessageBatch<String>, env: Env) -> Result<()> {
         let mut out = Vec::with_capacity(bodies.len());
         for body in &bodies {
             out.push(delivery::deliver(body, dests, &deps).await);
+        }
+        out
+    } else if queue_name == JOBS_QUEUE_NAME {
+        let mut out = Vec::with_capacity(bodies.len());
+        for body in &bodies {
+            let outcome = match serde_json::from_str::<JobMessage>(body) {
+                Err(_) => Outcome::Reject,
+                Ok(job) => match privacy::run_job(&deps, &job.request_id, dests).await {
+                    Ok(()) => Outcome::Ack,
+                    Err(e) => {
+                        worker::console_error!(
+                            "sluice: privacy job {} will be retried: {e}",
+                            job.request_id
+                        );
+                        Outcome::Retry(Some(5))
+                    }
+                },
+            };
+            out.push(outcome);
         }
         out
     } else {
@@ -294,6 +345,38 @@ pub async fn queue(batch: MessageBatch<String>, env: Env) -> Result<()> {
                 message.ack();
             }
         }
+    }
+    Ok(())
+}
+
+/// The scheduled entry point: retention, per source, daily.
+pub async fn scheduled(env: Env) -> Result<()> {
+    let deps = Bindings::new(env)?;
+    let loaded = config(&deps.env);
+    let Ok((config, _)) = loaded.as_ref() else {
+        return Ok(());
+    };
+    for source in &config.sources {
+        let Some(days) = source.retention_days else {
+            continue;
+        };
+        let (outcome, records) = match privacy::retention(&deps, &source.name, days, now()).await {
+            Ok(n) => ("done", n),
+            Err(e) => {
+                worker::console_error!("sluice: retention for {} failed: {e}", source.name);
+                ("failed", 0)
+            }
+        };
+        let _ = privacy::audit(
+            &deps,
+            now(),
+            "retention",
+            "retention",
+            &source.name,
+            outcome,
+            records,
+        )
+        .await;
     }
     Ok(())
 }

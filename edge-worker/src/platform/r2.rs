@@ -1,4 +1,4 @@
-//! The R2 bucket (the data lake and the dead-letter store).
+//! The R2 bucket (the data lake, exports and the dead-letter store).
 
 use crate::sinks::ObjectStore;
 
@@ -17,5 +17,53 @@ impl ObjectStore for R2 {
             .await
             .map(|_| ())
             .map_err(|e| format!("R2 put {key} failed: {e}"))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        let Some(object) = self
+            .0
+            .get(key)
+            .execute()
+            .await
+            .map_err(|e| format!("R2 get {key} failed: {e}"))?
+        else {
+            return Ok(None);
+        };
+        match object.body() {
+            Some(body) => body
+                .bytes()
+                .await
+                .map(Some)
+                .map_err(|e| format!("R2 read {key} failed: {e}")),
+            None => Ok(Some(Vec::new())),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), String> {
+        self.0
+            .delete(key)
+            .await
+            .map_err(|e| format!("R2 delete {key} failed: {e}"))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, String> {
+        let mut keys = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut builder = self.0.list().prefix(prefix);
+            if let Some(c) = cursor.take() {
+                builder = builder.cursor(c);
+            }
+            let page = builder
+                .execute()
+                .await
+                .map_err(|e| format!("R2 list {prefix} failed: {e}"))?;
+            keys.extend(page.objects().iter().map(|o| o.key()));
+            match page.cursor() {
+                Some(c) if page.truncated() => cursor = Some(c),
+                _ => break,
+            }
+        }
+        Ok(keys)
     }
 }

@@ -13,10 +13,38 @@ pub enum SqlValue {
     Int(i64),
 }
 
-/// A SQL database that runs a statement once per row, atomically.
+/// One SQL statement with its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    pub sql: String,
+    pub params: Vec<SqlValue>,
+}
+
+impl Statement {
+    pub fn new(sql: &str, params: Vec<SqlValue>) -> Statement {
+        Statement {
+            sql: sql.to_owned(),
+            params,
+        }
+    }
+}
+
+/// A SQL database (D1).
 #[allow(async_fn_in_trait)]
 pub trait Sql {
-    async fn batch(&self, sql: &str, rows: Vec<Vec<SqlValue>>) -> Result<(), String>;
+    /// Run the statements in order, atomically.
+    async fn run(&self, statements: Vec<Statement>) -> Result<(), String>;
+    /// The rows of a query, as JSON objects.
+    async fn query(
+        &self,
+        sql: &str,
+        params: Vec<SqlValue>,
+    ) -> Result<Vec<serde_json::Value>, String>;
+}
+
+/// A text parameter.
+pub fn text_value(s: &str) -> SqlValue {
+    SqlValue::Text(s.to_owned())
 }
 
 /// Insert an event, ignoring one already stored.
@@ -70,12 +98,19 @@ pub fn row(q: &QueuedEvent) -> Vec<SqlValue> {
     ]
 }
 
-/// Write events (idempotent).
+/// Write events and their identity-graph updates, in one atomic batch (idempotent).
 pub async fn write(db: &impl Sql, events: &[QueuedEvent]) -> Result<(), SinkError> {
     if events.is_empty() {
         return Ok(());
     }
-    db.batch(INSERT, events.iter().map(row).collect())
+    let mut statements: Vec<Statement> = events
+        .iter()
+        .map(|q| Statement::new(INSERT, row(q)))
+        .collect();
+    for q in events {
+        statements.extend(crate::identity::statements(q));
+    }
+    db.run(statements)
         .await
         .map_err(|e| SinkError::Retryable(format!("D1 write failed: {e}")))
 }
@@ -85,18 +120,21 @@ pub async fn count(db: &impl Sql, counters: &[Counter]) -> Result<(), SinkError>
     if counters.is_empty() {
         return Ok(());
     }
-    let rows = counters
+    let statements = counters
         .iter()
         .map(|c| {
-            vec![
-                SqlValue::Text(c.day.clone()),
-                SqlValue::Text(c.source.clone()),
-                SqlValue::Text(c.name.clone()),
-                SqlValue::Int(i64::from(c.count)),
-            ]
+            Statement::new(
+                COUNT,
+                vec![
+                    SqlValue::Text(c.day.clone()),
+                    SqlValue::Text(c.source.clone()),
+                    SqlValue::Text(c.name.clone()),
+                    SqlValue::Int(i64::from(c.count)),
+                ],
+            )
         })
         .collect();
-    db.batch(COUNT, rows)
+    db.run(statements)
         .await
         .map_err(|e| SinkError::Retryable(format!("D1 count failed: {e}")))
 }

@@ -91,6 +91,11 @@ pub trait HttpClient {
 #[allow(async_fn_in_trait)]
 pub trait ObjectStore {
     async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), String>;
+    /// The object's bytes, or `None` if there is none.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
+    async fn delete(&self, key: &str) -> Result<(), String>;
+    /// Keys under `prefix`.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, String>;
 }
 
 /// POST and map the outcome to the sink result.

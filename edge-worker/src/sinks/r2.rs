@@ -7,6 +7,7 @@
 //! ClickHouse: `s3('…/events/*/*/*/*.ndjson.gz', 'JSONEachRow')`; Spark:
 //! `spark.read.json("…/events/")` (discovers the partitions).
 
+use super::d1::{Sql, SqlValue, Statement};
 use super::{DeliveryBatch, ObjectStore, SinkError};
 use sluice_shared::Timestamp;
 use std::io::Write;
@@ -42,17 +43,88 @@ pub fn encode(batch: &DeliveryBatch) -> Result<Vec<u8>, SinkError> {
         .map_err(|e| SinkError::Permanent(format!("gzip failed: {e}")))
 }
 
-/// Write the batch's object.
+/// Write the batch's object, then index whose events it holds (for export,
+/// deletion and retention). Both steps are idempotent.
 pub async fn write(
     store: &impl ObjectStore,
+    db: &impl Sql,
     prefix: &str,
     batch: &DeliveryBatch,
 ) -> Result<(), SinkError> {
     let body = encode(batch)?;
+    let key = object_key(prefix, batch);
     store
-        .put(&object_key(prefix, batch), body, "application/x-ndjson")
+        .put(&key, body, "application/x-ndjson")
         .await
-        .map_err(SinkError::Retryable)
+        .map_err(SinkError::Retryable)?;
+    let (dt, _) = partition(batch);
+    let mut people: Vec<&str> = batch
+        .events
+        .iter()
+        .flat_map(|e| [e.user_id.as_deref(), e.anonymous_id.as_deref()])
+        .flatten()
+        .collect();
+    people.sort_unstable();
+    people.dedup();
+    let statements = people
+        .into_iter()
+        .map(|p| {
+            Statement::new(
+                INDEX,
+                vec![
+                    SqlValue::Text(key.clone()),
+                    SqlValue::Text(p.to_owned()),
+                    SqlValue::Text(dt.clone()),
+                ],
+            )
+        })
+        .collect();
+    db.run(statements)
+        .await
+        .map_err(|e| SinkError::Retryable(format!("lake index: {e}")))
+}
+
+const INDEX: &str = "INSERT INTO lake_index (key, person, dt) VALUES (?1, ?2, ?3) ON CONFLICT (key, person) DO NOTHING";
+
+/// Keep only the lines of an NDJSON.gz object whose event does not belong to
+/// any of `people`; returns the new object (`None` if nothing is left) and how
+/// many events were removed.
+pub fn without(object: &[u8], people: &[String]) -> Result<(Option<Vec<u8>>, usize), SinkError> {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(object)
+        .read_to_string(&mut text)
+        .map_err(|e| SinkError::Permanent(format!("not gzip NDJSON: {e}")))?;
+    let mut kept = Vec::new();
+    let mut removed = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let belongs = serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .is_some_and(|v| {
+                ["userId", "anonymousId"].iter().any(|k| {
+                    v.get(*k)
+                        .and_then(|x| x.as_str())
+                        .is_some_and(|id| people.iter().any(|p| p == id))
+                })
+            });
+        if belongs {
+            removed += 1;
+        } else {
+            kept.push(line);
+        }
+    }
+    if kept.is_empty() {
+        return Ok((None, removed));
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    for line in kept {
+        gz.write_all(line.as_bytes())
+            .and_then(|()| gz.write_all(b"\n"))
+            .map_err(|e| SinkError::Permanent(e.to_string()))?;
+    }
+    gz.finish()
+        .map(|b| (Some(b), removed))
+        .map_err(|e| SinkError::Permanent(e.to_string()))
 }
 
 #[cfg(test)]
@@ -85,6 +157,23 @@ mod tests {
             object_key("events/", &batch()),
             "events/source=web/dt=2024-05-01/hour=07/b0123.ndjson.gz"
         );
+    }
+
+    #[test]
+    fn a_persons_events_can_be_cut_out_of_an_object() {
+        let mut b = batch();
+        b.events[0].user_id = Some("u1".into());
+        b.events[1].anonymous_id = Some("a2".into());
+        let object = encode(&b).unwrap();
+        let (rest, removed) = without(&object, &["u1".into()]).unwrap();
+        assert_eq!(removed, 1);
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(rest.unwrap().as_slice())
+            .read_to_string(&mut text)
+            .unwrap();
+        assert!(text.contains("m2") && !text.contains("u1"));
+        let (rest, removed) = without(&object, &["u1".into(), "a2".into()]).unwrap();
+        assert_eq!((rest, removed), (None, 2));
     }
 
     #[test]

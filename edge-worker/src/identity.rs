@@ -1,0 +1,152 @@
+//! The identity graph and profiles, as SQL over D1: anonymousIds linked to
+//! userIds, one profile per user (first/last seen, traits), consent history.
+//!
+//! Every statement is an upsert whose result does not depend on the order or
+//! number of times it runs: times are merged with MIN/MAX, a trait keeps the
+//! value of the latest event (ties broken by messageId).
+
+use crate::sinks::d1::{text_value, SqlValue, Statement};
+use serde_json::Value;
+use sluice_shared::{EventType, QueuedEvent};
+
+const LINK: &str = "INSERT INTO identity_links (anonymous_id, user_id, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3) \
+     ON CONFLICT (anonymous_id, user_id) DO UPDATE SET first_seen = MIN(first_seen, excluded.first_seen), last_seen = MAX(last_seen, excluded.last_seen)";
+const PROFILE: &str = "INSERT INTO profiles (user_id, first_seen, last_seen) VALUES (?1, ?2, ?2) \
+     ON CONFLICT (user_id) DO UPDATE SET first_seen = MIN(first_seen, excluded.first_seen), last_seen = MAX(last_seen, excluded.last_seen)";
+const TRAIT: &str = "INSERT INTO profile_traits (user_id, trait, value, at, message_id) VALUES (?1, ?2, ?3, ?4, ?5) \
+     ON CONFLICT (user_id, trait) DO UPDATE SET value = excluded.value, at = excluded.at, message_id = excluded.message_id \
+     WHERE excluded.at > profile_traits.at OR (excluded.at = profile_traits.at AND excluded.message_id > profile_traits.message_id)";
+const CONSENT: &str = "INSERT INTO consent_events (message_id, anonymous_id, user_id, at, consent) VALUES (?1, ?2, ?3, ?4, ?5) \
+     ON CONFLICT (message_id) DO NOTHING";
+
+fn opt(v: &Option<String>) -> SqlValue {
+    v.as_deref().map_or(SqlValue::Null, text_value)
+}
+
+/// The identity statements for one stored event.
+pub fn statements(q: &QueuedEvent) -> Vec<Statement> {
+    let e = &q.event;
+    let at = e
+        .timestamp
+        .clone()
+        .or_else(|| e.received_at.clone())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    if let Some(user) = &e.user_id {
+        out.push(Statement::new(
+            PROFILE,
+            vec![text_value(user), text_value(&at)],
+        ));
+        if let Some(anon) = &e.anonymous_id {
+            out.push(Statement::new(
+                LINK,
+                vec![text_value(anon), text_value(user), text_value(&at)],
+            ));
+        }
+        if e.kind == EventType::Alias {
+            if let Some(previous) = &e.previous_id {
+                out.push(Statement::new(
+                    LINK,
+                    vec![text_value(previous), text_value(user), text_value(&at)],
+                ));
+            }
+        }
+        let traits = e.traits.as_ref().or_else(|| {
+            e.context
+                .as_ref()
+                .and_then(|c| c.get("traits"))
+                .and_then(Value::as_object)
+        });
+        if e.kind == EventType::Identify {
+            for (name, value) in traits.into_iter().flatten() {
+                out.push(Statement::new(
+                    TRAIT,
+                    vec![
+                        text_value(user),
+                        text_value(name),
+                        SqlValue::Text(value.to_string()),
+                        text_value(&at),
+                        text_value(&e.message_id),
+                    ],
+                ));
+            }
+        }
+    }
+    let is_consent_change =
+        e.kind == EventType::Track && e.event.as_deref() == Some("Consent Updated");
+    if is_consent_change || e.kind == EventType::Identify {
+        if let Some(consent) = e.context.as_ref().and_then(|c| c.get("consent")) {
+            out.push(Statement::new(
+                CONSENT,
+                vec![
+                    text_value(&e.message_id),
+                    opt(&e.anonymous_id),
+                    opt(&e.user_id),
+                    text_value(&at),
+                    SqlValue::Text(consent.to_string()),
+                ],
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_shared::Event;
+
+    #[test]
+    fn an_identify_links_the_device_and_records_traits_and_consent() {
+        let mut e = Event::new(EventType::Identify, "m1");
+        e.user_id = Some("u1".into());
+        e.anonymous_id = Some("a1".into());
+        e.timestamp = Some("2024-05-01T10:00:00.000Z".into());
+        e.traits = Some(
+            serde_json::json!({"email": "x@y.z", "plan": "pro"})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        );
+        e.context = Some(
+            serde_json::json!({"consent": {"categories": {"analytics": "granted"}}})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        );
+        let s = statements(&QueuedEvent {
+            source: "web".into(),
+            event: e,
+        });
+        let kinds: Vec<&str> = s
+            .iter()
+            .map(|s| s.sql.split_whitespace().nth(2).unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "profiles",
+                "identity_links",
+                "profile_traits",
+                "profile_traits",
+                "consent_events"
+            ]
+        );
+        assert_eq!(
+            s[2].params[2],
+            SqlValue::Text("\"x@y.z\"".into()),
+            "trait values are stored as JSON"
+        );
+    }
+
+    #[test]
+    fn anonymous_events_touch_no_profile() {
+        let mut e = Event::new(EventType::Track, "m1");
+        e.anonymous_id = Some("a1".into());
+        assert!(statements(&QueuedEvent {
+            source: "web".into(),
+            event: e
+        })
+        .is_empty());
+    }
+}
