@@ -102,8 +102,8 @@ pub async fn profile(db: &impl Sql, subject: &Subject) -> Result<Option<Value>, 
     if ids.user_ids.is_empty() && ids.anonymous_ids.is_empty() {
         return Ok(None);
     }
-    let user = ids.user_ids.first().cloned();
-    let (first, last, traits) = match &user {
+    let mut user = ids.user_ids.first().cloned();
+    let (first, last, traits) = match ids.user_ids.first() {
         Some(u) => {
             let p = db
                 .query(
@@ -111,6 +111,9 @@ pub async fn profile(db: &impl Sql, subject: &Subject) -> Result<Option<Value>, 
                     vec![text_value(u)],
                 )
                 .await?;
+            if p.is_empty() {
+                user = None; // a user id nobody has seen, or one deleted
+            }
             let t = db
                 .query(
                     "SELECT trait, value FROM profile_traits WHERE user_id = ?1 ORDER BY trait",

@@ -41,6 +41,11 @@ impl Stack {
 
     /// Like [`Stack::start`], overriding vars of `wrangler.toml` (e.g. `SLUICE_SOURCES`).
     pub fn start_with(vars: &[(&str, &str)]) -> Stack {
+        Stack::start_with_args(vars, &[])
+    }
+
+    /// Like [`Stack::start_with`], with extra `wrangler dev` arguments (e.g. `--test-scheduled`).
+    pub fn start_with_args(vars: &[(&str, &str)], args: &[&str]) -> Stack {
         for built in [
             "edge-worker/build/worker/shim.mjs",
             "dist/site/sluice/v1/sluice.js",
@@ -79,6 +84,7 @@ impl Stack {
                     vars.iter()
                         .flat_map(|(k, v)| ["--var".to_owned(), format!("{k}:{v}")]),
                 )
+                .args(args)
                 .arg("--show-interactive-dev-session=false")
                 .stdout(log.try_clone().expect("clone log"))
                 .stderr(log),
@@ -162,6 +168,27 @@ impl Stack {
         python_json(D1_QUERY, &[&self.state.display().to_string(), sql])
     }
 
+    /// Run `wrangler <args…>` against this stack's local state (e.g. `r2 object put`).
+    pub fn wrangler(&self, args: &[&str]) {
+        let out = wrangler()
+            .args(args)
+            .arg("--local")
+            .arg("--persist-to")
+            .arg(&self.state)
+            .output()
+            .expect("run wrangler");
+        assert!(
+            out.status.success(),
+            "wrangler {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Write to the local D1 database directly (test setup only).
+    pub fn d1_write(&self, sql: &str) {
+        python_json(D1_WRITE, &[&self.state.display().to_string(), sql]);
+    }
+
     /// Copy every object of the local R2 bucket into `dir`, under its key;
     /// returns the keys.
     pub fn export_r2(&self, bucket: &str, dir: &std::path::Path) -> Vec<String> {
@@ -202,6 +229,16 @@ if not files:
 db = sqlite3.connect(files[0], timeout=30)
 db.row_factory = sqlite3.Row
 print(json.dumps([dict(r) for r in db.execute(sys.argv[2])]))
+"#;
+
+/// Write to local D1's SQLite file: argv = state dir, SQL.
+const D1_WRITE: &str = r#"
+import glob, sqlite3, sys
+files = [f for f in glob.glob(sys.argv[1] + "/v3/d1/miniflare-D1DatabaseObject/*.sqlite") if not f.endswith("metadata.sqlite")]
+db = sqlite3.connect(files[0], timeout=30)
+db.execute(sys.argv[2])
+db.commit()
+print("[]")
 "#;
 
 /// Export local R2 objects: argv = state dir, bucket, target dir. Prints the keys.
