@@ -161,6 +161,27 @@ pub async fn accept<P: Platform>(
         }
         results.push(r);
     }
+    let now_text = s.now.to_rfc3339();
+    let refused: Vec<serde_json::Value> = results
+        .iter()
+        .filter(|r| r.status != "accepted")
+        .map(|r| {
+            let problems = if r.errors.is_empty() {
+                serde_json::to_value(&r.reason).unwrap_or_default()
+            } else {
+                serde_json::to_value(&r.errors).unwrap_or_default()
+            };
+            crate::live::refused(
+                &source.name,
+                &now_text,
+                r.message_id.as_deref(),
+                r.status,
+                problems,
+                None,
+            )
+        })
+        .collect();
+    s.platform.observe(refused);
     let day = s.now.to_rfc3339()[..10].to_owned();
     for (reason, count) in dropped {
         let m = QueueMessage::Dropped(DropCount {

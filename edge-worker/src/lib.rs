@@ -14,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod identity;
 pub mod ingest;
+pub mod live;
 pub mod platform;
 pub mod privacy;
 pub mod ratelimit;
@@ -26,8 +27,8 @@ use worker::{
 };
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    platform::fetch(req, env).await
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    platform::fetch(req, env, ctx).await
 }
 
 #[event(queue)]
@@ -43,3 +44,4 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 }
 
 pub use platform::durable::Dedup;
+pub use platform::live::Live;

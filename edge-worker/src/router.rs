@@ -24,6 +24,8 @@ pub trait Platform: Sql + ObjectStore {
     async fn asset(&self, path: &str) -> Result<Option<Asset>, String>;
     /// A fresh UUID v4 from a cryptographic source.
     fn new_uuid(&self) -> String;
+    /// Show these summaries of refused events in the live debugger (best-effort, after the response).
+    fn observe(&self, _summaries: Vec<serde_json::Value>) {}
 }
 
 /// Everything a request is handled with.

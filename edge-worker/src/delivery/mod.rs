@@ -61,6 +61,8 @@ pub trait Deps: Sql + HttpClient + ObjectStore {
     async fn enqueue_deliveries(&self, batches: Vec<String>, delay_s: u32) -> Result<(), String>;
     /// A var or secret's value.
     fn secret(&self, name: &str) -> Option<String>;
+    /// Show these event summaries in the live debugger (best-effort).
+    async fn publish(&self, _summaries: Vec<serde_json::Value>) {}
     fn now(&self) -> Timestamp;
 }
 
@@ -82,6 +84,7 @@ pub async fn consume_events(raw: &[String], s: &Settings<'_>, deps: &impl Deps) 
     let mut counter_pos = Vec::new();
     let mut events: Vec<(usize, QueuedEvent)> = Vec::new();
     let mut seen = HashSet::new();
+    let mut live: Vec<serde_json::Value> = Vec::new();
     for (i, text) in raw.iter().enumerate() {
         match serde_json::from_str::<QueueMessage>(text) {
             Ok(QueueMessage::Dropped(d)) => {
@@ -124,6 +127,13 @@ pub async fn consume_events(raw: &[String], s: &Settings<'_>, deps: &impl Deps) 
                 match kind {
                     Some("suppress") => {
                         outcomes[*pos] = Outcome::Ack;
+                        live.push(crate::live::summary(
+                            &q.source,
+                            &q.event,
+                            "dropped: suppressed by a privacy request",
+                            "-",
+                            serde_json::json!({}),
+                        ));
                         counters.push(Counter {
                             day: day.clone(),
                             source: q.source.clone(),
@@ -163,7 +173,17 @@ pub async fn consume_events(raw: &[String], s: &Settings<'_>, deps: &impl Deps) 
                     let pos = events[*n].0;
                     match claim {
                         Claim::Won => won.push(*n),
-                        Claim::Duplicate => outcomes[pos] = Outcome::Ack,
+                        Claim::Duplicate => {
+                            outcomes[pos] = Outcome::Ack;
+                            let q = &events[*n].1;
+                            live.push(crate::live::summary(
+                                &q.source,
+                                &q.event,
+                                "duplicate",
+                                "duplicate",
+                                serde_json::json!({}),
+                            ));
+                        }
                         Claim::InFlight => outcomes[pos] = Outcome::Retry(Some(IN_FLIGHT_RETRY_S)),
                     }
                 }
@@ -203,10 +223,33 @@ pub async fn consume_events(raw: &[String], s: &Settings<'_>, deps: &impl Deps) 
         } else {
             Outcome::Retry(None)
         };
+        if committed.is_ok() {
+            for q in &winners {
+                let mut deliveries = serde_json::Map::new();
+                deliveries.insert("d1".into(), "written".into());
+                for (dest, route) in routes(q, s) {
+                    let what = match route {
+                        Route::Send => "queued",
+                        Route::WithheldConsent => "withheld: no consent for its purposes",
+                        Route::WithheldOptOut => "withheld: opted out of sale/sharing",
+                    };
+                    deliveries.insert(dest.name.clone(), what.into());
+                }
+                live.push(crate::live::summary(
+                    &q.source,
+                    &q.event,
+                    "stored",
+                    "new",
+                    serde_json::Value::Object(deliveries),
+                ));
+            }
+        }
         for n in won {
             outcomes[events[n].0] = outcome;
         }
     }
+
+    deps.publish(live).await;
 
     if !counters.is_empty() {
         let counted = d1::count(deps, &counters).await.is_ok();
@@ -284,6 +327,45 @@ fn worker_log(message: &str) {
     let _ = message;
 }
 
+/// Whether an event goes to a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Send,
+    /// Its consent does not cover the destination's purposes.
+    WithheldConsent,
+    /// The person opted out of sale/sharing, and the destination's purposes include it.
+    WithheldOptOut,
+}
+
+/// Each destination of the event's source, and whether the event may go there.
+pub fn routes<'a>(q: &QueuedEvent, s: &Settings<'a>) -> Vec<(&'a Destination, Route)> {
+    let Some(source) = s.config.sources.iter().find(|src| src.name == q.source) else {
+        return Vec::new();
+    };
+    let consent = sluice_shared::enrich::consent_of(&q.event);
+    let opted_out = q
+        .event
+        .context_value("sluice")
+        .and_then(|s| s.get("optOut"))
+        .is_some_and(|v| v == &serde_json::Value::Bool(true));
+    source
+        .destinations
+        .iter()
+        .filter_map(|name| s.destinations.iter().find(|d| &d.name == name))
+        .map(|dest| {
+            let route = if opted_out && dest.purposes.iter().any(consent::gpc_denies) {
+                Route::WithheldOptOut
+            } else if consent::may_forward(consent.as_ref(), &dest.purposes, source.consent.regime)
+            {
+                Route::Send
+            } else {
+                Route::WithheldConsent
+            };
+            (dest, route)
+        })
+        .collect()
+}
+
 /// Group events into delivery batches per destination (consent permitting),
 /// source and partition hour; count what consent withheld.
 pub fn fan_out(
@@ -293,24 +375,8 @@ pub fn fan_out(
     let mut groups: BTreeMap<(String, String, String), Vec<&QueuedEvent>> = BTreeMap::new();
     let mut withheld: BTreeMap<(String, String), u32> = BTreeMap::new();
     for q in events {
-        let Some(source) = s.config.sources.iter().find(|src| src.name == q.source) else {
-            continue;
-        };
-        let consent = sluice_shared::enrich::consent_of(&q.event);
-        // Opted out of sale/sharing (a privacy request): no destination whose purposes include it.
-        let opted_out = q
-            .event
-            .context_value("sluice")
-            .and_then(|s| s.get("optOut"))
-            .is_some_and(|v| v == &serde_json::Value::Bool(true));
-        for name in &source.destinations {
-            let Some(dest) = s.destinations.iter().find(|d| &d.name == name) else {
-                continue;
-            };
-            let sells = dest.purposes.iter().any(consent::gpc_denies);
-            if (opted_out && sells)
-                || !consent::may_forward(consent.as_ref(), &dest.purposes, source.consent.regime)
-            {
+        for (dest, route) in routes(q, s) {
+            if route != Route::Send {
                 *withheld
                     .entry((q.source.clone(), ["withheld_", dest.name.as_str()].concat()))
                     .or_default() += 1;

@@ -7,6 +7,7 @@ mod assets;
 mod d1;
 pub mod durable;
 mod fetch;
+pub mod live;
 mod queue;
 mod r2;
 
@@ -96,7 +97,9 @@ struct Bindings {
     deliveries: queue::EventsQueue,
     jobs: queue::EventsQueue,
     dedup: worker::ObjectNamespace,
+    live: worker::ObjectNamespace,
     assets: Option<assets::Assets>,
+    observed: RefCell<Vec<serde_json::Value>>,
 }
 
 impl Bindings {
@@ -108,7 +111,9 @@ impl Bindings {
             deliveries: queue::EventsQueue(env.queue(DELIVERIES_QUEUE)?),
             jobs: queue::EventsQueue(env.queue(JOBS_QUEUE)?),
             dedup: env.durable_object(durable::DEDUP)?,
+            live: env.durable_object(crate::live::LIVE)?,
             assets: env.assets(ASSETS).ok().map(assets::Assets),
+            observed: RefCell::new(Vec::new()),
             env,
         })
     }
@@ -182,6 +187,10 @@ impl Platform for Bindings {
     fn new_uuid(&self) -> String {
         sluice_shared::id::uuid_v4(random_bytes())
     }
+
+    fn observe(&self, summaries: Vec<serde_json::Value>) {
+        self.observed.borrow_mut().extend(summaries);
+    }
 }
 
 impl Deps for Bindings {
@@ -207,6 +216,10 @@ impl Deps for Bindings {
 
     fn now(&self) -> Timestamp {
         now()
+    }
+
+    async fn publish(&self, summaries: Vec<serde_json::Value>) {
+        live::publish(&self.live, &summaries).await;
     }
 }
 
@@ -248,14 +261,20 @@ fn now() -> Timestamp {
     Timestamp(js_sys::Date::now() as i64)
 }
 
+/// Path of the live debugger's WebSocket.
+pub const LIVE_PATH: &str = "/admin/v1/live";
+
 /// The fetch entry point.
-pub async fn fetch(mut req: Request, env: Env) -> Result<Response> {
-    let http = read_request(&mut req).await?;
+pub async fn fetch(mut req: Request, env: Env, ctx: worker::Context) -> Result<Response> {
     let loaded = config(&env);
     let (config, _) = match loaded.as_ref() {
         Ok(c) => c,
         Err(e) => return into_response(ApiError::Config(e.clone()).into_response()),
     };
+    if req.path() == LIVE_PATH {
+        return live_socket(req, env, config).await;
+    }
+    let http = read_request(&mut req).await?;
     let bindings = Bindings::new(env)?;
     let limiter = LIMITER.with(Rc::clone);
     let services = Services {
@@ -264,7 +283,38 @@ pub async fn fetch(mut req: Request, env: Env) -> Result<Response> {
         limiter: &limiter,
         now: now(),
     };
-    into_response(router::handle(&http, &services).await)
+    let response = router::handle(&http, &services).await;
+    let observed = std::mem::take(&mut *bindings.observed.borrow_mut());
+    if !observed.is_empty() {
+        let namespace = bindings.live.clone();
+        ctx.wait_until(async move { live::publish(&namespace, &observed).await });
+    }
+    into_response(response)
+}
+
+/// The debugger's WebSocket: `?token=` (browsers cannot set headers on a
+/// WebSocket) must be an admin token with `read:events`.
+async fn live_socket(req: Request, env: Env, config: &Config) -> Result<Response> {
+    let token = req
+        .url()?
+        .query_pairs()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let allowed = tokens::find(&config.admin_tokens, &token)
+        .is_some_and(|t| t.allows(tokens::Scope::ReadEvents));
+    let upgrade = req
+        .headers()
+        .get("upgrade")
+        .ok()
+        .flatten()
+        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    let error = match (allowed, upgrade) {
+        (false, _) => ApiError::Unauthorized,
+        (true, false) => ApiError::BadRequest("expected a WebSocket upgrade".into()),
+        (true, true) => return live::connect(&env.durable_object(crate::live::LIVE)?, req).await,
+    };
+    into_response(error.into_response())
 }
 
 /// The queue entry point: events, deliveries, privacy jobs, and the dead-letter queues.
