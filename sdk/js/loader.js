@@ -23,6 +23,7 @@
       return m.default({ module_or_path: base + WASM }).then(function () {
         var api = {
           loaded: true,
+          readyAt: w.performance ? performance.now() : 0,
           load: m.load,
           track: m.track,
           page: m.page,

@@ -4,6 +4,7 @@
 //! wasm-bindgen-cli, worker-build, npm packages from the lockfile, Debian's
 //! chromium and chromium-driver), builds what is stale, then does its job.
 
+mod bench;
 mod build;
 mod dev;
 mod proc;
@@ -18,6 +19,7 @@ commands:
   dev  [--port N]   install what is missing, build, run the worker on workerd (default port 8787)
   test              install what is missing, build, run every check and test
   build             install what is missing, build the SDK, the site and the worker
+  bench [what]      measure SDK size and speed, collector and delivery throughput (all|sdk|worker|delivery)
 ";
 
 fn main() -> ExitCode {
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("dev") => dev::run(&args[1..]),
         Some("test") => test::run(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
         Some("build") => setup::toolchain()
             .and_then(|()| build::all())
             .map(|()| ExitCode::SUCCESS),

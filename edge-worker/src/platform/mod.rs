@@ -88,40 +88,54 @@ fn config(env: &Env) -> Loaded {
     })
 }
 
-/// Every binding, behind the traits the logic is written against.
+/// Every binding, behind the traits the logic is written against. Bindings
+/// are optional here so that a deployment without one (or a benchmark on raw
+/// workerd) fails only the calls that need it, with a clear error.
 struct Bindings {
     env: Env,
-    db: d1::D1,
-    lake: r2::R2,
-    events: queue::EventsQueue,
-    deliveries: queue::EventsQueue,
-    jobs: queue::EventsQueue,
-    dedup: worker::ObjectNamespace,
-    live: worker::ObjectNamespace,
+    db: Option<d1::D1>,
+    lake: Option<r2::R2>,
+    events: Option<queue::EventsQueue>,
+    deliveries: Option<queue::EventsQueue>,
+    jobs: Option<queue::EventsQueue>,
+    dedup: Option<worker::ObjectNamespace>,
+    live: Option<worker::ObjectNamespace>,
     assets: Option<assets::Assets>,
     observed: RefCell<Vec<serde_json::Value>>,
 }
 
+fn missing(name: &str) -> String {
+    ["the binding ", name, " is not configured"].concat()
+}
+
 impl Bindings {
-    fn new(env: Env) -> Result<Bindings> {
-        Ok(Bindings {
-            db: d1::D1(env.d1(DB)?),
-            lake: r2::R2(env.bucket(LAKE)?),
-            events: queue::EventsQueue(env.queue(EVENTS_QUEUE)?),
-            deliveries: queue::EventsQueue(env.queue(DELIVERIES_QUEUE)?),
-            jobs: queue::EventsQueue(env.queue(JOBS_QUEUE)?),
-            dedup: env.durable_object(durable::DEDUP)?,
-            live: env.durable_object(crate::live::LIVE)?,
+    fn new(env: Env) -> Bindings {
+        Bindings {
+            db: env.d1(DB).ok().map(d1::D1),
+            lake: env.bucket(LAKE).ok().map(r2::R2),
+            events: env.queue(EVENTS_QUEUE).ok().map(queue::EventsQueue),
+            deliveries: env.queue(DELIVERIES_QUEUE).ok().map(queue::EventsQueue),
+            jobs: env.queue(JOBS_QUEUE).ok().map(queue::EventsQueue),
+            dedup: env.durable_object(durable::DEDUP).ok(),
+            live: env.durable_object(crate::live::LIVE).ok(),
             assets: env.assets(ASSETS).ok().map(assets::Assets),
             observed: RefCell::new(Vec::new()),
             env,
-        })
+        }
+    }
+
+    fn db(&self) -> std::result::Result<&d1::D1, String> {
+        self.db.as_ref().ok_or_else(|| missing(DB))
+    }
+
+    fn lake(&self) -> std::result::Result<&r2::R2, String> {
+        self.lake.as_ref().ok_or_else(|| missing(LAKE))
     }
 }
 
 impl Sql for Bindings {
     async fn run(&self, statements: Vec<Statement>) -> std::result::Result<(), String> {
-        self.db.run(statements).await
+        self.db()?.run(statements).await
     }
 
     async fn query(
@@ -129,7 +143,7 @@ impl Sql for Bindings {
         sql: &str,
         params: Vec<SqlValue>,
     ) -> std::result::Result<Vec<serde_json::Value>, String> {
-        self.db.query(sql, params).await
+        self.db()?.query(sql, params).await
     }
 }
 
@@ -140,19 +154,19 @@ impl ObjectStore for Bindings {
         body: Vec<u8>,
         content_type: &str,
     ) -> std::result::Result<(), String> {
-        self.lake.put(key, body, content_type).await
+        self.lake()?.put(key, body, content_type).await
     }
 
     async fn get(&self, key: &str) -> std::result::Result<Option<Vec<u8>>, String> {
-        self.lake.get(key).await
+        self.lake()?.get(key).await
     }
 
     async fn delete(&self, key: &str) -> std::result::Result<(), String> {
-        self.lake.delete(key).await
+        self.lake()?.delete(key).await
     }
 
     async fn list(&self, prefix: &str) -> std::result::Result<Vec<String>, String> {
-        self.lake.list(prefix).await
+        self.lake()?.list(prefix).await
     }
 }
 
@@ -170,11 +184,19 @@ impl HttpClient for Bindings {
 
 impl Platform for Bindings {
     async fn enqueue(&self, messages: Vec<String>) -> std::result::Result<(), String> {
-        self.events.send(messages).await
+        self.events
+            .as_ref()
+            .ok_or_else(|| missing(EVENTS_QUEUE))?
+            .send(messages)
+            .await
     }
 
     async fn enqueue_job(&self, message: String) -> std::result::Result<(), String> {
-        self.jobs.send(vec![message]).await
+        self.jobs
+            .as_ref()
+            .ok_or_else(|| missing(JOBS_QUEUE))?
+            .send(vec![message])
+            .await
     }
 
     async fn asset(&self, path: &str) -> std::result::Result<Option<Asset>, String> {
@@ -199,7 +221,12 @@ impl Deps for Bindings {
         shard: u32,
         request: &ShardRequest,
     ) -> std::result::Result<ClaimResponse, String> {
-        durable::call(&self.dedup, shard, request).await
+        durable::call(
+            self.dedup.as_ref().ok_or_else(|| missing(durable::DEDUP))?,
+            shard,
+            request,
+        )
+        .await
     }
 
     async fn enqueue_deliveries(
@@ -207,7 +234,11 @@ impl Deps for Bindings {
         batches: Vec<String>,
         delay_s: u32,
     ) -> std::result::Result<(), String> {
-        self.deliveries.send_delayed(batches, delay_s).await
+        self.deliveries
+            .as_ref()
+            .ok_or_else(|| missing(DELIVERIES_QUEUE))?
+            .send_delayed(batches, delay_s)
+            .await
     }
 
     fn secret(&self, name: &str) -> Option<String> {
@@ -219,7 +250,9 @@ impl Deps for Bindings {
     }
 
     async fn publish(&self, summaries: Vec<serde_json::Value>) {
-        live::publish(&self.live, &summaries).await;
+        if let Some(live) = &self.live {
+            live::publish(live, &summaries).await;
+        }
     }
 }
 
@@ -275,7 +308,7 @@ pub async fn fetch(mut req: Request, env: Env, ctx: worker::Context) -> Result<R
         return live_socket(req, env, config).await;
     }
     let http = read_request(&mut req).await?;
-    let bindings = Bindings::new(env)?;
+    let bindings = Bindings::new(env);
     let limiter = LIMITER.with(Rc::clone);
     let services = Services {
         config,
@@ -285,8 +318,7 @@ pub async fn fetch(mut req: Request, env: Env, ctx: worker::Context) -> Result<R
     };
     let response = router::handle(&http, &services).await;
     let observed = std::mem::take(&mut *bindings.observed.borrow_mut());
-    if !observed.is_empty() {
-        let namespace = bindings.live.clone();
+    if let (false, Some(namespace)) = (observed.is_empty(), bindings.live.clone()) {
         ctx.wait_until(async move { live::publish(&namespace, &observed).await });
     }
     into_response(response)
@@ -320,7 +352,7 @@ async fn live_socket(req: Request, env: Env, config: &Config) -> Result<Response
 /// The queue entry point: events, deliveries, privacy jobs, and the dead-letter queues.
 pub async fn queue(batch: MessageBatch<String>, env: Env) -> Result<()> {
     let queue_name = batch.queue();
-    let deps = Bindings::new(env)?;
+    let deps = Bindings::new(env);
     let loaded = config(&deps.env);
     let Ok((config, dests)) = loaded.as_ref() else {
         // Nothing can be delivered with a broken configuration: keep the messages.
@@ -401,7 +433,7 @@ pub async fn queue(batch: MessageBatch<String>, env: Env) -> Result<()> {
 
 /// The scheduled entry point: retention, per source, daily.
 pub async fn scheduled(env: Env) -> Result<()> {
-    let deps = Bindings::new(env)?;
+    let deps = Bindings::new(env);
     let loaded = config(&deps.env);
     let Ok((config, _)) = loaded.as_ref() else {
         return Ok(());

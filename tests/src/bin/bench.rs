@@ -1,0 +1,473 @@
+//! `cargo xtask bench`: Sluice's performance figures, measured here, printed
+//! as a report. Nothing in it is asserted: machines are shared and noisy.
+//!
+//! - SDK: bytes up front (gzip), main-thread time per `track()`, time to
+//!   ready, a 10,000-call burst (all delivered? main-thread busy in total);
+//! - collector: events/s and CPU per event on raw workerd, batches of 1, 20
+//!   and 100, beside a no-op JS worker that only parses the JSON; native cost
+//!   of validate + enrich per event; the worker's wasm size;
+//! - delivery: events/s through Queue → dedup → D1 / R2 (wrangler dev), and
+//!   latency from POST to visible in D1.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a panic is a failed run
+
+use serde_json::{json, Value};
+use sluice_e2e::{eventually, free_port, root, temp_dir, Browser, Process, Stack};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn gzip_len(bytes: &[u8]) -> usize {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap().len()
+}
+
+fn kb(n: usize) -> String {
+    format!("{:.1} KB", n as f64 / 1024.0)
+}
+
+fn section(title: &str) {
+    println!("\n## {title}\n");
+}
+
+/// An analytics.js-shaped event.
+fn event(i: usize) -> Value {
+    json!({"type": "track", "messageId": format!("bench-{i}-{}", std::process::id()), "anonymousId": "5f2b8e1c-5c3e-4b8a-9d2c-4b6f3f7e4a8b",
+           "event": "Product Viewed", "timestamp": "2024-05-01T10:00:00.000Z",
+           "properties": {"product_id": "mug-blue", "sku": "MUG-001", "name": "Blue Mug", "price": 12, "currency": "EUR", "quantity": 1},
+           "context": {"page": {"path": "/product.html", "url": "https://shop.example.com/product.html?id=mug-blue&utm_source=news", "referrer": "https://www.google.com/search?q=mug", "title": "Blue Mug", "search": "?id=mug-blue"},
+                       "userAgent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+                       "locale": "en-US", "library": {"name": "analytics.js", "version": "npm:next-1.70.0"},
+                       "consent": {"categories": {"analytics": "granted"}}}})
+}
+
+fn batch_body(n: usize) -> String {
+    json!({"batch": (0..n).map(event).collect::<Vec<_>>(), "sentAt": "2024-05-01T10:00:01.000Z"})
+        .to_string()
+}
+
+// ---------------------------------------------------------------- SDK
+
+fn sdk_sizes() -> usize {
+    let dir = root().join("dist/site/sluice/v1");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let snippet = std::fs::read_to_string(root().join("sdk/js/snippet.html")).unwrap();
+    let files = [
+        ("inline snippet", snippet.into_bytes()),
+        (
+            "loader sluice.js",
+            std::fs::read(dir.join("sluice.js")).unwrap(),
+        ),
+        (
+            "glue",
+            std::fs::read(dir.join(manifest["glue"].as_str().unwrap())).unwrap(),
+        ),
+        (
+            "wasm",
+            std::fs::read(dir.join(manifest["wasm"].as_str().unwrap())).unwrap(),
+        ),
+    ];
+    println!("| file | raw | gzip -9 |\n| --- | --- | --- |");
+    let mut total = 0;
+    for (name, bytes) in &files {
+        let gz = gzip_len(bytes);
+        total += gz;
+        println!("| {name} | {} | {} |", kb(bytes.len()), kb(gz));
+    }
+    println!("| **total up front** | | **{}** |", kb(total));
+    total
+}
+
+async fn sdk_browser() {
+    let stack = Stack::start();
+    let b = Browser::start().await;
+    b.client.goto(&stack.url("/")).await.unwrap();
+    b.wait_for_sdk().await;
+    const NAV: &str = "const n = performance.getEntriesByType('navigation')[0]; return { ready: sluice.readyAt, responseEnd: n.responseEnd, dcl: n.domContentLoadedEventEnd }";
+    let first = b.js(NAV).await;
+    b.client.refresh().await.unwrap();
+    b.wait_for_sdk().await;
+    let warm = b.js(NAV).await;
+    println!("\n| time to ready (ms after navigation start) | SDK ready | page response end | DOMContentLoaded |\n| --- | --- | --- | --- |");
+    for (label, t) in [
+        ("first visit (empty cache)", &first),
+        ("reload (cached)", &warm),
+    ] {
+        println!(
+            "| {label} | {:.1} | {:.1} | {:.1} |",
+            t["ready"].as_f64().unwrap_or(0.0),
+            t["responseEnd"].as_f64().unwrap_or(0.0),
+            t["dcl"].as_f64().unwrap_or(0.0)
+        );
+    }
+    println!();
+    b.js("sluice.consent.set({ analytics: true }); return true")
+        .await;
+    // performance.now() is coarsened without cross-origin isolation: time blocks of 100 calls.
+    let per_call = b
+        .js("const blocks = []; let k = 0; for (let b = 0; b < 100; b++) { const t = performance.now(); for (let i = 0; i < 100; i++) sluice.track('Bench Call', { i: k++, sku: 'MUG-001', price: 12 }); blocks.push((performance.now() - t) * 10); } blocks.sort((a, b) => a - b); return { median: blocks[50], p95: blocks[95] };")
+        .await;
+    println!(
+        "Main-thread time per `track()` (10,000 calls, in blocks of 100): median {:.1} µs, p95 {:.1} µs.",
+        per_call["median"].as_f64().unwrap(),
+        per_call["p95"].as_f64().unwrap()
+    );
+    eventually(
+        "the 10,000 calls to be delivered",
+        Duration::from_secs(180),
+        || async {
+            (stack.d1("SELECT COUNT(*) AS n FROM events WHERE event = 'Bench Call'")[0]["n"]
+                .as_i64()
+                .unwrap()
+                >= 10_000)
+                .then_some(())
+        },
+    )
+    .await;
+    // The burst: 10,000 calls at once; main-thread busy until all are stored.
+    b.cdp("Performance.enable", json!({})).await;
+    let busy = |m: &Value| {
+        m["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == "TaskDuration")
+            .unwrap()["value"]
+            .as_f64()
+            .unwrap()
+    };
+    let before = busy(&b.cdp("Performance.getMetrics", json!({})).await);
+    let started = Instant::now();
+    b.js("for (let i = 0; i < 10000; i++) sluice.track('Burst', { i }); return true")
+        .await;
+    let stored = eventually(
+        "the burst to be delivered",
+        Duration::from_secs(180),
+        || async {
+            let n = stack.d1("SELECT COUNT(*) AS n FROM events WHERE event = 'Burst'")[0]["n"]
+                .as_i64()
+                .unwrap();
+            (n >= 10_000).then_some(n)
+        },
+    )
+    .await;
+    let after = busy(&b.cdp("Performance.getMetrics", json!({})).await);
+    let dropped = b.js("return sluice.stats().dropped").await;
+    println!(
+        "Burst of 10,000 `track()` calls: {stored} of 10,000 stored in D1 in {:.1} s; main-thread busy {:.2} s in total (serialising and sending included); {dropped} evicted.",
+        started.elapsed().as_secs_f64(),
+        after - before
+    );
+}
+
+// ---------------------------------------------------------------- collector on raw workerd
+
+/// Load from `threads` keep-alive connections for `secs`; returns requests answered 200.
+fn load(port: u16, request: &[u8], threads: usize, secs: f64) -> (u64, f64) {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let started = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let request = request.to_vec();
+            std::thread::spawn(move || {
+                let mut ok = 0u64;
+                let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.set_nodelay(true).unwrap();
+                let mut buf = vec![0u8; 64 * 1024];
+                while Instant::now() < deadline {
+                    s.write_all(&request).unwrap();
+                    // Read one response: headers, then Content-Length bytes.
+                    let mut got = Vec::new();
+                    let (head_end, len) = loop {
+                        let n = s.read(&mut buf).unwrap();
+                        assert!(n > 0, "connection closed");
+                        got.extend_from_slice(&buf[..n]);
+                        if let Some(p) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&got[..p]).to_ascii_lowercase();
+                            let len: usize = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .map_or(0, |v| v.trim().parse().unwrap());
+                            if head.starts_with("http/1.1 200") {
+                                ok += 1;
+                            }
+                            break (p + 4, len);
+                        }
+                    };
+                    while got.len() < head_end + len {
+                        let n = s.read(&mut buf).unwrap();
+                        got.extend_from_slice(&buf[..n]);
+                    }
+                }
+                ok
+            })
+        })
+        .collect();
+    let ok = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    (ok, started.elapsed().as_secs_f64())
+}
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields
+        .get(11)
+        .and_then(|u| u.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(0.0);
+    ticks / 100.0
+}
+
+const NOOP_WORKER: &str = "export default { async fetch(request) { const body = await request.json(); return new Response(JSON.stringify({ accepted: body.batch.length }), { headers: { 'content-type': 'application/json' } }); } };";
+const QUEUE_STUB: &str =
+    "export default function () { return { async send() {}, async sendBatch() {} }; }";
+
+fn raw_workerd() {
+    let build = root().join("edge-worker/build");
+    let dir = temp_dir("workerd");
+    std::fs::copy(build.join("index.js"), dir.join("index.js")).unwrap();
+    std::fs::copy(build.join("index_bg.wasm"), dir.join("index_bg.wasm")).unwrap();
+    std::fs::write(dir.join("noop.js"), NOOP_WORKER).unwrap();
+    std::fs::write(dir.join("queue-stub.js"), QUEUE_STUB).unwrap();
+    let sources = json!([{"name": "bench", "write_key": "bench-key", "allowed_origins": ["*"], "consent": {"regime": "opt_out"},
+                          "rate_limit": {"requests_per_second": 1e9, "burst": 1000000000}}]).to_string();
+    let (sluice_port, noop_port) = (free_port(), free_port());
+    let config = format!(
+        r#"using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [ (name = "sluice", worker = .sluice), (name = "noop", worker = .noop) ],
+  sockets = [ (name = "s", address = "127.0.0.1:{sluice_port}", http = (), service = "sluice"),
+              (name = "n", address = "127.0.0.1:{noop_port}", http = (), service = "noop") ],
+  extensions = [ (modules = [ (name = "sluice:queue-stub", esModule = embed "queue-stub.js", internal = true) ]) ],
+);
+const sluice :Workerd.Worker = (
+  modules = [ (name = "index.js", esModule = embed "index.js"), (name = "index_bg.wasm", wasm = embed "index_bg.wasm") ],
+  compatibilityDate = "2026-04-20",
+  bindings = [ (name = "SLUICE_SOURCES", text = {sources:?}),
+               (name = "EVENTS", wrapped = (moduleName = "sluice:queue-stub")) ],
+);
+const noop :Workerd.Worker = (
+  modules = [ (name = "noop.js", esModule = embed "noop.js") ],
+  compatibilityDate = "2026-04-20",
+);
+"#
+    );
+    std::fs::write(dir.join("config.capnp"), config).unwrap();
+    let workerd = root().join("node_modules/@cloudflare/workerd-linux-64/bin/workerd");
+    let log = std::fs::File::create(dir.join("workerd.log")).unwrap();
+    let process = Process::spawn(
+        "workerd",
+        Command::new(workerd)
+            .arg("serve")
+            .arg("--experimental")
+            .arg(dir.join("config.capnp"))
+            .current_dir(&dir)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log),
+    );
+    let up = |port: u16| TcpStream::connect(("127.0.0.1", port)).is_ok();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(up(sluice_port) && up(noop_port)) {
+        assert!(
+            Instant::now() < deadline,
+            "workerd did not start; see {}",
+            dir.join("workerd.log").display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!("Raw workerd (not `wrangler dev`), load from 4 keep-alive connections on the same 2 cores, 5 s per run.");
+    println!("The Queue is an in-process stand-in on raw workerd (a `wrapped` binding whose sendBatch resolves at once); everything else is the real accept path: parse, authenticate, validate, clock skew, enrich (user agent, bots, referrer, campaign, IP), consent, serialise for the Queue.\n");
+    println!("| batch | Sluice events/s | no-op JS events/s | ratio | Sluice CPU/event | no-op CPU/event |\n| --- | --- | --- | --- | --- | --- |");
+    for n in [1usize, 20, 100] {
+        let body = batch_body(n);
+        let request = |port: u16| {
+            format!(
+                "POST /v1/batch HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Basic YmVuY2gta2V5Og==\r\nContent-Type: text/plain\r\nUser-Agent: bench\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()
+        };
+        let run = |port: u16| {
+            let req = request(port);
+            load(port, &req, 4, 1.0); // warm up
+            let cpu = cpu_seconds(process.pid());
+            let (ok, secs) = load(port, &req, 4, 5.0);
+            let used = cpu_seconds(process.pid()) - cpu;
+            let events = ok as f64 * n as f64;
+            (events / secs, used / events.max(1.0) * 1e6)
+        };
+        let (s_eps, s_cpu) = run(sluice_port);
+        let (n_eps, n_cpu) = run(noop_port);
+        println!(
+            "| {n} | {s_eps:.0} | {n_eps:.0} | {:.2} | {s_cpu:.1} µs | {n_cpu:.1} µs |",
+            s_eps / n_eps
+        );
+    }
+    let wasm = std::fs::read(build.join("index_bg.wasm")).unwrap();
+    println!(
+        "\nWorker wasm: {} raw, {} gzipped.",
+        kb(wasm.len()),
+        kb(gzip_len(&wasm))
+    );
+}
+
+/// Validate + enrich per event, natively (no I/O): the pure part of the accept path.
+fn native_cost() {
+    use sluice_shared::enrich::{self, ip::IpPolicy, RequestFacts};
+    use sluice_shared::parse::parse_batch;
+    use sluice_shared::skew::{self, SkewRules};
+    use sluice_shared::{Limits, Timestamp};
+    let body = batch_body(100);
+    let limits = Limits::default();
+    let facts = RequestFacts {
+        ip: Some("203.0.113.7".parse().unwrap()),
+        user_agent: Some("Mozilla/5.0".into()),
+        ..RequestFacts::default()
+    };
+    let now = Timestamp(1_714_557_601_000);
+    let run = || {
+        let checked = parse_batch(body.as_bytes(), &limits)
+            .unwrap()
+            .check(&limits, now);
+        for c in checked {
+            let mut e = c.result.unwrap().into_event();
+            e.normalize_ids();
+            skew::apply(&mut e, now, SkewRules::default());
+            enrich::enrich(&mut e, &facts, IpPolicy::Truncate);
+            std::hint::black_box(serde_json::to_string(&e).unwrap());
+        }
+    };
+    for _ in 0..20 {
+        run();
+    }
+    let rounds = 300;
+    let t = Instant::now();
+    for _ in 0..rounds {
+        run();
+    }
+    let per_event = t.elapsed().as_secs_f64() / (rounds as f64 * 100.0) * 1e6;
+    println!("Native parse + validate + skew + enrich + re-serialise: {per_event:.1} µs per event (batches of 100, release build).");
+}
+
+// ---------------------------------------------------------------- delivery
+
+const LATENCY: &str = r#"
+import glob, json, sqlite3, sys, time, urllib.request
+port, state, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+files = [f for f in glob.glob(state + "/v3/d1/miniflare-D1DatabaseObject/*.sqlite") if not f.endswith("metadata.sqlite")]
+db = sqlite3.connect(files[0], timeout=30)
+out = []
+for i in range(n):
+    mid = "lat-%d-%f" % (i, time.time())
+    body = json.dumps({"batch": [{"type": "track", "messageId": mid, "anonymousId": "lat", "event": "Latency"}]}).encode()
+    req = urllib.request.Request("http://127.0.0.1:%d/v1/batch?writeKey=demo-write-key" % port, data=body, method="POST")
+    t0 = time.monotonic()
+    urllib.request.urlopen(req).read()
+    while not db.execute("SELECT 1 FROM events WHERE message_id = ?", (mid,)).fetchone():
+        time.sleep(0.005)
+    out.append((time.monotonic() - t0) * 1000)
+print(json.dumps(out))
+"#;
+
+async fn delivery() {
+    let stack = Stack::start_with(&[
+        ("SLUICE_SOURCES", &json!([{"name": "demo", "write_key": "demo-write-key", "allowed_origins": [], "consent": {"regime": "opt_out"}, "destinations": ["lake"],
+                                    "rate_limit": {"requests_per_second": 1e9, "burst": 1000000000}}]).to_string()),
+        ("SLUICE_DESTINATIONS", &json!([{"name": "lake", "kind": "r2"}]).to_string()),
+    ]);
+    let total = 5000usize;
+    let started = Instant::now();
+    for chunk in 0..total / 100 {
+        let body = json!({"batch": (0..100).map(|i| event(chunk * 100 + i)).collect::<Vec<_>>()});
+        let (status, _) = stack.request(
+            "POST",
+            "/v1/batch?writeKey=demo-write-key",
+            &[],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(status, 200);
+    }
+    let posted = started.elapsed().as_secs_f64();
+    eventually("5,000 events in D1", Duration::from_secs(300), || async {
+        (stack.d1("SELECT COUNT(*) AS n FROM events")[0]["n"]
+            .as_i64()
+            .unwrap()
+            >= total as i64)
+            .then_some(())
+    })
+    .await;
+    let d1 = started.elapsed().as_secs_f64();
+    eventually("5,000 events in R2", Duration::from_secs(300), || async {
+        let n = stack
+            .d1("SELECT COALESCE(SUM(count), 0) AS n FROM counters WHERE name = 'delivered_lake'")
+            [0]["n"]
+            .as_i64()
+            .unwrap();
+        (n >= total as i64).then_some(())
+    })
+    .await;
+    let r2 = started.elapsed().as_secs_f64();
+    println!("On `wrangler dev` (workerd behind its Node proxy; local Queues with a 1 s batch window), 5,000 events POSTed in batches of 100 ({posted:.1} s to accept):");
+    println!(
+        "- all in D1 after {d1:.1} s: {:.0} events/s through Queue → dedup (Durable Objects) → D1;",
+        total as f64 / d1
+    );
+    println!(
+        "- all in R2 after {r2:.1} s: {:.0} events/s including the fan-out to the lake.",
+        total as f64 / r2
+    );
+    let latencies = sluice_e2e::stack::python_json(
+        LATENCY,
+        &[
+            &stack.port.to_string(),
+            &stack.state.display().to_string(),
+            "50",
+        ],
+    );
+    let mut ms: Vec<f64> = latencies.iter().map(|v| v.as_f64().unwrap()).collect();
+    ms.sort_by(|a, b| a.total_cmp(b));
+    println!("Latency from POST to visible in D1, 50 single events one after another: p50 {:.0} ms, p99 {:.0} ms.", ms[ms.len() / 2], ms[ms.len() * 99 / 100]);
+}
+
+#[tokio::main]
+async fn main() {
+    let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    println!("# Sluice benchmarks\n");
+    println!(
+        "Machine: {} cores; {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        Command::new("uname")
+            .arg("-sr")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    );
+    if what == "all" || what == "sdk" {
+        section("SDK");
+        let total = sdk_sizes();
+        println!(
+            "\nBudget asserted by `cargo xtask test`: see xtask/src/test.rs; measured total {}.",
+            kb(total)
+        );
+        sdk_browser().await;
+    }
+    if what == "all" || what == "worker" {
+        section("Collector");
+        native_cost();
+        raw_workerd();
+    }
+    if what == "all" || what == "delivery" {
+        section("Delivery");
+        delivery().await;
+    }
+}
