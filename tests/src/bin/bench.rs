@@ -229,8 +229,8 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 const NOOP_WORKER: &str = "export default { async fetch(request) { const body = await request.json(); return new Response(JSON.stringify({ accepted: body.batch.length }), { headers: { 'content-type': 'application/json' } }); } };";
-const QUEUE_STUB: &str =
-    "export default function () { return { async send() {}, async sendBatch() {} }; }";
+/// The Queue stand-in, named like workerd's queue class (workers-rs checks the name).
+const QUEUE_STUB: &str = "class WorkerQueue { async send() {} async sendBatch() {} } export default function () { return new WorkerQueue(); }";
 
 fn raw_workerd() {
     let build = root().join("edge-worker/build");
