@@ -164,49 +164,78 @@ async fn sdk_browser() {
 
 // ---------------------------------------------------------------- collector on raw workerd
 
-/// Load from `threads` keep-alive connections for `secs`; returns requests answered 200.
-fn load(port: u16, request: &[u8], threads: usize, secs: f64) -> (u64, f64) {
+/// One request over a keep-alive connection: the status, or `None` if the connection failed.
+fn exchange(s: &mut TcpStream, request: &[u8], buf: &mut [u8]) -> Option<u16> {
+    s.write_all(request).ok()?;
+    let mut got = Vec::new();
+    let (head_end, len, status) = loop {
+        let n = s.read(buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        got.extend_from_slice(&buf[..n]);
+        if let Some(p) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..p]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            let status = head
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            break (p + 4, len, status);
+        }
+    };
+    while got.len() < head_end + len {
+        let n = s.read(buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    Some(status)
+}
+
+/// Load from `threads` keep-alive connections for `secs`: (requests answered 200, others and failures, seconds).
+fn load(port: u16, request: &[u8], threads: usize, secs: f64) -> (u64, u64, f64) {
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let started = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|_| {
             let request = request.to_vec();
             std::thread::spawn(move || {
-                let mut ok = 0u64;
-                let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-                s.set_nodelay(true).unwrap();
+                let (mut ok, mut failed) = (0u64, 0u64);
                 let mut buf = vec![0u8; 64 * 1024];
                 while Instant::now() < deadline {
-                    s.write_all(&request).unwrap();
-                    // Read one response: headers, then Content-Length bytes.
-                    let mut got = Vec::new();
-                    let (head_end, len) = loop {
-                        let n = s.read(&mut buf).unwrap();
-                        assert!(n > 0, "connection closed");
-                        got.extend_from_slice(&buf[..n]);
-                        if let Some(p) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-                            let head = String::from_utf8_lossy(&got[..p]).to_ascii_lowercase();
-                            let len: usize = head
-                                .lines()
-                                .find_map(|l| l.strip_prefix("content-length:"))
-                                .map_or(0, |v| v.trim().parse().unwrap());
-                            if head.starts_with("http/1.1 200") {
-                                ok += 1;
-                            }
-                            break (p + 4, len);
-                        }
+                    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+                        failed += 1;
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
                     };
-                    while got.len() < head_end + len {
-                        let n = s.read(&mut buf).unwrap();
-                        got.extend_from_slice(&buf[..n]);
+                    let _ = s.set_nodelay(true);
+                    while Instant::now() < deadline {
+                        match exchange(&mut s, &request, &mut buf) {
+                            Some(200) => ok += 1,
+                            Some(_) => failed += 1,
+                            None => {
+                                failed += 1;
+                                break; // reconnect
+                            }
+                        }
                     }
                 }
-                ok
+                (ok, failed)
             })
         })
         .collect();
-    let ok = handles.into_iter().map(|h| h.join().unwrap()).sum();
-    (ok, started.elapsed().as_secs_f64())
+    let (ok, failed) = handles
+        .into_iter()
+        .map(|h| h.join().unwrap_or((0, 0)))
+        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    (ok, failed, started.elapsed().as_secs_f64())
 }
 
 fn cpu_seconds(pid: u32) -> f64 {
@@ -287,7 +316,7 @@ const noop :Workerd.Worker = (
     }
     println!("Raw workerd (not `wrangler dev`), load from 4 keep-alive connections on the same 2 cores, 5 s per run.");
     println!("The Queue is an in-process stand-in on raw workerd (a `wrapped` binding whose sendBatch resolves at once); everything else is the real accept path: parse, authenticate, validate, clock skew, enrich (user agent, bots, referrer, campaign, IP), consent, serialise for the Queue.\n");
-    println!("| batch | Sluice events/s | no-op JS events/s | ratio | Sluice CPU/event | no-op CPU/event |\n| --- | --- | --- | --- | --- | --- |");
+    println!("| batch | Sluice events/s | no-op JS events/s | ratio | Sluice CPU/event | no-op CPU/event | failed requests (Sluice / no-op) |\n| --- | --- | --- | --- | --- | --- | --- |");
     for n in [1usize, 20, 100] {
         let body = batch_body(n);
         let request = |port: u16| {
@@ -301,15 +330,15 @@ const noop :Workerd.Worker = (
             let req = request(port);
             load(port, &req, 4, 1.0); // warm up
             let cpu = cpu_seconds(process.pid());
-            let (ok, secs) = load(port, &req, 4, 5.0);
+            let (ok, failed, secs) = load(port, &req, 4, 5.0);
             let used = cpu_seconds(process.pid()) - cpu;
             let events = ok as f64 * n as f64;
-            (events / secs, used / events.max(1.0) * 1e6)
+            (events / secs, used / events.max(1.0) * 1e6, failed)
         };
-        let (s_eps, s_cpu) = run(sluice_port);
-        let (n_eps, n_cpu) = run(noop_port);
+        let (s_eps, s_cpu, s_failed) = run(sluice_port);
+        let (n_eps, n_cpu, n_failed) = run(noop_port);
         println!(
-            "| {n} | {s_eps:.0} | {n_eps:.0} | {:.2} | {s_cpu:.1} µs | {n_cpu:.1} µs |",
+            "| {n} | {s_eps:.0} | {n_eps:.0} | {:.2} | {s_cpu:.1} µs | {n_cpu:.1} µs | {s_failed} / {n_failed} |",
             s_eps / n_eps
         );
     }
