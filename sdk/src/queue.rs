@@ -11,8 +11,9 @@ use std::collections::VecDeque;
 
 /// Prefix of the per-tab persisted queues.
 pub const KEY_PREFIX: &str = "sluice:q:";
-/// Largest request body (the `keepalive` / `sendBeacon` budget is 64 KiB).
-pub const MAX_BODY_BYTES: usize = 60 * 1024;
+/// Largest request body. The `keepalive` / `sendBeacon` budget is 64 KiB for
+/// everything in flight, so a body takes at most half of it.
+pub const MAX_BODY_BYTES: usize = 32 * 1024;
 /// Most events in one request.
 pub const MAX_BATCH_EVENTS: usize = 500;
 /// Most bytes persisted (localStorage quotas are ~5 MB per origin).
@@ -225,7 +226,7 @@ mod tests {
         }
         let bodies = q.beacon_bodies();
         assert!(bodies.len() >= 4);
-        assert!(bodies.iter().all(|(b, _)| b.len() + 40 <= 64 * 1024));
+        assert!(bodies.iter().all(|(b, _)| b.len() + 40 <= 32 * 1024));
         assert_eq!(bodies.iter().map(|(_, n)| n).sum::<usize>(), 200);
         q.remove_after_inflight(bodies[0].1);
         assert_eq!(q.len(), 200 - bodies[0].1);

@@ -23,6 +23,8 @@ const SESSION_KEY: &str = "sluice_session";
 const CONSENT_KEY: &str = "sluice_consent";
 /// Most calls held while waiting for consent.
 const MAX_PENDING: usize = 1000;
+/// Shortest interval between writes of the session to storage.
+const SESSION_SAVE_EVERY_MS: f64 = 5000.0;
 /// How often other tabs' abandoned queues are looked for.
 const ADOPT_EVERY_MS: i32 = 5000;
 
@@ -46,7 +48,12 @@ pub struct Sdk {
     tab_key: String,
     attempt: u32,
     retry_at: f64,
-    timer: bool,
+    /// When the pending flush timer fires (0: none pending).
+    timer_at: f64,
+    /// The consent as sent in `context.consent`, built once per change.
+    consent_js: Option<Object>,
+    /// When the session was last written to storage.
+    session_saved_ms: f64,
     persist_scheduled: bool,
     stable: Object,
     page_ctx: Object,
@@ -187,7 +194,9 @@ impl Sdk {
             tab_key,
             attempt: 0,
             retry_at: 0.0,
-            timer: false,
+            timer_at: 0.0,
+            consent_js: None,
+            session_saved_ms: 0.0,
             persist_scheduled: false,
             stable,
             page_ctx,
@@ -281,13 +290,20 @@ impl Sdk {
             let now = js::now_ms();
             let (s, started) = session::touch(self.session, now, self.opts.session_timeout_ms);
             self.session = Some(s);
-            self.store.set(SESSION_KEY, &s.encode());
+            // Storage writes (a cookie) are slow: at most every few seconds, and at once for a new session.
+            if started || now - self.session_saved_ms > SESSION_SAVE_EVERY_MS {
+                self.store.set(SESSION_KEY, &s.encode());
+                self.session_saved_ms = now;
+            }
             set(&ctx, "sessionId", s.id);
             if started {
                 set(&ctx, "sessionStart", true);
             }
         }
-        set(&ctx, "consent", consent::to_js(&self.consent));
+        let consent = self
+            .consent_js
+            .get_or_insert_with(|| consent::to_js(&self.consent));
+        set(&ctx, "consent", consent.clone());
         let id = js::get_str(&e, "messageId").unwrap_or_default();
         let Some(json) = js::stringify(&e) else {
             return;
@@ -312,6 +328,7 @@ impl Sdk {
     pub fn update_consent(&mut self, update: Consent) -> bool {
         let before = consent::to_js(&self.consent);
         consent::merge(&mut self.consent, update);
+        self.consent_js = None;
         self.consent.updated_at = Some(js::iso(js::now_ms()));
         self.consent_known = true;
         if self.opts.storage == StorageMode::None {
@@ -368,21 +385,27 @@ impl Sdk {
         }
     }
 
+    /// Make sure a flush runs within `delay_ms` (or when the retry backoff ends, if later).
     fn flush_soon(&mut self, delay_ms: f64) {
-        // A timer is already set: only an immediate flush needs another.
-        if self.timer && delay_ms > 0.0 {
-            return;
+        let now = js::now_ms();
+        let due = (now + delay_ms).max(self.retry_at);
+        if self.timer_at > 0.0 && self.timer_at <= due {
+            return; // one is already set to run in time
         }
-        self.timer = true;
-        let wait = delay_ms.max(self.retry_at - js::now_ms()).max(0.0);
-        set_timeout(wait, || {
-            with(|s| s.timer = false);
+        self.timer_at = due;
+        set_timeout(due - now, || {
+            with(|s| s.timer_at = 0.0);
             flush();
         });
     }
 
     /// The next request, if one should go now.
     fn next_request(&mut self) -> Option<(String, String, String)> {
+        if self.queue.inflight == 0 && self.queue.waiting() > 0 && js::now_ms() < self.retry_at {
+            // Timers may fire a little early: try again when the backoff ends.
+            self.flush_soon(0.0);
+            return None;
+        }
         if self.queue.inflight > 0
             || js::now_ms() < self.retry_at
             || self.attempt > self.opts.max_retries

@@ -25,6 +25,10 @@ pub async fn post(url: &str, authorization: &str, body: &str) -> Option<Answer> 
     let promise = window.fetch_with_str_and_init(url, &init);
     let response = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
     let status = js::get_f64(&response, "status")? as u16;
+    // Read the body so the request (and its keepalive quota) is finished.
+    if let Some(text) = js::call(&js::get(&response, "text"), &response, &[]) {
+        let _ = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(text)).await;
+    }
     let retry_after = js::call(
         &js::get(&js::get(&response, "headers"), "get"),
         &js::get(&response, "headers"),
