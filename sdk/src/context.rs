@@ -3,24 +3,8 @@
 
 use crate::js::{self, set};
 use js_sys::Object;
+use sluice_shared::campaign::{utm_key, CLICK_IDS};
 use wasm_bindgen::JsValue;
-
-const CLICK_IDS: [&str; 14] = [
-    "gclid",
-    "gbraid",
-    "wbraid",
-    "dclid",
-    "fbclid",
-    "msclkid",
-    "ttclid",
-    "twclid",
-    "li_fat_id",
-    "epik",
-    "rdt_cid",
-    "sccid",
-    "yclid",
-    "irclickid",
-];
 
 /// Decode one `application/x-www-form-urlencoded` component.
 fn decode(s: &str) -> String {
@@ -42,19 +26,12 @@ pub fn campaign(search: &str) -> Option<Object> {
             continue;
         }
         let k = k.to_ascii_lowercase();
-        let key = match k.as_str() {
-            "utm_source" => "source",
-            "utm_medium" => "medium",
-            "utm_campaign" => "name",
-            "utm_term" => "term",
-            "utm_content" => "content",
-            "utm_id" => "id",
-            other if CLICK_IDS.contains(&other) => {
-                set(&clicks, other, decode(v));
+        let Some(key) = utm_key(&k) else {
+            if CLICK_IDS.contains(&k.as_str()) {
+                set(&clicks, &k, decode(v));
                 any_click = true;
-                continue;
             }
-            _ => continue,
+            continue;
         };
         set(&c, key, decode(v));
         any = true;

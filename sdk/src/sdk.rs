@@ -23,6 +23,9 @@ const SESSION_KEY: &str = "sluice_session";
 const CONSENT_KEY: &str = "sluice_consent";
 /// Most calls held while waiting for consent.
 const MAX_PENDING: usize = 1000;
+/// A queue this long is persisted at most once per `PERSIST_LARGE_EVERY_MS`.
+const LARGE_QUEUE: usize = 200;
+const PERSIST_LARGE_EVERY_MS: f64 = 1000.0;
 /// Shortest interval between writes of the session to storage.
 const SESSION_SAVE_EVERY_MS: f64 = 5000.0;
 /// How often other tabs' abandoned queues are looked for.
@@ -359,12 +362,20 @@ impl Sdk {
         js::stringify(&before.into()) != js::stringify(&after.into())
     }
 
+    /// Persist soon: at the end of this task for a small queue; at most once
+    /// per second for a large one (each write copies the whole queue). The
+    /// page being hidden or left always persists at once.
     fn schedule_persist(&mut self) {
         if self.persist_scheduled {
             return;
         }
         self.persist_scheduled = true;
-        set_timeout(0.0, || {
+        let delay = if self.queue.len() > LARGE_QUEUE {
+            PERSIST_LARGE_EVERY_MS
+        } else {
+            0.0
+        };
+        set_timeout(delay, || {
             with(|s| {
                 s.persist_scheduled = false;
                 s.persist();

@@ -5,6 +5,7 @@
 //! and tested natively; the same code runs in the browser (wasm32) and on the
 //! edge.
 
+pub mod campaign;
 pub mod consent;
 #[cfg(feature = "enrich")]
 pub mod enrich;

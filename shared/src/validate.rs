@@ -305,37 +305,69 @@ fn check_object(
     limits: &Limits,
     problems: &mut Vec<ValidationError>,
 ) {
-    let mut keys = 0usize;
+    let mut keys = object.len();
     let mut too_deep = false;
-    // Iterative walk: arbitrary input must not overflow the stack.
-    let mut stack: Vec<(String, &Value, usize)> = object
-        .iter()
-        .map(|(k, v)| (format!("{field}.{k}"), v, 1))
-        .collect();
-    keys += object.len();
-    while let Some((path, value, depth)) = stack.pop() {
-        match value {
-            Value::String(s) => check_len(&path, Some(s), limits.max_string_len, problems),
-            Value::Object(m) => {
-                if depth >= limits.max_depth {
-                    too_deep = true;
-                    continue;
+    // Iterative walk (arbitrary input must not overflow the stack). Paths are
+    // only spelled out for a problem: each node records its parent and its
+    // key or index, and the walk allocates no strings.
+    enum Seg<'a> {
+        Key(&'a str),
+        Index(usize),
+    }
+    let mut nodes: Vec<(usize, Seg<'_>)> = Vec::new();
+    let mut stack: Vec<(usize, &Value, usize)> = Vec::new();
+    for (k, v) in object {
+        nodes.push((usize::MAX, Seg::Key(k)));
+        stack.push((nodes.len() - 1, v, 1));
+    }
+    let path = |nodes: &[(usize, Seg<'_>)], mut at: usize| {
+        let mut segs = Vec::new();
+        while at != usize::MAX {
+            segs.push(at);
+            at = nodes[at].0;
+        }
+        let mut out = String::from(field);
+        for i in segs.into_iter().rev() {
+            match &nodes[i].1 {
+                Seg::Key(k) => {
+                    out.push('.');
+                    out.push_str(k);
                 }
-                keys += m.len();
-                stack.extend(m.iter().map(|(k, v)| (format!("{path}.{k}"), v, depth + 1)));
+                Seg::Index(n) => {
+                    out.push('[');
+                    out.push_str(&n.to_string());
+                    out.push(']');
+                }
             }
-            Value::Array(a) => {
-                if depth >= limits.max_depth {
-                    too_deep = true;
-                    continue;
-                }
-                stack.extend(
-                    a.iter()
-                        .enumerate()
-                        .map(|(i, v)| (format!("{path}[{i}]"), v, depth + 1)),
+        }
+        out
+    };
+    while let Some((node, value, depth)) = stack.pop() {
+        match value {
+            Value::String(s) if s.len() > limits.max_string_len => {
+                check_len(
+                    &path(&nodes, node),
+                    Some(s),
+                    limits.max_string_len,
+                    problems,
                 );
             }
-            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+            Value::Object(m) if depth >= limits.max_depth && !m.is_empty() => too_deep = true,
+            Value::Array(a) if depth >= limits.max_depth && !a.is_empty() => too_deep = true,
+            Value::Object(m) => {
+                keys += m.len();
+                for (k, v) in m {
+                    nodes.push((node, Seg::Key(k)));
+                    stack.push((nodes.len() - 1, v, depth + 1));
+                }
+            }
+            Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    nodes.push((node, Seg::Index(i)));
+                    stack.push((nodes.len() - 1, v, depth + 1));
+                }
+            }
+            Value::String(_) | Value::Null | Value::Bool(_) | Value::Number(_) => {}
         }
     }
     if too_deep {

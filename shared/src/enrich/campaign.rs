@@ -3,36 +3,7 @@
 use super::url::query_pairs;
 use serde_json::{Map, Value};
 
-/// Click-id parameters of the common ad platforms.
-pub const CLICK_IDS: [&str; 14] = [
-    "gclid",
-    "gbraid",
-    "wbraid",
-    "dclid",
-    "fbclid",
-    "msclkid",
-    "ttclid",
-    "twclid",
-    "li_fat_id",
-    "epik",
-    "rdt_cid",
-    "sccid",
-    "yclid",
-    "irclickid",
-];
-
-/// `utm_x` → Segment's `context.campaign` key.
-fn utm_key(param: &str) -> Option<&'static str> {
-    Some(match param {
-        "utm_source" => "source",
-        "utm_medium" => "medium",
-        "utm_campaign" => "name",
-        "utm_term" => "term",
-        "utm_content" => "content",
-        "utm_id" => "id",
-        _ => return None,
-    })
-}
+pub use crate::campaign::{utm_key, CLICK_IDS};
 
 /// `context.campaign` from the page URL: `{source, medium, name, term, content, clickIds}`.
 /// Empty when the URL carries no campaign parameters.
