@@ -6,6 +6,7 @@ use crate::consent;
 use crate::js::{self, set};
 use crate::options::Options;
 use crate::sdk::{self, Sdk};
+use crate::transport;
 use js_sys::Object;
 use wasm_bindgen::prelude::*;
 
@@ -88,19 +89,19 @@ pub fn load(write_key: JsValue, options: JsValue) -> Result<(), JsValue> {
 
 /// Ask the collector's id endpoint to (re)set the id as a server-set cookie.
 fn server_id(endpoint: String, id: String) {
-    wasm_bindgen_futures::spawn_local(async move {
-        let Some(w) = web_sys::window() else { return };
-        let url = [
-            endpoint.as_str(),
-            if endpoint.contains('?') { "&" } else { "?" },
-            "anonymousId=",
-            &id,
-        ]
-        .concat();
-        let init = web_sys::RequestInit::new();
-        init.set_credentials(web_sys::RequestCredentials::Include);
-        let _ = wasm_bindgen_futures::JsFuture::from(w.fetch_with_str_and_init(&url, &init)).await;
-    });
+    let Some(w) = web_sys::window() else { return };
+    let url = [
+        endpoint.as_str(),
+        if endpoint.contains('?') { "&" } else { "?" },
+        "anonymousId=",
+        &id,
+    ]
+    .concat();
+    let init = web_sys::RequestInit::new();
+    init.set_credentials(web_sys::RequestCredentials::Include);
+    // Fire and forget; a failure is handled, not left as an unhandled rejection.
+    let ignore = Closure::once_into_js(|_: JsValue| {});
+    transport::settle(&w.fetch_with_str_and_init(&url, &init), &ignore);
 }
 
 /// Record an action: `track(event, properties?, options?)`.

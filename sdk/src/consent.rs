@@ -14,7 +14,7 @@ use wasm_bindgen::JsCast;
 pub fn to_js(c: &Consent) -> Object {
     let o = Object::new();
     let cats = Object::new();
-    for (p, s) in &c.categories {
+    for (p, s) in c.categories.iter() {
         set(&cats, p.as_str(), state_str(*s));
     }
     set(&o, "categories", cats);

@@ -344,7 +344,7 @@ impl Sdk {
         }
         if self.consent.source == Source::Explicit {
             let cats = Object::new();
-            for (p, s) in &self.consent.categories {
+            for (p, s) in self.consent.categories.iter() {
                 set(
                     &cats,
                     p.as_str(),
@@ -659,8 +659,7 @@ pub fn flush() {
     let Some(Some((url, auth, body))) = with(Sdk::next_request) else {
         return;
     };
-    wasm_bindgen_futures::spawn_local(async move {
-        let answer = transport::post(&url, &auth, &body).await;
+    transport::post(&url, &auth, &body, |answer| {
         with(|s| s.answered(answer));
     });
 }

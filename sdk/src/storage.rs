@@ -4,7 +4,6 @@
 
 use crate::js;
 use crate::options::StorageMode;
-use std::collections::BTreeMap;
 use wasm_bindgen::JsCast;
 
 /// One year, in seconds.
@@ -18,7 +17,8 @@ pub struct Store {
     cookie_domain: Option<String>,
     same_site: String,
     secure: bool,
-    memory: BTreeMap<String, String>,
+    /// A few small values (ids, session, consent): a list beats a map in code size.
+    memory: Vec<(String, String)>,
 }
 
 fn document() -> Option<web_sys::HtmlDocument> {
@@ -115,7 +115,7 @@ impl Store {
             cookie_domain,
             same_site,
             secure: secure.unwrap_or(https),
-            memory: BTreeMap::new(),
+            memory: Vec::new(),
         }
     }
 
@@ -150,12 +150,18 @@ impl Store {
         } else {
             None
         };
-        from_storage.or_else(|| self.memory.get(key).cloned())
+        from_storage.or_else(|| {
+            self.memory
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        })
     }
 
     /// Store a value (always in memory; in cookie/localStorage where allowed).
     pub fn set(&mut self, key: &str, value: &str) {
-        self.memory.insert(key.to_owned(), value.to_owned());
+        self.memory.retain(|(k, _)| k != key);
+        self.memory.push((key.to_owned(), value.to_owned()));
         if !self.enabled || self.mode == StorageMode::Memory {
             return;
         }
@@ -176,7 +182,7 @@ impl Store {
 
     /// Remove a value everywhere.
     pub fn remove(&mut self, key: &str) {
-        self.memory.remove(key);
+        self.memory.retain(|(k, _)| k != key);
         if self.mode == StorageMode::Cookie {
             write_cookie(
                 key,

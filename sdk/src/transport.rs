@@ -2,7 +2,9 @@
 //! `sendBeacon` when the page is being hidden or left.
 
 use crate::js;
-use wasm_bindgen::JsValue;
+use std::cell::Cell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
 
 /// The answer to a request: status and `Retry-After`, or `None` on a network error.
 pub struct Answer {
@@ -10,35 +12,56 @@ pub struct Answer {
     pub retry_after: Option<String>,
 }
 
-/// POST `body` with HTTP Basic auth (`authorization` is the full header value).
-pub async fn post(url: &str, authorization: &str, body: &str) -> Option<Answer> {
-    let window = web_sys::window()?;
+/// POST `body` with HTTP Basic auth (`authorization` is the full header value)
+/// and call `done` with the answer. Plain promise callbacks rather than an
+/// async executor: the SDK pays for every byte of code.
+pub fn post(
+    url: &str,
+    authorization: &str,
+    body: &str,
+    done: impl FnOnce(Option<Answer>) + 'static,
+) {
+    let Some(window) = web_sys::window() else {
+        return done(None);
+    };
     let init = web_sys::RequestInit::new();
     init.set_method("POST");
     init.set_body(&JsValue::from_str(body));
     // `keepalive` lets the request finish after the page is gone; web-sys has no setter for it.
     js::set(&init, "keepalive", true);
-    let headers = web_sys::Headers::new().ok()?;
-    headers.set("content-type", "text/plain").ok()?;
-    headers.set("authorization", authorization).ok()?;
+    let Some(headers) = web_sys::Headers::new().ok() else {
+        return done(None);
+    };
+    let _ = headers.set("content-type", "text/plain");
+    let _ = headers.set("authorization", authorization);
     init.set_headers(&headers);
-    let promise = window.fetch_with_str_and_init(url, &init);
-    let response = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
-    let status = js::get_f64(&response, "status")? as u16;
-    // Read the body so the request (and its keepalive quota) is finished.
-    if let Some(text) = js::call(&js::get(&response, "text"), &response, &[]) {
-        let _ = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(text)).await;
-    }
-    let retry_after = js::call(
-        &js::get(&js::get(&response, "headers"), "get"),
-        &js::get(&response, "headers"),
-        &["retry-after".into()],
-    )
-    .and_then(|v| v.as_string());
-    Some(Answer {
-        status,
-        retry_after,
-    })
+    let answer = Rc::new(Cell::new(None));
+    let seen = answer.clone();
+    let on_response = Closure::once_into_js(move |response: JsValue| -> JsValue {
+        // A network error arrives here too (no `status`): the answer stays `None`.
+        let Some(status) = js::get_f64(&response, "status") else {
+            return JsValue::UNDEFINED;
+        };
+        let headers = js::get(&response, "headers");
+        let retry_after = js::call(&js::get(&headers, "get"), &headers, &["retry-after".into()])
+            .and_then(|v| v.as_string());
+        seen.set(Some(Answer {
+            status: status as u16,
+            retry_after,
+        }));
+        // Read the body so the request (and its keepalive quota) is finished.
+        js::call(&js::get(&response, "text"), &response, &[]).unwrap_or(JsValue::UNDEFINED)
+    });
+    let on_done = Closure::once_into_js(move |_: JsValue| done(answer.take()));
+    let response = window.fetch_with_str_and_init(url, &init);
+    settle(&settle(&response, &on_response), &on_done);
+}
+
+/// `promise.then(f, f)`: one handler for both outcomes, so it is always
+/// called (a `once` closure that is never called is never freed).
+pub fn settle(promise: &JsValue, f: &JsValue) -> JsValue {
+    js::call(&js::get(promise, "then"), promise, &[f.clone(), f.clone()])
+        .unwrap_or(JsValue::UNDEFINED)
 }
 
 /// `navigator.sendBeacon(url, body)`: true if the browser queued it.

@@ -2,6 +2,7 @@
 //! worker (worker-build, with every tool pointed at local binaries), and the
 //! static site the worker serves.
 
+use crate::names;
 use crate::proc::{self, cargo_bin, npm_bin, root, step};
 use crate::Result;
 use std::path::{Path, PathBuf};
@@ -60,15 +61,29 @@ pub fn sdk() -> Result<()> {
             .arg(&work)
             .arg(root.join("target/wasm32-unknown-unknown/release/sluice_sdk.wasm")),
     )?;
-    proc::run(
+    // Optimise for size and shorten import/export names; the glue follows the renames.
+    let mapping = proc::output(
         Command::new(npm_bin("wasm-opt"))
             .arg("-Oz")
             .args(WASM_FEATURES)
+            .arg("--minify-imports-and-exports-and-modules")
             .arg(work.join("sdk_bg.wasm"))
             .arg("-o")
             .arg(work.join("sdk_bg.opt.wasm")),
     )?;
-    minify(&work.join("sdk.js"), &work.join("sdk.min.js"), "esm", &[])?;
+    let renames = names::parse(&mapping)?;
+    let glue = String::from_utf8(read(&work.join("sdk.js"))?)
+        .map_err(|_| "wasm-bindgen's glue is not UTF-8".to_owned())?;
+    write(
+        &work.join("sdk.renamed.js"),
+        names::rewrite_glue(&glue, &renames)?.as_bytes(),
+    )?;
+    minify(
+        &work.join("sdk.renamed.js"),
+        &work.join("sdk.min.js"),
+        "esm",
+        &[],
+    )?;
     let wasm = read(&work.join("sdk_bg.opt.wasm"))?;
     let glue = read(&work.join("sdk.min.js"))?;
     let wasm_name = format!("sdk_bg.{}.wasm", content_hash(&wasm));
@@ -102,7 +117,7 @@ pub fn sdk() -> Result<()> {
     let _ = std::fs::remove_dir_all(&npm);
     mkdir(&npm)?;
     write(&npm.join("sdk_bg.wasm"), &wasm)?;
-    write(&npm.join("sdk.js"), &read(&work.join("sdk.js"))?)?;
+    write(&npm.join("sdk.js"), &read(&work.join("sdk.renamed.js"))?)?;
     write(&npm.join("sdk.d.ts"), &read(&work.join("sdk.d.ts"))?)?;
     for f in ["index.js", "index.d.ts"] {
         write(&npm.join(f), &read(&root.join("sdk/js").join(f))?)?;

@@ -7,6 +7,7 @@
 mod bench;
 mod build;
 mod dev;
+mod names;
 mod proc;
 mod setup;
 mod test;

@@ -52,6 +52,19 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     }
 }
 
+/// Run to completion and return its stdout (stderr inherited); error unless it exits 0.
+pub fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot start `{}`: {e}", describe(cmd)))?;
+    if out.status.success() {
+        String::from_utf8(out.stdout).map_err(|_| format!("`{}` printed non-UTF-8", describe(cmd)))
+    } else {
+        Err(format!("`{}` failed ({})", describe(cmd), out.status))
+    }
+}
+
 /// Stdout of a command if it runs and exits 0, else `None` (for probing tools).
 pub fn probe(cmd: &mut Command) -> Option<String> {
     let out = cmd.stderr(Stdio::null()).output().ok()?;

@@ -144,7 +144,7 @@ pub struct Consent {
         alias = "categoryPreferences",
         deserialize_with = "categories"
     )]
-    pub categories: BTreeMap<Purpose, State>,
+    pub categories: Categories,
     #[serde(default)]
     pub source: Source,
     /// The version of the site's consent policy the choice was made under.
@@ -164,8 +164,64 @@ pub struct Consent {
     pub gpp_string: Option<String>,
 }
 
+/// Purpose → state, in purpose order. A short sorted list rather than a map:
+/// a visitor has a handful of purposes, and the SDK pays for every byte of code.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Categories(Vec<(Purpose, State)>);
+
+impl Categories {
+    /// The recorded state of `purpose`, if any.
+    pub fn get(&self, purpose: &Purpose) -> Option<&State> {
+        self.0.iter().find(|(p, _)| p == purpose).map(|(_, s)| s)
+    }
+
+    /// Record `state` for `purpose`, replacing what was there.
+    pub fn insert(&mut self, purpose: Purpose, state: State) {
+        match self.0.binary_search_by(|(p, _)| p.cmp(&purpose)) {
+            Ok(i) => self.0[i].1 = state,
+            Err(i) => self.0.insert(i, (purpose, state)),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Purpose, &State)> {
+        self.0.iter().map(|(p, s)| (p, s))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl FromIterator<(Purpose, State)> for Categories {
+    fn from_iter<I: IntoIterator<Item = (Purpose, State)>>(iter: I) -> Self {
+        let mut c = Categories::default();
+        for (p, s) in iter {
+            c.insert(p, s);
+        }
+        c
+    }
+}
+
+impl IntoIterator for Categories {
+    type Item = (Purpose, State);
+    type IntoIter = std::vec::IntoIter<(Purpose, State)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl Serialize for Categories {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
 /// Accept `"granted" | "denied" | "unknown"` and Segment's booleans.
-fn categories<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<Purpose, State>, D::Error> {
+fn categories<'de, D: Deserializer<'de>>(d: D) -> Result<Categories, D::Error> {
     let raw = BTreeMap::<String, Value>::deserialize(d)?;
     raw.into_iter()
         .map(|(k, v)| {

@@ -17,12 +17,6 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn gzip_len(bytes: &[u8]) -> usize {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap().len()
-}
-
 fn kb(n: usize) -> String {
     format!("{:.1} KB", n as f64 / 1024.0)
 }
@@ -50,31 +44,11 @@ fn batch_body(n: usize) -> String {
 // ---------------------------------------------------------------- SDK
 
 fn sdk_sizes() -> usize {
-    let dir = root().join("dist/site/sluice/v1");
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
-    let snippet = std::fs::read_to_string(root().join("sdk/js/snippet.html")).unwrap();
-    let files = [
-        ("inline snippet", snippet.into_bytes()),
-        (
-            "loader sluice.js",
-            std::fs::read(dir.join("sluice.js")).unwrap(),
-        ),
-        (
-            "glue",
-            std::fs::read(dir.join(manifest["glue"].as_str().unwrap())).unwrap(),
-        ),
-        (
-            "wasm",
-            std::fs::read(dir.join(manifest["wasm"].as_str().unwrap())).unwrap(),
-        ),
-    ];
     println!("| file | raw | gzip -9 |\n| --- | --- | --- |");
     let mut total = 0;
-    for (name, bytes) in &files {
-        let gz = gzip_len(bytes);
+    for (name, raw, gz) in sluice_e2e::size::sdk_files() {
         total += gz;
-        println!("| {name} | {} | {} |", kb(bytes.len()), kb(gz));
+        println!("| {name} | {} | {} |", kb(raw), kb(gz));
     }
     println!("| **total up front** | | **{}** |", kb(total));
     total
@@ -346,7 +320,7 @@ const noop :Workerd.Worker = (
     println!(
         "\nWorker wasm: {} raw, {} gzipped.",
         kb(wasm.len()),
-        kb(gzip_len(&wasm))
+        kb(sluice_e2e::size::gzip_len(&wasm))
     );
 }
 

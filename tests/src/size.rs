@@ -1,0 +1,38 @@
+//! What a page downloads up front for the SDK: the inline snippet, the
+//! loader, the glue and the wasm, as built into `dist/`, each gzipped (-9).
+
+use crate::root;
+use std::io::Write;
+
+/// The SDK's up-front files: (name, raw bytes, gzipped bytes).
+pub fn sdk_files() -> Vec<(&'static str, usize, usize)> {
+    let dir = root().join("dist/site/sluice/v1");
+    let read = |p: std::path::PathBuf| {
+        std::fs::read(&p)
+            .unwrap_or_else(|e| panic!("{} (run `cargo xtask build`): {e}", p.display()))
+    };
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&read(dir.join("manifest.json"))).expect("manifest.json is JSON");
+    let named = |key: &str| {
+        let name = manifest[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("manifest has no {key}"));
+        read(dir.join(name))
+    };
+    [
+        ("inline snippet", read(root().join("sdk/js/snippet.html"))),
+        ("loader sluice.js", read(dir.join("sluice.js"))),
+        ("glue", named("glue")),
+        ("wasm", named("wasm")),
+    ]
+    .into_iter()
+    .map(|(name, bytes)| (name, bytes.len(), gzip_len(&bytes)))
+    .collect()
+}
+
+/// Length of `bytes` gzipped at the best compression.
+pub fn gzip_len(bytes: &[u8]) -> usize {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(bytes).expect("gzip into memory");
+    e.finish().expect("gzip into memory").len()
+}
