@@ -309,8 +309,7 @@ fn raw_http_full(
     req.push_str("\r\n");
     stream.write_all(req.as_bytes()).ok()?;
     stream.write_all(body).ok()?;
-    let mut resp = Vec::new();
-    stream.read_to_end(&mut resp).ok()?;
+    let resp = read_response(&mut stream)?;
     let head_end = resp.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&resp[..head_end]).into_owned();
     let status = head.split_whitespace().nth(1)?.parse().ok()?;
@@ -328,6 +327,42 @@ fn raw_http_full(
         body = dechunk(&body);
     }
     Some((status, response_headers, body))
+}
+
+/// Read one response: up to `Content-Length`, the last chunk, or EOF.
+/// Not simply to EOF: wrangler's proxy keeps the connection open for its
+/// keep-alive timeout (5 s) even after `Connection: close`.
+fn read_response(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut resp = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        if let Some(head_end) = resp.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&resp[..head_end]).to_ascii_lowercase();
+            let body = &resp[head_end + 4..];
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            let status_line = head.lines().next().unwrap_or_default();
+            let no_body = [" 204 ", " 304 "].iter().any(|s| status_line.contains(s));
+            let done = match length {
+                _ if no_body => true,
+                Some(n) => body.len() >= n,
+                None if head.contains("transfer-encoding: chunked") => {
+                    body == b"0\r\n\r\n" || body.ends_with(b"\r\n0\r\n\r\n")
+                }
+                None => false,
+            };
+            if done {
+                return Some(resp);
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => return (!resp.is_empty()).then_some(resp),
+            Ok(n) => resp.extend_from_slice(&buf[..n]),
+            Err(_) => return (!resp.is_empty()).then_some(resp),
+        }
+    }
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
