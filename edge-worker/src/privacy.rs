@@ -45,6 +45,37 @@ fn texts(ids: &[String]) -> Vec<SqlValue> {
     ids.iter().map(|i| text_value(i)).collect()
 }
 
+/// Add to `to` the ids linked to any of `from` (`to_col` of the rows whose
+/// `from_col` is one of them); true if any was new.
+async fn follow(
+    db: &impl Sql,
+    from_col: &str,
+    to_col: &str,
+    from: &[String],
+    to: &mut Vec<String>,
+) -> Result<bool, String> {
+    if from.is_empty() {
+        return Ok(false);
+    }
+    let rows = db
+        .query(
+            &format!(
+                "SELECT DISTINCT {to_col} FROM identity_links WHERE {from_col} IN ({})",
+                marks(from.len())
+            ),
+            texts(from),
+        )
+        .await?;
+    let mut grew = false;
+    for id in rows.iter().filter_map(|r| r[to_col].as_str()) {
+        if !to.iter().any(|x| x == id) {
+            to.push(id.to_owned());
+            grew = true;
+        }
+    }
+    Ok(grew)
+}
+
 /// Follow the identity graph from the subject until no new id appears.
 pub async fn resolve(db: &impl Sql, subject: &Subject) -> Result<Identities, String> {
     let mut ids = Identities {
@@ -52,42 +83,23 @@ pub async fn resolve(db: &impl Sql, subject: &Subject) -> Result<Identities, Str
         anonymous_ids: subject.anonymous_id.clone().into_iter().collect(),
     };
     for _ in 0..4 {
-        let mut grew = false;
-        if !ids.anonymous_ids.is_empty() {
-            let rows = db
-                .query(
-                    &format!(
-                        "SELECT DISTINCT user_id FROM identity_links WHERE anonymous_id IN ({})",
-                        marks(ids.anonymous_ids.len())
-                    ),
-                    texts(&ids.anonymous_ids),
-                )
-                .await?;
-            for u in rows.iter().filter_map(|r| r["user_id"].as_str()) {
-                if !ids.user_ids.iter().any(|x| x == u) {
-                    ids.user_ids.push(u.to_owned());
-                    grew = true;
-                }
-            }
-        }
-        if !ids.user_ids.is_empty() {
-            let rows = db
-                .query(
-                    &format!(
-                        "SELECT DISTINCT anonymous_id FROM identity_links WHERE user_id IN ({})",
-                        marks(ids.user_ids.len())
-                    ),
-                    texts(&ids.user_ids),
-                )
-                .await?;
-            for a in rows.iter().filter_map(|r| r["anonymous_id"].as_str()) {
-                if !ids.anonymous_ids.iter().any(|x| x == a) {
-                    ids.anonymous_ids.push(a.to_owned());
-                    grew = true;
-                }
-            }
-        }
-        if !grew {
+        let users = follow(
+            db,
+            "anonymous_id",
+            "user_id",
+            &ids.anonymous_ids,
+            &mut ids.user_ids,
+        )
+        .await?;
+        let devices = follow(
+            db,
+            "user_id",
+            "anonymous_id",
+            &ids.user_ids,
+            &mut ids.anonymous_ids,
+        )
+        .await?;
+        if !users && !devices {
             break;
         }
     }

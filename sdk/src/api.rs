@@ -26,6 +26,16 @@ fn opt_object(v: &JsValue, what: &str) -> Result<JsValue, JsValue> {
     }
 }
 
+/// An optional object argument, `{}` when absent.
+fn object_or_empty(v: &JsValue, what: &str) -> Result<JsValue, JsValue> {
+    let v = opt_object(v, what)?;
+    Ok(if v.is_object() {
+        v
+    } else {
+        Object::new().into()
+    })
+}
+
 fn required_string(v: &JsValue, what: &str) -> Result<String, JsValue> {
     match v.as_string() {
         Some(s) if !s.trim().is_empty() => Ok(s),
@@ -108,18 +118,10 @@ fn server_id(endpoint: String, id: String) {
 #[wasm_bindgen]
 pub fn track(event: JsValue, properties: JsValue, options: JsValue) -> Result<(), JsValue> {
     let name = required_string(&event, "the event name")?;
-    let props = opt_object(&properties, "properties")?;
+    let props = object_or_empty(&properties, "properties")?;
     emit("track", &options, |e| {
         set(e, "event", name);
-        set(
-            e,
-            "properties",
-            if props.is_object() {
-                props
-            } else {
-                Object::new().into()
-            },
-        );
+        set(e, "properties", props);
     })
 }
 
@@ -155,18 +157,10 @@ pub fn page(a: JsValue, b: JsValue, c: JsValue, d: JsValue) -> Result<(), JsValu
 #[wasm_bindgen]
 pub fn screen(name: JsValue, properties: JsValue, options: JsValue) -> Result<(), JsValue> {
     let name = required_string(&name, "the screen name")?;
-    let props = opt_object(&properties, "properties")?;
+    let props = object_or_empty(&properties, "properties")?;
     emit("screen", &options, |e| {
         set(e, "name", name);
-        set(
-            e,
-            "properties",
-            if props.is_object() {
-                props
-            } else {
-                Object::new().into()
-            },
-        );
+        set(e, "properties", props);
     })
 }
 
@@ -194,18 +188,10 @@ pub fn identify(user_id: JsValue, traits: JsValue, options: JsValue) -> Result<(
 #[wasm_bindgen]
 pub fn group(group_id: JsValue, traits: JsValue, options: JsValue) -> Result<(), JsValue> {
     let gid = id_string(&group_id).ok_or_else(|| bad("the group id must be a string or number"))?;
-    let traits = opt_object(&traits, "traits")?;
+    let traits = object_or_empty(&traits, "traits")?;
     emit("group", &options, |e| {
         set(e, "groupId", gid);
-        set(
-            e,
-            "traits",
-            if traits.is_object() {
-                traits
-            } else {
-                Object::new().into()
-            },
-        );
+        set(e, "traits", traits);
     })
 }
 
