@@ -230,6 +230,7 @@ fn facts(req: &HttpRequest) -> RequestFacts {
         geo: req.client.geo.clone(),
         cf_bot: req.client.bot,
         gpc: req.header("sec-gpc").is_some_and(|v| v.trim() == "1"),
+        ..RequestFacts::default()
     }
 }
 
