@@ -28,10 +28,26 @@ pub fn root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".."))
 }
 
-/// A free TCP port on 127.0.0.1.
+/// A free TCP port on 127.0.0.1, below the kernel's ephemeral range
+/// (32768–60999): a port the kernel hands out with `bind(0)` is released
+/// before the server binds it, and workerd, wrangler and Chromium take
+/// ephemeral ports of their own all the time, so one of them could take it
+/// in between. Ports here are only ever chosen by this function, spread by
+/// process id so that test binaries running at once do not pick the same.
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local addr").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    for _ in 0..SPAN {
+        let port = LOW + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        let port = u16::try_from(port).expect("below 32768");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {LOW} and {}", LOW + SPAN)
 }
 
 /// A fresh directory under `target/e2e/` for one test's state.
