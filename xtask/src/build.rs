@@ -67,6 +67,12 @@ pub fn sdk() -> Result<()> {
             .arg("-Oz")
             .args(WASM_FEATURES)
             .arg("--minify-imports-and-exports-and-modules")
+            // Sections the browser never reads.
+            .args([
+                "--strip-debug",
+                "--strip-producers",
+                "--strip-target-features",
+            ])
             .arg(work.join("sdk_bg.wasm"))
             .arg("-o")
             .arg(work.join("sdk_bg.opt.wasm")),
