@@ -58,7 +58,7 @@ fn id_string(v: &JsValue) -> Option<String> {
 }
 
 /// Build, gate and queue an event of `kind`; `fill` adds the call's own fields.
-fn emit(kind: &str, options: &JsValue, fill: impl FnOnce(&Object)) -> Result<(), JsValue> {
+fn emit(kind: &'static str, options: &JsValue, fill: impl FnOnce(&Object)) -> Result<(), JsValue> {
     sdk::with(|s| {
         let e = s.event(kind, options);
         fill(&e);

@@ -15,7 +15,7 @@ pub fn to_js(c: &Consent) -> Object {
     let o = Object::new();
     let cats = Object::new();
     for (p, s) in c.categories.iter() {
-        set(&cats, p.as_str(), state_str(*s));
+        js::set_dyn(&cats, p.as_str(), state_str(*s));
     }
     set(&o, "categories", cats);
     set(&o, "source", source_str(c.source));
@@ -161,7 +161,7 @@ pub fn from_gpp_ping(ping: &JsValue) -> Option<Consent> {
             vec![value]
         };
         for part in parts {
-            let code = |k: &str| js::get_f64(&part, k).and_then(|n| opt_out_code(n as u8));
+            let code = |k: &'static str| js::get_f64(&part, k).and_then(|n| opt_out_code(n as u8));
             signals.merge(&GppSignals {
                 sale_opt_out: code("SaleOptOut"),
                 sharing_opt_out: code("SharingOptOut"),

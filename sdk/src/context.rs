@@ -27,8 +27,8 @@ pub fn campaign(search: &str) -> Option<Object> {
         }
         let k = k.to_ascii_lowercase();
         let Some(key) = utm_key(&k) else {
-            if CLICK_IDS.contains(&k.as_str()) {
-                set(&clicks, &k, decode(v));
+            if let Some(name) = CLICK_IDS.iter().find(|c| **c == k) {
+                set(&clicks, name, decode(v));
                 any_click = true;
             }
             continue;

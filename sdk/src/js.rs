@@ -1,34 +1,68 @@
 //! Small helpers over `js_sys` for building and reading plain JS objects.
 
 use js_sys::{Object, Reflect};
+use std::cell::RefCell;
 use wasm_bindgen::{JsCast, JsValue};
 
+thread_local! {
+    /// JS strings for the SDK's own `'static` strings (property names, fixed
+    /// values), each made once. Passing a Rust string to JS decodes it every
+    /// time, which was a quarter of `track()`'s main-thread time.
+    static STATIC: RefCell<Vec<(usize, usize, JsValue)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A `'static` string as a JS string, made once. Keyed by address and
+/// length: a `'static` string's bytes never change or move.
+pub fn st(s: &'static str) -> JsValue {
+    let (ptr, len) = (s.as_ptr() as usize, s.len());
+    STATIC.with(|cache| {
+        let Ok(mut cache) = cache.try_borrow_mut() else {
+            return JsValue::from_str(s);
+        };
+        if let Some((_, _, v)) = cache.iter().find(|(p, l, _)| *p == ptr && *l == len) {
+            return v.clone();
+        }
+        let v = JsValue::from_str(s);
+        cache.push((ptr, len, v.clone()));
+        v
+    })
+}
+
 /// `obj[key] = value` (never throws on plain objects).
-pub fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {
+pub fn set(obj: &Object, key: &'static str, value: impl Into<JsValue>) {
+    let _ = Reflect::set(obj, &st(key), &value.into());
+}
+
+/// `obj[key] = value` for a key made at run time.
+pub fn set_dyn(obj: &Object, key: &str, value: impl Into<JsValue>) {
     let _ = Reflect::set(obj, &JsValue::from_str(key), &value.into());
 }
 
 /// `obj[key]`, or `undefined`.
-pub fn get(obj: &JsValue, key: &str) -> JsValue {
+pub fn get(obj: &JsValue, key: &'static str) -> JsValue {
+    get_key(obj, &st(key))
+}
+
+fn get_key(obj: &JsValue, key: &JsValue) -> JsValue {
     if obj.is_object() || obj.is_function() {
-        Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+        Reflect::get(obj, key).unwrap_or(JsValue::UNDEFINED)
     } else {
         JsValue::UNDEFINED
     }
 }
 
 /// `obj[key]` as a string, if it is one.
-pub fn get_str(obj: &JsValue, key: &str) -> Option<String> {
+pub fn get_str(obj: &JsValue, key: &'static str) -> Option<String> {
     get(obj, key).as_string()
 }
 
 /// `obj[key]` as a number, if it is one.
-pub fn get_f64(obj: &JsValue, key: &str) -> Option<f64> {
+pub fn get_f64(obj: &JsValue, key: &'static str) -> Option<f64> {
     get(obj, key).as_f64()
 }
 
 /// `obj[key]` as a boolean, if it is one.
-pub fn get_bool(obj: &JsValue, key: &str) -> Option<bool> {
+pub fn get_bool(obj: &JsValue, key: &'static str) -> Option<bool> {
     get(obj, key).as_bool()
 }
 
@@ -61,13 +95,23 @@ pub fn now_ms() -> f64 {
 
 /// ISO 8601 of a time in ms.
 pub fn iso(ms: f64) -> String {
-    js_sys::Date::new(&JsValue::from_f64(ms))
-        .to_iso_string()
-        .into()
+    iso_js(ms).into()
+}
+
+/// ISO 8601 of a time in ms, as a JS string (no trip through Rust). A time
+/// a `Date` cannot hold (`toISOString` would throw) is taken as now.
+pub fn iso_js(ms: f64) -> js_sys::JsString {
+    // ±8.64e15 ms is the range of a JS Date.
+    let ms = if ms.is_finite() && ms.abs() <= 8.64e15 {
+        ms
+    } else {
+        now_ms()
+    };
+    js_sys::Date::new(&JsValue::from_f64(ms)).to_iso_string()
 }
 
 /// `new Error(message)` with a stable `code`, as thrown to the page on misuse.
-pub fn error(code: &str, message: &str) -> JsValue {
+pub fn error(code: &'static str, message: &str) -> JsValue {
     let e = js_sys::Error::new(message);
     set(&e, "code", code);
     e.into()

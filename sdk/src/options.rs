@@ -123,7 +123,7 @@ fn unknown_keys(obj: &JsValue, known: &[&str], prefix: &str) -> Result<(), JsVal
     Ok(())
 }
 
-fn number(obj: &JsValue, key: &str, min: f64) -> Result<Option<f64>, JsValue> {
+fn number(obj: &JsValue, key: &'static str, min: f64) -> Result<Option<f64>, JsValue> {
     let v = js::get(obj, key);
     if v.is_undefined() {
         return Ok(None);
@@ -145,7 +145,7 @@ fn number(obj: &JsValue, key: &str, min: f64) -> Result<Option<f64>, JsValue> {
     }
 }
 
-fn string(obj: &JsValue, key: &str) -> Result<Option<String>, JsValue> {
+fn string(obj: &JsValue, key: &'static str) -> Result<Option<String>, JsValue> {
     let v = js::get(obj, key);
     if v.is_undefined() || v.is_null() {
         return Ok(None);
@@ -155,7 +155,7 @@ fn string(obj: &JsValue, key: &str) -> Result<Option<String>, JsValue> {
         .ok_or_else(|| invalid(&["`", key, "` must be a string"].concat()))
 }
 
-fn boolean(obj: &JsValue, key: &str) -> Result<Option<bool>, JsValue> {
+fn boolean(obj: &JsValue, key: &'static str) -> Result<Option<bool>, JsValue> {
     let v = js::get(obj, key);
     if v.is_undefined() {
         return Ok(None);

@@ -63,6 +63,21 @@ pub struct Sdk {
     campaign: Option<Object>,
     pub last_page: String,
     pub debug: bool,
+    /// The ids as JS strings, kept while they stay the same (they go on every event).
+    anonymous_id_js: Option<(String, JsValue)>,
+    user_id_js: Option<(String, JsValue)>,
+}
+
+/// `s` as a JS string, reusing `cache` while `s` stays the same.
+fn js_string(cache: &mut Option<(String, JsValue)>, s: &str) -> JsValue {
+    match cache {
+        Some((k, v)) if k == s => v.clone(),
+        _ => {
+            let v = JsValue::from_str(s);
+            *cache = Some((s.to_owned(), v.clone()));
+            v
+        }
+    }
 }
 
 thread_local! {
@@ -206,22 +221,32 @@ impl Sdk {
             campaign,
             last_page: pages::current_key(),
             debug: opts.debug,
+            anonymous_id_js: None,
+            user_id_js: None,
             opts,
         }
     }
 
     /// A new event of `kind` with the automatic context; identity and consent are added when it is released.
-    pub fn event(&mut self, kind: &str, options: &JsValue) -> Object {
+    pub fn event(&mut self, kind: &'static str, options: &JsValue) -> Object {
         let e = Object::new();
         set(&e, "type", kind);
-        let id = js::get_str(options, "messageId").unwrap_or_else(storage::uuid);
-        set(&e, "messageId", id);
+        let id = js::get(options, "messageId");
+        set(
+            &e,
+            "messageId",
+            if id.is_string() {
+                id
+            } else {
+                storage::uuid_js()
+            },
+        );
         let ts = js::get(options, "timestamp");
-        let when = ts
-            .as_f64()
-            .map(js::iso)
-            .or_else(|| ts.as_string())
-            .unwrap_or_else(|| js::iso(REPLAY_AT.with(|r| r.get()).unwrap_or_else(js::now_ms)));
+        let when: JsValue = match ts.as_f64() {
+            Some(ms) => js::iso_js(ms).into(),
+            None if ts.is_string() => ts,
+            None => js::iso_js(REPLAY_AT.with(|r| r.get()).unwrap_or_else(js::now_ms)).into(),
+        };
         set(&e, "timestamp", when);
         let ctx = Object::assign(&Object::new(), &self.stable);
         set(&ctx, "page", self.page_ctx.clone());
@@ -286,9 +311,13 @@ impl Sdk {
         if anonymous {
             set(&e, "anonymousId", self.page_id.as_str());
         } else {
-            set(&e, "anonymousId", self.anonymous_id.as_str());
+            set(
+                &e,
+                "anonymousId",
+                js_string(&mut self.anonymous_id_js, &self.anonymous_id),
+            );
             if let Some(u) = &self.user_id {
-                set(&e, "userId", u.as_str());
+                set(&e, "userId", js_string(&mut self.user_id_js, u));
             }
             let now = js::now_ms();
             let (s, started) = session::touch(self.session, now, self.opts.session_timeout_ms);
@@ -345,7 +374,7 @@ impl Sdk {
         if self.consent.source == Source::Explicit {
             let cats = Object::new();
             for (p, s) in self.consent.categories.iter() {
-                set(
+                js::set_dyn(
                     &cats,
                     p.as_str(),
                     *s == sluice_shared::consent::State::Granted,

@@ -233,19 +233,27 @@ impl Store {
     }
 }
 
-/// `crypto.randomUUID()`, or a v4 UUID from `crypto.getRandomValues`.
-pub fn uuid() -> String {
+/// A v4 UUID as a JS string: `crypto.randomUUID()` where there is one (it
+/// then never passes through Rust), else one made from random bytes.
+pub fn uuid_js() -> wasm_bindgen::JsValue {
     let crypto = js::get(&js::global(), "crypto");
-    if let Some(s) =
-        js::call(&js::get(&crypto, "randomUUID"), &crypto, &[]).and_then(|v| v.as_string())
-    {
-        return s;
-    }
+    js::call(&js::get(&crypto, "randomUUID"), &crypto, &[])
+        .filter(|v| v.is_string())
+        .unwrap_or_else(|| uuid_from_random_bytes(&crypto).into())
+}
+
+/// A v4 UUID (see [`uuid_js`]).
+pub fn uuid() -> String {
+    uuid_js().as_string().unwrap_or_default()
+}
+
+/// From `crypto.getRandomValues` (`Math.random` where even that is missing).
+fn uuid_from_random_bytes(crypto: &wasm_bindgen::JsValue) -> String {
     let mut bytes = [0u8; 16];
     let array = js_sys::Uint8Array::new_with_length(16);
     if js::call(
-        &js::get(&crypto, "getRandomValues"),
-        &crypto,
+        &js::get(crypto, "getRandomValues"),
+        crypto,
         &[array.clone().into()],
     )
     .is_some()
