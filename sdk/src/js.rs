@@ -13,6 +13,7 @@ thread_local! {
 
 /// A `'static` string as a JS string, made once. Keyed by address and
 /// length: a `'static` string's bytes never change or move.
+#[inline(never)]
 pub fn st(s: &'static str) -> JsValue {
     let (ptr, len) = (s.as_ptr() as usize, s.len());
     STATIC.with(|cache| {
@@ -30,7 +31,12 @@ pub fn st(s: &'static str) -> JsValue {
 
 /// `obj[key] = value` (never throws on plain objects).
 pub fn set(obj: &Object, key: &'static str, value: impl Into<JsValue>) {
-    let _ = Reflect::set(obj, &st(key), &value.into());
+    set_value(obj, key, &value.into());
+}
+
+#[inline(never)]
+fn set_value(obj: &Object, key: &'static str, value: &JsValue) {
+    let _ = Reflect::set(obj, &st(key), value);
 }
 
 /// `obj[key] = value` for a key made at run time.
