@@ -46,12 +46,8 @@ pub fn set_dyn(obj: &Object, key: &str, value: impl Into<JsValue>) {
 
 /// `obj[key]`, or `undefined`.
 pub fn get(obj: &JsValue, key: &'static str) -> JsValue {
-    get_key(obj, &st(key))
-}
-
-fn get_key(obj: &JsValue, key: &JsValue) -> JsValue {
     if obj.is_object() || obj.is_function() {
-        Reflect::get(obj, key).unwrap_or(JsValue::UNDEFINED)
+        Reflect::get(obj, &st(key)).unwrap_or(JsValue::UNDEFINED)
     } else {
         JsValue::UNDEFINED
     }

@@ -139,22 +139,24 @@ pub fn enrich(event: &mut Event, facts: &RequestFacts, ip_policy: ip::IpPolicy) 
         .and_then(Value::as_str)
         .map(str::to_owned)
         .or_else(|| facts.user_agent.clone());
-    let mut bot = bot::classify(None, facts.cf_bot);
-    if let Some(ua) = &ua {
-        ctx.entry("userAgent")
-            .or_insert_with(|| Value::from(ua.clone()));
-        let (parsed, ua_bot) = facts.parse_ua(ua);
-        bot = ua_bot;
-        if is_blank(ctx.get("os")) && !parsed.os.name.is_empty() {
-            ctx.insert("os".into(), to_value(&parsed.os));
+    let bot = match &ua {
+        None => bot::classify(None, facts.cf_bot),
+        Some(ua) => {
+            ctx.entry("userAgent")
+                .or_insert_with(|| Value::from(ua.clone()));
+            let (parsed, bot) = facts.parse_ua(ua);
+            if is_blank(ctx.get("os")) && !parsed.os.name.is_empty() {
+                ctx.insert("os".into(), to_value(&parsed.os));
+            }
+            if is_blank(ctx.get("browser")) && !parsed.browser.name.is_empty() {
+                ctx.insert("browser".into(), to_value(&parsed.browser));
+            }
+            object_at(ctx, "device")
+                .entry("type")
+                .or_insert_with(|| Value::from(parsed.device_type));
+            bot
         }
-        if is_blank(ctx.get("browser")) && !parsed.browser.name.is_empty() {
-            ctx.insert("browser".into(), to_value(&parsed.browser));
-        }
-        object_at(ctx, "device")
-            .entry("type")
-            .or_insert_with(|| Value::from(parsed.device_type));
-    }
+    };
 
     // IP: the client's reported one, else the connection's; then the policy.
     let reported: Option<IpAddr> = ctx
