@@ -9,6 +9,7 @@ use crate::sdk::{self, Sdk};
 use crate::transport;
 use js_sys::Object;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 fn not_loaded() -> JsValue {
     js::error("not_loaded", "call sluice.load(writeKey) first")
@@ -37,8 +38,15 @@ fn object_or_empty(v: &JsValue, what: &str) -> Result<JsValue, JsValue> {
 }
 
 fn required_string(v: &JsValue, what: &str) -> Result<String, JsValue> {
-    match v.as_string() {
-        Some(s) if !s.trim().is_empty() => Ok(s),
+    required_js_string(v, what).map(|s| String::from(&s))
+}
+
+/// A non-blank string argument, kept as a JS string (an event name goes
+/// straight back into the event: copying it into the Wasm and out again
+/// would cost `track()` two string conversions).
+fn required_js_string(v: &JsValue, what: &str) -> Result<js_sys::JsString, JsValue> {
+    match v.dyn_ref::<js_sys::JsString>() {
+        Some(s) if s.trim().length() > 0 => Ok(s.clone()),
         _ => Err(bad(&[what, " must be a non-empty string"].concat())),
     }
 }
@@ -117,7 +125,7 @@ fn server_id(endpoint: String, id: String) {
 /// Record an action: `track(event, properties?, options?)`.
 #[wasm_bindgen]
 pub fn track(event: JsValue, properties: JsValue, options: JsValue) -> Result<(), JsValue> {
-    let name = required_string(&event, "the event name")?;
+    let name = required_js_string(&event, "the event name")?;
     let props = object_or_empty(&properties, "properties")?;
     emit("track", &options, |e| {
         set(e, "event", name);
@@ -156,7 +164,7 @@ pub fn page(a: JsValue, b: JsValue, c: JsValue, d: JsValue) -> Result<(), JsValu
 /// Record a screen view (apps in web views): `screen(name, properties?, options?)`.
 #[wasm_bindgen]
 pub fn screen(name: JsValue, properties: JsValue, options: JsValue) -> Result<(), JsValue> {
-    let name = required_string(&name, "the screen name")?;
+    let name = required_js_string(&name, "the screen name")?;
     let props = object_or_empty(&properties, "properties")?;
     emit("screen", &options, |e| {
         set(e, "name", name);

@@ -19,11 +19,38 @@ pub const MAX_BATCH_EVENTS: usize = 500;
 /// Most bytes persisted (localStorage quotas are ~5 MB per origin).
 pub const MAX_PERSIST_BYTES: usize = 2 * 1024 * 1024;
 
-/// One queued event.
+/// One queued event: its JSON, as `JSON.stringify` wrote it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Item {
-    pub id: String,
     pub json: String,
+}
+
+impl Item {
+    /// The event's `messageId`, as written in the JSON (escapes kept). The
+    /// SDK writes it as the event's second field, before anything nested;
+    /// read only when adopting another tab's queue or reporting an eviction,
+    /// so `track()` never copies the id into the Wasm.
+    pub fn message_id(&self) -> Option<&str> {
+        const KEY: &str = "\"messageId\":\"";
+        // A byte scan: `str::find` with a string pattern would add 3 KB of searcher to the Wasm.
+        let start = self
+            .json
+            .as_bytes()
+            .windows(KEY.len())
+            .position(|w| w == KEY.as_bytes())?;
+        // `get`, not indexing: a failed `str` index panics through 5 KB of char formatting.
+        let rest = self.json.get(start + KEY.len()..)?;
+        let mut escaped = false;
+        for (i, b) in rest.bytes().enumerate() {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => return rest.get(..i),
+                _ => {}
+            }
+        }
+        None
+    }
 }
 
 /// The queue. Items `[0, inflight)` are being sent.
@@ -74,7 +101,8 @@ impl Queue {
     pub fn adopt(&mut self, items: Vec<Item>) -> usize {
         let mut added = 0;
         for item in items {
-            if !self.items.iter().any(|i| i.id == item.id) {
+            let id = item.message_id();
+            if id.is_none() || !self.items.iter().any(|i| i.message_id() == id) {
                 self.push(item);
                 added += 1;
             }
@@ -173,7 +201,6 @@ mod tests {
 
     fn item(i: usize) -> Item {
         Item {
-            id: i.to_string(),
             json: ["{\"messageId\":\"", &i.to_string(), "\"}"].concat(),
         }
     }
@@ -218,9 +245,8 @@ mod tests {
     fn bodies_stay_under_the_keepalive_limit() {
         let mut q = Queue::new(10_000);
         let big = "x".repeat(1000);
-        for i in 0..200 {
+        for _ in 0..200 {
             q.push(Item {
-                id: i.to_string(),
                 json: ["{\"p\":\"", &big, "\"}"].concat(),
             });
         }
@@ -238,5 +264,21 @@ mod tests {
         q.push(item(1));
         assert_eq!(q.adopt(vec![item(1), item(2)]), 1);
         assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn the_message_id_is_read_from_the_json() {
+        let json = |s: &str| Item { json: s.to_owned() };
+        assert_eq!(
+            json(r#"{"type":"track","messageId":"a-1","properties":{"messageId":"x"}}"#)
+                .message_id(),
+            Some("a-1")
+        );
+        assert_eq!(
+            json(r#"{"messageId":"say \"hi\"","x":1}"#).message_id(),
+            Some(r#"say \"hi\""#)
+        );
+        assert_eq!(json(r#"{"type":"track"}"#).message_id(), None);
+        assert_eq!(json(r#"{"messageId":"unterminated"#).message_id(), None);
     }
 }

@@ -336,15 +336,15 @@ impl Sdk {
             .consent_js
             .get_or_insert_with(|| consent::to_js(&self.consent));
         set(&ctx, "consent", consent.clone());
-        let id = js::get_str(&e, "messageId").unwrap_or_default();
+        // Serialised now: the page may change the objects it passed once the call returns.
         let Some(json) = js::stringify(&e) else {
             return;
         };
-        if let Some(evicted) = self.queue.push(Item { id, json }) {
+        if let Some(evicted) = self.queue.push(Item { json }) {
             log(
                 self.debug,
                 "dropped (queue full, oldest evicted)",
-                &evicted.id.into(),
+                &evicted.message_id().unwrap_or_default().into(),
             );
         }
         log(self.debug, "queued", &e);
@@ -560,7 +560,6 @@ impl Sdk {
                                 .iter()
                                 .filter_map(|e| {
                                     Some(Item {
-                                        id: js::get_str(&e, "messageId")?,
                                         json: js::stringify(&e)?,
                                     })
                                 })
