@@ -7,8 +7,6 @@
 //! when it can take that lock, i.e. when the owner is gone, so two live tabs
 //! never send the same stored events.
 
-use std::collections::VecDeque;
-
 /// Prefix of the per-tab persisted queues.
 pub const KEY_PREFIX: &str = "sluice:q:";
 /// Largest request body. The `keepalive` / `sendBeacon` budget is 64 KiB for
@@ -56,7 +54,10 @@ impl Item {
 /// The queue. Items `[0, inflight)` are being sent.
 #[derive(Debug, Default)]
 pub struct Queue {
-    items: VecDeque<Item>,
+    /// Oldest first. A `Vec`, not a `VecDeque`: 1.5 KB less Wasm. Removing
+    /// from the front happens once per request; per event only when the
+    /// queue is full (one shift of the queue per evicted event).
+    items: Vec<Item>,
     /// Events at the front currently in a request.
     pub inflight: usize,
     /// Events evicted because the queue was full.
@@ -89,11 +90,11 @@ impl Queue {
     pub fn push(&mut self, item: Item) -> Option<Item> {
         let evicted = if self.items.len() >= self.max && self.items.len() > self.inflight {
             self.dropped += 1;
-            self.items.remove(self.inflight)
+            Some(self.items.remove(self.inflight))
         } else {
             None
         };
-        self.items.push_back(item);
+        self.items.push(item);
         evicted
     }
 
@@ -125,7 +126,7 @@ impl Queue {
         }
         let mut body = String::from("{\"batch\":[");
         let mut n = 0;
-        for item in self.items.range(from..to) {
+        for item in self.items.get(from..to).unwrap_or_default() {
             if n > 0
                 && (n >= MAX_BATCH_EVENTS || body.len() + item.json.len() + 40 > MAX_BODY_BYTES)
             {
