@@ -42,52 +42,49 @@ pub fn campaign(search: &str) -> Option<Object> {
     (any || any_click).then_some(c)
 }
 
+// The page's own values are copied from JS object to JS object with
+// `Reflect.get`: never through Rust strings, and without one typed binding
+// (a glue function each) per property.
+
 /// `context.page`.
-pub fn page(window: &web_sys::Window) -> Object {
+pub fn page(window: &JsValue) -> Object {
     let p = Object::new();
-    let location = window.location();
-    let doc = window.document();
-    let href = location.href().unwrap_or_default();
-    let canonical = doc
-        .as_ref()
-        .and_then(|d| d.query_selector("link[rel=canonical]").ok().flatten())
-        .and_then(|l| l.get_attribute("href"));
-    let url = canonical
-        .clone()
-        .unwrap_or_else(|| href.split('#').next().unwrap_or_default().to_owned());
-    set(&p, "path", location.pathname().unwrap_or_default());
-    set(
-        &p,
-        "referrer",
-        doc.as_ref().map(|d| d.referrer()).unwrap_or_default(),
-    );
-    set(&p, "search", location.search().unwrap_or_default());
-    set(
-        &p,
-        "title",
-        doc.as_ref().map(|d| d.title()).unwrap_or_default(),
-    );
-    set(&p, "url", url);
-    if let Some(c) = canonical {
-        set(&p, "canonicalUrl", c);
+    let location = js::get(window, "location");
+    let doc = js::get(window, "document");
+    let canonical = js::call(
+        &js::get(&doc, "querySelector"),
+        &doc,
+        &[js::st("link[rel=canonical]")],
+    )
+    .and_then(|link| js::call(&js::get(&link, "getAttribute"), &link, &[js::st("href")]))
+    .filter(JsValue::is_string);
+    set(&p, "path", js::get(&location, "pathname"));
+    set(&p, "referrer", js::get(&doc, "referrer"));
+    set(&p, "search", js::get(&location, "search"));
+    set(&p, "title", js::get(&doc, "title"));
+    match canonical {
+        Some(c) => {
+            set(&p, "url", c.clone());
+            set(&p, "canonicalUrl", c);
+        }
+        None => {
+            let href = js::get_str(&location, "href").unwrap_or_default();
+            set(&p, "url", href.split('#').next().unwrap_or_default());
+        }
     }
     p
 }
 
 /// The parts of the context that do not change during a page's life.
-pub fn stable(window: &web_sys::Window) -> Object {
+pub fn stable(window: &JsValue) -> Object {
     let ctx = Object::new();
-    let navigator = window.navigator();
+    let navigator = js::get(window, "navigator");
     let library = Object::new();
     set(&library, "name", "sluice.js");
     set(&library, "version", env!("CARGO_PKG_VERSION"));
     set(&ctx, "library", library);
-    set(
-        &ctx,
-        "userAgent",
-        navigator.user_agent().unwrap_or_default(),
-    );
-    set(&ctx, "locale", navigator.language().unwrap_or_default());
+    set(&ctx, "userAgent", js::get(&navigator, "userAgent"));
+    set(&ctx, "locale", js::get(&navigator, "language"));
     let tz = js::get(
         &js_sys::Intl::DateTimeFormat::new(&js_sys::Array::new(), &Object::new())
             .resolved_options(),
@@ -96,11 +93,12 @@ pub fn stable(window: &web_sys::Window) -> Object {
     if tz.is_string() {
         set(&ctx, "timezone", tz);
     }
-    if let Ok(screen) = window.screen() {
+    let screen = js::get(window, "screen");
+    if screen.is_object() {
         let s = Object::new();
-        set(&s, "width", screen.width().unwrap_or(0));
-        set(&s, "height", screen.height().unwrap_or(0));
-        set(&s, "density", window.device_pixel_ratio());
+        set(&s, "width", js::get(&screen, "width"));
+        set(&s, "height", js::get(&screen, "height"));
+        set(&s, "density", js::get(window, "devicePixelRatio"));
         set(&ctx, "screen", s);
     }
     // Low-entropy User-Agent Client Hints (Chromium): brands, mobile, platform.
@@ -116,17 +114,9 @@ pub fn stable(window: &web_sys::Window) -> Object {
 }
 
 /// The viewport, read per event (it changes).
-pub fn viewport(window: &web_sys::Window) -> JsValue {
+pub fn viewport(window: &JsValue) -> JsValue {
     let v = Object::new();
-    set(
-        &v,
-        "width",
-        window.inner_width().unwrap_or(JsValue::from(0)),
-    );
-    set(
-        &v,
-        "height",
-        window.inner_height().unwrap_or(JsValue::from(0)),
-    );
+    set(&v, "width", js::get(window, "innerWidth"));
+    set(&v, "height", js::get(window, "innerHeight"));
     v.into()
 }

@@ -78,6 +78,11 @@ pub fn global() -> Object {
     js_sys::global()
 }
 
+/// `location[key]` as a string (`origin`, `hostname`, `pathname`, …).
+pub fn location(key: &'static str) -> Option<String> {
+    get_str(&get(&global(), "location"), key)
+}
+
 /// Call `f(args…)` if `f` is a function.
 pub fn call(f: &JsValue, this: &JsValue, args: &[JsValue]) -> Option<JsValue> {
     let f = f.dyn_ref::<js_sys::Function>()?;

@@ -47,14 +47,9 @@ pub fn watch(on_change: impl Fn() + Clone + 'static) {
 
 /// The key a page view is deduplicated on: path and query.
 pub fn current_key() -> String {
-    web_sys::window()
-        .map(|w| {
-            let l = w.location();
-            [
-                l.pathname().unwrap_or_default(),
-                l.search().unwrap_or_default(),
-            ]
-            .concat()
-        })
-        .unwrap_or_default()
+    [
+        crate::js::location("pathname").unwrap_or_default(),
+        crate::js::location("search").unwrap_or_default(),
+    ]
+    .concat()
 }

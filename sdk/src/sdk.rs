@@ -123,11 +123,8 @@ fn purpose_allowed(c: &Consent, p: &str) -> bool {
 impl Sdk {
     /// Set up from `load(writeKey, options)`.
     pub fn new(write_key: &str, opts: Options) -> Sdk {
-        let window = web_sys::window();
-        let origin = window
-            .as_ref()
-            .and_then(|w| w.location().origin().ok())
-            .unwrap_or_default();
+        let window = js::global();
+        let origin = js::location("origin").unwrap_or_default();
         let host = if opts.api_host.is_empty() {
             origin
         } else {
@@ -141,10 +138,13 @@ impl Sdk {
             write_key,
         ]
         .concat();
-        let token = window
-            .as_ref()
-            .and_then(|w| w.btoa(&[write_key, ":"].concat()).ok())
-            .unwrap_or_default();
+        let token = js::call(
+            &js::get(&window, "btoa"),
+            &window,
+            &[[write_key, ":"].concat().into()],
+        )
+        .and_then(|t| t.as_string())
+        .unwrap_or_default();
         let mut store = Store::new(
             opts.storage,
             opts.cookie_domain.clone(),
@@ -188,12 +188,9 @@ impl Sdk {
             .unwrap_or_else(|| Object::new().into());
         let session = store.get(SESSION_KEY).and_then(|s| Session::parse(&s));
         let tab_key = [queue::KEY_PREFIX, &storage::uuid()].concat();
-        let stable = window.as_ref().map(context::stable).unwrap_or_default();
-        let page_ctx = window.as_ref().map(context::page).unwrap_or_default();
-        let campaign = window
-            .as_ref()
-            .and_then(|w| w.location().search().ok())
-            .and_then(|s| context::campaign(&s));
+        let stable = context::stable(&window);
+        let page_ctx = context::page(&window);
+        let campaign = js::location("search").and_then(|s| context::campaign(&s));
         Sdk {
             url,
             beacon_url,
@@ -253,9 +250,7 @@ impl Sdk {
         if let Some(c) = &self.campaign {
             set(&ctx, "campaign", c.clone());
         }
-        if let Some(w) = web_sys::window() {
-            set(&ctx, "viewport", context::viewport(&w));
-        }
+        set(&ctx, "viewport", context::viewport(&js::global()));
         let extra = js::get(options, "context");
         if js::is_plain_object(&extra) {
             Object::assign(&ctx, &Object::from(extra));
@@ -593,15 +588,10 @@ impl Sdk {
             return false;
         }
         self.last_page = key;
-        if let Some(w) = web_sys::window() {
-            self.page_ctx = context::page(&w);
-            self.campaign = w
-                .location()
-                .search()
-                .ok()
-                .and_then(|s| context::campaign(&s))
-                .or(self.campaign.take());
-        }
+        self.page_ctx = context::page(&js::global());
+        self.campaign = js::location("search")
+            .and_then(|s| context::campaign(&s))
+            .or(self.campaign.take());
         self.opts.track_pages
     }
 
@@ -649,9 +639,8 @@ pub fn install(sdk: Sdk) {
         return;
     };
     let hide = Closure::<dyn FnMut()>::new(|| {
-        let hidden = web_sys::window()
-            .and_then(|w| w.document())
-            .is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Hidden);
+        let document = js::get(&js::global(), "document");
+        let hidden = js::get_str(&document, "visibilityState").is_some_and(|v| v == "hidden");
         if hidden {
             with(Sdk::beacon_all);
         }

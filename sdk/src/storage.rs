@@ -75,7 +75,7 @@ fn write_cookie(
 /// The registrable domain: the shortest suffix of the host a cookie can be
 /// set on (browsers refuse public suffixes like `co.uk`).
 fn registrable_domain() -> Option<String> {
-    let host = web_sys::window()?.location().hostname().ok()?;
+    let host = js::location("hostname")?;
     let is_ip = host.contains(':') || host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
     if is_ip || !host.contains('.') {
         return None; // IPs and localhost: host-only cookies
@@ -100,9 +100,7 @@ impl Store {
         same_site: String,
         secure: Option<bool>,
     ) -> Store {
-        let https = web_sys::window()
-            .and_then(|w| w.location().protocol().ok())
-            .is_some_and(|p| p == "https:");
+        let https = js::location("protocol").is_some_and(|p| p == "https:");
         let enabled = mode != StorageMode::None;
         let cookie_domain = if mode == StorageMode::Cookie && enabled {
             cookie_domain.or_else(registrable_domain)

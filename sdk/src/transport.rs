@@ -73,5 +73,5 @@ pub fn beacon(url: &str, body: &str) -> bool {
 
 /// `navigator.onLine` (true when unknown).
 pub fn online() -> bool {
-    web_sys::window().is_none_or(|w| w.navigator().on_line())
+    crate::js::get_bool(&crate::js::get(&crate::js::global(), "navigator"), "onLine") != Some(false)
 }
