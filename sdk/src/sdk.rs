@@ -39,7 +39,14 @@ pub struct Sdk {
     pub store: Store,
     pub anonymous_id: String,
     /// A per-page id for events sent without identifiers (never stored).
-    page_id: String,
+    page_id: JsValue,
+    /// messageIds are `<a random UUID of this page>-<n>`: unique like a UUID
+    /// per event, at the cost of one string concatenation instead of a
+    /// `crypto.randomUUID()` call.
+    id_prefix: js_sys::JsString,
+    id_seq: u32,
+    /// The last automatic timestamp: events made in the same millisecond share it.
+    last_time: (f64, JsValue),
     pub user_id: Option<String>,
     pub traits: JsValue,
     session: Option<Session>,
@@ -197,7 +204,10 @@ impl Sdk {
             auth: ["Basic ", &token].concat(),
             store,
             anonymous_id,
-            page_id: storage::uuid(),
+            page_id: storage::uuid_js(),
+            id_prefix: js_sys::JsString::from(storage::uuid_js()).concat(&js::st("-")),
+            id_seq: 0,
+            last_time: (f64::NAN, JsValue::UNDEFINED),
             user_id,
             traits,
             session,
@@ -227,7 +237,7 @@ impl Sdk {
     /// A new event of `kind` with the automatic context; identity and consent are added when it is released.
     pub fn event(&mut self, kind: &'static str, options: &JsValue) -> Object {
         let e = Object::new();
-        set(&e, "type", kind);
+        set(&e, "type", js::st(kind));
         let id = js::get(options, "messageId");
         set(
             &e,
@@ -235,14 +245,21 @@ impl Sdk {
             if id.is_string() {
                 id
             } else {
-                storage::uuid_js()
+                self.id_seq += 1;
+                self.id_prefix.concat(&JsValue::from(self.id_seq)).into()
             },
         );
         let ts = js::get(options, "timestamp");
         let when: JsValue = match ts.as_f64() {
             Some(ms) => js::iso_js(ms).into(),
             None if ts.is_string() => ts,
-            None => js::iso_js(REPLAY_AT.with(|r| r.get()).unwrap_or_else(js::now_ms)).into(),
+            None => {
+                let ms = REPLAY_AT.with(|r| r.get()).unwrap_or_else(js::now_ms);
+                if ms != self.last_time.0 {
+                    self.last_time = (ms, js::iso_js(ms).into());
+                }
+                self.last_time.1.clone()
+            }
         };
         set(&e, "timestamp", when);
         let ctx = Object::assign(&Object::new(), &self.stable);
@@ -304,7 +321,7 @@ impl Sdk {
     fn release(&mut self, e: Object, anonymous: bool) {
         let ctx = Object::from(js::get(&e, "context"));
         if anonymous {
-            set(&e, "anonymousId", self.page_id.as_str());
+            set(&e, "anonymousId", self.page_id.clone());
         } else {
             set(
                 &e,
@@ -335,12 +352,13 @@ impl Sdk {
         let Some(json) = js::stringify(&e) else {
             return;
         };
-        if let Some(evicted) = self.queue.push(Item { json }) {
-            log(
-                self.debug,
+        match self.queue.push(Item { json }) {
+            Some(evicted) if self.debug => log(
+                true,
                 "dropped (queue full, oldest evicted)",
                 &evicted.message_id().unwrap_or_default().into(),
-            );
+            ),
+            _ => {}
         }
         log(self.debug, "queued", &e);
         self.schedule_persist();
