@@ -65,8 +65,10 @@ fn id_string(v: &JsValue) -> Option<String> {
     v.as_string().or_else(number).filter(|s| !s.is_empty())
 }
 
-/// Build, gate and queue an event of `kind`; `fill` adds the call's own fields.
-fn emit(kind: &'static str, options: &JsValue, fill: impl FnOnce(&Object)) -> Result<(), JsValue> {
+/// Build, gate and queue an event of `kind`; `fill` adds the call's own
+/// fields. Not generic: one copy of this path serves every call.
+#[inline(never)]
+fn emit(kind: &'static str, options: &JsValue, fill: &dyn Fn(&Object)) -> Result<(), JsValue> {
     sdk::with(|s| {
         let e = s.event(kind, options);
         fill(&e);
@@ -127,9 +129,9 @@ fn server_id(endpoint: String, id: String) {
 pub fn track(event: JsValue, properties: JsValue, options: JsValue) -> Result<(), JsValue> {
     let name = required_js_string(&event, "the event name")?;
     let props = object_or_empty(&properties, "properties")?;
-    emit("track", &options, |e| {
-        set(e, "event", name);
-        set(e, "properties", props);
+    emit("track", &options, &|e| {
+        set(e, "event", name.clone());
+        set(e, "properties", props.clone());
     })
 }
 
@@ -143,19 +145,19 @@ pub fn page(a: JsValue, b: JsValue, c: JsValue, d: JsValue) -> Result<(), JsValu
     };
     let props = opt_object(&props, "properties")?;
     sdk::with(|s| s.last_page = crate::pages::current_key());
-    emit("page", &options, |e| {
+    emit("page", &options, &|e| {
         let ctx_page = js::get(&js::get(e, "context"), "page");
         let p = Object::assign(&Object::new(), &Object::from(ctx_page));
         if props.is_object() {
-            Object::assign(&p, &Object::from(props));
+            Object::assign(&p, &Object::from(props.clone()));
         }
-        if let Some(n) = name {
+        if let Some(n) = &name {
             set(e, "name", n.as_str());
-            set(&p, "name", n);
+            set(&p, "name", n.as_str());
         }
-        if let Some(c) = category {
+        if let Some(c) = &category {
             set(e, "category", c.as_str());
-            set(&p, "category", c);
+            set(&p, "category", c.as_str());
         }
         set(e, "properties", p);
     })
@@ -166,9 +168,9 @@ pub fn page(a: JsValue, b: JsValue, c: JsValue, d: JsValue) -> Result<(), JsValu
 pub fn screen(name: JsValue, properties: JsValue, options: JsValue) -> Result<(), JsValue> {
     let name = required_js_string(&name, "the screen name")?;
     let props = object_or_empty(&properties, "properties")?;
-    emit("screen", &options, |e| {
-        set(e, "name", name);
-        set(e, "properties", props);
+    emit("screen", &options, &|e| {
+        set(e, "name", name.clone());
+        set(e, "properties", props.clone());
     })
 }
 
@@ -189,7 +191,7 @@ pub fn identify(user_id: JsValue, traits: JsValue, options: JsValue) -> Result<(
     let traits = opt_object(&traits, "traits")?;
     sdk::with(|s| s.set_user(uid, &traits)).ok_or_else(not_loaded)?;
     let all = sdk::with(|s| s.traits.clone()).unwrap_or(JsValue::UNDEFINED);
-    emit("identify", &options, |e| set(e, "traits", all))
+    emit("identify", &options, &|e| set(e, "traits", all.clone()))
 }
 
 /// Associate the user with a group: `group(groupId, traits?, options?)`.
@@ -197,9 +199,9 @@ pub fn identify(user_id: JsValue, traits: JsValue, options: JsValue) -> Result<(
 pub fn group(group_id: JsValue, traits: JsValue, options: JsValue) -> Result<(), JsValue> {
     let gid = id_string(&group_id).ok_or_else(|| bad("the group id must be a string or number"))?;
     let traits = object_or_empty(&traits, "traits")?;
-    emit("group", &options, |e| {
-        set(e, "groupId", gid);
-        set(e, "traits", traits);
+    emit("group", &options, &|e| {
+        set(e, "groupId", gid.as_str());
+        set(e, "traits", traits.clone());
     })
 }
 
@@ -210,9 +212,9 @@ pub fn alias(user_id: JsValue, previous_id: JsValue, options: JsValue) -> Result
     let previous = id_string(&previous_id)
         .or_else(|| sdk::with(|s| s.user_id.clone().unwrap_or_else(|| s.anonymous_id.clone())))
         .ok_or_else(not_loaded)?;
-    emit("alias", &options, |e| {
+    emit("alias", &options, &|e| {
         set(e, "userId", uid.as_str());
-        set(e, "previousId", previous);
+        set(e, "previousId", previous.as_str());
     })?;
     sdk::with(|s| s.set_user(Some(uid), &JsValue::UNDEFINED));
     Ok(())
@@ -256,10 +258,10 @@ fn apply_consent(update: sluice_shared::consent::Consent) {
     };
     if changed {
         let cats = js::get(&now, "categories");
-        let _ = emit("track", &JsValue::UNDEFINED, |e| {
+        let _ = emit("track", &JsValue::UNDEFINED, &|e| {
             set(e, "event", "Consent Updated");
             let p = Object::new();
-            set(&p, "categories", cats);
+            set(&p, "categories", cats.clone());
             set(&p, "source", js::get(&now, "source"));
             set(e, "properties", p);
         });

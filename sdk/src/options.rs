@@ -1,6 +1,7 @@
 //! `load(writeKey, options)` options: typed, defaults filled in, unknown ones rejected.
 
 use crate::js;
+use sluice_shared::consent::Purpose;
 use wasm_bindgen::JsValue;
 
 /// Where identity and the queue are kept.
@@ -49,7 +50,7 @@ pub struct Options {
     pub track_pages: bool,
     pub session_timeout_ms: f64,
     /// Purposes an event needs to be sent.
-    pub consent_required: Vec<String>,
+    pub consent_required: Vec<Purpose>,
     pub consent_pending: Pending,
     /// Consent counts as known from the start (e.g. regions without a consent requirement).
     pub consent_default_granted: bool,
@@ -76,7 +77,7 @@ impl Default for Options {
             cookie_secure: None,
             track_pages: false,
             session_timeout_ms: 30.0 * 60_000.0,
-            consent_required: vec!["analytics".into()],
+            consent_required: vec![Purpose::Analytics],
             consent_pending: Pending::Wait,
             consent_default_granted: false,
             policy_version: None,
@@ -249,6 +250,7 @@ impl Options {
                 o.consent_required = js_sys::Array::from(&required)
                     .iter()
                     .filter_map(|p| p.as_string())
+                    .map(|p| Purpose::parse(&p))
                     .collect();
             }
             if let Some(s) = string(&consent, "pending")? {

@@ -123,8 +123,8 @@ fn set_timeout(ms: f64, f: impl FnOnce() + 'static) {
     }
 }
 
-fn purpose_allowed(c: &Consent, p: &str) -> bool {
-    sluice_shared::consent::allows(Some(c), &Purpose::parse(p), Regime::OptIn)
+fn purpose_allowed(c: &Consent, p: &Purpose) -> bool {
+    sluice_shared::consent::allows(Some(c), p, Regime::OptIn)
 }
 
 impl Sdk {
@@ -166,7 +166,7 @@ impl Sdk {
         let mut consent_known = opts.consent_default_granted;
         if consent_known {
             for p in &opts.consent_required {
-                consent.set(Purpose::parse(p), sluice_shared::consent::State::Granted);
+                consent.set(p.clone(), sluice_shared::consent::State::Granted);
             }
         }
         // A choice stored by an earlier visit (only where storage was allowed then).
@@ -180,7 +180,7 @@ impl Sdk {
             }
         }
         if opts.storage == StorageMode::None {
-            let storage_ok = consent_known && purpose_allowed(&consent, "functional");
+            let storage_ok = consent_known && purpose_allowed(&consent, &Purpose::Functional);
             store.set_enabled(storage_ok);
         }
         let anonymous_id = store
@@ -378,7 +378,7 @@ impl Sdk {
         self.consent_known = true;
         if self.opts.storage == StorageMode::None {
             self.store
-                .set_enabled(purpose_allowed(&self.consent, "functional"));
+                .set_enabled(purpose_allowed(&self.consent, &Purpose::Functional));
             if self.store.writes_allowed() {
                 let id = self.anonymous_id.clone();
                 self.store.set(ANON_KEY, &id);
