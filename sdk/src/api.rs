@@ -70,9 +70,9 @@ fn id_string(v: &JsValue) -> Option<String> {
 #[inline(never)]
 fn emit(kind: &'static str, options: &JsValue, fill: &dyn Fn(&Object)) -> Result<(), JsValue> {
     sdk::with(|s| {
-        let e = s.event(kind, options);
-        fill(&e);
-        s.submit(e);
+        if let Some(d) = s.draft(kind, options, fill) {
+            s.submit(d);
+        }
     })
     .ok_or_else(not_loaded)
 }
@@ -144,10 +144,13 @@ pub fn page(a: JsValue, b: JsValue, c: JsValue, d: JsValue) -> Result<(), JsValu
         _ => (None, None, a, b),
     };
     let props = opt_object(&props, "properties")?;
-    sdk::with(|s| s.last_page = crate::pages::current_key());
+    let ctx_page = sdk::with(|s| {
+        s.last_page = crate::pages::current_key();
+        s.page_ctx.clone()
+    })
+    .ok_or_else(not_loaded)?;
     emit("page", &options, &|e| {
-        let ctx_page = js::get(&js::get(e, "context"), "page");
-        let p = Object::assign(&Object::new(), &Object::from(ctx_page));
+        let p = Object::assign(&Object::new(), &ctx_page);
         if props.is_object() {
             Object::assign(&p, &Object::from(props.clone()));
         }

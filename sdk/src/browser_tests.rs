@@ -175,6 +175,12 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
         eval("({ timestamp: 1714557600000 })"),
     )
     .unwrap();
+    api::track(
+        "With Options".into(),
+        JsValue::UNDEFINED,
+        eval("({ messageId: 'page-id-1', timestamp: '2024-05-01T10:00:00Z', context: { locale: 'fr-FR', app: { name: 'shop' } }, integrations: { All: false } })"),
+    )
+    .unwrap();
     assert_eq!(
         code_of(api::track(JsValue::from(3), JsValue::UNDEFINED, JsValue::UNDEFINED).unwrap_err()),
         "invalid_argument"
@@ -198,7 +204,7 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
         &sluice_shared::Limits::default(),
         sluice_shared::Timestamp(js::now_ms() as i64),
     );
-    assert_eq!(checked.len(), 6);
+    assert_eq!(checked.len(), 7);
     let events: Vec<sluice_shared::Event> = checked
         .into_iter()
         .map(|c| {
@@ -210,12 +216,40 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(
         kinds,
-        ["track", "page", "identify", "group", "alias", "screen"]
+        ["track", "page", "identify", "group", "alias", "screen", "track"]
     );
+    let given = &events[6];
+    assert_eq!(
+        given.message_id, "page-id-1",
+        "the page's messageId is kept"
+    );
+    assert_eq!(given.timestamp.as_deref(), Some("2024-05-01T10:00:00Z"));
+    let ctx = given.context.as_ref().unwrap();
+    assert_eq!(ctx["locale"], "fr-FR", "the page's context wins");
+    assert_eq!(ctx["app"]["name"], "shop");
+    assert!(ctx["sessionId"].is_number() && ctx["page"].is_object());
+    assert_eq!(given.integrations.as_ref().unwrap()["All"], false);
+    let id = &events[0].message_id;
+    assert!(
+        sluice_shared::id::is_uuid(&id[..36]) && id[36..].starts_with('-'),
+        "an automatic messageId is <page UUID>-<n>: {id}"
+    );
+    assert_ne!(events[0].message_id, events[1].message_id);
     assert_eq!(events[0].properties.as_ref().unwrap()["revenue"], 42);
+    assert!(events[0].user_id.is_none());
+    assert_eq!(
+        events[3].user_id.as_deref(),
+        Some("user-1"),
+        "identity is added"
+    );
     assert_eq!(events[1].category.as_deref(), Some("Shop"));
     assert_eq!(events[2].user_id.as_deref(), Some("user-1"));
     assert_eq!(events[4].previous_id.as_deref(), Some("user-1"));
+    assert_eq!(
+        events[4].user_id.as_deref(),
+        Some("user-2"),
+        "alias carries the new id"
+    );
     assert_eq!(
         events[5].timestamp.as_deref(),
         Some("2024-05-01T10:00:00.000Z"),

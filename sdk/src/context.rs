@@ -112,11 +112,3 @@ pub fn stable(window: &JsValue) -> Object {
     }
     ctx
 }
-
-/// The viewport, read per event (it changes).
-pub fn viewport(window: &JsValue) -> JsValue {
-    let v = Object::new();
-    set(&v, "width", js::get(window, "innerWidth"));
-    set(&v, "height", js::get(window, "innerHeight"));
-    v.into()
-}

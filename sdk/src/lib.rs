@@ -7,6 +7,7 @@ pub mod api;
 mod consent;
 mod context;
 mod js;
+pub mod json;
 mod options;
 mod pages;
 pub mod queue;

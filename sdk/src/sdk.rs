@@ -4,6 +4,7 @@
 use crate::consent;
 use crate::context;
 use crate::js::{self, set};
+use crate::json;
 use crate::options::{Options, Pending, StorageMode};
 use crate::queue::{self, Item, Queue};
 use crate::retry::{self, Verdict};
@@ -13,6 +14,7 @@ use crate::{pages, tabs, transport};
 use js_sys::Object;
 use sluice_shared::consent::{Consent, Purpose, Regime, Source};
 use std::cell::RefCell;
+use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -39,52 +41,62 @@ pub struct Sdk {
     pub store: Store,
     pub anonymous_id: String,
     /// A per-page id for events sent without identifiers (never stored).
-    page_id: JsValue,
+    page_id: String,
     /// messageIds are `<a random UUID of this page>-<n>`: unique like a UUID
     /// per event, at the cost of one string concatenation instead of a
     /// `crypto.randomUUID()` call.
-    id_prefix: js_sys::JsString,
+    id_prefix: String,
     id_seq: u32,
     /// The last automatic timestamp: events made in the same millisecond share it.
-    last_time: (f64, JsValue),
+    last_time: (f64, String),
     pub user_id: Option<String>,
     pub traits: JsValue,
     session: Option<Session>,
     pub consent: Consent,
     pub consent_known: bool,
     pub listeners: Vec<js_sys::Function>,
-    pending: Vec<Object>,
+    pending: Vec<Draft>,
     pub queue: Queue,
     tab_key: String,
     attempt: u32,
     retry_at: f64,
     /// When the pending flush timer fires (0: none pending).
     timer_at: f64,
-    /// The consent as sent in `context.consent`, built once per change.
-    consent_js: Option<Object>,
+    /// The consent as sent in `context.consent` (JSON), built once per change.
+    consent_json: Option<String>,
     /// When the session was last written to storage.
     session_saved_ms: f64,
     persist_scheduled: bool,
     stable: Object,
-    page_ctx: Object,
+    pub page_ctx: Object,
     campaign: Option<Object>,
+    /// `stable`, `page_ctx` and `campaign` as JSON members, made once per page.
+    context_json: Rc<str>,
     pub last_page: String,
     pub debug: bool,
-    /// The ids as JS strings, kept while they stay the same (they go on every event).
-    anonymous_id_js: Option<(String, JsValue)>,
-    user_id_js: Option<(String, JsValue)>,
+    /// `user_id` as JSON (it is the page's string: escaped by `JSON.stringify`).
+    user_id_json: Option<String>,
 }
 
-/// `s` as a JS string, reusing `cache` while `s` stays the same.
-fn js_string(cache: &mut Option<(String, JsValue)>, s: &str) -> JsValue {
-    match cache {
-        Some((k, v)) if k == s => v.clone(),
-        _ => {
-            let v = JsValue::from_str(s);
-            *cache = Some((s.to_owned(), v.clone()));
-            v
-        }
-    }
+/// An event as a call made it: what the call gave and the automatic context
+/// at that moment, as JSON text. Identity, session and consent are added when
+/// it is released (it may wait for consent first).
+pub struct Draft {
+    kind: &'static str,
+    /// `,"messageId":…,"timestamp":…` and the call's own fields, each after a comma.
+    members: String,
+    /// The automatic context (library, page, campaign, …) when the call was made.
+    context: Rc<str>,
+    viewport: (u64, u64),
+    /// The call set `userId` itself (`alias`: the new id), so the current one is not added.
+    own_user_id: bool,
+    /// `options.context`: merged over the automatic context.
+    extra_context: Option<JsValue>,
+}
+
+/// `s` as JSON (escaped by `JSON.stringify`).
+fn json_string(s: &str) -> Option<String> {
+    js::stringify(&JsValue::from_str(s))
 }
 
 thread_local! {
@@ -188,7 +200,7 @@ impl Sdk {
             .filter(|v| storage::valid_id(v))
             .unwrap_or_else(storage::uuid);
         store.set(ANON_KEY, &anonymous_id);
-        let user_id = store.get(USER_KEY);
+        let user_id_from_store = store.get(USER_KEY);
         let traits = store
             .get(TRAITS_KEY)
             .and_then(|t| js_sys::JSON::parse(&t).ok())
@@ -198,17 +210,17 @@ impl Sdk {
         let stable = context::stable(&window);
         let page_ctx = context::page(&window);
         let campaign = js::location("search").and_then(|s| context::campaign(&s));
-        Sdk {
+        let mut sdk = Sdk {
             url,
             beacon_url,
             auth: ["Basic ", &token].concat(),
             store,
             anonymous_id,
-            page_id: storage::uuid_js(),
-            id_prefix: js_sys::JsString::from(storage::uuid_js()).concat(&js::st("-")),
+            page_id: storage::uuid(),
+            id_prefix: [storage::uuid().as_str(), "-"].concat(),
             id_seq: 0,
-            last_time: (f64::NAN, JsValue::UNDEFINED),
-            user_id,
+            last_time: (f64::NAN, String::new()),
+            user_id: None,
             traits,
             session,
             consent,
@@ -220,84 +232,141 @@ impl Sdk {
             attempt: 0,
             retry_at: 0.0,
             timer_at: 0.0,
-            consent_js: None,
+            consent_json: None,
             session_saved_ms: 0.0,
             persist_scheduled: false,
             stable,
             page_ctx,
             campaign,
+            context_json: Rc::from(""),
             last_page: pages::current_key(),
             debug: opts.debug,
-            anonymous_id_js: None,
-            user_id_js: None,
+            user_id_json: None,
             opts,
-        }
+        };
+        sdk.set_user_id(user_id_from_store);
+        sdk.rebuild_context();
+        sdk
     }
 
-    /// A new event of `kind` with the automatic context; identity and consent are added when it is released.
-    pub fn event(&mut self, kind: &'static str, options: &JsValue) -> Object {
-        let e = Object::new();
-        set(&e, "type", js::st(kind));
+    /// A new event of `kind`: the call's own fields (set by `fill`), its
+    /// options and the automatic context, as JSON. `None` when the page's
+    /// values cannot be serialised (a cycle, a BigInt).
+    pub fn draft(
+        &mut self,
+        kind: &'static str,
+        options: &JsValue,
+        fill: &dyn Fn(&Object),
+    ) -> Option<Draft> {
+        // What the page gave, serialised by JSON.stringify; a messageId it
+        // gave goes first (`queue::Item::message_id` reads the first one).
+        let given = Object::new();
+        let mut members = String::with_capacity(96);
         let id = js::get(options, "messageId");
-        set(
-            &e,
-            "messageId",
-            if id.is_string() {
-                id
-            } else {
-                self.id_seq += 1;
-                self.id_prefix.concat(&JsValue::from(self.id_seq)).into()
-            },
-        );
+        if id.is_string() {
+            set(&given, "messageId", id);
+        } else {
+            self.id_seq += 1;
+            let n = json::uint(self.id_seq.into());
+            json::push_all(
+                &mut members,
+                &[",\"messageId\":\"", &self.id_prefix, &n, "\""],
+            );
+        }
         let ts = js::get(options, "timestamp");
-        let when: JsValue = match ts.as_f64() {
-            Some(ms) => js::iso_js(ms).into(),
-            None if ts.is_string() => ts,
-            None => {
-                let ms = REPLAY_AT.with(|r| r.get()).unwrap_or_else(js::now_ms);
-                if ms != self.last_time.0 {
-                    self.last_time = (ms, js::iso_js(ms).into());
-                }
-                self.last_time.1.clone()
-            }
+        if ts.is_string() {
+            set(&given, "timestamp", ts);
+        } else {
+            let ms = ts
+                .as_f64()
+                .or_else(|| REPLAY_AT.with(|r| r.get()))
+                .unwrap_or_else(js::now_ms);
+            let iso = self.iso(ms);
+            json::push_all(&mut members, &[",\"timestamp\":\"", iso, "\""]);
+        }
+        fill(&given);
+        let integrations = js::get(options, "integrations");
+        if js::is_plain_object(&integrations) {
+            set(&given, "integrations", integrations);
+        }
+        let own_user_id = !js::get(&given, "userId").is_undefined();
+        let Some(given) = js::stringify(&given.into()) else {
+            log(
+                self.debug,
+                "dropped (its values cannot be serialised)",
+                options,
+            );
+            return None;
         };
-        set(&e, "timestamp", when);
+        json::push_members(&mut members, json::members(&given));
+        let window = js::global();
+        let extra = js::get(options, "context");
+        Some(Draft {
+            kind,
+            members,
+            context: self.context_json.clone(),
+            viewport: (
+                js::get_f64(&window, "innerWidth").unwrap_or(0.0) as u64,
+                js::get_f64(&window, "innerHeight").unwrap_or(0.0) as u64,
+            ),
+            own_user_id,
+            extra_context: js::is_plain_object(&extra).then_some(extra),
+        })
+    }
+
+    /// ISO 8601 of a time in ms (a time a JS `Date` cannot hold is taken as
+    /// now); events made in the same millisecond share the text.
+    fn iso(&mut self, ms: f64) -> &str {
+        // ±8.64e15 ms is the range of a JS Date.
+        let ms = if ms.is_finite() && ms.abs() <= 8.64e15 {
+            ms.trunc()
+        } else {
+            js::now_ms()
+        };
+        if ms != self.last_time.0 {
+            self.last_time = (ms, sluice_shared::Timestamp(ms as i64).to_rfc3339());
+        }
+        &self.last_time.1
+    }
+
+    /// The automatic context as JSON members, after a navigation.
+    fn rebuild_context(&mut self) {
         let ctx = Object::assign(&Object::new(), &self.stable);
         set(&ctx, "page", self.page_ctx.clone());
         if let Some(c) = &self.campaign {
             set(&ctx, "campaign", c.clone());
         }
-        set(&ctx, "viewport", context::viewport(&js::global()));
-        let extra = js::get(options, "context");
-        if js::is_plain_object(&extra) {
-            Object::assign(&ctx, &Object::from(extra));
+        let text = js::stringify(&ctx.into()).unwrap_or_default();
+        self.context_json = Rc::from(json::members(&text));
+    }
+
+    fn set_user_id(&mut self, user_id: Option<String>) {
+        self.user_id_json = user_id.as_deref().and_then(json_string);
+        self.user_id = user_id;
+    }
+
+    /// Log `draft` when debugging.
+    fn log_draft(&self, what: &str, d: &Draft) {
+        if self.debug {
+            let text = ["{\"type\":\"", d.kind, "\"", &d.members, "}"].concat();
+            log(true, what, &js_sys::JSON::parse(&text).unwrap_or_default());
         }
-        set(&e, "context", ctx);
-        let integrations = js::get(options, "integrations");
-        if js::is_plain_object(&integrations) {
-            set(&e, "integrations", integrations);
-        }
-        e
     }
 
     /// Decide what happens to a new event: send, hold for consent, or drop.
-    pub fn submit(&mut self, e: Object) {
+    pub fn submit(&mut self, d: Draft) {
         if !self.consent_known {
             match self.opts.consent_pending {
                 Pending::Wait => {
                     if self.pending.len() < MAX_PENDING {
-                        log(self.debug, "consent-gated (waiting for consent)", &e);
-                        self.pending.push(e);
+                        self.log_draft("consent-gated (waiting for consent)", &d);
+                        self.pending.push(d);
                     } else {
-                        log(
-                            self.debug,
-                            "dropped (too many events waiting for consent)",
-                            &e,
-                        );
+                        self.log_draft("dropped (too many events waiting for consent)", &d);
                     }
                 }
-                Pending::Anonymous => self.release(e, true),
-                Pending::Drop => log(self.debug, "dropped (consent not yet known)", &e),
+                Pending::Anonymous => self.release(d, true),
+                Pending::Drop => self.log_draft("dropped (consent not yet known)", &d),
             }
             return;
         }
@@ -307,29 +376,50 @@ impl Sdk {
             .iter()
             .all(|p| purpose_allowed(&self.consent, p))
         {
-            self.release(e, false);
+            self.release(d, false);
         } else {
-            log(
-                self.debug,
-                "dropped (no consent for the required purposes)",
-                &e,
-            );
+            self.log_draft("dropped (no consent for the required purposes)", &d);
         }
     }
 
     /// Add identity, session and consent; queue it.
-    fn release(&mut self, e: Object, anonymous: bool) {
-        let ctx = Object::from(js::get(&e, "context"));
-        if anonymous {
-            set(&e, "anonymousId", self.page_id.clone());
+    fn release(&mut self, d: Draft, anonymous: bool) {
+        let mut out = String::with_capacity(d.members.len() + d.context.len() + 400);
+        let mut ctx = String::with_capacity(d.context.len() + 300);
+        let (width, height) = (json::uint(d.viewport.0), json::uint(d.viewport.1));
+        json::push_all(
+            &mut ctx,
+            &[
+                "{",
+                &d.context,
+                ",\"viewport\":{\"width\":",
+                &width,
+                ",\"height\":",
+                &height,
+                "}",
+            ],
+        );
+        let anonymous_id = if anonymous {
+            &self.page_id
         } else {
-            set(
-                &e,
-                "anonymousId",
-                js_string(&mut self.anonymous_id_js, &self.anonymous_id),
-            );
-            if let Some(u) = &self.user_id {
-                set(&e, "userId", js_string(&mut self.user_id_js, u));
+            &self.anonymous_id
+        };
+        json::push_all(
+            &mut out,
+            &[
+                "{\"type\":\"",
+                d.kind,
+                "\"",
+                &d.members,
+                ",\"anonymousId\":\"",
+                anonymous_id,
+                "\"",
+            ],
+        );
+        if !anonymous {
+            match &self.user_id_json {
+                Some(u) if !d.own_user_id => json::push_all(&mut out, &[",\"userId\":", u]),
+                _ => {}
             }
             let now = js::now_ms();
             let (s, started) = session::touch(self.session, now, self.opts.session_timeout_ms);
@@ -339,20 +429,36 @@ impl Sdk {
                 self.store.set(SESSION_KEY, &s.encode());
                 self.session_saved_ms = now;
             }
-            set(&ctx, "sessionId", s.id);
+            let id = json::uint(s.id as u64);
+            json::push_all(&mut ctx, &[",\"sessionId\":", &id]);
             if started {
-                set(&ctx, "sessionStart", true);
+                ctx.push_str(",\"sessionStart\":true");
             }
         }
-        let consent = self
-            .consent_js
-            .get_or_insert_with(|| consent::to_js(&self.consent));
-        set(&ctx, "consent", consent.clone());
-        // Serialised now: the page may change the objects it passed once the call returns.
-        let Some(json) = js::stringify(&e) else {
-            return;
-        };
-        match self.queue.push(Item { json }) {
+        let consent = &self.consent;
+        let consent = self.consent_json.get_or_insert_with(|| {
+            js::stringify(&consent::to_js(consent).into()).unwrap_or_else(|| "{}".into())
+        });
+        json::push_all(&mut ctx, &[",\"consent\":", consent, "}"]);
+        if let Some(extra) = &d.extra_context {
+            // The page's context wins over the automatic one, key by key.
+            if let Some(merged) = js_sys::JSON::parse(&ctx)
+                .ok()
+                .map(|c| Object::assign(&Object::from(c), &Object::from(extra.clone())))
+                .and_then(|c| js::stringify(&c.into()))
+            {
+                ctx = merged;
+            }
+        }
+        json::push_all(&mut out, &[",\"context\":", &ctx, "}"]);
+        if self.debug {
+            log(
+                true,
+                "queued",
+                &js_sys::JSON::parse(&out).unwrap_or_default(),
+            );
+        }
+        match self.queue.push(Item { json: out }) {
             Some(evicted) if self.debug => log(
                 true,
                 "dropped (queue full, oldest evicted)",
@@ -360,7 +466,6 @@ impl Sdk {
             ),
             _ => {}
         }
-        log(self.debug, "queued", &e);
         self.schedule_persist();
         if self.queue.waiting() >= self.opts.flush_at {
             self.flush_soon(0.0);
@@ -373,7 +478,7 @@ impl Sdk {
     pub fn update_consent(&mut self, update: Consent) -> bool {
         let before = consent::to_js(&self.consent);
         consent::merge(&mut self.consent, update);
-        self.consent_js = None;
+        self.consent_json = None;
         self.consent.updated_at = Some(js::iso(js::now_ms()));
         self.consent_known = true;
         if self.opts.storage == StorageMode::None {
@@ -397,8 +502,8 @@ impl Sdk {
                 self.store.set(CONSENT_KEY, &text);
             }
         }
-        for e in std::mem::take(&mut self.pending) {
-            self.submit(e);
+        for d in std::mem::take(&mut self.pending) {
+            self.submit(d);
         }
         let after = consent::to_js(&self.consent);
         js::stringify(&before.into()) != js::stringify(&after.into())
@@ -610,6 +715,7 @@ impl Sdk {
         self.campaign = js::location("search")
             .and_then(|s| context::campaign(&s))
             .or(self.campaign.take());
+        self.rebuild_context();
         self.opts.track_pages
     }
 
@@ -620,7 +726,7 @@ impl Sdk {
                 self.traits = Object::new().into();
             }
             self.store.set(USER_KEY, &u);
-            self.user_id = Some(u);
+            self.set_user_id(Some(u));
         }
         if js::is_plain_object(traits) {
             Object::assign(
@@ -635,7 +741,7 @@ impl Sdk {
 
     /// `reset`: forget the user, start a new anonymous visitor.
     pub fn reset(&mut self) {
-        self.user_id = None;
+        self.set_user_id(None);
         self.traits = Object::new().into();
         self.session = None;
         for k in [USER_KEY, TRAITS_KEY, SESSION_KEY, ANON_KEY] {

@@ -187,11 +187,21 @@ impl Timestamp {
         ];
         for (sep, n, width) in fields {
             out.push_str(sep);
-            let digits = n.to_string();
-            for _ in digits.len()..width {
-                out.push('0');
+            if n < 0 {
+                out.push('-');
             }
-            out.push_str(&digits);
+            // Digits by hand: no formatting machinery in the browser SDK, which uses this too.
+            let mut n = n.unsigned_abs();
+            let mut digits = [b'0'; 20];
+            let mut len = 0;
+            while n > 0 || len < width {
+                digits[len] = b'0' + (n % 10) as u8;
+                n /= 10;
+                len += 1;
+            }
+            for d in digits[..len].iter().rev() {
+                out.push(char::from(*d));
+            }
         }
         out.push('Z');
         out
