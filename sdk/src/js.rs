@@ -100,21 +100,10 @@ pub fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
-/// ISO 8601 of a time in ms.
-pub fn iso(ms: f64) -> String {
-    iso_js(ms).into()
-}
-
-/// ISO 8601 of a time in ms, as a JS string (no trip through Rust). A time
-/// a `Date` cannot hold (`toISOString` would throw) is taken as now.
-pub fn iso_js(ms: f64) -> js_sys::JsString {
-    // ±8.64e15 ms is the range of a JS Date.
-    let ms = if ms.is_finite() && ms.abs() <= 8.64e15 {
-        ms
-    } else {
-        now_ms()
-    };
-    js_sys::Date::new(&JsValue::from_f64(ms)).to_iso_string()
+/// ISO 8601 of now, as `Date.toISOString` writes it (formatted in Rust:
+/// no `Date` object, no string crossing from JS).
+pub fn iso_now() -> String {
+    sluice_shared::Timestamp(now_ms() as i64).to_rfc3339()
 }
 
 /// `new Error(message)` with a stable `code`, as thrown to the page on misuse.

@@ -1,7 +1,8 @@
 //! Sluice's browser SDK. The JS-facing surface is [`api`]; everything else is
-//! plain Rust in small modules. Events are built as JS objects and serialised
-//! with `JSON.stringify` (no serde on the hot path, for size and speed); their
-//! shape is the Segment Spec of `sluice_shared`, which the tests check.
+//! plain Rust in small modules. Events are written as JSON text in the Wasm
+//! ([`json`]); only the page's own values (properties, traits) go through
+//! `JSON.stringify` (no serde, for size and speed). Their shape is the Segment
+//! Spec of `sluice_shared`, which the tests check.
 
 pub mod api;
 mod consent;

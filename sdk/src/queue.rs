@@ -17,7 +17,7 @@ pub const MAX_BATCH_EVENTS: usize = 500;
 /// Most bytes persisted (localStorage quotas are ~5 MB per origin).
 pub const MAX_PERSIST_BYTES: usize = 2 * 1024 * 1024;
 
-/// One queued event: its JSON, as `JSON.stringify` wrote it.
+/// One queued event: its JSON text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Item {
     pub json: String,
@@ -25,9 +25,8 @@ pub struct Item {
 
 impl Item {
     /// The event's `messageId`, as written in the JSON (escapes kept). The
-    /// SDK writes it as the event's second field, before anything nested;
-    /// read only when adopting another tab's queue or reporting an eviction,
-    /// so `track()` never copies the id into the Wasm.
+    /// SDK writes it near the start, before anything nested; it is read only
+    /// when adopting another tab's queue or reporting an eviction.
     pub fn message_id(&self) -> Option<&str> {
         const KEY: &str = "\"messageId\":\"";
         // A byte scan: `str::find` with a string pattern would add 3 KB of searcher to the Wasm.

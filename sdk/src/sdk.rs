@@ -479,7 +479,7 @@ impl Sdk {
         let before = consent::to_js(&self.consent);
         consent::merge(&mut self.consent, update);
         self.consent_json = None;
-        self.consent.updated_at = Some(js::iso(js::now_ms()));
+        self.consent.updated_at = Some(js::iso_now());
         self.consent_known = true;
         if self.opts.storage == StorageMode::None {
             self.store
@@ -574,7 +574,7 @@ impl Sdk {
         Some((
             self.url.clone(),
             self.auth.clone(),
-            queue::finish_body(body, &js::iso(js::now_ms())),
+            queue::finish_body(body, &js::iso_now()),
         ))
     }
 
@@ -637,7 +637,7 @@ impl Sdk {
             self.persist();
             return;
         }
-        let sent_at = js::iso(js::now_ms());
+        let sent_at = js::iso_now();
         for (body, n) in self.queue.beacon_bodies() {
             if transport::beacon(&self.beacon_url, &queue::finish_body(body, &sent_at)) {
                 self.queue.remove_after_inflight(n);
