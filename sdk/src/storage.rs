@@ -4,7 +4,6 @@
 
 use crate::js;
 use crate::options::StorageMode;
-use wasm_bindgen::JsCast;
 
 /// One year, in seconds.
 const COOKIE_MAX_AGE_S: &str = "31536000";
@@ -21,11 +20,10 @@ pub struct Store {
     memory: Vec<(String, String)>,
 }
 
-fn document() -> Option<web_sys::HtmlDocument> {
-    web_sys::window()?
-        .document()?
-        .dyn_into::<web_sys::HtmlDocument>()
-        .ok()
+/// `document` (read through `Reflect`: `document.cookie` throws where
+/// cookies are blocked, and `Reflect` turns that into `undefined`).
+fn document() -> wasm_bindgen::JsValue {
+    js::get(&js::global(), "document")
 }
 
 fn local() -> Option<web_sys::Storage> {
@@ -35,7 +33,7 @@ fn local() -> Option<web_sys::Storage> {
 
 /// Read a cookie from `document.cookie`.
 pub fn read_cookie(name: &str) -> Option<String> {
-    let cookies = document()?.cookie().ok()?;
+    let cookies = js::get_str(&document(), "cookie")?;
     cookies.split(';').find_map(|c| {
         let (k, v) = c.trim().split_once('=')?;
         (k == name && !v.is_empty()).then(|| v.to_owned())
@@ -50,7 +48,8 @@ fn write_cookie(
     same_site: &str,
     secure: bool,
 ) {
-    if let Some(doc) = document() {
+    let doc = document();
+    if doc.is_object() {
         let mut c = [
             name,
             "=",
@@ -68,7 +67,7 @@ fn write_cookie(
         if secure {
             c.push_str("; Secure");
         }
-        let _ = doc.set_cookie(&c);
+        let _ = js_sys::Reflect::set(&doc, &js::st("cookie"), &c.into());
     }
 }
 
