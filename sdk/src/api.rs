@@ -109,7 +109,6 @@ pub fn load(write_key: JsValue, options: JsValue) -> Result<(), JsValue> {
 
 /// Ask the collector's id endpoint to (re)set the id as a server-set cookie.
 fn server_id(endpoint: String, id: String) {
-    let Some(w) = web_sys::window() else { return };
     let url = [
         endpoint.as_str(),
         if endpoint.contains('?') { "&" } else { "?" },
@@ -117,11 +116,13 @@ fn server_id(endpoint: String, id: String) {
         &id,
     ]
     .concat();
-    let init = web_sys::RequestInit::new();
-    init.set_credentials(web_sys::RequestCredentials::Include);
+    let init = Object::new();
+    set(&init, "credentials", "include");
     // Fire and forget; a failure is handled, not left as an unhandled rejection.
-    let ignore = Closure::once_into_js(|_: JsValue| {});
-    transport::settle(&w.fetch_with_str_and_init(&url, &init), &ignore);
+    if let Some(response) = transport::fetch(&url, &init) {
+        let ignore = Closure::once_into_js(|_: JsValue| {});
+        transport::settle(&response, &ignore);
+    }
 }
 
 /// Record an action: `track(event, properties?, options?)`.

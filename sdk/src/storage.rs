@@ -4,6 +4,7 @@
 
 use crate::js;
 use crate::options::StorageMode;
+use wasm_bindgen::JsValue;
 
 /// One year, in seconds.
 const COOKIE_MAX_AGE_S: &str = "31536000";
@@ -22,13 +23,25 @@ pub struct Store {
 
 /// `document` (read through `Reflect`: `document.cookie` throws where
 /// cookies are blocked, and `Reflect` turns that into `undefined`).
-fn document() -> wasm_bindgen::JsValue {
+fn document() -> JsValue {
     js::get(&js::global(), "document")
 }
 
-fn local() -> Option<web_sys::Storage> {
-    // Throws in sandboxed iframes and with storage blocked: that is `None`.
-    web_sys::window()?.local_storage().ok().flatten()
+/// `localStorage`, used through `Reflect` like `document` (reading it throws
+/// in sandboxed iframes and with storage blocked: that is `None`).
+fn local() -> Option<JsValue> {
+    let s = js::get(&js::global(), "localStorage");
+    s.is_object().then_some(s)
+}
+
+/// `localStorage[method](args…)`; `None` if it threw (quota, blocked).
+fn local_call(method: &'static str, args: &[JsValue]) -> Option<JsValue> {
+    let s = local()?;
+    js::call(&js::get(&s, method), &s, args)
+}
+
+fn local_get_item(key: &str) -> Option<String> {
+    local_call("getItem", &[key.into()])?.as_string()
 }
 
 /// Read a cookie from `document.cookie`.
@@ -143,7 +156,7 @@ impl Store {
             } else {
                 None
             })
-            .or_else(|| local().and_then(|s| s.get_item(key).ok().flatten()))
+            .or_else(|| local_get_item(key))
         } else {
             None
         };
@@ -172,9 +185,7 @@ impl Store {
                 self.secure,
             );
         }
-        if let Some(s) = local() {
-            let _ = s.set_item(key, value);
-        }
+        local_call("setItem", &[key.into(), value.into()]);
     }
 
     /// Remove a value everywhere.
@@ -190,9 +201,7 @@ impl Store {
                 self.secure,
             );
         }
-        if let Some(s) = local() {
-            let _ = s.remove_item(key);
-        }
+        local_call("removeItem", &[key.into()]);
     }
 
     /// localStorage only (the persistent queue: too big for a cookie).
@@ -200,7 +209,7 @@ impl Store {
         if !self.enabled || matches!(self.mode, StorageMode::Memory) {
             return None;
         }
-        local()?.get_item(key).ok().flatten()
+        local_get_item(key)
     }
 
     /// Write to localStorage; false if not allowed or it failed (quota, blocked).
@@ -208,13 +217,11 @@ impl Store {
         if !self.enabled || matches!(self.mode, StorageMode::Memory) {
             return false;
         }
-        local().is_some_and(|s| s.set_item(key, value).is_ok())
+        local_call("setItem", &[key.into(), value.into()]).is_some()
     }
 
     pub fn local_remove(&self, key: &str) {
-        if let Some(s) = local() {
-            let _ = s.remove_item(key);
-        }
+        local_call("removeItem", &[key.into()]);
     }
 
     /// localStorage keys starting with `prefix`.
@@ -222,9 +229,10 @@ impl Store {
         let Some(s) = local().filter(|_| self.enabled) else {
             return Vec::new();
         };
-        let n = s.length().unwrap_or(0);
-        (0..n)
-            .filter_map(|i| s.key(i).ok().flatten())
+        // A Storage's own keys are the stored keys.
+        js_sys::Object::keys(&js_sys::Object::from(s))
+            .iter()
+            .filter_map(|k| k.as_string())
             .filter(|k| k.starts_with(prefix))
             .collect()
     }
@@ -232,7 +240,7 @@ impl Store {
 
 /// A v4 UUID as a JS string: `crypto.randomUUID()` where there is one (it
 /// then never passes through Rust), else one made from random bytes.
-pub fn uuid_js() -> wasm_bindgen::JsValue {
+pub fn uuid_js() -> JsValue {
     let crypto = js::get(&js::global(), "crypto");
     js::call(&js::get(&crypto, "randomUUID"), &crypto, &[])
         .filter(|v| v.is_string())
@@ -245,7 +253,7 @@ pub fn uuid() -> String {
 }
 
 /// From `crypto.getRandomValues` (`Math.random` where even that is missing).
-fn uuid_from_random_bytes(crypto: &wasm_bindgen::JsValue) -> String {
+fn uuid_from_random_bytes(crypto: &JsValue) -> String {
     let mut bytes = [0u8; 16];
     let array = js_sys::Uint8Array::new_with_length(16);
     if js::call(

@@ -21,20 +21,19 @@ pub fn post(
     body: &str,
     done: impl FnOnce(Option<Answer>) + 'static,
 ) {
-    let Some(window) = web_sys::window() else {
-        return done(None);
-    };
-    let init = web_sys::RequestInit::new();
-    init.set_method("POST");
-    init.set_body(&JsValue::from_str(body));
-    // `keepalive` lets the request finish after the page is gone; web-sys has no setter for it.
+    // A plain init object: typed `RequestInit` / `Headers` bindings cost a glue function per setter.
+    let headers = js_sys::Object::new();
+    js::set(&headers, "content-type", "text/plain");
+    js::set(&headers, "authorization", authorization);
+    let init = js_sys::Object::new();
+    js::set(&init, "method", "POST");
+    js::set(&init, "body", body);
+    js::set(&init, "headers", headers);
+    // `keepalive` lets the request finish after the page is gone.
     js::set(&init, "keepalive", true);
-    let Some(headers) = web_sys::Headers::new().ok() else {
+    let Some(response) = fetch(url, &init) else {
         return done(None);
     };
-    let _ = headers.set("content-type", "text/plain");
-    let _ = headers.set("authorization", authorization);
-    init.set_headers(&headers);
     let answer = Rc::new(Cell::new(None));
     let seen = answer.clone();
     let on_response = Closure::once_into_js(move |response: JsValue| -> JsValue {
@@ -53,8 +52,13 @@ pub fn post(
         js::call(&js::get(&response, "text"), &response, &[]).unwrap_or(JsValue::UNDEFINED)
     });
     let on_done = Closure::once_into_js(move |_: JsValue| done(answer.take()));
-    let response = window.fetch_with_str_and_init(url, &init);
     settle(&settle(&response, &on_response), &on_done);
+}
+
+/// `fetch(url, init)`: the response promise (`None` if `fetch` threw).
+pub fn fetch(url: &str, init: &js_sys::Object) -> Option<JsValue> {
+    let w = js::global();
+    js::call(&js::get(&w, "fetch"), &w, &[url.into(), init.into()])
 }
 
 /// `promise.then(f, f)`: one handler for both outcomes, so it is always
