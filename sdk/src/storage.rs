@@ -238,18 +238,13 @@ impl Store {
     }
 }
 
-/// A v4 UUID as a JS string: `crypto.randomUUID()` where there is one (it
-/// then never passes through Rust), else one made from random bytes.
-pub fn uuid_js() -> JsValue {
+/// A v4 UUID: `crypto.randomUUID()` where there is one (secure contexts),
+/// else one made from random bytes.
+pub fn uuid() -> String {
     let crypto = js::get(&js::global(), "crypto");
     js::call(&js::get(&crypto, "randomUUID"), &crypto, &[])
-        .filter(|v| v.is_string())
-        .unwrap_or_else(|| uuid_from_random_bytes(&crypto).into())
-}
-
-/// A v4 UUID (see [`uuid_js`]).
-pub fn uuid() -> String {
-    uuid_js().as_string().unwrap_or_default()
+        .and_then(|v| v.as_string())
+        .unwrap_or_else(|| uuid_from_random_bytes(&crypto))
 }
 
 /// From `crypto.getRandomValues` (`Math.random` where even that is missing).
