@@ -5,6 +5,7 @@
 use crate::consent;
 use crate::js::{self, set};
 use crate::options::Options;
+use crate::prelude::*;
 use crate::sdk::{self, Sdk};
 use crate::transport;
 use js_sys::Object;

@@ -3,6 +3,7 @@
 //! and Global Privacy Control. Mapped to purposes with `sluice_shared::consent`.
 
 use crate::js::{self, set};
+use crate::prelude::*;
 use js_sys::Object;
 use sluice_shared::consent::gpp::{opt_out_code, GppSignals};
 use sluice_shared::consent::tcf::TcfSignals;

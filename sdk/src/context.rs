@@ -2,6 +2,7 @@
 //! user agent and its low-entropy client hints, library.
 
 use crate::js::{self, set};
+use crate::prelude::*;
 use js_sys::Object;
 use sluice_shared::campaign::{utm_key, CLICK_IDS};
 use wasm_bindgen::JsValue;

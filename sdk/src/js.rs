@@ -1,14 +1,16 @@
 //! Small helpers over `js_sys` for building and reading plain JS objects.
 
+use crate::global::globals;
+use crate::prelude::*;
+use core::cell::RefCell;
 use js_sys::{Object, Reflect};
-use std::cell::RefCell;
 use wasm_bindgen::{JsCast, JsValue};
 
-thread_local! {
+globals! {
     /// JS strings for the SDK's own `'static` strings (property names, fixed
     /// values), each made once. Passing a Rust string to JS decodes it every
     /// time, which was a quarter of `track()`'s main-thread time.
-    static STATIC: RefCell<Vec<(usize, usize, JsValue)>> = const { RefCell::new(Vec::new()) };
+    static STATIC: RefCell<Vec<(usize, usize, JsValue)>> = RefCell::new(Vec::new());
 }
 
 /// A `'static` string as a JS string, made once. Keyed by address and

@@ -4,6 +4,7 @@
 //! the Wasm as a few short strings rather than as one large object and its
 //! serialisation.
 
+use crate::prelude::*;
 /// The members of a serialised object: `{"a":1,"b":2}` → `"a":1,"b":2`
 /// (empty for `{}` or anything that is not an object).
 pub fn members(object: &str) -> &str {
@@ -29,20 +30,6 @@ pub fn push_all(out: &mut String, parts: &[&str]) {
     }
 }
 
-/// `n` in decimal.
-pub fn uint(n: u64) -> String {
-    let mut digits = Vec::with_capacity(20);
-    let mut n = n;
-    loop {
-        digits.push(b'0' + (n % 10) as u8);
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    digits.iter().rev().map(|d| char::from(*d)).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,13 +44,12 @@ mod tests {
     }
 
     #[test]
-    fn numbers_and_members_are_written() {
+    fn members_are_written() {
         let mut s = String::from("{");
-        push_all(&mut s, &[r#""n":"#, &uint(0), r#","m":"#, &uint(u64::MAX)]);
+        push_all(&mut s, &[r#""n":"#, "0", r#","m":"#, "1"]);
         push_members(&mut s, "");
         push_members(&mut s, r#""id":"x-1""#);
         s.push('}');
-        assert_eq!(s, r#"{"n":0,"m":18446744073709551615,"id":"x-1"}"#);
-        assert_eq!(uint(42), "42");
+        assert_eq!(s, r#"{"n":0,"m":1,"id":"x-1"}"#);
     }
 }

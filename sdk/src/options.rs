@@ -1,6 +1,7 @@
 //! `load(writeKey, options)` options: typed, defaults filled in, unknown ones rejected.
 
 use crate::js;
+use crate::prelude::*;
 use sluice_shared::consent::Purpose;
 use wasm_bindgen::JsValue;
 

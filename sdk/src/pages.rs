@@ -2,6 +2,7 @@
 //! once per distinct path + query (never twice for the same URL).
 
 use crate::js;
+use crate::prelude::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 

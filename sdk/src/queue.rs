@@ -7,6 +7,7 @@
 //! when it can take that lock, i.e. when the owner is gone, so two live tabs
 //! never send the same stored events.
 
+use crate::prelude::*;
 /// Prefix of the per-tab persisted queues.
 pub const KEY_PREFIX: &str = "sluice:q:";
 /// Largest request body. The `keepalive` / `sendBeacon` budget is 64 KiB for

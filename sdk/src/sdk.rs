@@ -3,18 +3,20 @@
 
 use crate::consent;
 use crate::context;
+use crate::global::globals;
 use crate::js::{self, set};
 use crate::json;
 use crate::options::{Options, Pending, StorageMode};
+use crate::prelude::*;
 use crate::queue::{self, Item, Queue};
 use crate::retry::{self, Verdict};
 use crate::session::{self, Session};
 use crate::storage::{self, Store};
 use crate::{pages, tabs, transport};
+use core::cell::{Cell, RefCell};
 use js_sys::Object;
 use sluice_shared::consent::{Consent, Purpose, Regime, Source};
-use std::cell::RefCell;
-use std::rc::Rc;
+use sluice_shared::text::decimal;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -99,9 +101,9 @@ fn json_string(s: &str) -> Option<String> {
     js::stringify(&JsValue::from_str(s))
 }
 
-thread_local! {
-    static SDK: RefCell<Option<Sdk>> = const { RefCell::new(None) };
-    static REPLAY_AT: std::cell::Cell<Option<f64>> = const { std::cell::Cell::new(None) };
+globals! {
+    static SDK: RefCell<Option<Sdk>> = RefCell::new(None);
+    static REPLAY_AT: Cell<Option<f64>> = Cell::new(None);
 }
 
 /// The time of the queued call being replayed (see `api::replay_at`).
@@ -267,7 +269,7 @@ impl Sdk {
             set(&given, "messageId", id);
         } else {
             self.id_seq += 1;
-            let n = json::uint(self.id_seq.into());
+            let n = decimal(self.id_seq.into());
             json::push_all(
                 &mut members,
                 &[",\"messageId\":\"", &self.id_prefix, &n, "\""],
@@ -319,7 +321,8 @@ impl Sdk {
     fn iso(&mut self, ms: f64) -> &str {
         // ±8.64e15 ms is the range of a JS Date.
         let ms = if ms.is_finite() && ms.abs() <= 8.64e15 {
-            ms.trunc()
+            // Whole milliseconds (`f64::trunc` is not in `core`).
+            ms as i64 as f64
         } else {
             js::now_ms()
         };
@@ -386,7 +389,7 @@ impl Sdk {
     fn release(&mut self, d: Draft, anonymous: bool) {
         let mut out = String::with_capacity(d.members.len() + d.context.len() + 400);
         let mut ctx = String::with_capacity(d.context.len() + 300);
-        let (width, height) = (json::uint(d.viewport.0), json::uint(d.viewport.1));
+        let (width, height) = (decimal(d.viewport.0), decimal(d.viewport.1));
         json::push_all(
             &mut ctx,
             &[
@@ -429,7 +432,7 @@ impl Sdk {
                 self.store.set(SESSION_KEY, &s.encode());
                 self.session_saved_ms = now;
             }
-            let id = json::uint(s.id as u64);
+            let id = decimal(s.id as u64);
             json::push_all(&mut ctx, &[",\"sessionId\":", &id]);
             if started {
                 ctx.push_str(",\"sessionStart\":true");
@@ -502,7 +505,7 @@ impl Sdk {
                 self.store.set(CONSENT_KEY, &text);
             }
         }
-        for d in std::mem::take(&mut self.pending) {
+        for d in core::mem::take(&mut self.pending) {
             self.submit(d);
         }
         let after = consent::to_js(&self.consent);

@@ -1,6 +1,8 @@
 //! Sessions: an id (the start time in ms, as RudderStack and Amplitude use),
 //! renewed after a period of inactivity (30 minutes by default).
 
+use crate::prelude::*;
+use sluice_shared::text::{decimal, push_decimal};
 /// The session state (persisted as `"<id>.<last activity>"`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Session {
@@ -20,12 +22,10 @@ impl Session {
 
     /// The stored form.
     pub fn encode(self) -> String {
-        [
-            (self.id as u64).to_string(),
-            ".".into(),
-            (self.last_ms as u64).to_string(),
-        ]
-        .concat()
+        let mut out = decimal(self.id as u64);
+        out.push('.');
+        push_decimal(&mut out, self.last_ms as u64, 1);
+        out
     }
 }
 

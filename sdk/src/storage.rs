@@ -4,6 +4,7 @@
 
 use crate::js;
 use crate::options::StorageMode;
+use crate::prelude::*;
 use wasm_bindgen::JsValue;
 
 /// One year, in seconds.
@@ -136,7 +137,7 @@ impl Store {
             self.enabled = enabled;
             if enabled && !was {
                 // Move what was held in memory to localStorage.
-                let held = std::mem::take(&mut self.memory);
+                let held = core::mem::take(&mut self.memory);
                 for (k, v) in held {
                     self.set(&k, &v);
                 }

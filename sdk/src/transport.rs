@@ -2,8 +2,8 @@
 //! `sendBeacon` when the page is being hidden or left.
 
 use crate::js;
-use std::cell::Cell;
-use std::rc::Rc;
+use crate::prelude::*;
+use core::cell::Cell;
 use wasm_bindgen::prelude::*;
 
 /// The answer to a request: status and `Retry-After`, or `None` on a network error.

@@ -1,5 +1,7 @@
 //! Identifiers: UUID v4 text from caller-supplied random bytes.
 
+use alloc::string::String;
+
 /// Formats 16 random bytes as a version-4, RFC 4122 variant UUID
 /// (`xxxxxxxx-xxxx-4xxx-Yxxx-xxxxxxxxxxxx`, lower case).
 pub fn uuid_v4(mut bytes: [u8; 16]) -> String {

@@ -2,7 +2,8 @@
 //!
 //! Times are milliseconds since the Unix epoch (UTC). Callers pass `now` in.
 
-use std::fmt;
+use alloc::string::String;
+use core::fmt;
 
 /// A point in time, in milliseconds since 1970-01-01T00:00:00Z.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -190,18 +191,7 @@ impl Timestamp {
             if n < 0 {
                 out.push('-');
             }
-            // Digits by hand: no formatting machinery in the browser SDK, which uses this too.
-            let mut n = n.unsigned_abs();
-            let mut digits = [b'0'; 20];
-            let mut len = 0;
-            while n > 0 || len < width {
-                digits[len] = b'0' + (n % 10) as u8;
-                n /= 10;
-                len += 1;
-            }
-            for d in digits[..len].iter().rev() {
-                out.push(char::from(*d));
-            }
+            crate::text::push_decimal(&mut out, n.unsigned_abs(), width);
         }
         out.push('Z');
         out

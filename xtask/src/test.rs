@@ -35,25 +35,40 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
             "warnings",
         ],
     ));
-    outcomes.push(check(
-        "clippy (wasm32)",
+    // Three wasm32 runs, because features unify within one: the SDK's library
+    // is `no_std` with its own panic handler, and any crate in the build that
+    // enables std (the worker, the SDK's test dependencies) would clash with it.
+    let wasm_clippy = |name: &str, args: &[&str]| {
+        let mut all = vec!["clippy", "--quiet"];
+        all.extend_from_slice(args);
+        all.extend(["--target", "wasm32-unknown-unknown", "--", "-D", "warnings"]);
+        check(name, &all)
+    };
+    outcomes.push(wasm_clippy(
+        "clippy (wasm32: shared, worker)",
         &[
-            "clippy",
-            "--quiet",
             "-p",
             "sluice-shared",
-            "-p",
-            "sluice-sdk",
             "-p",
             "sluice-edge-worker",
             "--all-targets",
             "--all-features",
-            "--target",
-            "wasm32-unknown-unknown",
-            "--",
-            "-D",
-            "warnings",
         ],
+    ));
+    outcomes.push(wasm_clippy(
+        "clippy (wasm32: SDK and shared, no_std)",
+        &[
+            "-p",
+            "sluice-shared",
+            "-p",
+            "sluice-sdk",
+            "--lib",
+            "--no-default-features",
+        ],
+    ));
+    outcomes.push(wasm_clippy(
+        "clippy (wasm32: SDK tests)",
+        &["-p", "sluice-sdk", "--tests"],
     ));
     outcomes.push(tests(
         "unit tests (native)",
@@ -72,6 +87,9 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
                 "test",
                 "-p",
                 "sluice-sdk",
+                // Only the unit tests: the `no_std` library itself (built for
+                // doc tests otherwise) cannot share a build with std.
+                "--lib",
                 "--target",
                 "wasm32-unknown-unknown",
             ])

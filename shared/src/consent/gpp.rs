@@ -6,6 +6,8 @@
 //! "not applicable" leaves them unknown.
 
 use super::{Consent, Purpose, Source, State};
+use alloc::string::String;
+use alloc::vec::Vec;
 
 /// What the GPP sections say about the US opt-outs (`None`: not applicable / absent).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

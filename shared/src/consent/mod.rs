@@ -17,10 +17,13 @@ pub mod gcm;
 pub mod gpp;
 pub mod tcf;
 
+use alloc::borrow::ToOwned;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
-use std::collections::BTreeMap;
-use std::fmt;
 
 /// Why something is collected or shared.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -154,7 +157,7 @@ pub struct Consent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
     /// The browser sent Global Privacy Control.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "core::ops::Not::not")]
     pub gpc: bool,
     /// The IAB TCF v2 TC string, when a CMP supplied one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -208,7 +211,7 @@ impl FromIterator<(Purpose, State)> for Categories {
 
 impl IntoIterator for Categories {
     type Item = (Purpose, State);
-    type IntoIter = std::vec::IntoIter<(Purpose, State)>;
+    type IntoIter = alloc::vec::IntoIter<(Purpose, State)>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()
     }
@@ -263,6 +266,7 @@ impl Consent {
     }
 
     /// Read `context.consent` from an event context; `None` if absent.
+    #[cfg(feature = "std")]
     pub fn from_context(
         context: Option<&crate::event::Object>,
     ) -> Result<Option<Consent>, ConsentError> {
@@ -344,7 +348,7 @@ pub struct Policy {
 }
 
 fn default_collect() -> Vec<Purpose> {
-    vec![Purpose::Analytics]
+    alloc::vec![Purpose::Analytics]
 }
 
 impl Default for Policy {
@@ -511,6 +515,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "std")]
     fn round_trips_through_context() {
         let mut c = Consent {
             source: Source::Tcf,

@@ -14,6 +14,8 @@
 //! Purposes 1, 3, 4, 5 and 6 cannot rest on legitimate interest (TCF 2.2).
 
 use super::{Consent, Purpose, Source, State};
+use alloc::string::String;
+use alloc::vec::Vec;
 
 /// The signals of a TCF v2 consent, as `__tcfapi` reports them or a TC string encodes them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -52,7 +54,11 @@ impl TcfSignals {
     pub fn to_consent(&self, tc_string: Option<String>) -> Consent {
         let mut consent = Consent {
             source: Source::Tcf,
-            policy_version: Some(format!("tcf-v2.{}", self.policy_version)),
+            policy_version: Some({
+                let mut v = String::from("tcf-v2.");
+                crate::text::push_decimal(&mut v, u64::from(self.policy_version), 1);
+                v
+            }),
             tc_string,
             ..Consent::default()
         };
