@@ -4,7 +4,8 @@ use crate::global::globals;
 use crate::prelude::*;
 use core::cell::RefCell;
 use js_sys::{Object, Reflect};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 globals! {
     /// JS strings for the SDK's own `'static` strings (property names, fixed
@@ -75,9 +76,22 @@ pub fn is_plain_object(v: &JsValue) -> bool {
     v.is_object() && !js_sys::Array::is_array(v)
 }
 
+#[wasm_bindgen]
+extern "C" {
+    /// One import, where `js_sys::global()` probes four names.
+    #[wasm_bindgen(thread_local_v2, js_name = globalThis)]
+    static GLOBAL_THIS: Object;
+}
+
 /// The global object (window).
 pub fn global() -> Object {
-    js_sys::global()
+    GLOBAL_THIS.with(Object::clone)
+}
+
+/// The global object as a `Window`. The SDK runs on a page's main thread, so
+/// there is no `instanceof Window` check (`web_sys::window()`'s) to pay for.
+pub fn window() -> web_sys::Window {
+    global().unchecked_into()
 }
 
 /// `location[key]` as a string (`origin`, `hostname`, `pathname`, …).

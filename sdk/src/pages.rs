@@ -8,9 +8,7 @@ use wasm_bindgen::JsCast;
 
 /// Call `on_change` after every history change.
 pub fn watch(on_change: impl Fn() + Clone + 'static) {
-    let Some(window) = web_sys::window() else {
-        return;
-    };
+    let window = js::window();
     let history = js::get(&window, "history");
     for method in ["pushState", "replaceState"] {
         let Some(original) = js::get(&history, method)

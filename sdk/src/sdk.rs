@@ -128,13 +128,11 @@ pub fn log(debug: bool, what: &str, detail: &JsValue) {
 }
 
 fn set_timeout(ms: f64, f: impl FnOnce() + 'static) {
-    if let Some(w) = web_sys::window() {
-        let cb = Closure::once_into_js(f);
-        let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(
-            cb.unchecked_ref(),
-            ms.clamp(0.0, 2_147_483_647.0) as i32,
-        );
-    }
+    let cb = Closure::once_into_js(f);
+    let _ = js::window().set_timeout_with_callback_and_timeout_and_arguments_0(
+        cb.unchecked_ref(),
+        ms.clamp(0.0, 2_147_483_647.0) as i32,
+    );
 }
 
 fn purpose_allowed(c: &Consent, p: &Purpose) -> bool {
@@ -762,9 +760,7 @@ pub fn install(sdk: Sdk) {
     let has_pending_storage = !sdk.store.local_keys(queue::KEY_PREFIX).is_empty();
     SDK.with(|s| *s.borrow_mut() = Some(sdk));
     tabs::hold_forever(&tab);
-    let Some(window) = web_sys::window() else {
-        return;
-    };
+    let window = js::window();
     let hide = Closure::<dyn FnMut()>::new(|| {
         let document = js::get(&js::global(), "document");
         let hidden = js::get_str(&document, "visibilityState").is_some_and(|v| v == "hidden");

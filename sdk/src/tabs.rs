@@ -3,7 +3,7 @@
 //! tab's queue may be taken only with its lock, i.e. once that tab is gone.
 
 use crate::js;
-use js_sys::{Function, Object, Promise};
+use js_sys::{Array, Function, Object};
 use wasm_bindgen::prelude::*;
 
 fn locks() -> Option<JsValue> {
@@ -14,9 +14,15 @@ fn locks() -> Option<JsValue> {
 /// Hold `name` for the life of the page.
 pub fn hold_forever(name: &str) {
     let Some(locks) = locks() else { return };
-    let cb =
-        Closure::once_into_js(|_lock: JsValue| -> JsValue { Promise::new(&mut |_, _| {}).into() });
-    js::call(&js::get(&locks, "request"), &locks, &[name.into(), cb]);
+    // The lock is held until the callback's promise settles. `Promise.race([])`
+    // never settles, and bound to `[]` it is that callback with no Rust closure.
+    let promise = js::get(&js::global(), "Promise");
+    let never = Function::from(js::get(&promise, "race")).bind1(&promise, &Array::new());
+    js::call(
+        &js::get(&locks, "request"),
+        &locks,
+        &[name.into(), never.into()],
+    );
 }
 
 /// If `name` is free, run `f` while holding it (asynchronously).

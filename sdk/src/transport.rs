@@ -70,8 +70,9 @@ pub fn settle(promise: &JsValue, f: &JsValue) -> JsValue {
 
 /// `navigator.sendBeacon(url, body)`: true if the browser queued it.
 pub fn beacon(url: &str, body: &str) -> bool {
-    web_sys::window()
-        .and_then(|w| w.navigator().send_beacon_with_opt_str(url, Some(body)).ok())
+    crate::js::window()
+        .navigator()
+        .send_beacon_with_opt_str(url, Some(body))
         .unwrap_or(false)
 }
 

@@ -84,15 +84,18 @@ pub fn sdk() -> Result<()> {
     let renames = names::parse(&mapping)?;
     let glue = String::from_utf8(read(&work.join("sdk.js"))?)
         .map_err(|_| "wasm-bindgen's glue is not UTF-8".to_owned())?;
+    let glue = names::rewrite_glue(&glue, &renames)?;
+    write(&work.join("sdk.renamed.js"), glue.as_bytes())?;
     write(
-        &work.join("sdk.renamed.js"),
-        names::rewrite_glue(&glue, &renames)?.as_bytes(),
+        &work.join("sdk.site.js"),
+        without_init_sync(&glue)?.as_bytes(),
     )?;
     minify(
-        &work.join("sdk.renamed.js"),
+        &work.join("sdk.site.js"),
         &work.join("sdk.min.js"),
         "esm",
-        &[],
+        // Drops what nothing exports any more.
+        &["--tree-shaking=true".to_owned()],
     )?;
     let wasm = read(&work.join("sdk_bg.opt.wasm"))?;
     let glue = read(&work.join("sdk.min.js"))?;
@@ -137,6 +140,18 @@ pub fn sdk() -> Result<()> {
         env!("CARGO_PKG_VERSION")
     );
     write(&npm.join("package.json"), package.as_bytes())
+}
+
+/// The glue the loader imports, without `initSync` (synchronous compilation,
+/// which the loader never uses: it streams). Bundler users get the whole glue.
+fn without_init_sync(glue: &str) -> Result<String> {
+    const EXPORTS: &str = "export { initSync, __wbg_init as default };";
+    if !glue.contains(EXPORTS) {
+        return Err(format!(
+            "wasm-bindgen's glue no longer ends with `{EXPORTS}`; update xtask/src/build.rs"
+        ));
+    }
+    Ok(glue.replace(EXPORTS, "export { __wbg_init as default };"))
 }
 
 /// A short content hash for cache-busting file names (FNV-1a 64, hex).
