@@ -4,6 +4,7 @@
 
 use crate::consent;
 use crate::js::{self, set};
+use crate::json::cat;
 use crate::options::Options;
 use crate::prelude::*;
 use crate::sdk::{self, Sdk};
@@ -24,7 +25,7 @@ fn opt_object(v: &JsValue, what: &str) -> Result<JsValue, JsValue> {
     if v.is_undefined() || v.is_null() || js::is_plain_object(v) {
         Ok(v.clone())
     } else {
-        Err(bad(&[what, " must be an object"].concat()))
+        Err(bad(&cat(&[what, " must be an object"])))
     }
 }
 
@@ -48,7 +49,7 @@ fn required_string(v: &JsValue, what: &str) -> Result<String, JsValue> {
 fn required_js_string(v: &JsValue, what: &str) -> Result<js_sys::JsString, JsValue> {
     match v.dyn_ref::<js_sys::JsString>() {
         Some(s) if s.trim().length() > 0 => Ok(s.clone()),
-        _ => Err(bad(&[what, " must be a non-empty string"].concat())),
+        _ => Err(bad(&cat(&[what, " must be a non-empty string"]))),
     }
 }
 
@@ -110,13 +111,12 @@ pub fn load(write_key: JsValue, options: JsValue) -> Result<(), JsValue> {
 
 /// Ask the collector's id endpoint to (re)set the id as a server-set cookie.
 fn server_id(endpoint: String, id: String) {
-    let url = [
+    let url = cat(&[
         endpoint.as_str(),
         if endpoint.contains('?') { "&" } else { "?" },
         "anonymousId=",
         &id,
-    ]
-    .concat();
+    ]);
     let init = Object::new();
     set(&init, "credentials", "include");
     // Fire and forget; a failure is handled, not left as an unhandled rejection.

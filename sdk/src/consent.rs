@@ -3,6 +3,7 @@
 //! and Global Privacy Control. Mapped to purposes with `sluice_shared::consent`.
 
 use crate::js::{self, set};
+use crate::json::cat;
 use crate::prelude::*;
 use js_sys::Object;
 use sluice_shared::consent::gpp::{opt_out_code, GppSignals};
@@ -80,12 +81,11 @@ pub fn from_js(v: &JsValue) -> Result<Consent, JsValue> {
             _ => {
                 return Err(js::error(
                     "invalid_consent",
-                    &[
+                    &cat(&[
                         "consent for `",
                         &key,
                         "` must be true, false, \"granted\" or \"denied\"",
-                    ]
-                    .concat(),
+                    ]),
                 ))
             }
         };

@@ -22,6 +22,14 @@ pub fn push_members(out: &mut String, member: &str) {
     }
 }
 
+/// The parts joined: `[..].concat()` without its overflow checks and panics
+/// (smaller Wasm).
+pub fn cat(parts: &[&str]) -> String {
+    let mut out = String::new();
+    push_all(&mut out, parts);
+    out
+}
+
 /// Append every part (one loop instead of a call per part: smaller Wasm).
 #[inline(never)]
 pub fn push_all(out: &mut String, parts: &[&str]) {

@@ -1,6 +1,7 @@
 //! `load(writeKey, options)` options: typed, defaults filled in, unknown ones rejected.
 
 use crate::js;
+use crate::json::cat;
 use crate::prelude::*;
 use sluice_shared::consent::Purpose;
 use wasm_bindgen::JsValue;
@@ -119,7 +120,7 @@ fn unknown_keys(obj: &JsValue, known: &[&str], prefix: &str) -> Result<(), JsVal
     for k in keys.iter() {
         let k = k.as_string().unwrap_or_default();
         if !known.contains(&k.as_str()) {
-            return Err(invalid(&["unknown option `", prefix, &k, "`"].concat()));
+            return Err(invalid(&cat(&["unknown option `", prefix, &k, "`"])));
         }
     }
     Ok(())
@@ -132,18 +133,15 @@ fn number(obj: &JsValue, key: &'static str, min: f64) -> Result<Option<f64>, JsV
     }
     match v.as_f64() {
         Some(n) if n >= min && n.is_finite() => Ok(Some(n)),
-        _ => Err(invalid(
-            &[
-                "`",
-                key,
-                if min > 0.0 {
-                    "` must be a positive number"
-                } else {
-                    "` must be a number ≥ 0"
-                },
-            ]
-            .concat(),
-        )),
+        _ => Err(invalid(&cat(&[
+            "`",
+            key,
+            if min > 0.0 {
+                "` must be a positive number"
+            } else {
+                "` must be a number ≥ 0"
+            },
+        ]))),
     }
 }
 
@@ -154,7 +152,7 @@ fn string(obj: &JsValue, key: &'static str) -> Result<Option<String>, JsValue> {
     }
     v.as_string()
         .map(Some)
-        .ok_or_else(|| invalid(&["`", key, "` must be a string"].concat()))
+        .ok_or_else(|| invalid(&cat(&["`", key, "` must be a string"])))
 }
 
 fn boolean(obj: &JsValue, key: &'static str) -> Result<Option<bool>, JsValue> {
@@ -164,7 +162,7 @@ fn boolean(obj: &JsValue, key: &'static str) -> Result<Option<bool>, JsValue> {
     }
     v.as_bool()
         .map(Some)
-        .ok_or_else(|| invalid(&["`", key, "` must be true or false"].concat()))
+        .ok_or_else(|| invalid(&cat(&["`", key, "` must be true or false"])))
 }
 
 impl Options {

@@ -46,9 +46,7 @@ pub fn watch(on_change: impl Fn() + Clone + 'static) {
 
 /// The key a page view is deduplicated on: path and query.
 pub fn current_key() -> String {
-    [
-        crate::js::location("pathname").unwrap_or_default(),
-        crate::js::location("search").unwrap_or_default(),
-    ]
-    .concat()
+    let mut key = crate::js::location("pathname").unwrap_or_default();
+    key.push_str(&crate::js::location("search").unwrap_or_default());
+    key
 }

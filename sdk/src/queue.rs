@@ -199,10 +199,11 @@ pub fn finish_body(mut body: String, sent_at: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::cat;
 
     fn item(i: usize) -> Item {
         Item {
-            json: ["{\"messageId\":\"", &i.to_string(), "\"}"].concat(),
+            json: cat(&["{\"messageId\":\"", &i.to_string(), "\"}"]),
         }
     }
 
@@ -248,7 +249,7 @@ mod tests {
         let big = "x".repeat(1000);
         for _ in 0..200 {
             q.push(Item {
-                json: ["{\"p\":\"", &big, "\"}"].concat(),
+                json: cat(&["{\"p\":\"", &big, "\"}"]),
             });
         }
         let bodies = q.beacon_bodies();

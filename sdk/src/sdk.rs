@@ -6,6 +6,7 @@ use crate::context;
 use crate::global::globals;
 use crate::js::{self, set};
 use crate::json;
+use crate::json::cat;
 use crate::options::{Options, Pending, StorageMode};
 use crate::prelude::*;
 use crate::queue::{self, Item, Queue};
@@ -149,18 +150,17 @@ impl Sdk {
         } else {
             opts.api_host.clone()
         };
-        let url = [host.as_str(), opts.api_path.as_str()].concat();
-        let beacon_url = [
+        let url = cat(&[host.as_str(), opts.api_path.as_str()]);
+        let beacon_url = cat(&[
             url.as_str(),
             if url.contains('?') { "&" } else { "?" },
             "writeKey=",
             write_key,
-        ]
-        .concat();
+        ]);
         let token = js::call(
             &js::get(&window, "btoa"),
             &window,
-            &[[write_key, ":"].concat().into()],
+            &[cat(&[write_key, ":"]).into()],
         )
         .and_then(|t| t.as_string())
         .unwrap_or_default();
@@ -206,18 +206,18 @@ impl Sdk {
             .and_then(|t| js_sys::JSON::parse(&t).ok())
             .unwrap_or_else(|| Object::new().into());
         let session = store.get(SESSION_KEY).and_then(|s| Session::parse(&s));
-        let tab_key = [queue::KEY_PREFIX, &storage::uuid()].concat();
+        let tab_key = cat(&[queue::KEY_PREFIX, &storage::uuid()]);
         let stable = context::stable(&window);
         let page_ctx = context::page(&window);
         let campaign = js::location("search").and_then(|s| context::campaign(&s));
         let mut sdk = Sdk {
             url,
             beacon_url,
-            auth: ["Basic ", &token].concat(),
+            auth: cat(&["Basic ", &token]),
             store,
             anonymous_id,
             page_id: storage::uuid(),
-            id_prefix: [storage::uuid().as_str(), "-"].concat(),
+            id_prefix: cat(&[storage::uuid().as_str(), "-"]),
             id_seq: 0,
             last_time: (f64::NAN, String::new()),
             user_id: None,
@@ -349,7 +349,7 @@ impl Sdk {
     /// Log `draft` when debugging.
     fn log_draft(&self, what: &str, d: &Draft) {
         if self.debug {
-            let text = ["{\"type\":\"", d.kind, "\"", &d.members, "}"].concat();
+            let text = cat(&["{\"type\":\"", d.kind, "\"", &d.members, "}"]);
             log(true, what, &js_sys::JSON::parse(&text).unwrap_or_default());
         }
     }

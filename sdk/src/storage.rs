@@ -3,6 +3,7 @@
 //! fallback where storage is blocked (Safari private mode, sandboxed iframes).
 
 use crate::js;
+use crate::json::cat;
 use crate::options::StorageMode;
 use crate::prelude::*;
 use wasm_bindgen::JsValue;
@@ -64,7 +65,7 @@ fn write_cookie(
 ) {
     let doc = document();
     if doc.is_object() {
-        let mut c = [
+        let mut c = cat(&[
             name,
             "=",
             value,
@@ -72,8 +73,7 @@ fn write_cookie(
             max_age,
             "; SameSite=",
             same_site,
-        ]
-        .concat();
+        ]);
         if let Some(d) = domain {
             c.push_str("; Domain=");
             c.push_str(d);
@@ -93,14 +93,26 @@ fn registrable_domain() -> Option<String> {
     if is_ip || !host.contains('.') {
         return None; // IPs and localhost: host-only cookies
     }
-    let labels: Vec<&str> = host.split('.').collect();
-    for n in 2..=labels.len() {
-        let candidate = labels[labels.len() - n..].join(".");
-        write_cookie("sluice_probe", "1", "10", Some(&candidate), "Lax", false);
+    // Where each label starts; the last label alone ("com") is never a cookie
+    // domain. Shortest candidate first: "example.com", "shop.example.com", ….
+    let mut starts: Vec<usize> = core::iter::once(0)
+        .chain(
+            host.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'.')
+                .map(|(i, _)| i + 1),
+        )
+        .collect();
+    starts.pop();
+    for start in starts.into_iter().rev() {
+        let Some(candidate) = host.get(start..) else {
+            continue;
+        };
+        write_cookie("sluice_probe", "1", "10", Some(candidate), "Lax", false);
         let ok = read_cookie("sluice_probe").is_some();
-        write_cookie("sluice_probe", "", "0", Some(&candidate), "Lax", false);
+        write_cookie("sluice_probe", "", "0", Some(candidate), "Lax", false);
         if ok {
-            return Some(candidate);
+            return Some(candidate.to_owned());
         }
     }
     None
