@@ -1,8 +1,8 @@
 // Sluice loader (the file behind <script async src="…/sluice.js">).
 // Defines window.sluice as a call queue if the inline snippet has not,
-// compiles the Wasm SDK while downloading it (streaming), then replays the
-// queued calls with the time they were made. GLUE and WASM are the
-// content-hashed file names, filled in at build time.
+// compiles the Wasm SDK while downloading it (streaming, in parallel with the
+// glue), then replays the queued calls with the time they were made. GLUE and
+// WASM are the content-hashed file names, filled in at build time.
 (function (w, d) {
   var q = (w.sluice = w.sluice || []);
   if (q.loaded || q.started) return;
@@ -18,9 +18,13 @@
   var script = d.currentScript || d.querySelector("script[data-write-key]");
   var base = script && script.src ? script.src.replace(/[^/]*$/, "") : "/sluice/v1/";
   var key = script && script.getAttribute("data-write-key");
+  // The Wasm downloads alongside the glue, not after it; the glue's init
+  // awaits the response and compiles it as it streams in.
+  var wasm = fetch(base + WASM);
+  wasm.catch(function () {}); // reported below, if the glue loads
   import(base + GLUE)
     .then(function (m) {
-      return m.default({ module_or_path: base + WASM }).then(function () {
+      return m.default({ module_or_path: wasm }).then(function () {
         var api = {
           loaded: true,
           readyAt: w.performance ? performance.now() : 0,
