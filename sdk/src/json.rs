@@ -5,6 +5,7 @@
 //! serialisation.
 
 use crate::prelude::*;
+
 /// The members of a serialised object: `{"a":1,"b":2}` → `"a":1,"b":2`
 /// (empty for `{}` or anything that is not an object).
 pub fn members(object: &str) -> &str {

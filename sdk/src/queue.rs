@@ -8,6 +8,7 @@
 //! never send the same stored events.
 
 use crate::prelude::*;
+
 /// Prefix of the per-tab persisted queues.
 pub const KEY_PREFIX: &str = "sluice:q:";
 /// Largest request body. The `keepalive` / `sendBeacon` budget is 64 KiB for

@@ -3,6 +3,7 @@
 
 use crate::prelude::*;
 use sluice_shared::text::{decimal, push_decimal};
+
 /// The session state (persisted as `"<id>.<last activity>"`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Session {

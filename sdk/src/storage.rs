@@ -85,16 +85,12 @@ fn write_cookie(
     }
 }
 
-/// The registrable domain: the shortest suffix of the host a cookie can be
-/// set on (browsers refuse public suffixes like `co.uk`).
-fn registrable_domain() -> Option<String> {
-    let host = js::location("hostname")?;
-    let is_ip = host.contains(':') || host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
-    if is_ip || !host.contains('.') {
-        return None; // IPs and localhost: host-only cookies
-    }
-    // Where each label starts; the last label alone ("com") is never a cookie
-    // domain. Shortest candidate first: "example.com", "shop.example.com", ….
+/// The domains a cookie for `host` might be set on, shortest first:
+/// `shop.example.co.uk` → `co.uk`, `example.co.uk`, `shop.example.co.uk` (the
+/// browser refuses public suffixes, so the first one it accepts is the
+/// registrable domain). The last label alone is never a candidate.
+fn domain_candidates(host: &str) -> Vec<&str> {
+    // Where each label starts.
     let mut starts: Vec<usize> = core::iter::once(0)
         .chain(
             host.bytes()
@@ -104,10 +100,18 @@ fn registrable_domain() -> Option<String> {
         )
         .collect();
     starts.pop();
-    for start in starts.into_iter().rev() {
-        let Some(candidate) = host.get(start..) else {
-            continue;
-        };
+    starts.iter().rev().filter_map(|s| host.get(*s..)).collect()
+}
+
+/// The registrable domain: the shortest suffix of the host a cookie can be
+/// set on (browsers refuse public suffixes like `co.uk`).
+fn registrable_domain() -> Option<String> {
+    let host = js::location("hostname")?;
+    let is_ip = host.contains(':') || host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if is_ip || !host.contains('.') {
+        return None; // IPs and localhost: host-only cookies
+    }
+    for candidate in domain_candidates(&host) {
         write_cookie("sluice_probe", "1", "10", Some(candidate), "Lax", false);
         let ok = read_cookie("sluice_probe").is_some();
         write_cookie("sluice_probe", "", "0", Some(candidate), "Lax", false);
@@ -283,4 +287,19 @@ fn uuid_from_random_bytes(crypto: &JsValue) -> String {
 /// Is `v` usable as a stored id?
 pub fn valid_id(v: &str) -> bool {
     sluice_shared::id::is_uuid(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_domains_are_tried_shortest_first() {
+        assert_eq!(
+            domain_candidates("shop.example.co.uk"),
+            ["co.uk", "example.co.uk", "shop.example.co.uk"]
+        );
+        assert_eq!(domain_candidates("example.com"), ["example.com"]);
+        assert!(domain_candidates("localhost").is_empty());
+    }
 }

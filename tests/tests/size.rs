@@ -9,7 +9,7 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// A ceiling on snippet + loader + glue + wasm, gzipped, that keeps the size
 /// from creeping back up. It is above the 24 KB the SDK issue asks for: that
 /// budget is not met yet (see the README's "Size and speed").
-const UP_FRONT_CEILING_GZ: usize = 42 * 1024;
+const UP_FRONT_CEILING_GZ: usize = 39 * 1024;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {

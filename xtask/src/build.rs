@@ -39,17 +39,29 @@ pub fn all() -> Result<()> {
 /// ES module package for bundlers in `dist/npm/`.
 pub fn sdk() -> Result<()> {
     let root = root();
-    step("building the SDK (wasm32, release)");
-    proc::run(Command::new("cargo").current_dir(&root).args([
-        "build",
-        "--quiet",
-        "-p",
-        "sluice-sdk",
-        "--lib",
-        "--release",
-        "--target",
-        "wasm32-unknown-unknown",
-    ]))?;
+    step("building the SDK (wasm32, release, immediate-abort panics)");
+    // See `setup::SDK_NIGHTLY`. Its own target directory, so the stable and
+    // nightly builds do not invalidate each other's caches.
+    proc::run(
+        Command::new("cargo")
+            .current_dir(&root)
+            .env("RUSTUP_TOOLCHAIN", crate::setup::SDK_NIGHTLY)
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env("RUSTFLAGS", "-Zunstable-options -Cpanic=immediate-abort")
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "sluice-sdk",
+                "--lib",
+                "--release",
+                "--target",
+                "wasm32-unknown-unknown",
+                "--target-dir",
+                "target/sdk-release",
+                "-Zbuild-std=core,alloc",
+            ]),
+    )?;
     let work = root.join("target/sdk-bindgen");
     proc::run(
         Command::new(cargo_bin("wasm-bindgen"))
@@ -59,7 +71,7 @@ pub fn sdk() -> Result<()> {
             .arg("sdk")
             .arg("--out-dir")
             .arg(&work)
-            .arg(root.join("target/wasm32-unknown-unknown/release/sluice_sdk.wasm")),
+            .arg(root.join("target/sdk-release/wasm32-unknown-unknown/release/sluice_sdk.wasm")),
     )?;
     // Optimise for size and shorten import/export names; the glue follows the renames.
     let mapping = proc::output(
