@@ -108,8 +108,22 @@ fn a_tcf_cmp_is_read_and_mapped_to_purposes() {
     let c = seen.borrow()[0].clone();
     assert_eq!(c.source, Source::Tcf);
     assert_eq!(c.tc_string.as_deref(), Some("CPtest"));
+    assert_eq!(c.state(&Purpose::Functional), State::Granted);
     assert_eq!(c.state(&Purpose::Analytics), State::Granted);
     assert_eq!(c.state(&Purpose::Marketing), State::Denied);
+    assert_eq!(c.state(&Purpose::Personalization), State::Denied);
+
+    // Marketing's purposes 2 and 7 may rest on legitimate interest; 3 and 4 need
+    // consent. A purpose set to false is not given.
+    eval("window.__tcfapi = function (cmd, version, cb) { if (cmd === 'addEventListener') cb({ gdprApplies: true, eventStatus: 'useractioncomplete', \
+          purpose: { consents: { 3: true, 4: true, 5: false, 11: true }, legitimateInterests: { 2: true, 7: true, 5: true } } }, true); };");
+    let (seen, on) = recorder();
+    consent::watch_cmps(on);
+    eval("delete window.__tcfapi");
+    let c = seen.borrow()[0].clone();
+    assert_eq!(c.state(&Purpose::Marketing), State::Granted);
+    assert_eq!(c.state(&Purpose::Personalization), State::Denied);
+    assert_eq!(c.state(&Purpose::Functional), State::Denied);
 }
 
 #[wasm_bindgen_test]

@@ -114,17 +114,14 @@ pub fn gpc() -> bool {
     js::get_bool(&nav, "globalPrivacyControl").unwrap_or(false)
 }
 
-/// TCF purposes `{ "1": true, … }` → the ids set to true.
+/// TCF purposes `{ "1": true, … }` → the ids set to true, of purposes 1–11
+/// (all that the mapping to Sluice's purposes reads).
 fn ids(obj: &JsValue) -> Vec<u16> {
-    if !obj.is_object() {
-        return Vec::new();
-    }
-    Object::entries(&Object::from(obj.clone()))
-        .iter()
-        .filter_map(|e| {
-            let pair = js_sys::Array::from(&e);
-            (pair.get(1).as_bool() == Some(true)).then(|| pair.get(0).as_string()?.parse().ok())?
-        })
+    const KEYS: [&str; 11] = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"];
+    (1..=11)
+        .zip(KEYS)
+        .filter(|(_, k)| js::get_bool(obj, k) == Some(true))
+        .map(|(id, _)| id)
         .collect()
 }
 
