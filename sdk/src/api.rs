@@ -255,24 +255,22 @@ pub fn anonymous_id() -> Result<String, JsValue> {
 }
 
 fn apply_consent(update: sluice_shared::consent::Consent) {
-    let Some((changed, listeners, now)) = sdk::with(|s| {
-        let changed = s.update_consent(update);
-        (changed, s.listeners.clone(), consent::to_js(&s.consent))
+    let Some(Some((listeners, now))) = sdk::with(|s| {
+        s.update_consent(update)
+            .then(|| (s.listeners.clone(), consent::to_js(&s.consent)))
     }) else {
-        return;
+        return; // not loaded, or nothing changed
     };
-    if changed {
-        let cats = js::get(&now, "categories");
-        let _ = emit("track", &JsValue::UNDEFINED, &|e| {
-            set(e, "event", "Consent Updated");
-            let p = Object::new();
-            set(&p, "categories", cats.clone());
-            set(&p, "source", js::get(&now, "source"));
-            set(e, "properties", p);
-        });
-        for f in listeners {
-            let _ = f.call1(&JsValue::NULL, &now);
-        }
+    let cats = js::get(&now, "categories");
+    let _ = emit("track", &JsValue::UNDEFINED, &|e| {
+        set(e, "event", "Consent Updated");
+        let p = Object::new();
+        set(&p, "categories", cats.clone());
+        set(&p, "source", js::get(&now, "source"));
+        set(e, "properties", p);
+    });
+    for f in listeners {
+        let _ = f.call1(&JsValue::NULL, &now);
     }
 }
 

@@ -279,6 +279,26 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
     assert!(events
         .iter()
         .all(|e| e.anonymous_id == events[0].anonymous_id));
+
+    // A change of consent emits one `Consent Updated` and tells listeners once;
+    // the same consent reported again (CMPs re-report) emits nothing.
+    let updates = || {
+        sdk::with(|s| s.queue.persisted())
+            .unwrap()
+            .matches("Consent Updated")
+            .count()
+    };
+    let before = updates();
+    api::consent_on(eval("window.__heard = 0; (function () { window.__heard++; })").into())
+        .unwrap();
+    api::consent_set(eval("({ marketing: true })")).unwrap();
+    api::consent_set(eval("({ marketing: 'granted' })")).unwrap();
+    assert_eq!(updates(), before + 1);
+    assert_eq!(eval("window.__heard"), 1);
+    api::consent_set(eval("({ marketing: false })")).unwrap();
+    assert_eq!(updates(), before + 2);
+    assert_eq!(eval("window.__heard"), 2);
+
     api::reset().unwrap();
     assert_ne!(
         api::anonymous_id().unwrap(),

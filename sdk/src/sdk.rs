@@ -475,10 +475,15 @@ impl Sdk {
         }
     }
 
-    /// Consent changed: remember it, release or drop what was waiting, start or stop storage.
+    /// Consent reported: remember it, release or drop what was waiting, start
+    /// or stop storage. False when it changed nothing already known (CMPs
+    /// report the same choice again), and then nothing is done.
     pub fn update_consent(&mut self, update: Consent) -> bool {
-        let before = consent::to_js(&self.consent);
+        let before = self.consent.clone();
         consent::merge(&mut self.consent, update);
+        if self.consent_known && self.consent == before {
+            return false;
+        }
         self.consent_json = None;
         self.consent.updated_at = Some(js::iso_now());
         self.consent_known = true;
@@ -506,8 +511,7 @@ impl Sdk {
         for d in core::mem::take(&mut self.pending) {
             self.submit(d);
         }
-        let after = consent::to_js(&self.consent);
-        js::stringify(&before.into()) != js::stringify(&after.into())
+        true
     }
 
     /// Persist soon: at the end of this task for a small queue; at most once
