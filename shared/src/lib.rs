@@ -15,6 +15,8 @@ extern crate alloc;
 
 pub mod campaign;
 pub mod consent;
+#[cfg(feature = "std")]
+pub mod dest;
 #[cfg(feature = "enrich")]
 pub mod enrich;
 #[cfg(feature = "std")]

@@ -1,0 +1,84 @@
+//! Vendor destinations as pure functions: Segment Spec events in, the vendor's
+//! HTTP requests out, and the vendor's answer classified per event.
+//!
+//! Sans-IO like the rest of the crate: the worker's generic HTTP sink sends
+//! what [`Destination::encode`] builds and hands the answer to
+//! [`Destination::classify`]. Adding a vendor means one file here that
+//! implements [`Destination`], plus its golden fixtures.
+
+use crate::Event;
+use serde::de::DeserializeOwned;
+
+/// One request to a vendor, and which events of the input it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: &'static str,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Indices into the slice given to [`Destination::encode`].
+    pub events: Vec<usize>,
+}
+
+/// The vendor's answer to one [`HttpRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpAnswer {
+    pub status: u16,
+    /// `Retry-After` in milliseconds, already parsed (seconds or HTTP date).
+    pub retry_after_ms: Option<u64>,
+    pub body: String,
+}
+
+/// What became of one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Delivered,
+    /// Worth trying again, not before `after_ms` when the vendor said so.
+    Retry {
+        after_ms: Option<u64>,
+        reason: String,
+    },
+    /// Retrying cannot help: dead-letter it with the vendor's reason.
+    Permanent {
+        reason: String,
+    },
+    /// Not sent, on purpose (filtered by config, `integrations`, too old for
+    /// the vendor, not mappable): recorded, never retried.
+    Skipped {
+        reason: String,
+    },
+}
+
+/// A vendor's per-request limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_events: usize,
+    pub max_bytes: usize,
+}
+
+/// What [`Destination::encode`] returns: the requests, and the events not sent
+/// (by index) with why.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Encoded {
+    pub requests: Vec<HttpRequest>,
+    pub skipped: Vec<(usize, Verdict)>,
+}
+
+/// One vendor.
+pub trait Destination {
+    /// The name used in an event's `integrations` object (`"Meta Conversions API"`).
+    const NAME: &'static str;
+    /// The `kind` in `SLUICE_DESTINATIONS`.
+    const KIND: &'static str;
+    /// Credentials and options (unknown fields rejected).
+    type Config: DeserializeOwned;
+
+    fn limits(config: &Self::Config) -> Limits;
+
+    /// The requests for `events` (already consent-filtered by the pipeline);
+    /// `now_ms` is the delivery time (Unix ms).
+    fn encode(config: &Self::Config, events: &[Event], now_ms: i64) -> Encoded;
+
+    /// Classify the answer to `request`: one verdict per entry of `request.events`, in order.
+    fn classify(config: &Self::Config, request: &HttpRequest, answer: &HttpAnswer) -> Vec<Verdict>;
+}
