@@ -2,6 +2,7 @@
 //! response in one place (`{"error":{"code","message"}}`).
 
 use crate::http::HttpResponse;
+use crate::ports::PortError;
 use serde::Serialize;
 use sluice_shared::parse::ParseError;
 
@@ -116,6 +117,17 @@ impl ApiError {
             _ => {}
         }
         res
+    }
+}
+
+/// A failed port: a missing binding is the deployment's configuration; anything
+/// else is worth the client's retry.
+impl From<PortError> for ApiError {
+    fn from(e: PortError) -> ApiError {
+        match e {
+            PortError::MissingBinding(_) => ApiError::Config(e.to_string()),
+            _ => ApiError::Unavailable(e.to_string()),
+        }
     }
 }
 

@@ -5,9 +5,9 @@
 //! number of times it runs: times are merged with MIN/MAX, a trait keeps the
 //! value of the latest event (ties broken by messageId).
 
-use crate::sinks::d1::{text_value, SqlValue, Statement};
+use crate::db::{opt_text, text_value, SqlValue, Statement};
 use serde_json::Value;
-use sluice_shared::{EventType, QueuedEvent};
+use sluice_shared::{Event, EventType};
 
 const LINK: &str = "INSERT INTO identity_links (anonymous_id, user_id, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3) \
      ON CONFLICT (anonymous_id, user_id) DO UPDATE SET first_seen = MIN(first_seen, excluded.first_seen), last_seen = MAX(last_seen, excluded.last_seen)";
@@ -19,13 +19,8 @@ const TRAIT: &str = "INSERT INTO profile_traits (user_id, trait, value, at, mess
 const CONSENT: &str = "INSERT INTO consent_events (message_id, anonymous_id, user_id, at, consent) VALUES (?1, ?2, ?3, ?4, ?5) \
      ON CONFLICT (message_id) DO NOTHING";
 
-fn opt(v: &Option<String>) -> SqlValue {
-    v.as_deref().map_or(SqlValue::Null, text_value)
-}
-
 /// The identity statements for one stored event.
-pub fn statements(q: &QueuedEvent) -> Vec<Statement> {
-    let e = &q.event;
+pub fn statements(e: &Event) -> Vec<Statement> {
     let at = e
         .timestamp
         .clone()
@@ -80,8 +75,8 @@ pub fn statements(q: &QueuedEvent) -> Vec<Statement> {
                 CONSENT,
                 vec![
                     text_value(&e.message_id),
-                    opt(&e.anonymous_id),
-                    opt(&e.user_id),
+                    opt_text(e.anonymous_id.as_deref()),
+                    opt_text(e.user_id.as_deref()),
                     text_value(&at),
                     SqlValue::Text(consent.to_string()),
                 ],
@@ -94,7 +89,6 @@ pub fn statements(q: &QueuedEvent) -> Vec<Statement> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_shared::Event;
 
     #[test]
     fn an_identify_links_the_device_and_records_traits_and_consent() {
@@ -114,10 +108,7 @@ mod tests {
                 .cloned()
                 .unwrap(),
         );
-        let s = statements(&QueuedEvent {
-            source: "web".into(),
-            event: e,
-        });
+        let s = statements(&e);
         let kinds: Vec<&str> = s
             .iter()
             .map(|s| s.sql.split_whitespace().nth(2).unwrap())
@@ -143,10 +134,6 @@ mod tests {
     fn anonymous_events_touch_no_profile() {
         let mut e = Event::new(EventType::Track, "m1");
         e.anonymous_id = Some("a1".into());
-        assert!(statements(&QueuedEvent {
-            source: "web".into(),
-            event: e
-        })
-        .is_empty());
+        assert!(statements(&e).is_empty());
     }
 }

@@ -12,7 +12,7 @@ use crate::config::Source;
 use crate::decode;
 use crate::error::ApiError;
 use crate::http::{HttpRequest, HttpResponse};
-use crate::router::{Platform, Services};
+use crate::ports::{Platform, Services};
 use serde::Serialize;
 use serde_json::Value;
 use sluice_shared::consent::{self, Collect};
@@ -193,10 +193,7 @@ pub async fn accept<P: Platform>(
         messages.push(serde_json::to_string(&m).map_err(|e| ApiError::Unavailable(e.to_string()))?);
     }
     if !messages.is_empty() {
-        s.platform
-            .enqueue(messages)
-            .await
-            .map_err(ApiError::Unavailable)?;
+        s.platform.enqueue(messages).await?;
     }
     let count = |status| results.iter().filter(|r| r.status == status).count();
     Ok(HttpResponse::json(

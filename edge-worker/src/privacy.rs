@@ -2,9 +2,10 @@
 //! (access, delete, suppress, opt out of sale/sharing), the audit log, and
 //! retention. Works over the storage traits, so it is tested without a server.
 
+use crate::db::{text_value, SqlValue, Statement};
 use crate::delivery::config::{Destination, Kind};
-use crate::sinks::d1::{text_value, Sql, SqlValue, Statement};
-use crate::sinks::{self, HttpClient, ObjectStore, SinkError};
+use crate::ports::{JobPorts, ObjectStore, PortError, Sql};
+use crate::sinks::{self, SinkError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sluice_shared::Timestamp;
@@ -53,7 +54,7 @@ async fn follow(
     to_col: &str,
     from: &[String],
     to: &mut Vec<String>,
-) -> Result<bool, String> {
+) -> Result<bool, PortError> {
     if from.is_empty() {
         return Ok(false);
     }
@@ -77,7 +78,7 @@ async fn follow(
 }
 
 /// Follow the identity graph from the subject until no new id appears.
-pub async fn resolve(db: &impl Sql, subject: &Subject) -> Result<Identities, String> {
+pub async fn resolve(db: &impl Sql, subject: &Subject) -> Result<Identities, PortError> {
     let mut ids = Identities {
         user_ids: subject.user_id.clone().into_iter().collect(),
         anonymous_ids: subject.anonymous_id.clone().into_iter().collect(),
@@ -109,7 +110,7 @@ pub async fn resolve(db: &impl Sql, subject: &Subject) -> Result<Identities, Str
 }
 
 /// A person's profile: traits, first and last seen, linked ids, consent history.
-pub async fn profile(db: &impl Sql, subject: &Subject) -> Result<Option<Value>, String> {
+pub async fn profile(db: &impl Sql, subject: &Subject) -> Result<Option<Value>, PortError> {
     let ids = resolve(db, subject).await?;
     if ids.user_ids.is_empty() && ids.anonymous_ids.is_empty() {
         return Ok(None);
@@ -176,7 +177,7 @@ pub async fn profile(db: &impl Sql, subject: &Subject) -> Result<Option<Value>, 
 }
 
 /// The subject's stored events (the raw events, oldest first).
-pub async fn events(db: &impl Sql, ids: &Identities, limit: u32) -> Result<Vec<Value>, String> {
+pub async fn events(db: &impl Sql, ids: &Identities, limit: u32) -> Result<Vec<Value>, PortError> {
     let all = ids.all();
     if all.is_empty() {
         return Ok(Vec::new());
@@ -198,7 +199,7 @@ pub async fn events(db: &impl Sql, ids: &Identities, limit: u32) -> Result<Vec<V
 }
 
 /// Lake objects that hold the subject's events.
-async fn lake_keys(db: &impl Sql, ids: &Identities) -> Result<Vec<String>, String> {
+async fn lake_keys(db: &impl Sql, ids: &Identities) -> Result<Vec<String>, PortError> {
     let all = ids.all();
     if all.is_empty() {
         return Ok(Vec::new());
@@ -227,7 +228,7 @@ pub async fn audit(
     target: &str,
     outcome: &str,
     records: u64,
-) -> Result<(), String> {
+) -> Result<(), PortError> {
     db.run(vec![Statement::new(
         "INSERT INTO audit_log (at, actor, action, target, outcome, records) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         vec![text_value(&now.to_rfc3339()), text_value(actor), text_value(action), text_value(target), text_value(outcome), SqlValue::Int(i64::try_from(records).unwrap_or(i64::MAX))],
@@ -271,13 +272,6 @@ pub fn export_key(request_id: &str) -> String {
     format!("exports/{request_id}.json")
 }
 
-/// Everything a job needs.
-#[allow(async_fn_in_trait)]
-pub trait JobDeps: Sql + ObjectStore + HttpClient {
-    fn secret(&self, name: &str) -> Option<String>;
-    fn now(&self) -> Timestamp;
-}
-
 async fn set_status(
     db: &impl Sql,
     id: &str,
@@ -285,7 +279,7 @@ async fn set_status(
     now: Timestamp,
     result: Option<&Value>,
     error: Option<&str>,
-) -> Result<(), String> {
+) -> Result<(), PortError> {
     db.run(vec![Statement::new(
         "UPDATE dsr_requests SET status = ?2, updated_at = ?3, result = COALESCE(?4, result), error = ?5 WHERE id = ?1",
         vec![
@@ -302,7 +296,7 @@ async fn set_status(
 /// Run a request to completion. Every step is idempotent, so a job
 /// re-delivered after a restart simply runs again. `Err` means retry later.
 pub async fn run_job(
-    deps: &impl JobDeps,
+    deps: &impl JobPorts,
     request_id: &str,
     destinations: &[Destination],
 ) -> Result<(), String> {
@@ -311,7 +305,8 @@ pub async fn run_job(
             "SELECT type, subject, status, actor FROM dsr_requests WHERE id = ?1",
             vec![text_value(request_id)],
         )
-        .await?;
+        .await
+        .map_err(|e| e.to_string())?;
     let Some(row) = rows.first() else {
         return Ok(());
     };
@@ -324,7 +319,9 @@ pub async fn run_job(
         serde_json::from_str(row["subject"].as_str().unwrap_or("{}")).map_err(|e| e.to_string())?;
     let actor = row["actor"].as_str().unwrap_or("unknown").to_owned();
     let now = deps.now();
-    set_status(deps, request_id, "running", now, None, None).await?;
+    set_status(deps, request_id, "running", now, None, None)
+        .await
+        .map_err(|e| e.to_string())?;
     let outcome = match kind {
         RequestType::Access => access(deps, request_id, &subject).await,
         RequestType::Delete => delete(deps, request_id, &subject, destinations).await,
@@ -334,7 +331,9 @@ pub async fn run_job(
     };
     match outcome {
         Ok((result, records)) => {
-            set_status(deps, request_id, "done", deps.now(), Some(&result), None).await?;
+            set_status(deps, request_id, "done", deps.now(), Some(&result), None)
+                .await
+                .map_err(|e| e.to_string())?;
             audit(
                 deps,
                 deps.now(),
@@ -345,10 +344,13 @@ pub async fn run_job(
                 records,
             )
             .await
+            .map_err(|e| e.to_string())
         }
         Err(e) if e.starts_with("retry:") => Err(e),
         Err(e) => {
-            set_status(deps, request_id, "failed", deps.now(), None, Some(&e)).await?;
+            set_status(deps, request_id, "failed", deps.now(), None, Some(&e))
+                .await
+                .map_err(|e| e.to_string())?;
             audit(
                 deps,
                 deps.now(),
@@ -359,11 +361,12 @@ pub async fn run_job(
                 0,
             )
             .await
+            .map_err(|e| e.to_string())
         }
     }
 }
 
-async fn access(deps: &impl JobDeps, id: &str, subject: &Subject) -> Result<(Value, u64), String> {
+async fn access(deps: &impl JobPorts, id: &str, subject: &Subject) -> Result<(Value, u64), String> {
     let ids = resolve(deps, subject)
         .await
         .map_err(|e| format!("retry: {e}"))?;
@@ -382,7 +385,7 @@ async fn access(deps: &impl JobDeps, id: &str, subject: &Subject) -> Result<(Val
         let Some(object) = deps.get(key).await.map_err(|e| format!("retry: {e}"))? else {
             continue;
         };
-        let (_, theirs) = split(&object, &people)?;
+        let theirs = sinks::r2::events_of(&object, &people).map_err(|e| e.to_string())?;
         lake.push(json!({"key": key, "events": theirs}));
     }
     let export = json!({
@@ -407,34 +410,13 @@ async fn access(deps: &impl JobDeps, id: &str, subject: &Subject) -> Result<(Val
     ))
 }
 
-/// The subject's events in a lake object (the lines that are theirs).
-fn split(object: &[u8], people: &[String]) -> Result<(usize, Vec<Value>), String> {
-    use std::io::Read;
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(object)
-        .read_to_string(&mut text)
-        .map_err(|e| e.to_string())?;
-    let theirs: Vec<Value> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| {
-            ["userId", "anonymousId"].iter().any(|k| {
-                v[*k]
-                    .as_str()
-                    .is_some_and(|id| people.iter().any(|p| p == id))
-            })
-        })
-        .collect();
-    Ok((text.lines().count(), theirs))
-}
-
 async fn delete(
-    deps: &impl JobDeps,
+    deps: &impl JobPorts,
     id: &str,
     subject: &Subject,
     destinations: &[Destination],
 ) -> Result<(Value, u64), String> {
-    let retry = |e: String| format!("retry: {e}");
+    let retry = |e: PortError| format!("retry: {e}");
     let ids = resolve(deps, subject).await.map_err(retry)?;
     let all = ids.all();
     if all.is_empty() {
@@ -506,21 +488,26 @@ async fn delete(
             let Some(secret) = deps.secret(secret_var) else {
                 continue;
             };
-            let body = json!({"type": "delete", "requestId": id, "userIds": ids.user_ids, "anonymousIds": ids.anonymous_ids}).to_string().into_bytes();
-            let now = deps.now();
-            let ts = now.0.div_euclid(1000);
-            let headers = vec![
-                ("content-type".to_owned(), "application/json".to_owned()),
-                ("x-sluice-event".to_owned(), "deletion".to_owned()),
-                ("x-sluice-timestamp".to_owned(), ts.to_string()),
-                (
-                    "x-sluice-signature".to_owned(),
-                    sinks::webhook::sign(secret.as_bytes(), ts, &body),
-                ),
-                ("idempotency-key".to_owned(), ["delete-", id].concat()),
-            ];
-            let result = sinks::post(deps, url, &headers, body, *timeout_ms).await;
-            if let Err(SinkError::Retryable(e)) = &result {
+            let request = sinks::webhook::deletion_request(
+                url,
+                secret.as_bytes(),
+                id,
+                &ids.user_ids,
+                &ids.anonymous_ids,
+                deps.now(),
+            );
+            let verdict = sinks::status_verdicts(&[0], deps.send(&request, *timeout_ms).await);
+            let result = match verdict.first() {
+                Some(sluice_shared::dest::Verdict::Retry { reason, .. }) => {
+                    Err(SinkError::Retryable {
+                        reason: reason.clone(),
+                        after_ms: None,
+                    })
+                }
+                Some(sluice_shared::dest::Verdict::Delivered) => Ok(()),
+                _ => Err(SinkError::Permanent(String::new())),
+            };
+            if let Err(SinkError::Retryable { reason: e, .. }) = &result {
                 return Err(format!("retry: deletion notice to {}: {e}", d.name));
             }
             notified.push(json!({"destination": d.name, "ok": result.is_ok()}));
@@ -538,7 +525,7 @@ async fn suppress_ids(
     ids: &[String],
     kind: &str,
     request: &str,
-) -> Result<(), String> {
+) -> Result<(), PortError> {
     db.run(
         ids.iter()
             .map(|i| {
@@ -554,7 +541,7 @@ async fn suppress_ids(
 }
 
 async fn suppress(
-    deps: &impl JobDeps,
+    deps: &impl JobPorts,
     id: &str,
     subject: &Subject,
     kind: RequestType,
@@ -589,7 +576,7 @@ pub async fn retention(
     source: &str,
     days: u32,
     now: Timestamp,
-) -> Result<u64, String> {
+) -> Result<u64, PortError> {
     let cutoff = now.plus_millis(-i64::from(days) * sluice_shared::time::DAY_MS);
     let cutoff_text = cutoff.to_rfc3339();
     let cutoff_day = &cutoff_text[..10];

@@ -1,41 +1,12 @@
 //! Routes a request to its handler; every error becomes a response here.
 
-use crate::config::Config;
 use crate::cors;
 use crate::error::ApiError;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::ingest::{self, Endpoint};
-use crate::ratelimit::Limiter;
-use crate::serve::{self, Asset};
-use crate::sinks::d1::Sql;
-use crate::sinks::ObjectStore;
-use sluice_shared::{EventType, Timestamp};
-use std::cell::RefCell;
-
-/// What the handlers need from the platform (the `worker` bindings in
-/// production, a fake in tests).
-#[allow(async_fn_in_trait)]
-pub trait Platform: Sql + ObjectStore {
-    /// Put a data-subject request job on the jobs Queue.
-    async fn enqueue_job(&self, message: String) -> Result<(), String>;
-    /// Durably accept these Queue messages, or fail (the client will retry).
-    async fn enqueue(&self, messages: Vec<String>) -> Result<(), String>;
-    /// A static asset by path, if it exists.
-    async fn asset(&self, path: &str) -> Result<Option<Asset>, String>;
-    /// A fresh UUID v4 from a cryptographic source.
-    fn new_uuid(&self) -> String;
-    /// Show these summaries of refused events in the live debugger (best-effort, after the response).
-    fn observe(&self, _summaries: Vec<serde_json::Value>) {}
-}
-
-/// Everything a request is handled with.
-pub struct Services<'a, P> {
-    pub config: &'a Config,
-    pub platform: &'a P,
-    pub limiter: &'a RefCell<Limiter>,
-    /// The current time, read once per request by the caller.
-    pub now: Timestamp,
-}
+use crate::ports::{Platform, Services};
+use crate::serve;
+use sluice_shared::EventType;
 
 /// Handle one request. Never panics, never returns an error: errors are responses.
 pub async fn handle<P: Platform>(req: &HttpRequest, s: &Services<'_, P>) -> HttpResponse {

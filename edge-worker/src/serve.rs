@@ -16,7 +16,7 @@
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::{HttpRequest, HttpResponse};
-use crate::router::Platform;
+use crate::ports::Platform;
 use serde::Serialize;
 
 /// The cookie holding the anonymousId (the SDK uses the same name).
@@ -24,13 +24,6 @@ pub const ID_COOKIE: &str = "sluice_aid";
 /// Where the build puts the SDK files inside the static assets.
 pub const ASSET_DIR: &str = "/sluice/v1";
 const YEAR_S: u32 = 31_536_000;
-
-/// A static file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Asset {
-    pub content_type: String,
-    pub body: Vec<u8>,
-}
 
 /// Is this a content-hashed file name (`name.<8+ hex>.ext`)?
 pub fn is_hashed(name: &str) -> bool {
@@ -53,8 +46,7 @@ pub async fn sdk_file<P: Platform>(file: &str, platform: &P) -> Result<HttpRespo
     }
     let asset = platform
         .asset(&[ASSET_DIR, "/", file].concat())
-        .await
-        .map_err(ApiError::Unavailable)?
+        .await?
         .ok_or(ApiError::NotFound)?;
     let cache = if is_hashed(file) {
         format!("public, max-age={YEAR_S}, immutable")

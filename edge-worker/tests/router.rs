@@ -4,72 +4,16 @@
 use serde_json::{json, Value};
 use sluice_edge_worker::config::Config;
 use sluice_edge_worker::http::{Client, HttpRequest, HttpResponse};
+use sluice_edge_worker::ports::{Asset, Services};
 use sluice_edge_worker::ratelimit::Limiter;
-use sluice_edge_worker::router::{handle, Platform, Services};
-use sluice_edge_worker::serve::Asset;
-use sluice_edge_worker::sinks::d1::{Sql, SqlValue, Statement};
-use sluice_edge_worker::sinks::ObjectStore;
-use sluice_shared::{QueueMessage, Timestamp};
+use sluice_edge_worker::router::handle;
+use sluice_shared::QueueMessage;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::io::Write;
 
-const NOW: Timestamp = Timestamp(1_714_557_900_000); // 2024-05-01T10:05:00Z
+mod common;
+use common::{Fake, NOW};
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
-
-#[derive(Default)]
-struct Fake {
-    queued: RefCell<Vec<QueueMessage>>,
-    queue_down: bool,
-    assets: HashMap<String, Asset>,
-}
-
-impl Sql for Fake {
-    async fn run(&self, _statements: Vec<Statement>) -> Result<(), String> {
-        Ok(())
-    }
-    async fn query(&self, _sql: &str, _params: Vec<SqlValue>) -> Result<Vec<Value>, String> {
-        Ok(vec![])
-    }
-}
-
-impl ObjectStore for Fake {
-    async fn put(&self, _key: &str, _body: Vec<u8>, _content_type: &str) -> Result<(), String> {
-        Ok(())
-    }
-    async fn get(&self, _key: &str) -> Result<Option<Vec<u8>>, String> {
-        Ok(None)
-    }
-    async fn delete(&self, _key: &str) -> Result<(), String> {
-        Ok(())
-    }
-    async fn list(&self, _prefix: &str) -> Result<Vec<String>, String> {
-        Ok(vec![])
-    }
-}
-
-impl Platform for Fake {
-    async fn enqueue_job(&self, _message: String) -> Result<(), String> {
-        Ok(())
-    }
-    async fn enqueue(&self, messages: Vec<String>) -> Result<(), String> {
-        if self.queue_down {
-            return Err("queue unavailable".into());
-        }
-        for m in messages {
-            self.queued
-                .borrow_mut()
-                .push(serde_json::from_str(&m).unwrap());
-        }
-        Ok(())
-    }
-    async fn asset(&self, path: &str) -> Result<Option<Asset>, String> {
-        Ok(self.assets.get(path).cloned())
-    }
-    fn new_uuid(&self) -> String {
-        "00000000-0000-4000-8000-000000000001".into()
-    }
-}
 
 fn fixture(path: &str) -> String {
     std::fs::read_to_string(format!(

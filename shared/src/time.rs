@@ -171,6 +171,28 @@ impl Timestamp {
     }
 
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ` (always UTC, always milliseconds), as `Date.toISOString` does.
+    /// Parse an HTTP date (RFC 9110 IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`).
+    pub fn parse_http_date(s: &str) -> Option<Timestamp> {
+        let mut parts = s.split_whitespace().skip(1);
+        let day: i64 = parts.next()?.parse().ok()?;
+        let month = parts.next()?;
+        let year: i64 = parts.next()?.parse().ok()?;
+        let mut hms = parts.next()?.split(':').map(|p| p.parse::<i64>().ok());
+        let (h, mi, sec) = (hms.next()??, hms.next()??, hms.next()??);
+        if parts.next()? != "GMT" {
+            return None;
+        }
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let m = i64::try_from(MONTHS.iter().position(|x| *x == month)? + 1).ok()?;
+        if !(1..=days_in_month(year, m)).contains(&day) || h > 23 || mi > 59 || sec > 60 {
+            return None;
+        }
+        let days = days_from_civil(year, m, day);
+        Some(Timestamp(((days * 24 + h) * 60 + mi) * 60_000 + sec * 1000))
+    }
+
     pub fn to_rfc3339(self) -> String {
         let ms = self.0.rem_euclid(1000);
         let secs = self.0.div_euclid(1000);

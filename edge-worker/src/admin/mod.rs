@@ -13,11 +13,11 @@
 
 pub mod tokens;
 
+use crate::db::{text_value, SqlValue, Statement};
 use crate::error::ApiError;
 use crate::http::{HttpRequest, HttpResponse};
+use crate::ports::{Platform, Services};
 use crate::privacy::{self, JobMessage, RequestType, Subject};
-use crate::router::{Platform, Services};
-use crate::sinks::d1::{text_value, SqlValue, Statement};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokens::{AdminToken, Scope};
@@ -78,8 +78,8 @@ fn need(token: &AdminToken, scope: Scope) -> Result<(), ApiError> {
     }
 }
 
-fn unavailable(e: String) -> ApiError {
-    ApiError::Unavailable(e)
+fn unavailable(e: impl Into<ApiError>) -> ApiError {
+    e.into()
 }
 
 fn subject_from_query(req: &HttpRequest) -> Result<Subject, ApiError> {

@@ -1,9 +1,14 @@
 //! The D1 database.
 
-use crate::sinks::d1::{Sql, SqlValue, Statement};
+use crate::db::{SqlValue, Statement};
+use crate::ports::{PortError, Sql};
 use wasm_bindgen::JsValue;
 
 pub struct D1(pub worker::D1Database);
+
+fn failed(e: worker::Error) -> PortError {
+    PortError::Unavailable(["D1: ", &e.to_string()].concat())
+}
 
 fn values(params: Vec<SqlValue>) -> Vec<JsValue> {
     params
@@ -17,39 +22,29 @@ fn values(params: Vec<SqlValue>) -> Vec<JsValue> {
 }
 
 impl Sql for D1 {
-    async fn run(&self, statements: Vec<Statement>) -> Result<(), String> {
+    async fn run(&self, statements: Vec<Statement>) -> Result<(), PortError> {
         let mut prepared = Vec::with_capacity(statements.len());
         for s in statements {
             prepared.push(
                 self.0
                     .prepare(&s.sql)
                     .bind(&values(s.params))
-                    .map_err(|e| e.to_string())?,
+                    .map_err(failed)?,
             );
         }
         if prepared.is_empty() {
             return Ok(());
         }
-        self.0
-            .batch(prepared)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        self.0.batch(prepared).await.map(|_| ()).map_err(failed)
     }
 
     async fn query(
         &self,
         sql: &str,
         params: Vec<SqlValue>,
-    ) -> Result<Vec<serde_json::Value>, String> {
-        let stmt = self
-            .0
-            .prepare(sql)
-            .bind(&values(params))
-            .map_err(|e| e.to_string())?;
-        let result = stmt.all().await.map_err(|e| e.to_string())?;
-        result
-            .results::<serde_json::Value>()
-            .map_err(|e| e.to_string())
+    ) -> Result<Vec<serde_json::Value>, PortError> {
+        let stmt = self.0.prepare(sql).bind(&values(params)).map_err(failed)?;
+        let result = stmt.all().await.map_err(failed)?;
+        result.results::<serde_json::Value>().map_err(failed)
     }
 }

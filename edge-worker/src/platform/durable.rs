@@ -3,6 +3,7 @@
 //! [`crate::delivery::dedup`]; this file only stores and sweeps.
 
 use crate::delivery::dedup::{self, Claim, ClaimResponse, Seen, ShardRequest};
+use crate::ports::PortError;
 use worker::{
     durable_object, DurableObject, Env, Request, Response, Result, SqlStorageValue, State,
 };
@@ -138,24 +139,23 @@ pub async fn call(
     namespace: &worker::ObjectNamespace,
     shard: u32,
     request: &ShardRequest,
-) -> std::result::Result<ClaimResponse, String> {
+) -> std::result::Result<ClaimResponse, PortError> {
+    let failed = |e: worker::Error| PortError::Unavailable(format!("dedup shard {shard}: {e}"));
     let stub = namespace
         .get_by_name(&format!("dedup-{shard}"))
-        .map_err(|e| e.to_string())?;
-    let body = serde_json::to_string(request).map_err(|e| e.to_string())?;
+        .map_err(failed)?;
+    let body = serde_json::to_string(request)
+        .map_err(|e| PortError::Rejected(format!("dedup request: {e}")))?;
     let mut init = worker::RequestInit::new();
     init.with_method(worker::Method::Post)
         .with_body(Some(body.into()));
-    let req = Request::new_with_init("https://dedup/", &init).map_err(|e| e.to_string())?;
-    let mut res = stub
-        .fetch_with_request(req)
-        .await
-        .map_err(|e| e.to_string())?;
+    let req = Request::new_with_init("https://dedup/", &init).map_err(failed)?;
+    let mut res = stub.fetch_with_request(req).await.map_err(failed)?;
     if res.status_code() != 200 {
-        return Err(format!(
+        return Err(PortError::Unavailable(format!(
             "dedup shard {shard} answered {}",
             res.status_code()
-        ));
+        )));
     }
-    res.json().await.map_err(|e| e.to_string())
+    res.json().await.map_err(failed)
 }

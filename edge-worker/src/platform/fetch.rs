@@ -1,28 +1,27 @@
 //! Outbound HTTP (`fetch`), with a timeout.
 
-use crate::sinks::HttpClient;
+use crate::ports::{HttpClient, PortError};
 use futures_util::future::{select, Either};
+use sluice_shared::dest::{retry_after_ms, HttpAnswer, HttpRequest};
 use std::time::Duration;
 
 pub struct Fetch;
 
 impl HttpClient for Fetch {
-    async fn post(
-        &self,
-        url: &str,
-        headers: &[(String, String)],
-        body: Vec<u8>,
-        timeout_ms: u32,
-    ) -> Result<(u16, String), String> {
+    async fn send(&self, out: &HttpRequest, timeout_ms: u32) -> Result<HttpAnswer, PortError> {
+        let url = out.url.as_str();
+        let rejected = |e: worker::Error| PortError::Rejected(format!("{} {url}: {e}", out.method));
         let h = worker::Headers::new();
-        for (k, v) in headers {
-            h.set(k, v).map_err(|e| e.to_string())?;
+        for (k, v) in &out.headers {
+            h.set(k, v).map_err(rejected)?;
         }
+        let method = worker::Method::from(out.method.to_owned());
         let mut init = worker::RequestInit::new();
-        init.with_method(worker::Method::Post)
-            .with_headers(h)
-            .with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
-        let request = worker::Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
+        init.with_method(method).with_headers(h);
+        if !out.body.is_empty() {
+            init.with_body(Some(js_sys::Uint8Array::from(out.body.as_slice()).into()));
+        }
+        let request = worker::Request::new_with_init(url, &init).map_err(rejected)?;
         let controller = worker::AbortController::default();
         let signal = controller.signal();
         let fetch = Box::pin(async move {
@@ -30,17 +29,27 @@ impl HttpClient for Fetch {
                 .send_with_signal(&signal)
                 .await?;
             let status = res.status_code();
-            let text = res.text().await.unwrap_or_default();
-            Ok::<_, worker::Error>((status, text))
+            let retry_after = res.headers().get("retry-after").ok().flatten();
+            let body = res.text().await.unwrap_or_default();
+            let now_ms = js_sys::Date::now() as i64;
+            Ok::<_, worker::Error>(HttpAnswer {
+                status,
+                retry_after_ms: retry_after.and_then(|v| retry_after_ms(&v, now_ms)),
+                body,
+            })
         });
         let timer = Box::pin(worker::Delay::from(Duration::from_millis(u64::from(
             timeout_ms,
         ))));
         match select(fetch, timer).await {
-            Either::Left((result, _)) => result.map_err(|e| format!("POST {url} failed: {e}")),
+            Either::Left((result, _)) => result
+                .map_err(|e| PortError::Unavailable(format!("{} {url} failed: {e}", out.method))),
             Either::Right(_) => {
                 controller.abort();
-                Err(format!("POST {url} timed out after {timeout_ms} ms"))
+                Err(PortError::Timeout(format!(
+                    "{} {url} timed out after {timeout_ms} ms",
+                    out.method
+                )))
             }
         }
     }

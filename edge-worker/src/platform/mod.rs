@@ -1,7 +1,6 @@
 //! The thin layer over the `worker` crate: converts requests and responses,
-//! reads configuration once per isolate, and implements the traits of
-//! [`crate::router`], [`crate::delivery`] and [`crate::privacy`] with the real
-//! bindings (one file per binding).
+//! reads configuration once per isolate, and implements the ports of
+//! [`crate::ports`] with the real bindings (one file per binding).
 
 mod assets;
 mod d1;
@@ -13,18 +12,21 @@ mod r2;
 
 use crate::admin::tokens::{self, TOKENS_VAR};
 use crate::config::{Config, ConfigError, COOKIE_DOMAIN_VAR, SDK_PATH_VAR, SOURCES_VAR};
+use crate::db::{SqlValue, Statement};
 use crate::delivery::config::{self as destinations, Destination, DESTINATIONS_VAR};
 use crate::delivery::dedup::{self, ClaimResponse, ShardRequest};
-use crate::delivery::{self, Deps, Outcome, Settings};
+use crate::delivery::{self, Outcome, Settings};
 use crate::error::ApiError;
 use crate::http::{Client, HttpRequest, HttpResponse};
-use crate::privacy::{self, JobDeps, JobMessage};
+use crate::ports::{
+    Asset, Assets, DedupShards, DeliveryQueue, EventQueue, HttpClient, JobQueue, LiveFeed,
+    ObjectStore, PortError, Runtime, Services, Sql,
+};
+use crate::privacy::{self, JobMessage};
 use crate::ratelimit::Limiter;
-use crate::router::{self, Platform, Services};
-use crate::serve::Asset;
-use crate::sinks::d1::{Sql, SqlValue, Statement};
-use crate::sinks::{HttpClient, ObjectStore};
+use crate::router;
 use serde::Deserialize;
+use sluice_shared::dest::{HttpAnswer, HttpRequest as Outbound};
 use sluice_shared::enrich::bot::CfBot;
 use sluice_shared::enrich::Geo;
 use sluice_shared::Timestamp;
@@ -104,10 +106,6 @@ struct Bindings {
     observed: RefCell<Vec<serde_json::Value>>,
 }
 
-fn missing(name: &str) -> String {
-    ["the binding ", name, " is not configured"].concat()
-}
-
 impl Bindings {
     fn new(env: Env) -> Bindings {
         Bindings {
@@ -124,145 +122,123 @@ impl Bindings {
         }
     }
 
-    fn db(&self) -> std::result::Result<&d1::D1, String> {
-        self.db.as_ref().ok_or_else(|| missing(DB))
+    fn db(&self) -> std::result::Result<&d1::D1, PortError> {
+        self.db.as_ref().ok_or(PortError::MissingBinding(DB))
     }
 
-    fn lake(&self) -> std::result::Result<&r2::R2, String> {
-        self.lake.as_ref().ok_or_else(|| missing(LAKE))
-    }
-}
-
-impl Sql for Bindings {
-    async fn run(&self, statements: Vec<Statement>) -> std::result::Result<(), String> {
-        self.db()?.run(statements).await
+    fn lake(&self) -> std::result::Result<&r2::R2, PortError> {
+        self.lake.as_ref().ok_or(PortError::MissingBinding(LAKE))
     }
 
-    async fn query(
-        &self,
-        sql: &str,
-        params: Vec<SqlValue>,
-    ) -> std::result::Result<Vec<serde_json::Value>, String> {
-        self.db()?.query(sql, params).await
+    fn queue<'q>(
+        queue: &'q Option<queue::EventsQueue>,
+        name: &'static str,
+    ) -> std::result::Result<&'q queue::EventsQueue, PortError> {
+        queue.as_ref().ok_or(PortError::MissingBinding(name))
+    }
+
+    /// What was observed for the live debugger, taken out to publish.
+    fn take_observed(&self) -> Vec<serde_json::Value> {
+        std::mem::take(&mut *self.observed.borrow_mut())
     }
 }
 
-impl ObjectStore for Bindings {
-    async fn put(
-        &self,
-        key: &str,
-        body: Vec<u8>,
-        content_type: &str,
-    ) -> std::result::Result<(), String> {
-        self.lake()?.put(key, body, content_type).await
+type PortResult<T> = std::result::Result<T, PortError>;
+
+impl Runtime for Bindings {
+    fn now(&self) -> Timestamp {
+        now()
     }
 
-    async fn get(&self, key: &str) -> std::result::Result<Option<Vec<u8>>, String> {
-        self.lake()?.get(key).await
-    }
-
-    async fn delete(&self, key: &str) -> std::result::Result<(), String> {
-        self.lake()?.delete(key).await
-    }
-
-    async fn list(&self, prefix: &str) -> std::result::Result<Vec<String>, String> {
-        self.lake()?.list(prefix).await
-    }
-}
-
-impl HttpClient for Bindings {
-    async fn post(
-        &self,
-        url: &str,
-        headers: &[(String, String)],
-        body: Vec<u8>,
-        timeout_ms: u32,
-    ) -> std::result::Result<(u16, String), String> {
-        fetch::Fetch.post(url, headers, body, timeout_ms).await
-    }
-}
-
-impl Platform for Bindings {
-    async fn enqueue(&self, messages: Vec<String>) -> std::result::Result<(), String> {
-        self.events
-            .as_ref()
-            .ok_or_else(|| missing(EVENTS_QUEUE))?
-            .send(messages)
-            .await
-    }
-
-    async fn enqueue_job(&self, message: String) -> std::result::Result<(), String> {
-        self.jobs
-            .as_ref()
-            .ok_or_else(|| missing(JOBS_QUEUE))?
-            .send(vec![message])
-            .await
-    }
-
-    async fn asset(&self, path: &str) -> std::result::Result<Option<Asset>, String> {
-        match &self.assets {
-            Some(a) => a.get(path).await,
-            None => Ok(None),
-        }
+    fn secret(&self, name: &str) -> Option<String> {
+        secret(&self.env, name)
     }
 
     fn new_uuid(&self) -> String {
         sluice_shared::id::uuid_v4(random_bytes())
     }
+}
 
-    fn observe(&self, summaries: Vec<serde_json::Value>) {
-        self.observed.borrow_mut().extend(summaries);
+impl Sql for Bindings {
+    async fn run(&self, statements: Vec<Statement>) -> PortResult<()> {
+        self.db()?.run(statements).await
+    }
+
+    async fn query(&self, sql: &str, params: Vec<SqlValue>) -> PortResult<Vec<serde_json::Value>> {
+        self.db()?.query(sql, params).await
     }
 }
 
-impl Deps for Bindings {
-    async fn shard(
-        &self,
-        shard: u32,
-        request: &ShardRequest,
-    ) -> std::result::Result<ClaimResponse, String> {
-        durable::call(
-            self.dedup.as_ref().ok_or_else(|| missing(durable::DEDUP))?,
-            shard,
-            request,
-        )
-        .await
+impl ObjectStore for Bindings {
+    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> PortResult<()> {
+        self.lake()?.put(key, body, content_type).await
     }
 
-    async fn enqueue_deliveries(
-        &self,
-        batches: Vec<String>,
-        delay_s: u32,
-    ) -> std::result::Result<(), String> {
-        self.deliveries
-            .as_ref()
-            .ok_or_else(|| missing(DELIVERIES_QUEUE))?
+    async fn get(&self, key: &str) -> PortResult<Option<Vec<u8>>> {
+        self.lake()?.get(key).await
+    }
+
+    async fn delete(&self, key: &str) -> PortResult<()> {
+        self.lake()?.delete(key).await
+    }
+
+    async fn list(&self, prefix: &str) -> PortResult<Vec<String>> {
+        self.lake()?.list(prefix).await
+    }
+}
+
+impl HttpClient for Bindings {
+    async fn send(&self, request: &Outbound, timeout_ms: u32) -> PortResult<HttpAnswer> {
+        fetch::Fetch.send(request, timeout_ms).await
+    }
+}
+
+impl EventQueue for Bindings {
+    async fn enqueue(&self, messages: Vec<String>) -> PortResult<()> {
+        Self::queue(&self.events, EVENTS_QUEUE)?
+            .send(messages)
+            .await
+    }
+}
+
+impl JobQueue for Bindings {
+    async fn enqueue_job(&self, message: String) -> PortResult<()> {
+        Self::queue(&self.jobs, JOBS_QUEUE)?
+            .send(vec![message])
+            .await
+    }
+}
+
+impl DeliveryQueue for Bindings {
+    async fn enqueue_deliveries(&self, batches: Vec<String>, delay_s: u32) -> PortResult<()> {
+        Self::queue(&self.deliveries, DELIVERIES_QUEUE)?
             .send_delayed(batches, delay_s)
             .await
     }
+}
 
-    fn secret(&self, name: &str) -> Option<String> {
-        secret(&self.env, name)
+impl DedupShards for Bindings {
+    async fn shard(&self, shard: u32, request: &ShardRequest) -> PortResult<ClaimResponse> {
+        let namespace = self
+            .dedup
+            .as_ref()
+            .ok_or(PortError::MissingBinding(durable::DEDUP))?;
+        durable::call(namespace, shard, request).await
     }
+}
 
-    fn now(&self) -> Timestamp {
-        now()
-    }
-
-    async fn publish(&self, summaries: Vec<serde_json::Value>) {
-        if let Some(live) = &self.live {
-            live::publish(live, &summaries).await;
+impl Assets for Bindings {
+    async fn asset(&self, path: &str) -> PortResult<Option<Asset>> {
+        match &self.assets {
+            Some(a) => a.get(path).await,
+            None => Ok(None),
         }
     }
 }
 
-impl JobDeps for Bindings {
-    fn secret(&self, name: &str) -> Option<String> {
-        secret(&self.env, name)
-    }
-
-    fn now(&self) -> Timestamp {
-        now()
+impl LiveFeed for Bindings {
+    fn observe(&self, summaries: Vec<serde_json::Value>) {
+        self.observed.borrow_mut().extend(summaries);
     }
 }
 
@@ -317,7 +293,7 @@ pub async fn fetch(mut req: Request, env: Env, ctx: worker::Context) -> Result<R
         now: now(),
     };
     let response = router::handle(&http, &services).await;
-    let observed = std::mem::take(&mut *bindings.observed.borrow_mut());
+    let observed = bindings.take_observed();
     if let (false, Some(namespace)) = (observed.is_empty(), bindings.live.clone()) {
         ctx.wait_until(async move { live::publish(&namespace, &observed).await });
     }
@@ -408,6 +384,10 @@ pub async fn queue(batch: MessageBatch<String>, env: Env) -> Result<()> {
         }
         out
     };
+    let observed = deps.take_observed();
+    if let (false, Some(live)) = (observed.is_empty(), &deps.live) {
+        live::publish(live, &observed).await;
+    }
     for (message, outcome) in messages.iter().zip(outcomes) {
         match outcome {
             Outcome::Ack => message.ack(),

@@ -1,4 +1,6 @@
-//! The events Queue producer.
+//! A Queue producer.
+
+use crate::ports::PortError;
 
 /// Largest number of messages in one `sendBatch` call.
 const MAX_MESSAGES_PER_SEND: usize = 100;
@@ -9,12 +11,12 @@ pub struct EventsQueue(pub worker::Queue);
 
 impl EventsQueue {
     /// Send every message, in chunks within the platform limits.
-    pub async fn send(&self, messages: Vec<String>) -> Result<(), String> {
+    pub async fn send(&self, messages: Vec<String>) -> Result<(), PortError> {
         self.send_delayed(messages, 0).await
     }
 
     /// Like [`EventsQueue::send`], delivered after `delay_s` seconds.
-    pub async fn send_delayed(&self, messages: Vec<String>, delay_s: u32) -> Result<(), String> {
+    pub async fn send_delayed(&self, messages: Vec<String>, delay_s: u32) -> Result<(), PortError> {
         let mut chunk: Vec<String> = Vec::new();
         let mut chunk_bytes = 0;
         for m in messages {
@@ -34,7 +36,7 @@ impl EventsQueue {
         Ok(())
     }
 
-    async fn send_chunk(&self, chunk: Vec<String>, delay_s: u32) -> Result<(), String> {
+    async fn send_chunk(&self, chunk: Vec<String>, delay_s: u32) -> Result<(), PortError> {
         let mut batch = worker::BatchMessageBuilder::new().messages(chunk);
         if delay_s > 0 {
             batch = batch.delay_seconds(delay_s);
@@ -42,6 +44,6 @@ impl EventsQueue {
         self.0
             .send_batch(batch.build())
             .await
-            .map_err(|e| format!("queue send failed: {e}"))
+            .map_err(|e| PortError::Unavailable(format!("queue send failed: {e}")))
     }
 }

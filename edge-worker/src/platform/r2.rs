@@ -1,11 +1,11 @@
 //! The R2 bucket (the data lake, exports and the dead-letter store).
 
-use crate::sinks::ObjectStore;
+use crate::ports::{ObjectStore, PortError};
 
 pub struct R2(pub worker::Bucket);
 
 impl ObjectStore for R2 {
-    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), String> {
+    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), PortError> {
         let meta = worker::HttpMetadata {
             content_type: Some(content_type.to_owned()),
             ..Default::default()
@@ -16,16 +16,16 @@ impl ObjectStore for R2 {
             .execute()
             .await
             .map(|_| ())
-            .map_err(|e| format!("R2 put {key} failed: {e}"))
+            .map_err(|e| PortError::Unavailable(format!("R2 put {key} failed: {e}")))
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, PortError> {
         let Some(object) = self
             .0
             .get(key)
             .execute()
             .await
-            .map_err(|e| format!("R2 get {key} failed: {e}"))?
+            .map_err(|e| PortError::Unavailable(format!("R2 get {key} failed: {e}")))?
         else {
             return Ok(None);
         };
@@ -34,19 +34,19 @@ impl ObjectStore for R2 {
                 .bytes()
                 .await
                 .map(Some)
-                .map_err(|e| format!("R2 read {key} failed: {e}")),
+                .map_err(|e| PortError::Unavailable(format!("R2 read {key} failed: {e}"))),
             None => Ok(Some(Vec::new())),
         }
     }
 
-    async fn delete(&self, key: &str) -> Result<(), String> {
+    async fn delete(&self, key: &str) -> Result<(), PortError> {
         self.0
             .delete(key)
             .await
-            .map_err(|e| format!("R2 delete {key} failed: {e}"))
+            .map_err(|e| PortError::Unavailable(format!("R2 delete {key} failed: {e}")))
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, String> {
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError> {
         let mut keys = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
@@ -57,7 +57,7 @@ impl ObjectStore for R2 {
             let page = builder
                 .execute()
                 .await
-                .map_err(|e| format!("R2 list {prefix} failed: {e}"))?;
+                .map_err(|e| PortError::Unavailable(format!("R2 list {prefix} failed: {e}")))?;
             keys.extend(page.objects().iter().map(|o| o.key()));
             match page.cursor() {
                 Some(c) if page.truncated() => cursor = Some(c),

@@ -11,9 +11,11 @@
 //! ) ENGINE = ReplacingMergeTree ORDER BY message_id
 //! ```
 
-use super::{DeliveryBatch, HttpClient, SinkError};
+use super::{DeliveryBatch, Encoded, Sink, SinkError};
+use crate::ports::{HttpClient, PortError};
 use serde::Serialize;
-use sluice_shared::Event;
+use sluice_shared::dest::{HttpAnswer, HttpRequest, Verdict};
+use sluice_shared::{Event, Timestamp};
 
 /// One `JSONEachRow` row. Nested objects travel as JSON strings (portable to old servers).
 #[derive(Debug, Serialize, PartialEq)]
@@ -79,32 +81,50 @@ pub fn insert_url(base: &str, database: &str, table: &str) -> String {
     format!("{}/?query={encoded}", base.trim_end_matches('/'))
 }
 
-/// Where and as whom to insert.
-#[derive(Debug, Clone, Copy)]
-pub struct Target<'a> {
+/// The ClickHouse sink: where and as whom to insert; one insert per batch.
+pub struct Clickhouse<'a, H> {
+    pub http: &'a H,
     pub url: &'a str,
     pub database: &'a str,
     pub table: &'a str,
     pub user: Option<&'a str>,
-    pub password: Option<&'a str>,
+    pub password: Option<String>,
     pub timeout_ms: u32,
 }
 
-/// Insert the batch.
-pub async fn write(
-    http: &impl HttpClient,
-    target: Target<'_>,
-    batch: &DeliveryBatch,
-) -> Result<(), SinkError> {
-    let mut headers = vec![("content-type".to_owned(), "application/x-ndjson".to_owned())];
-    if let Some(user) = target.user {
-        headers.push(("x-clickhouse-user".into(), user.into()));
+impl<H: HttpClient> Sink for Clickhouse<'_, H> {
+    type Request = HttpRequest;
+    type Answer = HttpAnswer;
+
+    fn encode(
+        &self,
+        batch: &DeliveryBatch,
+        _now: Timestamp,
+    ) -> Result<Encoded<HttpRequest>, SinkError> {
+        let mut headers = vec![("content-type".to_owned(), "application/x-ndjson".to_owned())];
+        if let Some(user) = self.user {
+            headers.push(("x-clickhouse-user".into(), user.into()));
+        }
+        if let Some(password) = &self.password {
+            headers.push(("x-clickhouse-key".into(), password.clone()));
+        }
+        let request = HttpRequest {
+            method: "POST",
+            url: insert_url(self.url, self.database, self.table),
+            headers,
+            body: encode(batch),
+            events: Vec::new(),
+        };
+        Ok(Encoded::whole(request, batch))
     }
-    if let Some(password) = target.password {
-        headers.push(("x-clickhouse-key".into(), password.into()));
+
+    async fn send(&self, request: HttpRequest) -> Result<HttpAnswer, PortError> {
+        self.http.send(&request, self.timeout_ms).await
     }
-    let url = insert_url(target.url, target.database, target.table);
-    super::post(http, &url, &headers, encode(batch), target.timeout_ms).await
+
+    fn classify(&self, events: &[usize], answer: Result<HttpAnswer, PortError>) -> Vec<Verdict> {
+        super::status_verdicts(events, answer)
+    }
 }
 
 #[cfg(test)]

@@ -2,50 +2,11 @@
 //! common fields, JSON for the rest; `message_id` is the primary key, so a
 //! re-delivered event is ignored) and the `counters` table.
 
-use super::SinkError;
-use sluice_shared::QueuedEvent;
-
-/// A value bound to a statement.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SqlValue {
-    Null,
-    Text(String),
-    Int(i64),
-}
-
-/// One SQL statement with its parameters.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Statement {
-    pub sql: String,
-    pub params: Vec<SqlValue>,
-}
-
-impl Statement {
-    pub fn new(sql: &str, params: Vec<SqlValue>) -> Statement {
-        Statement {
-            sql: sql.to_owned(),
-            params,
-        }
-    }
-}
-
-/// A SQL database (D1).
-#[allow(async_fn_in_trait)]
-pub trait Sql {
-    /// Run the statements in order, atomically.
-    async fn run(&self, statements: Vec<Statement>) -> Result<(), String>;
-    /// The rows of a query, as JSON objects.
-    async fn query(
-        &self,
-        sql: &str,
-        params: Vec<SqlValue>,
-    ) -> Result<Vec<serde_json::Value>, String>;
-}
-
-/// A text parameter.
-pub fn text_value(s: &str) -> SqlValue {
-    SqlValue::Text(s.to_owned())
-}
+use super::{DeliveryBatch, Encoded, Sink};
+use crate::db::{SqlValue, Statement};
+use crate::ports::{PortError, Sql};
+use sluice_shared::dest::Verdict;
+use sluice_shared::{Event, Timestamp};
 
 /// Insert an event, ignoring one already stored.
 pub const INSERT: &str =
@@ -78,11 +39,10 @@ fn json<T: serde::Serialize>(v: &Option<T>) -> SqlValue {
 }
 
 /// The `events` row of an event.
-pub fn row(q: &QueuedEvent) -> Vec<SqlValue> {
-    let e = &q.event;
+pub fn row(source: &str, e: &Event) -> Vec<SqlValue> {
     vec![
         SqlValue::Text(e.message_id.clone()),
-        SqlValue::Text(q.source.clone()),
+        SqlValue::Text(source.to_owned()),
         SqlValue::Text(e.kind.as_str().to_owned()),
         text(&e.event),
         text(&e.name),
@@ -98,25 +58,43 @@ pub fn row(q: &QueuedEvent) -> Vec<SqlValue> {
     ]
 }
 
-/// Write events and their identity-graph updates, in one atomic batch (idempotent).
-pub async fn write(db: &impl Sql, events: &[QueuedEvent]) -> Result<(), SinkError> {
-    if events.is_empty() {
-        return Ok(());
+/// The D1 sink: events and their identity-graph updates, in one atomic
+/// statement batch per delivery batch (idempotent).
+pub struct D1<'a, S> {
+    pub db: &'a S,
+}
+
+impl<S: Sql> Sink for D1<'_, S> {
+    type Request = Vec<Statement>;
+    type Answer = ();
+
+    fn encode(
+        &self,
+        batch: &DeliveryBatch,
+        _now: Timestamp,
+    ) -> Result<Encoded<Vec<Statement>>, super::SinkError> {
+        let mut statements: Vec<Statement> = batch
+            .events
+            .iter()
+            .map(|e| Statement::new(INSERT, row(&batch.source, e)))
+            .collect();
+        for e in &batch.events {
+            statements.extend(crate::identity::statements(e));
+        }
+        Ok(Encoded::whole(statements, batch))
     }
-    let mut statements: Vec<Statement> = events
-        .iter()
-        .map(|q| Statement::new(INSERT, row(q)))
-        .collect();
-    for q in events {
-        statements.extend(crate::identity::statements(q));
+
+    async fn send(&self, statements: Vec<Statement>) -> Result<(), PortError> {
+        self.db.run(statements).await
     }
-    db.run(statements)
-        .await
-        .map_err(|e| SinkError::Retryable(format!("D1 write failed: {e}")))
+
+    fn classify(&self, events: &[usize], answer: Result<(), PortError>) -> Vec<Verdict> {
+        super::unit_verdicts("D1 write", events, answer)
+    }
 }
 
 /// Add counters.
-pub async fn count(db: &impl Sql, counters: &[Counter]) -> Result<(), SinkError> {
+pub async fn count(db: &impl Sql, counters: &[Counter]) -> Result<(), PortError> {
     if counters.is_empty() {
         return Ok(());
     }
@@ -134,15 +112,13 @@ pub async fn count(db: &impl Sql, counters: &[Counter]) -> Result<(), SinkError>
             )
         })
         .collect();
-    db.run(statements)
-        .await
-        .map_err(|e| SinkError::Retryable(format!("D1 count failed: {e}")))
+    db.run(statements).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_shared::{Event, EventType};
+    use sluice_shared::EventType;
 
     #[test]
     fn rows_have_typed_columns_and_json() {
@@ -150,10 +126,7 @@ mod tests {
         e.event = Some("E".into());
         e.received_at = Some("2024-05-01T00:00:00.000Z".into());
         e.properties = Some(serde_json::json!({"a": 1}).as_object().cloned().unwrap());
-        let r = row(&QueuedEvent {
-            source: "web".into(),
-            event: e,
-        });
+        let r = row("web", &e);
         assert_eq!(r.len(), 14);
         assert_eq!(r[0], SqlValue::Text("m1".into()));
         assert_eq!(r[2], SqlValue::Text("track".into()));

@@ -7,10 +7,13 @@
 //! ClickHouse: `s3('…/events/*/*/*/*.ndjson.gz', 'JSONEachRow')`; Spark:
 //! `spark.read.json("…/events/")` (discovers the partitions).
 
-use super::d1::{Sql, SqlValue, Statement};
-use super::{DeliveryBatch, ObjectStore, SinkError};
+use super::{DeliveryBatch, Encoded, Sink, SinkError};
+use crate::db::{self, SqlValue, Statement};
+use crate::ports::{ObjectStore, PortError, Sql};
+use serde_json::Value;
+use sluice_shared::dest::Verdict;
 use sluice_shared::Timestamp;
-use std::io::Write;
+use std::io::{Read, Write};
 
 /// The partition (`dt`, `hour`) of a batch: its first event's `receivedAt`.
 pub fn partition(batch: &DeliveryBatch) -> (String, String) {
@@ -24,15 +27,24 @@ pub fn partition(batch: &DeliveryBatch) -> (String, String) {
     (format!("{y:04}-{m:02}-{d:02}"), format!("{h:02}"))
 }
 
+/// Where a source's objects are, under a destination's prefix.
+pub fn source_prefix(prefix: &str, source: &str) -> String {
+    format!("{}/source={source}/", prefix.trim_end_matches('/'))
+}
+
 /// The object key of a batch.
 pub fn object_key(prefix: &str, batch: &DeliveryBatch) -> String {
     let (dt, hour) = partition(batch);
     format!(
-        "{}/source={}/dt={dt}/hour={hour}/{}.ndjson.gz",
-        prefix.trim_end_matches('/'),
-        batch.source,
+        "{}dt={dt}/hour={hour}/{}.ndjson.gz",
+        source_prefix(prefix, &batch.source),
         batch.batch_id
     )
+}
+
+/// The day (`YYYY-MM-DD`) an object's partition holds, from its key.
+pub fn partition_day(key: &str) -> Option<&str> {
+    key.split("/dt=").nth(1).and_then(|rest| rest.get(..10))
 }
 
 /// Gzip NDJSON of the batch's events.
@@ -43,71 +55,111 @@ pub fn encode(batch: &DeliveryBatch) -> Result<Vec<u8>, SinkError> {
         .map_err(|e| SinkError::Permanent(format!("gzip failed: {e}")))
 }
 
-/// Write the batch's object, then index whose events it holds (for export,
-/// deletion and retention). Both steps are idempotent.
-pub async fn write(
-    store: &impl ObjectStore,
-    db: &impl Sql,
-    prefix: &str,
-    batch: &DeliveryBatch,
-) -> Result<(), SinkError> {
-    let body = encode(batch)?;
-    let key = object_key(prefix, batch);
-    store
-        .put(&key, body, "application/x-ndjson")
-        .await
-        .map_err(SinkError::Retryable)?;
-    let (dt, _) = partition(batch);
-    let mut people: Vec<&str> = batch
-        .events
-        .iter()
-        .flat_map(|e| [e.user_id.as_deref(), e.anonymous_id.as_deref()])
-        .flatten()
-        .collect();
-    people.sort_unstable();
-    people.dedup();
-    let statements = people
-        .into_iter()
-        .map(|p| {
-            Statement::new(
-                INDEX,
-                vec![
-                    SqlValue::Text(key.clone()),
-                    SqlValue::Text(p.to_owned()),
-                    SqlValue::Text(dt.clone()),
-                ],
-            )
-        })
-        .collect();
-    db.run(statements)
-        .await
-        .map_err(|e| SinkError::Retryable(format!("lake index: {e}")))
+/// One lake write: the object, and the index of whose events it holds (for
+/// export, deletion and retention).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LakeObject {
+    pub key: String,
+    pub body: Vec<u8>,
+    pub index: Vec<Statement>,
+}
+
+/// The R2 lake sink: one object per delivery batch, then its index rows.
+/// Both steps are idempotent, so a retried batch overwrites its object.
+pub struct Lake<'a, O, S> {
+    pub store: &'a O,
+    pub db: &'a S,
+    pub prefix: &'a str,
+}
+
+impl<O: ObjectStore, S: Sql> Sink for Lake<'_, O, S> {
+    type Request = LakeObject;
+    type Answer = ();
+
+    fn encode(
+        &self,
+        batch: &DeliveryBatch,
+        _now: Timestamp,
+    ) -> Result<Encoded<LakeObject>, SinkError> {
+        let body = encode(batch)?;
+        let key = object_key(self.prefix, batch);
+        let (dt, _) = partition(batch);
+        let mut people: Vec<&str> = batch
+            .events
+            .iter()
+            .flat_map(|e| [e.user_id.as_deref(), e.anonymous_id.as_deref()])
+            .flatten()
+            .collect();
+        people.sort_unstable();
+        people.dedup();
+        let index = people
+            .into_iter()
+            .map(|p| {
+                Statement::new(
+                    INDEX,
+                    vec![
+                        SqlValue::Text(key.clone()),
+                        db::text_value(p),
+                        SqlValue::Text(dt.clone()),
+                    ],
+                )
+            })
+            .collect();
+        Ok(Encoded::whole(LakeObject { key, body, index }, batch))
+    }
+
+    async fn send(&self, object: LakeObject) -> Result<(), PortError> {
+        self.store
+            .put(&object.key, object.body, "application/x-ndjson")
+            .await?;
+        self.db.run(object.index).await
+    }
+
+    fn classify(&self, events: &[usize], answer: Result<(), PortError>) -> Vec<Verdict> {
+        super::unit_verdicts("lake write", events, answer)
+    }
 }
 
 const INDEX: &str = "INSERT INTO lake_index (key, person, dt) VALUES (?1, ?2, ?3) ON CONFLICT (key, person) DO NOTHING";
+
+fn lines(object: &[u8]) -> Result<String, SinkError> {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(object)
+        .read_to_string(&mut text)
+        .map_err(|e| SinkError::Permanent(format!("not gzip NDJSON: {e}")))?;
+    Ok(text)
+}
+
+fn belongs(event: &Value, people: &[String]) -> bool {
+    ["userId", "anonymousId"].iter().any(|k| {
+        event
+            .get(*k)
+            .and_then(Value::as_str)
+            .is_some_and(|id| people.iter().any(|p| p == id))
+    })
+}
+
+/// The events of an object that belong to any of `people` (for an export).
+pub fn events_of(object: &[u8], people: &[String]) -> Result<Vec<Value>, SinkError> {
+    Ok(lines(object)?
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| belongs(v, people))
+        .collect())
+}
 
 /// Keep only the lines of an NDJSON.gz object whose event does not belong to
 /// any of `people`; returns the new object (`None` if nothing is left) and how
 /// many events were removed.
 pub fn without(object: &[u8], people: &[String]) -> Result<(Option<Vec<u8>>, usize), SinkError> {
-    use std::io::Read;
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(object)
-        .read_to_string(&mut text)
-        .map_err(|e| SinkError::Permanent(format!("not gzip NDJSON: {e}")))?;
+    let text = lines(object)?;
     let mut kept = Vec::new();
     let mut removed = 0;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let belongs = serde_json::from_str::<serde_json::Value>(line)
+        let theirs = serde_json::from_str::<Value>(line)
             .ok()
-            .is_some_and(|v| {
-                ["userId", "anonymousId"].iter().any(|k| {
-                    v.get(*k)
-                        .and_then(|x| x.as_str())
-                        .is_some_and(|id| people.iter().any(|p| p == id))
-                })
-            });
-        if belongs {
+            .is_some_and(|v| belongs(&v, people));
+        if theirs {
             removed += 1;
         } else {
             kept.push(line);
@@ -131,7 +183,6 @@ pub fn without(object: &[u8], people: &[String]) -> Result<(Option<Vec<u8>>, usi
 mod tests {
     use super::*;
     use sluice_shared::{Event, EventType};
-    use std::io::Read;
 
     fn batch() -> DeliveryBatch {
         let mut e = Event::new(EventType::Track, "m1");
@@ -157,6 +208,10 @@ mod tests {
             object_key("events/", &batch()),
             "events/source=web/dt=2024-05-01/hour=07/b0123.ndjson.gz"
         );
+        assert_eq!(
+            partition_day("lake/source=web/dt=2024-05-01/hour=07/b.ndjson.gz"),
+            Some("2024-05-01")
+        );
     }
 
     #[test]
@@ -172,6 +227,9 @@ mod tests {
             .read_to_string(&mut text)
             .unwrap();
         assert!(text.contains("m2") && !text.contains("u1"));
+        let theirs = events_of(&object, &["u1".into()]).unwrap();
+        assert_eq!(theirs.len(), 1);
+        assert_eq!(theirs[0]["messageId"], "m1");
         let (rest, removed) = without(&object, &["u1".into(), "a2".into()]).unwrap();
         assert_eq!((rest, removed), (None, 2));
     }

@@ -5,10 +5,13 @@
 //! <batch id>`. A receiver recomputes the signature, compares in constant
 //! time, and rejects timestamps more than 5 minutes away (replays).
 
-use super::{DeliveryBatch, HttpClient, SinkError};
+use super::{DeliveryBatch, Encoded, Sink, SinkError};
+use crate::ports::{HttpClient, PortError};
 use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
+use sluice_shared::dest::{HttpAnswer, HttpRequest, Verdict};
+use sluice_shared::Timestamp;
 
 /// How far a timestamp may be from the receiver's clock.
 pub const TOLERANCE_S: i64 = 300;
@@ -63,24 +66,93 @@ pub fn verify(secret: &[u8], timestamp_s: i64, body: &[u8], signature: &str, now
             == 0
 }
 
-/// POST the signed batch.
-pub async fn write(
-    http: &impl HttpClient,
+/// A signed POST of `body` to `url`, tagged with what it is (`x-sluice-event`).
+fn signed(
     url: &str,
     secret: &[u8],
-    timeout_ms: u32,
-    batch: &DeliveryBatch,
-    now_s: i64,
-    now_rfc3339: &str,
-) -> Result<(), SinkError> {
-    let body = encode(batch, now_rfc3339);
-    let headers = vec![
-        ("content-type".to_owned(), "application/json".to_owned()),
-        ("x-sluice-timestamp".to_owned(), now_s.to_string()),
-        ("x-sluice-signature".to_owned(), sign(secret, now_s, &body)),
-        ("idempotency-key".to_owned(), batch.batch_id.clone()),
-    ];
-    super::post(http, url, &headers, body, timeout_ms).await
+    event: Option<&str>,
+    idempotency_key: String,
+    body: Vec<u8>,
+    now: Timestamp,
+) -> HttpRequest {
+    let ts = now.0.div_euclid(1000);
+    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+    if let Some(event) = event {
+        headers.push(("x-sluice-event".to_owned(), event.to_owned()));
+    }
+    headers.extend([
+        ("x-sluice-timestamp".to_owned(), ts.to_string()),
+        ("x-sluice-signature".to_owned(), sign(secret, ts, &body)),
+        ("idempotency-key".to_owned(), idempotency_key),
+    ]);
+    HttpRequest {
+        method: "POST",
+        url: url.to_owned(),
+        headers,
+        body,
+        events: Vec::new(),
+    }
+}
+
+/// The deletion notice sent to a webhook when a person is deleted: the ids
+/// it must forget, signed like a batch.
+pub fn deletion_request(
+    url: &str,
+    secret: &[u8],
+    request_id: &str,
+    user_ids: &[String],
+    anonymous_ids: &[String],
+    now: Timestamp,
+) -> HttpRequest {
+    let body = serde_json::json!({"type": "delete", "requestId": request_id, "userIds": user_ids, "anonymousIds": anonymous_ids})
+        .to_string()
+        .into_bytes();
+    signed(
+        url,
+        secret,
+        Some("deletion"),
+        ["delete-", request_id].concat(),
+        body,
+        now,
+    )
+}
+
+/// The webhook sink: the whole batch in one signed POST.
+pub struct Webhook<'a, H> {
+    pub http: &'a H,
+    pub url: &'a str,
+    pub secret: Vec<u8>,
+    pub timeout_ms: u32,
+}
+
+impl<H: HttpClient> Sink for Webhook<'_, H> {
+    type Request = HttpRequest;
+    type Answer = HttpAnswer;
+
+    fn encode(
+        &self,
+        batch: &DeliveryBatch,
+        now: Timestamp,
+    ) -> Result<Encoded<HttpRequest>, SinkError> {
+        let body = encode(batch, &now.to_rfc3339());
+        let request = signed(
+            self.url,
+            &self.secret,
+            None,
+            batch.batch_id.clone(),
+            body,
+            now,
+        );
+        Ok(Encoded::whole(request, batch))
+    }
+
+    async fn send(&self, request: HttpRequest) -> Result<HttpAnswer, PortError> {
+        self.http.send(&request, self.timeout_ms).await
+    }
+
+    fn classify(&self, events: &[usize], answer: Result<HttpAnswer, PortError>) -> Vec<Verdict> {
+        super::status_verdicts(events, answer)
+    }
 }
 
 #[cfg(test)]

@@ -29,6 +29,16 @@ pub struct HttpAnswer {
     pub body: String,
 }
 
+/// `Retry-After` (delta-seconds or an HTTP date) as milliseconds from `now_ms`.
+pub fn retry_after_ms(value: &str, now_ms: i64) -> Option<u64> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(seconds.saturating_mul(1000));
+    }
+    let at = crate::Timestamp::parse_http_date(value)?;
+    Some(u64::try_from(at.0.saturating_sub(now_ms)).unwrap_or(0))
+}
+
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -81,4 +91,26 @@ pub trait Destination {
 
     /// Classify the answer to `request`: one verdict per entry of `request.events`, in order.
     fn classify(config: &Self::Config, request: &HttpRequest, answer: &HttpAnswer) -> Vec<Verdict>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_an_http_date() {
+        assert_eq!(retry_after_ms("120", 0), Some(120_000));
+        // 1994-11-06T08:49:37Z is 784111777 s after the epoch (RFC 9110's example date).
+        let now_ms = 784_111_777_000 - 5_000;
+        assert_eq!(
+            retry_after_ms("Sun, 06 Nov 1994 08:49:37 GMT", now_ms),
+            Some(5_000)
+        );
+        assert_eq!(
+            retry_after_ms("Sun, 06 Nov 1994 08:49:37 GMT", now_ms + 9_000),
+            Some(0)
+        );
+        assert_eq!(retry_after_ms("soon", 0), None);
+        assert_eq!(retry_after_ms("Sun, 32 Nov 1994 08:49:37 GMT", 0), None);
+    }
 }

@@ -1,0 +1,298 @@
+//! The deliveries consumer: one batch to one destination through its sink.
+//! Per event: delivered ones are counted; retryable ones go back on the
+//! deliveries Queue with the destination's backoff (or the destination's
+//! `Retry-After`, if longer) until its last attempt; the rest, and the
+//! exhausted, go to the dead letters with the destination's error. One
+//! failing destination never delays or re-writes the others.
+
+use super::config::{Destination, Kind};
+use super::fanout::batch_id;
+use super::ledger::day;
+use super::Outcome;
+use crate::ports::DeliveryPorts;
+use crate::sinks::d1::{self, Counter};
+use crate::sinks::{self, clickhouse, r2, webhook, DeliveryBatch, Report, SinkError};
+use serde::Serialize;
+use sluice_shared::dest::Verdict;
+use sluice_shared::{Event, Timestamp};
+
+/// A dead-lettered batch, as stored in R2 under `dead-letter/`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter<'a> {
+    pub destination: &'a str,
+    pub source: &'a str,
+    pub batch_id: &'a str,
+    pub attempts: u16,
+    pub error: ErrorBody,
+    pub failed_at: String,
+    pub events: &'a [Event],
+}
+
+/// An error as stored with a dead letter.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+}
+
+impl ErrorBody {
+    fn of(verdict: &Verdict) -> ErrorBody {
+        let (code, message) = match verdict {
+            Verdict::Retry { reason, .. } => ("sink_retryable", ["retryable: ", reason].concat()),
+            Verdict::Permanent { reason } => ("sink_permanent", ["permanent: ", reason].concat()),
+            Verdict::Delivered | Verdict::Skipped { .. } => ("sink_permanent", String::new()),
+        };
+        ErrorBody {
+            code: code.to_owned(),
+            message,
+        }
+    }
+}
+
+/// Where a dead letter goes.
+pub fn dead_letter_key(destination: &str, batch_id: &str, now: Timestamp) -> String {
+    format!(
+        "dead-letter/destination={destination}/dt={}/{batch_id}.json",
+        day(now)
+    )
+}
+
+/// Write one batch (JSON, from the deliveries Queue) to its destination.
+pub async fn deliver(
+    raw: &str,
+    destinations: &[Destination],
+    ports: &impl DeliveryPorts,
+) -> Outcome {
+    let Ok(batch) = serde_json::from_str::<DeliveryBatch>(raw) else {
+        return Outcome::Reject;
+    };
+    let now = ports.now();
+    let dest = destinations.iter().find(|d| d.name == batch.destination);
+    let report = match dest {
+        None => Report {
+            verdicts: vec![
+                SinkError::Permanent(format!(
+                    "no destination named `{}` is configured",
+                    batch.destination
+                ))
+                .verdict();
+                batch.events.len()
+            ],
+        },
+        Some(dest) => write(dest, &batch, ports, now).await,
+    };
+    settle(batch, &report, dest, ports, now).await
+}
+
+/// The destination's sink, and the batch written through it.
+async fn write(
+    dest: &Destination,
+    batch: &DeliveryBatch,
+    ports: &impl DeliveryPorts,
+    now: Timestamp,
+) -> Report {
+    let secret = |var: &str| {
+        ports
+            .secret(var)
+            .ok_or_else(|| SinkError::Permanent(format!("the secret `{var}` is not set")))
+    };
+    let failed = |e: SinkError| Report {
+        verdicts: vec![e.verdict(); batch.events.len()],
+    };
+    match &dest.kind {
+        Kind::R2 { prefix } => {
+            let sink = r2::Lake {
+                store: ports,
+                db: ports,
+                prefix,
+            };
+            sinks::write(&sink, batch, now).await
+        }
+        Kind::Webhook {
+            url,
+            secret_var,
+            timeout_ms,
+        } => match secret(secret_var) {
+            Err(e) => failed(e),
+            Ok(key) => {
+                let sink = webhook::Webhook {
+                    http: ports,
+                    url,
+                    secret: key.into_bytes(),
+                    timeout_ms: *timeout_ms,
+                };
+                sinks::write(&sink, batch, now).await
+            }
+        },
+        Kind::Clickhouse {
+            url,
+            database,
+            table,
+            user,
+            password_var,
+            timeout_ms,
+        } => match password_var.as_deref().map(secret).transpose() {
+            Err(e) => failed(e),
+            Ok(password) => {
+                let sink = clickhouse::Clickhouse {
+                    http: ports,
+                    url,
+                    database,
+                    table,
+                    user: user.as_deref(),
+                    password,
+                    timeout_ms: *timeout_ms,
+                };
+                sinks::write(&sink, batch, now).await
+            }
+        },
+    }
+}
+
+/// The events of `batch` at `indices`, as a batch of their own (same id if all).
+fn subset(batch: &DeliveryBatch, indices: &[usize], attempt: u16) -> DeliveryBatch {
+    let events: Vec<Event> = indices
+        .iter()
+        .filter_map(|i| batch.events.get(*i).cloned())
+        .collect();
+    let id = if events.len() == batch.events.len() {
+        batch.batch_id.clone()
+    } else {
+        let ids: Vec<&str> = events.iter().map(|e| e.message_id.as_str()).collect();
+        batch_id(&batch.destination, &ids)
+    };
+    DeliveryBatch {
+        destination: batch.destination.clone(),
+        source: batch.source.clone(),
+        batch_id: id,
+        attempt,
+        events,
+    }
+}
+
+/// Act on the report: count, re-enqueue, dead-letter.
+async fn settle(
+    batch: DeliveryBatch,
+    report: &Report,
+    dest: Option<&Destination>,
+    ports: &impl DeliveryPorts,
+    now: Timestamp,
+) -> Outcome {
+    let counter = |name: &str, n: usize| Counter {
+        day: day(now),
+        source: batch.source.clone(),
+        name: [name, batch.destination.as_str()].concat(),
+        count: u32::try_from(n).unwrap_or(u32::MAX),
+    };
+    let mut counters = Vec::new();
+    let delivered = report.indices(|v| *v == Verdict::Delivered).len();
+    if delivered > 0 {
+        counters.push(counter("delivered_", delivered));
+    }
+    let skipped = report
+        .indices(|v| matches!(v, Verdict::Skipped { .. }))
+        .len();
+    if skipped > 0 {
+        counters.push(counter("skipped_", skipped));
+    }
+    let retry = report.indices(|v| matches!(v, Verdict::Retry { .. }));
+    let mut failed = report.indices(|v| matches!(v, Verdict::Permanent { .. }));
+    let mut outcome = Outcome::Ack;
+    match dest.map(|d| d.retry) {
+        Some(r) if !retry.is_empty() && batch.attempt < r.max_attempts => {
+            let after_s = report
+                .retry_after_ms()
+                .map_or(0, |ms| u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX));
+            let delay = r.delay_s(batch.attempt).max(after_s);
+            super::log(&format!(
+                "sluice: {} attempt {} failed, retrying in {delay} s: {}",
+                batch.destination,
+                batch.attempt,
+                report.first_error().unwrap_or_default()
+            ));
+            let again = subset(&batch, &retry, batch.attempt + 1);
+            let json = serde_json::to_string(&again).unwrap_or_default();
+            match ports.enqueue_deliveries(vec![json], delay).await {
+                Ok(()) => counters.push(counter("retried_", retry.len())),
+                Err(_) => outcome = Outcome::Retry(Some(delay)),
+            }
+        }
+        _ => failed.extend(retry),
+    }
+    if !failed.is_empty() && outcome == Outcome::Ack {
+        failed.sort_unstable();
+        let letter = subset(&batch, &failed, batch.attempt);
+        let error = ErrorBody::of(&report.verdicts[failed[0]]);
+        match dead_letter(&letter, error, ports, now).await {
+            Ok(()) => counters.push(counter("dead_lettered_", failed.len())),
+            // Not even the dead letters can take it (e.g. no LAKE binding):
+            // the platform's own dead-letter queue keeps the message.
+            Err(_) => outcome = Outcome::Retry(None),
+        }
+    }
+    if !counters.is_empty() {
+        let _ = d1::count(ports, &counters).await;
+    }
+    outcome
+}
+
+async fn dead_letter(
+    batch: &DeliveryBatch,
+    error: ErrorBody,
+    ports: &impl DeliveryPorts,
+    now: Timestamp,
+) -> Result<(), crate::ports::PortError> {
+    let letter = DeadLetter {
+        destination: &batch.destination,
+        source: &batch.source,
+        batch_id: &batch.batch_id,
+        attempts: batch.attempt,
+        error,
+        failed_at: now.to_rfc3339(),
+        events: &batch.events,
+    };
+    let body = serde_json::to_vec(&letter).unwrap_or_default();
+    ports
+        .put(
+            &dead_letter_key(&batch.destination, &batch.batch_id, now),
+            body,
+            "application/json",
+        )
+        .await
+}
+
+/// Dead-letter a message the platform gave up on (its DLQ consumer).
+pub async fn dead_letter_raw(queue: &str, raw: &str, ports: &impl DeliveryPorts) -> Outcome {
+    let now = ports.now();
+    let id = sluice_shared::parse::derive_message_id(raw.as_bytes());
+    #[derive(Serialize)]
+    struct Raw<'a> {
+        queue: &'a str,
+        error: ErrorBody,
+        failed_at: String,
+        message: serde_json::Value,
+    }
+    let letter = Raw {
+        queue,
+        error: ErrorBody {
+            code: "queue_retries_exhausted".into(),
+            message: format!("the {queue} queue gave up after its configured retries"),
+        },
+        failed_at: now.to_rfc3339(),
+        message: serde_json::from_str(raw)
+            .unwrap_or_else(|_| serde_json::Value::String(raw.to_owned())),
+    };
+    let key = format!("dead-letter/queue={queue}/dt={}/{id}.json", day(now));
+    match ports
+        .put(
+            &key,
+            serde_json::to_vec(&letter).unwrap_or_default(),
+            "application/json",
+        )
+        .await
+    {
+        Ok(()) => Outcome::Ack,
+        Err(_) => Outcome::Retry(None),
+    }
+}

@@ -1,0 +1,141 @@
+//! Fan-out: which destinations of its source an event may go to (consent,
+//! opt-out), grouped into delivery batches per destination, source and
+//! partition hour, each within the Queue's message limit.
+
+use super::Settings;
+use crate::delivery::config::Destination;
+use crate::sinks::DeliveryBatch;
+use sluice_shared::consent;
+use sluice_shared::QueuedEvent;
+use std::collections::BTreeMap;
+
+/// Largest serialized delivery batch (the Queue's message limit is 128 KB).
+pub const MAX_DELIVERY_BYTES: usize = 100 * 1024;
+/// Most events in one delivery batch.
+pub const MAX_DELIVERY_EVENTS: usize = 100;
+
+/// Whether an event goes to a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Send,
+    /// Its consent does not cover the destination's purposes.
+    WithheldConsent,
+    /// The person opted out of sale/sharing, and the destination's purposes include it.
+    WithheldOptOut,
+}
+
+impl Route {
+    /// What the live debugger shows.
+    pub fn label(self) -> &'static str {
+        match self {
+            Route::Send => "queued",
+            Route::WithheldConsent => "withheld: no consent for its purposes",
+            Route::WithheldOptOut => "withheld: opted out of sale/sharing",
+        }
+    }
+}
+
+/// Each destination of the event's source, and whether the event may go there.
+pub fn routes<'a>(q: &QueuedEvent, s: &Settings<'a>) -> Vec<(&'a Destination, Route)> {
+    let Some(source) = s.config.sources.iter().find(|src| src.name == q.source) else {
+        return Vec::new();
+    };
+    let consent = sluice_shared::enrich::consent_of(&q.event);
+    let opted_out = q
+        .event
+        .context_value("sluice")
+        .and_then(|s| s.get("optOut"))
+        .is_some_and(|v| v == &serde_json::Value::Bool(true));
+    source
+        .destinations
+        .iter()
+        .filter_map(|name| s.destinations.iter().find(|d| &d.name == name))
+        .map(|dest| {
+            let route = if opted_out && dest.purposes.iter().any(consent::gpc_denies) {
+                Route::WithheldOptOut
+            } else if consent::may_forward(consent.as_ref(), &dest.purposes, source.consent.regime)
+            {
+                Route::Send
+            } else {
+                Route::WithheldConsent
+            };
+            (dest, route)
+        })
+        .collect()
+}
+
+/// Group events into delivery batches (JSON) per destination (consent
+/// permitting), source and partition hour; count what consent withheld, by
+/// `(source, "withheld_<destination>")`.
+pub fn fan_out<'e>(
+    events: impl IntoIterator<Item = &'e QueuedEvent>,
+    s: &Settings<'_>,
+) -> (Vec<String>, BTreeMap<(String, String), u32>) {
+    let mut groups: BTreeMap<(String, String, String), Vec<&QueuedEvent>> = BTreeMap::new();
+    let mut withheld: BTreeMap<(String, String), u32> = BTreeMap::new();
+    for q in events {
+        for (dest, route) in routes(q, s) {
+            if route != Route::Send {
+                *withheld
+                    .entry((q.source.clone(), ["withheld_", dest.name.as_str()].concat()))
+                    .or_default() += 1;
+                continue;
+            }
+            let hour = q
+                .event
+                .received_at
+                .as_deref()
+                .map_or("", |t| t.get(..13).unwrap_or(""));
+            groups
+                .entry((dest.name.clone(), q.source.clone(), hour.to_owned()))
+                .or_default()
+                .push(q);
+        }
+    }
+    let mut out = Vec::new();
+    for ((destination, source, _), members) in groups {
+        let mut chunk: Vec<&QueuedEvent> = Vec::new();
+        let mut bytes = 0;
+        for q in members {
+            let size = serde_json::to_string(&q.event).map_or(0, |t| t.len());
+            if !chunk.is_empty()
+                && (chunk.len() == MAX_DELIVERY_EVENTS || bytes + size > MAX_DELIVERY_BYTES)
+            {
+                out.push(encode_batch(
+                    &destination,
+                    &source,
+                    &std::mem::take(&mut chunk),
+                ));
+                bytes = 0;
+            }
+            bytes += size;
+            chunk.push(q);
+        }
+        if !chunk.is_empty() {
+            out.push(encode_batch(&destination, &source, &chunk));
+        }
+    }
+    (out, withheld)
+}
+
+/// A deterministic id for a batch: the same events for the same destination give the same id.
+pub fn batch_id(destination: &str, ids: &[&str]) -> String {
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    let key = [destination, "|", &sorted.join(",")].concat();
+    sluice_shared::parse::derive_message_id(key.as_bytes())
+        .trim_start_matches("sluice-")
+        .to_owned()
+}
+
+fn encode_batch(destination: &str, source: &str, events: &[&QueuedEvent]) -> String {
+    let ids: Vec<&str> = events.iter().map(|q| q.event.message_id.as_str()).collect();
+    let batch = DeliveryBatch {
+        destination: destination.to_owned(),
+        source: source.to_owned(),
+        batch_id: batch_id(destination, &ids),
+        attempt: 1,
+        events: events.iter().map(|q| q.event.clone()).collect(),
+    };
+    serde_json::to_string(&batch).unwrap_or_default()
+}

@@ -1,0 +1,88 @@
+//! The events consumer's side effects in one place: each message's outcome,
+//! the counters to add, and the live-debugger summaries. The pipeline steps
+//! settle messages here; [`Ledger::finish`] publishes and counts once.
+
+use super::Outcome;
+use crate::ports::{LiveFeed, Sql};
+use crate::sinks::d1::{self, Counter};
+use serde_json::Value;
+use sluice_shared::{Event, Timestamp};
+
+/// What happened to the messages of one Queue batch.
+pub struct Ledger {
+    outcomes: Vec<Outcome>,
+    counters: Vec<Counter>,
+    /// Messages that are counts: acknowledged only once the counters are written.
+    count_messages: Vec<usize>,
+    live: Vec<Value>,
+    day: String,
+}
+
+impl Ledger {
+    /// A ledger for `messages` messages, every one undecodable until settled.
+    pub fn new(messages: usize, now: Timestamp) -> Ledger {
+        Ledger {
+            outcomes: vec![Outcome::Reject; messages],
+            counters: Vec::new(),
+            count_messages: Vec::new(),
+            live: Vec::new(),
+            day: day(now),
+        }
+    }
+
+    pub fn settle(&mut self, message: usize, outcome: Outcome) {
+        if let Some(slot) = self.outcomes.get_mut(message) {
+            *slot = outcome;
+        }
+    }
+
+    /// Add `count` to today's counter `name` of `source`.
+    pub fn count(&mut self, source: &str, name: &str, count: u32) {
+        self.counters.push(Counter {
+            day: self.day.clone(),
+            source: source.to_owned(),
+            name: name.to_owned(),
+            count,
+        });
+    }
+
+    /// A message that carries counts of its own (drops at the collector).
+    pub fn count_message(&mut self, message: usize, counter: Counter) {
+        self.counters.push(counter);
+        self.count_messages.push(message);
+    }
+
+    /// Show an event in the live debugger.
+    pub fn show(
+        &mut self,
+        source: &str,
+        event: &Event,
+        status: &str,
+        dedup: &str,
+        deliveries: Value,
+    ) {
+        self.live.push(crate::live::summary(
+            source, event, status, dedup, deliveries,
+        ));
+    }
+
+    /// Publish the summaries, write the counters, and return the outcomes.
+    pub async fn finish(mut self, ports: &(impl Sql + LiveFeed)) -> Vec<Outcome> {
+        ports.observe(std::mem::take(&mut self.live));
+        if !self.counters.is_empty() {
+            let outcome = match d1::count(ports, &self.counters).await {
+                Ok(()) => Outcome::Ack,
+                Err(_) => Outcome::Retry(None),
+            };
+            for i in std::mem::take(&mut self.count_messages) {
+                self.settle(i, outcome);
+            }
+        }
+        self.outcomes
+    }
+}
+
+/// `YYYY-MM-DD` of a time: the counters' day.
+pub fn day(now: Timestamp) -> String {
+    now.to_rfc3339()[..10].to_owned()
+}

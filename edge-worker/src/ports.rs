@@ -1,0 +1,179 @@
+//! Every port the pure code needs from the platform, in one place.
+//!
+//! The `worker` bindings implement them in [`crate::platform`]; the native
+//! tests implement them with in-memory fakes (`tests/common`). Handlers and
+//! the delivery path name the ports they use, or one of the bundles at the
+//! end ([`Platform`], [`DeliveryPorts`], [`JobPorts`]), never a binding.
+//!
+//! Every port answers with [`PortError`], so the decision to retry or to
+//! give up is typed where it is made: a missing binding is permanent, an
+//! unavailable service is worth retrying.
+
+use crate::config::Config;
+use crate::db::{SqlValue, Statement};
+use crate::delivery::dedup::{ClaimResponse, ShardRequest};
+use crate::ratelimit::Limiter;
+use serde_json::Value;
+use sluice_shared::dest::{HttpAnswer, HttpRequest as Outbound};
+use sluice_shared::Timestamp;
+use std::cell::RefCell;
+use std::fmt;
+
+/// Why a port call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PortError {
+    /// The binding is not configured in `wrangler.toml`: no retry can help.
+    MissingBinding(&'static str),
+    /// The service did not answer or failed (network, 5xx, D1 overloaded): retry.
+    Unavailable(String),
+    /// The service refused the call itself (bad request, object too large): do not retry.
+    Rejected(String),
+    /// No answer within the deadline: retry.
+    Timeout(String),
+}
+
+impl PortError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PortError::MissingBinding(_) => "missing_binding",
+            PortError::Unavailable(_) => "unavailable",
+            PortError::Rejected(_) => "rejected",
+            PortError::Timeout(_) => "timeout",
+        }
+    }
+
+    /// Whether trying the same call again later can succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, PortError::Unavailable(_) | PortError::Timeout(_))
+    }
+}
+
+impl fmt::Display for PortError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PortError::MissingBinding(name) => {
+                write!(f, "the binding {name} is not configured")
+            }
+            PortError::Unavailable(m) | PortError::Rejected(m) | PortError::Timeout(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
+/// Clock, secrets and entropy: what every part of the worker may read.
+pub trait Runtime {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+    /// A var or secret's value.
+    fn secret(&self, name: &str) -> Option<String>;
+    /// A fresh UUID v4 from a cryptographic source.
+    fn new_uuid(&self) -> String;
+}
+
+/// A SQL database (D1).
+#[allow(async_fn_in_trait)]
+pub trait Sql {
+    /// Run the statements in order, atomically.
+    async fn run(&self, statements: Vec<Statement>) -> Result<(), PortError>;
+    /// The rows of a query, as JSON objects.
+    async fn query(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<Value>, PortError>;
+}
+
+/// An object store (R2): the lake, exports and the dead letters.
+#[allow(async_fn_in_trait)]
+pub trait ObjectStore {
+    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), PortError>;
+    /// The object's bytes, or `None` if there is none.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, PortError>;
+    async fn delete(&self, key: &str) -> Result<(), PortError>;
+    /// Keys under `prefix`.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError>;
+}
+
+/// Outbound HTTP (`fetch`).
+#[allow(async_fn_in_trait)]
+pub trait HttpClient {
+    /// Send and return the answer, whatever its status; `Err` only when
+    /// there is no answer (network error, timeout).
+    async fn send(&self, request: &Outbound, timeout_ms: u32) -> Result<HttpAnswer, PortError>;
+}
+
+/// The events Queue (accepted events, on their way to delivery).
+#[allow(async_fn_in_trait)]
+pub trait EventQueue {
+    /// Durably accept these messages, or fail (the client will retry).
+    async fn enqueue(&self, messages: Vec<String>) -> Result<(), PortError>;
+}
+
+/// The deliveries Queue (one batch for one destination per message).
+#[allow(async_fn_in_trait)]
+pub trait DeliveryQueue {
+    /// Put delivery batches (JSON) on the Queue, delivered after `delay_s`.
+    async fn enqueue_deliveries(&self, batches: Vec<String>, delay_s: u32)
+        -> Result<(), PortError>;
+}
+
+/// The jobs Queue (data-subject requests).
+#[allow(async_fn_in_trait)]
+pub trait JobQueue {
+    async fn enqueue_job(&self, message: String) -> Result<(), PortError>;
+}
+
+/// The dedup shards (Durable Objects).
+#[allow(async_fn_in_trait)]
+pub trait DedupShards {
+    async fn shard(&self, shard: u32, request: &ShardRequest) -> Result<ClaimResponse, PortError>;
+}
+
+/// The live debugger's feed. Best-effort: what is observed is published
+/// once the request or Queue batch is handled.
+pub trait LiveFeed {
+    fn observe(&self, summaries: Vec<Value>);
+}
+
+/// A static file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asset {
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+/// The static assets (the site and the SDK files).
+#[allow(async_fn_in_trait)]
+pub trait Assets {
+    /// The asset at `path`, if it exists.
+    async fn asset(&self, path: &str) -> Result<Option<Asset>, PortError>;
+}
+
+/// What the HTTP handlers need.
+pub trait Platform:
+    Runtime + Sql + ObjectStore + EventQueue + JobQueue + Assets + LiveFeed
+{
+}
+impl<T: Runtime + Sql + ObjectStore + EventQueue + JobQueue + Assets + LiveFeed> Platform for T {}
+
+/// What the Queue consumers need.
+pub trait DeliveryPorts:
+    Runtime + Sql + ObjectStore + HttpClient + DedupShards + DeliveryQueue + LiveFeed
+{
+}
+impl<T: Runtime + Sql + ObjectStore + HttpClient + DedupShards + DeliveryQueue + LiveFeed>
+    DeliveryPorts for T
+{
+}
+
+/// What the privacy jobs and retention need.
+pub trait JobPorts: Runtime + Sql + ObjectStore + HttpClient {}
+impl<T: Runtime + Sql + ObjectStore + HttpClient> JobPorts for T {}
+
+/// Everything a request is handled with.
+pub struct Services<'a, P> {
+    pub config: &'a Config,
+    pub platform: &'a P,
+    pub limiter: &'a RefCell<Limiter>,
+    /// The current time, read once per request by the caller.
+    pub now: Timestamp,
+}

@@ -1,0 +1,240 @@
+//! One set of in-memory stand-ins for every port (`sluice_edge_worker::ports`),
+//! shared by the native test files: D1 (the statements the tests inspect),
+//! the Queues, the dedup shards, R2, outbound HTTP, assets and the live feed.
+#![allow(dead_code, clippy::unwrap_used)] // each test file uses a part; a panic is a failed test
+
+use serde_json::{json, Value};
+use sluice_edge_worker::db::{SqlValue, Statement};
+use sluice_edge_worker::delivery::dedup::{self, Claim, ClaimResponse, Seen, ShardRequest};
+use sluice_edge_worker::ports::{
+    Asset, Assets, DedupShards, DeliveryQueue, EventQueue, HttpClient, JobQueue, LiveFeed,
+    ObjectStore, PortError, Runtime, Sql,
+};
+use sluice_shared::dest::{HttpAnswer, HttpRequest as Outbound};
+use sluice_shared::{QueueMessage, Timestamp};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+
+pub const NOW: Timestamp = Timestamp(1_714_557_900_000); // 2024-05-01T10:05:00Z
+
+/// URL, headers and body of an outbound request.
+pub type Call = (String, Vec<(String, String)>, Vec<u8>);
+
+#[derive(Default)]
+pub struct Fake {
+    // D1
+    pub rows: RefCell<BTreeMap<String, Vec<SqlValue>>>,
+    pub counters: RefCell<BTreeMap<String, i64>>,
+    pub d1_down: Cell<bool>,
+    pub suppressed: RefCell<Vec<(String, String)>>,
+    pub indexed: RefCell<Vec<String>>,
+    /// Every statement run, in order.
+    pub statements: RefCell<Vec<Statement>>,
+    // Queues
+    pub queued: RefCell<Vec<QueueMessage>>,
+    pub queue_down: bool,
+    pub jobs: RefCell<Vec<String>>,
+    pub deliveries: RefCell<Vec<(String, u32)>>,
+    // Dedup shards
+    pub shards: RefCell<HashMap<String, Seen>>,
+    // R2
+    pub objects: RefCell<BTreeMap<String, Vec<u8>>>,
+    /// The `LAKE` binding is not configured.
+    pub lake_missing: Cell<bool>,
+    // Outbound HTTP
+    pub http_calls: RefCell<Vec<Call>>,
+    pub http_status: Cell<u16>,
+    pub http_retry_after_ms: Cell<Option<u64>>,
+    // Assets, live feed
+    pub assets: HashMap<String, Asset>,
+    pub observed: RefCell<Vec<Value>>,
+}
+
+impl Runtime for Fake {
+    fn now(&self) -> Timestamp {
+        NOW
+    }
+    fn secret(&self, name: &str) -> Option<String> {
+        (name == "HOOK_SECRET").then(|| "s3cret".to_owned())
+    }
+    fn new_uuid(&self) -> String {
+        "00000000-0000-4000-8000-000000000001".into()
+    }
+}
+
+impl Sql for Fake {
+    async fn run(&self, statements: Vec<Statement>) -> Result<(), PortError> {
+        if self.d1_down.get() {
+            return Err(PortError::Unavailable("D1 unavailable".into()));
+        }
+        for statement in statements {
+            let Statement { sql, params: row } = &statement;
+            if sql.starts_with("INSERT INTO events") {
+                let SqlValue::Text(id) = &row[0] else {
+                    panic!("id")
+                };
+                self.rows
+                    .borrow_mut()
+                    .entry(id.clone())
+                    .or_insert(row.clone());
+            } else if sql.starts_with("INSERT INTO counters") {
+                let (SqlValue::Text(src), SqlValue::Text(name), SqlValue::Int(n)) =
+                    (&row[1], &row[2], &row[3])
+                else {
+                    panic!("counter")
+                };
+                *self
+                    .counters
+                    .borrow_mut()
+                    .entry(format!("{src}/{name}"))
+                    .or_default() += n;
+            } else if sql.starts_with("INSERT INTO lake_index") {
+                self.indexed.borrow_mut().push(format!("{:?}", row[1]));
+            }
+            self.statements.borrow_mut().push(statement);
+        }
+        Ok(())
+    }
+
+    async fn query(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<Value>, PortError> {
+        if self.d1_down.get() {
+            return Err(PortError::Unavailable("D1 unavailable".into()));
+        }
+        if sql.contains("FROM suppressions") {
+            let list = self.suppressed.borrow();
+            return Ok(params
+                .iter()
+                .filter_map(|p| match p {
+                    SqlValue::Text(id) => list
+                        .iter()
+                        .find(|(s, _)| s == id)
+                        .map(|(s, k)| json!({"id": s, "kind": k})),
+                    _ => None,
+                })
+                .collect());
+        }
+        Ok(vec![])
+    }
+}
+
+impl ObjectStore for Fake {
+    async fn put(&self, key: &str, body: Vec<u8>, _content_type: &str) -> Result<(), PortError> {
+        if self.lake_missing.get() {
+            return Err(PortError::MissingBinding("LAKE"));
+        }
+        self.objects.borrow_mut().insert(key.to_owned(), body);
+        Ok(())
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, PortError> {
+        Ok(self.objects.borrow().get(key).cloned())
+    }
+    async fn delete(&self, key: &str) -> Result<(), PortError> {
+        self.objects.borrow_mut().remove(key);
+        Ok(())
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError> {
+        Ok(self
+            .objects
+            .borrow()
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+}
+
+impl HttpClient for Fake {
+    async fn send(&self, request: &Outbound, _timeout_ms: u32) -> Result<HttpAnswer, PortError> {
+        self.http_calls.borrow_mut().push((
+            request.url.clone(),
+            request.headers.clone(),
+            request.body.clone(),
+        ));
+        Ok(HttpAnswer {
+            status: self.http_status.get(),
+            retry_after_ms: self.http_retry_after_ms.get(),
+            body: "body".into(),
+        })
+    }
+}
+
+impl EventQueue for Fake {
+    async fn enqueue(&self, messages: Vec<String>) -> Result<(), PortError> {
+        if self.queue_down {
+            return Err(PortError::Unavailable("queue unavailable".into()));
+        }
+        for m in messages {
+            self.queued
+                .borrow_mut()
+                .push(serde_json::from_str(&m).unwrap());
+        }
+        Ok(())
+    }
+}
+
+impl JobQueue for Fake {
+    async fn enqueue_job(&self, message: String) -> Result<(), PortError> {
+        self.jobs.borrow_mut().push(message);
+        Ok(())
+    }
+}
+
+impl DeliveryQueue for Fake {
+    async fn enqueue_deliveries(
+        &self,
+        batches: Vec<String>,
+        delay_s: u32,
+    ) -> Result<(), PortError> {
+        self.deliveries
+            .borrow_mut()
+            .extend(batches.into_iter().map(|b| (b, delay_s)));
+        Ok(())
+    }
+}
+
+impl DedupShards for Fake {
+    async fn shard(&self, _shard: u32, request: &ShardRequest) -> Result<ClaimResponse, PortError> {
+        let mut seen = self.shards.borrow_mut();
+        let now = NOW.0;
+        Ok(match request {
+            ShardRequest::Claim { ids } => ClaimResponse {
+                claims: ids
+                    .iter()
+                    .map(|id| {
+                        let c = dedup::decide(seen.get(id).copied(), now);
+                        if c == Claim::Won {
+                            seen.insert(id.clone(), Seen::Claimed { at_ms: now });
+                        }
+                        c
+                    })
+                    .collect(),
+            },
+            ShardRequest::Commit { ids } => {
+                for id in ids {
+                    seen.insert(id.clone(), Seen::Done { at_ms: now });
+                }
+                ClaimResponse { claims: vec![] }
+            }
+            ShardRequest::Release { ids } => {
+                for id in ids {
+                    if matches!(seen.get(id), Some(Seen::Claimed { .. })) {
+                        seen.remove(id);
+                    }
+                }
+                ClaimResponse { claims: vec![] }
+            }
+        })
+    }
+}
+
+impl Assets for Fake {
+    async fn asset(&self, path: &str) -> Result<Option<Asset>, PortError> {
+        Ok(self.assets.get(path).cloned())
+    }
+}
+
+impl LiveFeed for Fake {
+    fn observe(&self, summaries: Vec<Value>) {
+        self.observed.borrow_mut().extend(summaries);
+    }
+}
