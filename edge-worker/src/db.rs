@@ -6,34 +6,11 @@
 //! hundreds of linked ids never produces a statement D1 refuses.
 
 use crate::ports::{PortError, Sql};
+pub use crate::ports::{SqlValue, Statement};
 use serde_json::Value;
 
 /// D1's limit of bound parameters per statement.
 pub const MAX_BOUND_PARAMS: usize = 100;
-
-/// A value bound to a statement.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SqlValue {
-    Null,
-    Text(String),
-    Int(i64),
-}
-
-/// One SQL statement with its parameters.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Statement {
-    pub sql: String,
-    pub params: Vec<SqlValue>,
-}
-
-impl Statement {
-    pub fn new(sql: &str, params: Vec<SqlValue>) -> Statement {
-        Statement {
-            sql: sql.to_owned(),
-            params,
-        }
-    }
-}
 
 /// A text parameter.
 pub fn text_value(s: &str) -> SqlValue {

@@ -51,6 +51,29 @@ impl Problem {
     }
 }
 
+/// An event's fate at the collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    /// On the Queue: it will be delivered.
+    Accepted,
+    /// Invalid: do not retry it.
+    Rejected,
+    /// Refused by policy (consent, bots): do not retry it.
+    Dropped,
+}
+
+impl EventStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Accepted => "accepted",
+            EventStatus::Rejected => "rejected",
+            EventStatus::Dropped => "dropped",
+        }
+    }
+}
+
 /// What happened to one event of the request.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -58,8 +81,7 @@ pub struct EventResult {
     pub index: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
-    /// `accepted`, `rejected` (invalid: do not retry) or `dropped` (policy: consent, bots).
-    pub status: &'static str,
+    pub status: EventStatus,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<Problem>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -136,7 +158,7 @@ pub async fn accept<P: Platform>(
         let mut r = EventResult {
             index,
             message_id,
-            status: "accepted",
+            status: EventStatus::Accepted,
             errors: vec![],
             reason: None,
             warnings: vec![],
@@ -150,11 +172,11 @@ pub async fn accept<P: Platform>(
                 messages.push(json);
             }
             Disposition::Reject(errors) => {
-                r.status = "rejected";
+                r.status = EventStatus::Rejected;
                 r.errors = errors;
             }
             Disposition::Drop(reason) => {
-                r.status = "dropped";
+                r.status = EventStatus::Dropped;
                 *dropped.entry(reason.code.clone()).or_default() += 1;
                 r.reason = Some(reason);
             }
@@ -164,7 +186,7 @@ pub async fn accept<P: Platform>(
     let now_text = s.now.to_rfc3339();
     let refused: Vec<serde_json::Value> = results
         .iter()
-        .filter(|r| r.status != "accepted")
+        .filter(|r| r.status != EventStatus::Accepted)
         .map(|r| {
             let problems = if r.errors.is_empty() {
                 serde_json::to_value(&r.reason).unwrap_or_default()
@@ -175,7 +197,7 @@ pub async fn accept<P: Platform>(
                 &source.name,
                 &now_text,
                 r.message_id.as_deref(),
-                r.status,
+                r.status.as_str(),
                 problems,
                 None,
             )
@@ -199,9 +221,9 @@ pub async fn accept<P: Platform>(
     Ok(HttpResponse::json(
         200,
         &BatchResponse {
-            accepted: count("accepted"),
-            rejected: count("rejected"),
-            dropped: count("dropped"),
+            accepted: count(EventStatus::Accepted),
+            rejected: count(EventStatus::Rejected),
+            dropped: count(EventStatus::Dropped),
             results,
         },
     ))

@@ -10,7 +10,6 @@
 //! unavailable service is worth retrying.
 
 use crate::config::Config;
-use crate::db::{SqlValue, Statement};
 use crate::delivery::dedup::{ClaimResponse, ShardRequest};
 use crate::ratelimit::Limiter;
 use serde_json::Value;
@@ -71,6 +70,30 @@ pub trait Runtime {
     fn secret(&self, name: &str) -> Option<String>;
     /// A fresh UUID v4 from a cryptographic source.
     fn new_uuid(&self) -> String;
+}
+
+/// A value bound to a statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null,
+    Text(String),
+    Int(i64),
+}
+
+/// One SQL statement with its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    pub sql: String,
+    pub params: Vec<SqlValue>,
+}
+
+impl Statement {
+    pub fn new(sql: &str, params: Vec<SqlValue>) -> Statement {
+        Statement {
+            sql: sql.to_owned(),
+            params,
+        }
+    }
 }
 
 /// A SQL database (D1).

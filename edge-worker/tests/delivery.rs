@@ -352,3 +352,63 @@ fn r2_writes_are_indexed_by_person() {
     pollster::block_on(deliver(&batch, &destinations(), &fake));
     assert_eq!(fake.indexed.borrow().len(), 2);
 }
+
+#[test]
+fn a_missing_lake_binding_fails_for_good_instead_of_being_retried() {
+    let fake = Fake::default();
+    fake.lake_missing.set(true);
+    let outcome = pollster::block_on(deliver(&batch_for("lake", 1), &destinations(), &fake));
+    assert!(
+        fake.deliveries.borrow().is_empty(),
+        "not re-enqueued through the destination's backoff"
+    );
+    assert_eq!(
+        fake.counters.borrow().get("web/retried_lake"),
+        None,
+        "{:?}",
+        fake.counters.borrow()
+    );
+    // The dead letters live in the same missing bucket: the platform's own
+    // dead-letter queue is the one place left to keep the message.
+    assert_eq!(outcome, Outcome::Retry(None));
+}
+
+#[test]
+fn a_destination_retry_after_longer_than_the_backoff_is_honoured() {
+    let fake = Fake::default();
+    fake.http_status.set(429);
+    fake.http_retry_after_ms.set(Some(30_500));
+    let outcome = pollster::block_on(deliver(&batch_for("hook", 1), &destinations(), &fake));
+    assert_eq!(outcome, Outcome::Ack);
+    let requeued: Vec<(u16, u32)> = fake
+        .deliveries
+        .borrow()
+        .iter()
+        .map(|(b, d)| {
+            (
+                serde_json::from_str::<DeliveryBatch>(b).unwrap().attempt,
+                *d,
+            )
+        })
+        .collect();
+    assert_eq!(
+        requeued,
+        [(2, 31)],
+        "31 s (Retry-After, rounded up), not the 1 s backoff"
+    );
+    assert_eq!(fake.counters.borrow().get("web/retried_hook"), Some(&1));
+}
+
+#[test]
+fn duplicates_are_counted_in_batch_and_across_batches() {
+    let fake = Fake::default();
+    let m = message("m1", &["analytics"]);
+    run(&fake, &[m.clone(), m.clone(), m.clone()]);
+    run(&fake, &[m]);
+    assert_eq!(fake.rows.borrow().len(), 1);
+    assert_eq!(
+        fake.counters.borrow().get("web/duplicates_dropped"),
+        Some(&3),
+        "two in the first batch, one replayed"
+    );
+}

@@ -312,6 +312,107 @@ mod tests {
         ));
     }
 
+    /// A vendor-like sink: two events a request, per-event answers.
+    struct Pairs;
+
+    impl Sink for Pairs {
+        type Request = Vec<usize>;
+        type Answer = Vec<bool>;
+
+        fn encode(
+            &self,
+            batch: &DeliveryBatch,
+            _now: Timestamp,
+        ) -> Result<Encoded<Vec<usize>>, SinkError> {
+            let all: Vec<usize> = (0..batch.events.len()).collect();
+            Ok(Encoded {
+                parts: all[1..]
+                    .chunks(2)
+                    .map(|c| Part {
+                        request: c.to_vec(),
+                        events: c.to_vec(),
+                    })
+                    .collect(),
+                skipped: vec![(
+                    0,
+                    Verdict::Skipped {
+                        reason: "too old".into(),
+                    },
+                )],
+            })
+        }
+
+        async fn send(&self, request: Vec<usize>) -> Result<Vec<bool>, PortError> {
+            if request.contains(&3) {
+                return Err(PortError::Unavailable("down".into()));
+            }
+            Ok(request.iter().map(|i| i % 2 == 1).collect())
+        }
+
+        fn classify(&self, events: &[usize], answer: Result<Vec<bool>, PortError>) -> Vec<Verdict> {
+            match answer {
+                Ok(oks) => oks
+                    .into_iter()
+                    .map(|ok| {
+                        if ok {
+                            Verdict::Delivered
+                        } else {
+                            Verdict::Permanent {
+                                reason: "invalid".into(),
+                            }
+                        }
+                    })
+                    .collect(),
+                Err(e) => all(events, SinkError::port("send", &e).verdict()),
+            }
+        }
+    }
+
+    #[test]
+    fn a_batch_gets_one_verdict_per_event_across_requests() {
+        let batch = DeliveryBatch {
+            destination: "d".into(),
+            source: "s".into(),
+            batch_id: "b".into(),
+            attempt: 1,
+            events: (0..5)
+                .map(|i| Event::new(sluice_shared::EventType::Track, i.to_string()))
+                .collect(),
+        };
+        let report = pollster_block_on(write(&Pairs, &batch, Timestamp(0)));
+        let kinds: Vec<&str> = report
+            .verdicts
+            .iter()
+            .map(|v| match v {
+                Verdict::Delivered => "delivered",
+                Verdict::Retry { .. } => "retry",
+                Verdict::Permanent { .. } => "permanent",
+                Verdict::Skipped { .. } => "skipped",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["skipped", "delivered", "permanent", "retry", "retry"]
+        );
+        assert!(!report.is_done());
+        assert_eq!(
+            report.indices(|v| matches!(v, Verdict::Retry { .. })),
+            [3, 4]
+        );
+    }
+
+    /// Drive a future that never waits (the toy sink's).
+    fn pollster_block_on<F: std::future::Future>(f: F) -> F::Output {
+        use std::task::{Context, Poll, Waker};
+        let mut f = std::pin::pin!(f);
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+
     #[test]
     fn a_missing_binding_is_permanent_and_an_outage_retryable() {
         let missing = SinkError::port("put", &PortError::MissingBinding("LAKE"));
