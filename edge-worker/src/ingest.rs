@@ -106,17 +106,55 @@ enum Disposition {
     Drop(Problem),
 }
 
-/// Accept a request's events.
+/// Accept a request's events: admit the request, judge each event, show
+/// the refused ones in the debugger, put the rest on the Queue, answer.
 pub async fn accept<P: Platform>(
     req: &HttpRequest,
     endpoint: Endpoint,
     s: &Services<'_, P>,
 ) -> Result<HttpResponse, ApiError> {
     let limits = Limits::default();
+    let (parsed, source) = admit(req, endpoint, &limits, s)?;
+    let judged = judge(parsed, source, &facts(req), &limits, s.now)?;
+    s.platform.observe(refused(&judged.results, source, s.now));
+    let mut messages = judged.messages;
+    let day = s.now.to_rfc3339()[..10].to_owned();
+    for (reason, count) in judged.dropped {
+        let m = QueueMessage::Dropped(DropCount {
+            source: source.name.clone(),
+            reason,
+            day: day.clone(),
+            count,
+        });
+        messages.push(serde_json::to_string(&m).map_err(|e| ApiError::Unavailable(e.to_string()))?);
+    }
+    if !messages.is_empty() {
+        s.platform.enqueue(messages).await?;
+    }
+    let results = judged.results;
+    let count = |status| results.iter().filter(|r| r.status == status).count();
+    Ok(HttpResponse::json(
+        200,
+        &BatchResponse {
+            accepted: count(EventStatus::Accepted),
+            rejected: count(EventStatus::Rejected),
+            dropped: count(EventStatus::Dropped),
+            results,
+        },
+    ))
+}
+
+/// The whole request: decode (gzip, size) → parse → authenticate → origin → rate limit.
+fn admit<'c, P>(
+    req: &HttpRequest,
+    endpoint: Endpoint,
+    limits: &Limits,
+    s: &Services<'c, P>,
+) -> Result<(ParsedBatch, &'c Source), ApiError> {
     let body = decode::body(req, limits.max_batch_bytes)?;
     let parsed: ParsedBatch = match endpoint {
-        Endpoint::Batch => parse::parse_batch(&body, &limits),
-        Endpoint::Single(kind) => parse::parse_single(&body, kind, &limits),
+        Endpoint::Batch => parse::parse_batch(&body, limits),
+        Endpoint::Single(kind) => parse::parse_single(&body, kind, limits),
     }
     .map_err(ApiError::Parse)?;
     let source = auth::source(req, parsed.write_key.as_deref(), s.config)?;
@@ -138,22 +176,40 @@ pub async fn accept<P: Platform>(
             s.now.0 as f64,
         )
         .map_err(|retry_after_s| ApiError::RateLimited { retry_after_s })?;
+    Ok((parsed, source))
+}
 
-    let facts = facts(req);
-    let mut messages = Vec::new();
-    let mut dropped: BTreeMap<String, u32> = BTreeMap::new();
-    let mut results = Vec::new();
+/// Every event judged: the Queue messages of the accepted, the drop counts
+/// by reason, and one result per event.
+struct Judged {
+    messages: Vec<String>,
+    dropped: BTreeMap<String, u32>,
+    results: Vec<EventResult>,
+}
+
+fn judge(
+    parsed: ParsedBatch,
+    source: &Source,
+    facts: &RequestFacts,
+    limits: &Limits,
+    now: Timestamp,
+) -> Result<Judged, ApiError> {
+    let mut judged = Judged {
+        messages: Vec::new(),
+        dropped: BTreeMap::new(),
+        results: Vec::new(),
+    };
     for Checked {
         index,
         message_id,
         result,
-    } in parsed.check(&limits, s.now)
+    } in parsed.check(limits, now)
     {
         let disposition = match result {
             Err(errors) => {
                 Disposition::Reject(errors.iter().map(|e| Problem::new(e.code(), e)).collect())
             }
-            Ok(valid) => process(valid, source, &facts, s.now),
+            Ok(valid) => process(valid, source, facts, now),
         };
         let mut r = EventResult {
             index,
@@ -169,7 +225,7 @@ pub async fn accept<P: Platform>(
                 let message = QueueMessage::Event(queued);
                 let json = serde_json::to_string(&message)
                     .map_err(|e| ApiError::Unavailable(format!("event cannot be encoded: {e}")))?;
-                messages.push(json);
+                judged.messages.push(json);
             }
             Disposition::Reject(errors) => {
                 r.status = EventStatus::Rejected;
@@ -177,14 +233,19 @@ pub async fn accept<P: Platform>(
             }
             Disposition::Drop(reason) => {
                 r.status = EventStatus::Dropped;
-                *dropped.entry(reason.code.clone()).or_default() += 1;
+                *judged.dropped.entry(reason.code.clone()).or_default() += 1;
                 r.reason = Some(reason);
             }
         }
-        results.push(r);
+        judged.results.push(r);
     }
-    let now_text = s.now.to_rfc3339();
-    let refused: Vec<serde_json::Value> = results
+    Ok(judged)
+}
+
+/// The live debugger's summaries of the events not accepted.
+fn refused(results: &[EventResult], source: &Source, now: Timestamp) -> Vec<Value> {
+    let now_text = now.to_rfc3339();
+    results
         .iter()
         .filter(|r| r.status != EventStatus::Accepted)
         .map(|r| {
@@ -202,31 +263,7 @@ pub async fn accept<P: Platform>(
                 None,
             )
         })
-        .collect();
-    s.platform.observe(refused);
-    let day = s.now.to_rfc3339()[..10].to_owned();
-    for (reason, count) in dropped {
-        let m = QueueMessage::Dropped(DropCount {
-            source: source.name.clone(),
-            reason,
-            day: day.clone(),
-            count,
-        });
-        messages.push(serde_json::to_string(&m).map_err(|e| ApiError::Unavailable(e.to_string()))?);
-    }
-    if !messages.is_empty() {
-        s.platform.enqueue(messages).await?;
-    }
-    let count = |status| results.iter().filter(|r| r.status == status).count();
-    Ok(HttpResponse::json(
-        200,
-        &BatchResponse {
-            accepted: count(EventStatus::Accepted),
-            rejected: count(EventStatus::Rejected),
-            dropped: count(EventStatus::Dropped),
-            results,
-        },
-    ))
+        .collect()
 }
 
 /// A page on the collector's own host is first-party: always allowed.

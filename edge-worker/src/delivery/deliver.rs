@@ -16,6 +16,9 @@ use serde::Serialize;
 use sluice_shared::dest::Verdict;
 use sluice_shared::{Event, Timestamp};
 
+/// The longest delay the Queue takes for a message (12 hours).
+pub const MAX_QUEUE_DELAY_S: u32 = 43_200;
+
 /// A dead-lettered batch, as stored in R2 under `dead-letter/`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -204,7 +207,7 @@ async fn settle(
             let after_s = report
                 .retry_after_ms()
                 .map_or(0, |ms| u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX));
-            let delay = r.delay_s(batch.attempt).max(after_s);
+            let delay = r.delay_s(batch.attempt).max(after_s).min(MAX_QUEUE_DELAY_S);
             super::log(&format!(
                 "sluice: {} attempt {} failed, retrying in {delay} s: {}",
                 batch.destination,
