@@ -11,7 +11,7 @@
 //! ) ENGINE = ReplacingMergeTree ORDER BY message_id
 //! ```
 
-use super::{DeliveryBatch, Encoded, Sink, SinkError};
+use super::{DeliveryBatch, Encoded, Part, Sink, SinkError};
 use crate::ports::{HttpClient, PortError};
 use serde::Serialize;
 use sluice_shared::dest::{HttpAnswer, HttpRequest, Verdict};
@@ -118,12 +118,16 @@ impl<H: HttpClient> Sink for Clickhouse<'_, H> {
         Ok(Encoded::whole(request, batch))
     }
 
-    async fn send(&self, request: HttpRequest) -> Result<HttpAnswer, PortError> {
-        self.http.send(&request, self.timeout_ms).await
+    async fn send(&self, request: &HttpRequest) -> Result<HttpAnswer, PortError> {
+        self.http.send(request, self.timeout_ms).await
     }
 
-    fn classify(&self, events: &[usize], answer: Result<HttpAnswer, PortError>) -> Vec<Verdict> {
-        super::status_verdicts(events, answer)
+    fn classify(
+        &self,
+        part: &Part<HttpRequest>,
+        answer: Result<HttpAnswer, PortError>,
+    ) -> Vec<Verdict> {
+        super::status_verdicts(&part.events, answer)
     }
 }
 

@@ -2,7 +2,7 @@
 //! common fields, JSON for the rest; `message_id` is the primary key, so a
 //! re-delivered event is ignored) and the `counters` table.
 
-use super::{DeliveryBatch, Encoded, Sink};
+use super::{DeliveryBatch, Encoded, Part, Sink};
 use crate::db::{SqlValue, Statement};
 use crate::ports::{PortError, Sql};
 use sluice_shared::dest::Verdict;
@@ -84,12 +84,12 @@ impl<S: Sql> Sink for D1<'_, S> {
         Ok(Encoded::whole(statements, batch))
     }
 
-    async fn send(&self, statements: Vec<Statement>) -> Result<(), PortError> {
-        self.db.run(statements).await
+    async fn send(&self, statements: &Vec<Statement>) -> Result<(), PortError> {
+        self.db.run(statements.clone()).await
     }
 
-    fn classify(&self, events: &[usize], answer: Result<(), PortError>) -> Vec<Verdict> {
-        super::unit_verdicts("D1 write", events, answer)
+    fn classify(&self, part: &Part<Vec<Statement>>, answer: Result<(), PortError>) -> Vec<Verdict> {
+        super::unit_verdicts("D1 write", &part.events, answer)
     }
 }
 

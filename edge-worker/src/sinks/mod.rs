@@ -17,6 +17,7 @@
 pub mod clickhouse;
 pub mod d1;
 pub mod r2;
+pub mod vendor;
 pub mod webhook;
 
 use crate::ports::PortError;
@@ -149,10 +150,14 @@ pub trait Sink {
     ) -> Result<Encoded<Self::Request>, SinkError>;
 
     /// Perform one write through the sink's port.
-    async fn send(&self, request: Self::Request) -> Result<Self::Answer, PortError>;
+    async fn send(&self, request: &Self::Request) -> Result<Self::Answer, PortError>;
 
-    /// One verdict per event the write carried, in the order of `events`.
-    fn classify(&self, events: &[usize], answer: Result<Self::Answer, PortError>) -> Vec<Verdict>;
+    /// One verdict per event the write carried, in the order of `part.events`.
+    fn classify(
+        &self,
+        part: &Part<Self::Request>,
+        answer: Result<Self::Answer, PortError>,
+    ) -> Vec<Verdict>;
 }
 
 /// What became of each event of a batch (by index).
@@ -212,8 +217,8 @@ pub async fn write<S: Sink>(sink: &S, batch: &DeliveryBatch, now: Timestamp) -> 
         }
     }
     for part in encoded.parts {
-        let answer = sink.send(part.request).await;
-        for (i, verdict) in part.events.iter().zip(sink.classify(&part.events, answer)) {
+        let answer = sink.send(&part.request).await;
+        for (i, verdict) in part.events.iter().zip(sink.classify(&part, answer)) {
             if let Some(slot) = verdicts.get_mut(*i) {
                 *slot = verdict;
             }
@@ -342,14 +347,18 @@ mod tests {
             })
         }
 
-        async fn send(&self, request: Vec<usize>) -> Result<Vec<bool>, PortError> {
+        async fn send(&self, request: &Vec<usize>) -> Result<Vec<bool>, PortError> {
             if request.contains(&3) {
                 return Err(PortError::Unavailable("down".into()));
             }
             Ok(request.iter().map(|i| i % 2 == 1).collect())
         }
 
-        fn classify(&self, events: &[usize], answer: Result<Vec<bool>, PortError>) -> Vec<Verdict> {
+        fn classify(
+            &self,
+            part: &Part<Vec<usize>>,
+            answer: Result<Vec<bool>, PortError>,
+        ) -> Vec<Verdict> {
             match answer {
                 Ok(oks) => oks
                     .into_iter()
@@ -363,7 +372,7 @@ mod tests {
                         }
                     })
                     .collect(),
-                Err(e) => all(events, SinkError::port("send", &e).verdict()),
+                Err(e) => all(&part.events, SinkError::port("send", &e).verdict()),
             }
         }
     }
@@ -379,7 +388,7 @@ mod tests {
                 .map(|i| Event::new(sluice_shared::EventType::Track, i.to_string()))
                 .collect(),
         };
-        let report = pollster_block_on(write(&Pairs, &batch, Timestamp(0)));
+        let report = block_on(write(&Pairs, &batch, Timestamp(0)));
         let kinds: Vec<&str> = report
             .verdicts
             .iter()
@@ -402,7 +411,7 @@ mod tests {
     }
 
     /// Drive a future that never waits (the toy sink's).
-    fn pollster_block_on<F: std::future::Future>(f: F) -> F::Output {
+    pub(super) fn block_on<F: std::future::Future>(f: F) -> F::Output {
         use std::task::{Context, Poll, Waker};
         let mut f = std::pin::pin!(f);
         let mut cx = Context::from_waker(Waker::noop());

@@ -7,7 +7,7 @@
 //! ClickHouse: `s3('…/events/*/*/*/*.ndjson.gz', 'JSONEachRow')`; Spark:
 //! `spark.read.json("…/events/")` (discovers the partitions).
 
-use super::{DeliveryBatch, Encoded, Sink, SinkError};
+use super::{DeliveryBatch, Encoded, Part, Sink, SinkError};
 use crate::db::{self, SqlValue, Statement};
 use crate::ports::{ObjectStore, PortError, Sql};
 use serde_json::Value;
@@ -108,15 +108,15 @@ impl<O: ObjectStore, S: Sql> Sink for Lake<'_, O, S> {
         Ok(Encoded::whole(LakeObject { key, body, index }, batch))
     }
 
-    async fn send(&self, object: LakeObject) -> Result<(), PortError> {
+    async fn send(&self, object: &LakeObject) -> Result<(), PortError> {
         self.store
-            .put(&object.key, object.body, "application/x-ndjson")
+            .put(&object.key, object.body.clone(), "application/x-ndjson")
             .await?;
-        self.db.run(object.index).await
+        self.db.run(object.index.clone()).await
     }
 
-    fn classify(&self, events: &[usize], answer: Result<(), PortError>) -> Vec<Verdict> {
-        super::unit_verdicts("lake write", events, answer)
+    fn classify(&self, part: &Part<LakeObject>, answer: Result<(), PortError>) -> Vec<Verdict> {
+        super::unit_verdicts("lake write", &part.events, answer)
     }
 }
 

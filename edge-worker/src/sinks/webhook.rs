@@ -5,7 +5,7 @@
 //! <batch id>`. A receiver recomputes the signature, compares in constant
 //! time, and rejects timestamps more than 5 minutes away (replays).
 
-use super::{DeliveryBatch, Encoded, Sink, SinkError};
+use super::{DeliveryBatch, Encoded, Part, Sink, SinkError};
 use crate::ports::{HttpClient, PortError};
 use hmac::{Hmac, Mac};
 use serde::Serialize;
@@ -146,12 +146,16 @@ impl<H: HttpClient> Sink for Webhook<'_, H> {
         Ok(Encoded::whole(request, batch))
     }
 
-    async fn send(&self, request: HttpRequest) -> Result<HttpAnswer, PortError> {
-        self.http.send(&request, self.timeout_ms).await
+    async fn send(&self, request: &HttpRequest) -> Result<HttpAnswer, PortError> {
+        self.http.send(request, self.timeout_ms).await
     }
 
-    fn classify(&self, events: &[usize], answer: Result<HttpAnswer, PortError>) -> Vec<Verdict> {
-        super::status_verdicts(events, answer)
+    fn classify(
+        &self,
+        part: &Part<HttpRequest>,
+        answer: Result<HttpAnswer, PortError>,
+    ) -> Vec<Verdict> {
+        super::status_verdicts(&part.events, answer)
     }
 }
 

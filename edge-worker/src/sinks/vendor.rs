@@ -1,0 +1,250 @@
+//! Every vendor destination through one sink: the vendor's pure
+//! [`Destination`] (in `sluice_shared::dest`) encodes and classifies, this
+//! sends through the outbound-HTTP port. Adding a vendor needs no code here.
+//!
+//! Credentials never sit in `SLUICE_DESTINATIONS`: a setting named
+//! `<field>_var` names the secret that holds `<field>`
+//! (`"access_token_var": "META_ACCESS_TOKEN"`), resolved at delivery time
+//! by [`resolve_secrets`].
+
+use super::{DeliveryBatch, Encoded, Part, Sink, SinkError};
+use crate::ports::{HttpClient, PortError, Runtime};
+use serde_json::{Map, Value};
+use sluice_shared::dest::{Destination, HttpAnswer, HttpRequest, Verdict};
+use sluice_shared::Timestamp;
+use std::marker::PhantomData;
+
+/// A vendor destination, configured.
+pub struct Vendor<'a, D: Destination, H> {
+    pub http: &'a H,
+    pub config: D::Config,
+    pub timeout_ms: u32,
+    pub vendor: PhantomData<D>,
+}
+
+impl<'a, D: Destination, H> Vendor<'a, D, H> {
+    /// The vendor's config from its settings, secrets resolved.
+    pub fn new(
+        http: &'a H,
+        settings: &Map<String, Value>,
+        secrets: &impl Runtime,
+        timeout_ms: u32,
+    ) -> Result<Self, SinkError> {
+        let resolved = resolve_secrets(settings, secrets)?;
+        let config = serde_json::from_value(Value::Object(resolved)).map_err(|e| {
+            SinkError::Permanent(format!("the {} settings are invalid: {e}", D::NAME))
+        })?;
+        Ok(Vendor {
+            http,
+            config,
+            timeout_ms,
+            vendor: PhantomData,
+        })
+    }
+}
+
+/// Replace every `<field>_var: "NAME"` with `<field>: <secret NAME>`.
+pub fn resolve_secrets(
+    settings: &Map<String, Value>,
+    secrets: &impl Runtime,
+) -> Result<Map<String, Value>, SinkError> {
+    let mut out = Map::new();
+    for (key, value) in settings {
+        match (key.strip_suffix("_var"), value.as_str()) {
+            (Some(field), Some(name)) => {
+                let secret = secrets.secret(name).ok_or_else(|| {
+                    SinkError::Permanent(format!("the secret `{name}` is not set"))
+                })?;
+                out.insert(field.to_owned(), Value::String(secret));
+            }
+            _ => {
+                out.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl<D: Destination, H: HttpClient> Sink for Vendor<'_, D, H> {
+    type Request = HttpRequest;
+    type Answer = HttpAnswer;
+
+    fn encode(
+        &self,
+        batch: &DeliveryBatch,
+        now: Timestamp,
+    ) -> Result<Encoded<HttpRequest>, SinkError> {
+        let encoded = D::encode(&self.config, &batch.events, now.0);
+        Ok(Encoded {
+            parts: encoded
+                .requests
+                .into_iter()
+                .map(|request| Part {
+                    events: request.events.clone(),
+                    request,
+                })
+                .collect(),
+            skipped: encoded.skipped,
+        })
+    }
+
+    async fn send(&self, request: &HttpRequest) -> Result<HttpAnswer, PortError> {
+        self.http.send(request, self.timeout_ms).await
+    }
+
+    fn classify(
+        &self,
+        part: &Part<HttpRequest>,
+        answer: Result<HttpAnswer, PortError>,
+    ) -> Vec<Verdict> {
+        match answer {
+            Ok(answer) => {
+                let verdicts = D::classify(&self.config, &part.request, &answer);
+                if verdicts.len() == part.events.len() {
+                    verdicts
+                } else {
+                    // A vendor answer we cannot map back per event: judge by status.
+                    super::status_verdicts(&part.events, Ok(answer))
+                }
+            }
+            Err(e) => super::all(
+                &part.events,
+                SinkError::port("request failed", &e).verdict(),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+    use sluice_shared::dest::Limits;
+    use sluice_shared::Event;
+
+    /// A vendor that takes two events a request and rejects events named "bad".
+    struct Toy;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ToyConfig {
+        token: String,
+    }
+
+    impl Destination for Toy {
+        const NAME: &'static str = "Toy";
+        const KIND: &'static str = "toy";
+        type Config = ToyConfig;
+
+        fn limits(_: &ToyConfig) -> Limits {
+            Limits {
+                max_events: 2,
+                max_bytes: 1000,
+            }
+        }
+
+        fn encode(
+            config: &ToyConfig,
+            events: &[Event],
+            _now_ms: i64,
+        ) -> sluice_shared::dest::Encoded {
+            let requests = (0..events.len())
+                .collect::<Vec<_>>()
+                .chunks(2)
+                .map(|c| HttpRequest {
+                    method: "POST",
+                    url: "http://127.0.0.1:9/toy".into(),
+                    headers: vec![("authorization".into(), ["Bearer ", &config.token].concat())],
+                    body: Vec::new(),
+                    events: c.to_vec(),
+                })
+                .collect();
+            sluice_shared::dest::Encoded {
+                requests,
+                skipped: Vec::new(),
+            }
+        }
+
+        fn classify(_: &ToyConfig, request: &HttpRequest, answer: &HttpAnswer) -> Vec<Verdict> {
+            request
+                .events
+                .iter()
+                .map(|i| {
+                    if answer.body.contains(&format!("bad:{i}")) {
+                        Verdict::Permanent {
+                            reason: "bad".into(),
+                        }
+                    } else {
+                        Verdict::Delivered
+                    }
+                })
+                .collect()
+        }
+    }
+
+    struct Secrets;
+
+    impl Runtime for Secrets {
+        fn now(&self) -> Timestamp {
+            Timestamp(0)
+        }
+        fn secret(&self, name: &str) -> Option<String> {
+            (name == "TOY_TOKEN").then(|| "t0ken".to_owned())
+        }
+        fn new_uuid(&self) -> String {
+            String::new()
+        }
+    }
+
+    struct Http;
+
+    impl HttpClient for Http {
+        async fn send(&self, _r: &HttpRequest, _t: u32) -> Result<HttpAnswer, PortError> {
+            Ok(HttpAnswer {
+                status: 200,
+                retry_after_ms: None,
+                body: "bad:2".into(),
+            })
+        }
+    }
+
+    #[test]
+    fn credentials_come_from_secrets_and_verdicts_from_the_vendor() {
+        let settings = serde_json::json!({"token_var": "TOY_TOKEN"});
+        let settings = settings.as_object().unwrap();
+        let sink = Vendor::<Toy, _>::new(&Http, settings, &Secrets, 1000).unwrap();
+        assert_eq!(sink.config.token, "t0ken");
+        let missing = serde_json::json!({"token_var": "NOPE"});
+        assert!(matches!(
+            Vendor::<Toy, _>::new(&Http, missing.as_object().unwrap(), &Secrets, 1000),
+            Err(SinkError::Permanent(m)) if m.contains("NOPE")
+        ));
+        let unknown = serde_json::json!({"token": "x", "other": 1});
+        assert!(
+            Vendor::<Toy, _>::new(&Http, unknown.as_object().unwrap(), &Secrets, 1000).is_err()
+        );
+        let batch = DeliveryBatch {
+            destination: "toy".into(),
+            source: "web".into(),
+            batch_id: "b".into(),
+            attempt: 1,
+            events: (0..3)
+                .map(|i| Event::new(sluice_shared::EventType::Track, i.to_string()))
+                .collect(),
+        };
+        let encoded = sink.encode(&batch, Timestamp(0)).unwrap();
+        assert_eq!(encoded.parts.len(), 2);
+        let report =
+            super::super::tests::block_on(super::super::write(&sink, &batch, Timestamp(0)));
+        assert_eq!(
+            report.verdicts,
+            [
+                Verdict::Delivered,
+                Verdict::Delivered,
+                Verdict::Permanent {
+                    reason: "bad".into()
+                }
+            ]
+        );
+    }
+}
