@@ -9,6 +9,8 @@
 use crate::Event;
 use serde::de::DeserializeOwned;
 
+pub mod overrides;
+
 /// One request to a vendor, and which events of the input it carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRequest {
