@@ -82,3 +82,9 @@ pub trait Destination {
     /// Classify the answer to `request`: one verdict per entry of `request.events`, in order.
     fn classify(config: &Self::Config, request: &HttpRequest, answer: &HttpAnswer) -> Vec<Verdict>;
 }
+
+pub mod amplitude;
+pub mod batching;
+pub mod braze;
+pub mod mixpanel;
+pub mod posthog;
