@@ -5,7 +5,7 @@
 //!
 //! Pure: callers pass `now_ms` in.
 
-use super::{HttpAnswer, Limits, Verdict};
+use super::{HttpAnswer, HttpRequest, Limits, Verdict};
 use crate::{Event, Timestamp};
 use serde_json::Value;
 
@@ -175,6 +175,53 @@ pub fn chunk(items: &[(usize, usize)], limits: Limits, framing: Framing<'_>) -> 
     out
 }
 
+/// Where a batch goes and how it is authorised; the body is the framed items.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub framing: Framing<'a>,
+}
+
+/// One request per batch of `items` (`(event index, serialized item)`, one
+/// vendor object each), cut to `limits`; items too large for any request come
+/// back as permanent verdicts.
+pub fn requests_for(
+    items: &[(usize, Vec<u8>)],
+    limits: Limits,
+    target: &Target<'_>,
+) -> (Vec<HttpRequest>, Vec<(usize, Verdict)>) {
+    let sizes: Vec<(usize, usize)> = items.iter().map(|(_, b)| (1, b.len())).collect();
+    let chunks = chunk(&sizes, limits, target.framing);
+    let requests = chunks
+        .groups
+        .iter()
+        .map(|group| HttpRequest {
+            method: "POST",
+            url: target.url.clone(),
+            headers: target.headers.clone(),
+            body: target
+                .framing
+                .body(group.iter().map(|&k| items[k].1.as_slice())),
+            events: group.iter().map(|&k| items[k].0).collect(),
+        })
+        .collect();
+    let rejected = chunks
+        .oversize
+        .iter()
+        .map(|&k| (items[k].0, too_large(items[k].1.len(), limits)))
+        .collect();
+    (requests, rejected)
+}
+
+/// `(name, value)` header pairs from string literals and values.
+pub fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 /// The verdict for an event too large for any request.
 pub fn too_large(bytes: usize, limits: Limits) -> Verdict {
     Verdict::Permanent {
@@ -301,6 +348,43 @@ pub fn context_at<'a>(event: &'a Event, path: &str) -> Option<&'a Value> {
 /// A string at a dotted path inside `context`, non-empty.
 pub fn context_str<'a>(event: &'a Event, path: &str) -> Option<&'a str> {
     context_at(event, path)?.as_str().filter(|s| !s.is_empty())
+}
+
+/// A JSON value's bytes (serializing a `Value` cannot fail).
+pub fn to_bytes(v: &Value) -> Vec<u8> {
+    v.to_string().into_bytes()
+}
+
+/// The parts of an absolute URL the vendors ask for, split by hand (no URL
+/// crate): `https://shop.example/p/1?x=1#top` gives scheme `https`, host
+/// `shop.example`, path `/p/1`, query `?x=1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlParts<'a> {
+    pub scheme: &'a str,
+    pub host: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+}
+
+/// Split `url`; `None` when it is not `scheme://host...`.
+pub fn split_url(url: &str) -> Option<UrlParts<'_>> {
+    let (scheme, rest) = url.split_once("://")?;
+    let rest = rest.split('#').next().unwrap_or("");
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (host, tail) = rest.split_at(end);
+    let (path, query) = match tail.find('?') {
+        Some(q) => tail.split_at(q),
+        None => (tail, ""),
+    };
+    if scheme.is_empty() || host.is_empty() {
+        return None;
+    }
+    Some(UrlParts {
+        scheme,
+        host,
+        path: if path.is_empty() { "/" } else { path },
+        query,
+    })
 }
 
 #[cfg(test)]
@@ -434,6 +518,19 @@ mod tests {
         );
         assert_eq!(rate_limit_reset_ms("1445412540", now), Some(60_000));
         assert_eq!(rate_limit_reset_ms("x", now), None);
+    }
+
+    #[test]
+    fn urls_split_into_parts() {
+        let u = split_url("https://shop.example/p/1?x=1#top").unwrap();
+        assert_eq!(
+            (u.scheme, u.host, u.path, u.query),
+            ("https", "shop.example", "/p/1", "?x=1")
+        );
+        let u = split_url("http://a.b?q").unwrap();
+        assert_eq!((u.host, u.path, u.query), ("a.b", "/", "?q"));
+        assert_eq!(split_url("/relative"), None);
+        assert_eq!(split_url("https:///x"), None);
     }
 
     #[test]
