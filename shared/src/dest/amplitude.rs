@@ -6,7 +6,7 @@
 //! | page | `[Amplitude] Page Viewed` with `[Amplitude] Page URL` / `Path` / `Domain` / `Title` / `Location` (the Browser SDK's own names) |
 //! | screen | `[Amplitude] Screen Viewed` with `[Amplitude] Screen Name` |
 //! | identify | `$identify` with `user_properties: {"$set": traits}` |
-//! | group | `$identify` with `groups: {<group_type>: groupId}` (when `group_type` is configured) |
+//! | group | `$identify` with `groups: {<group_type>: groupId}` and the same as a user property, as Amplitude's `setGroup` does (when `group_type` is configured) |
 //! | alias | not sent: Amplitude links users through `device_id` |
 //!
 //! Every event carries `insert_id` (the messageId: Amplitude drops a repeat
@@ -100,7 +100,8 @@ impl std::error::Error for AmplitudeError {}
 /// Events and bytes per HTTP V2 request.
 pub const LIMITS: Limits = Limits {
     max_events: 2_000,
-    max_bytes: 1024 * 1024,
+    // "under 1 MB": read as decimal, the stricter of the two readings.
+    max_bytes: 1_000_000,
 };
 
 /// Amplitude's minimum id length when `min_id_length` is not set.
@@ -190,6 +191,10 @@ fn shape(config: &AmplitudeConfig, event: &Event) -> Result<Object, String> {
             let group = event.group_id.as_deref().ok_or("group without a groupId")?;
             out.insert("event_type".into(), "$identify".into());
             out.insert("groups".into(), json!({ group_type: group }));
+            out.insert(
+                "user_properties".into(),
+                json!({"$set": { group_type: group }}),
+            );
         }
         EventType::Alias => {
             return Err("alias: Amplitude links users through device_id, not aliases".into())
@@ -330,7 +335,7 @@ impl Destination for Amplitude {
         match answer.status {
             400 => classify_invalid(n, &body, error, answer),
             429 => classify_throttled(n, &body, request, answer),
-            _ => vec![batching::by_status(answer, "Amplitude", error); n],
+            _ => batching::for_all(answer, "Amplitude", error, n),
         }
     }
 }

@@ -320,6 +320,18 @@ pub fn by_status(answer: &HttpAnswer, vendor: &str, detail: &str) -> Verdict {
     }
 }
 
+/// [`by_status`] for each of the `n` events of a request, except that a 413
+/// for a request of one event is permanent: splitting cannot help it.
+pub fn for_all(answer: &HttpAnswer, vendor: &str, detail: &str, n: usize) -> Vec<Verdict> {
+    let verdict = match by_status(answer, vendor, detail) {
+        Verdict::Retry { reason, .. } if answer.status == 413 && n <= 1 => Verdict::Permanent {
+            reason: format!("{reason}: the event alone is too large"),
+        },
+        v => v,
+    };
+    vec![verdict; n]
+}
+
 /// A short excerpt of an answer body for a reason string (at most 300 bytes, on a char boundary).
 pub fn excerpt(body: &str) -> &str {
     let body = body.trim();
@@ -518,6 +530,23 @@ mod tests {
         );
         assert_eq!(rate_limit_reset_ms("1445412540", now), Some(60_000));
         assert_eq!(rate_limit_reset_ms("x", now), None);
+    }
+
+    #[test]
+    fn a_single_event_too_large_is_permanent_not_split_forever() {
+        let a = HttpAnswer {
+            status: 413,
+            retry_after_ms: None,
+            body: String::new(),
+        };
+        assert!(matches!(
+            &for_all(&a, "V", "", 2)[..],
+            [Verdict::Retry { .. }, Verdict::Retry { .. }]
+        ));
+        assert!(matches!(
+            &for_all(&a, "V", "", 1)[..],
+            [Verdict::Permanent { .. }]
+        ));
     }
 
     #[test]

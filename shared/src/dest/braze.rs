@@ -449,7 +449,7 @@ impl Destination for Braze {
             } else {
                 message
             };
-            return vec![batching::by_status(answer, "Braze", detail); n];
+            return batching::for_all(answer, "Braze", detail, n);
         }
         if message != "success" {
             // A fatal error Braze reported in a 2xx.

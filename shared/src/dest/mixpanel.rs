@@ -454,7 +454,7 @@ impl Destination for Mixpanel {
                 };
                 n
             ],
-            _ => vec![batching::by_status(answer, "Mixpanel", error); n],
+            _ => batching::for_all(answer, "Mixpanel", error, n),
         }
     }
 }

@@ -266,7 +266,7 @@ impl Destination for PostHog {
         let detail = batching::str_at(&body, "detail")
             .or_else(|| batching::str_at(&body, "error"))
             .map_or_else(|| batching::excerpt(&answer.body).to_owned(), str::to_owned);
-        vec![batching::by_status(answer, "PostHog", &detail); request.events.len()]
+        batching::for_all(answer, "PostHog", &detail, request.events.len())
     }
 }
 
