@@ -388,6 +388,39 @@ fn braze_requests_hold_at_most_75_objects() {
 }
 
 #[test]
+fn braze_two_orders_of_one_user_at_one_instant_never_share_a_request() {
+    let config: <Braze as Destination>::Config = serde_json::from_value(
+        json!({"rest_api_key": "key", "rest_endpoint": "https://rest.iad-01.braze.com"}),
+    )
+    .unwrap();
+    let order = |id: &str, products: usize| -> Event {
+        let products: Vec<Value> = (0..products)
+            .map(|p| json!({"product_id": format!("{id}-p{p}"), "price": 2.0}))
+            .collect();
+        serde_json::from_value(json!({
+            "type": "track", "messageId": id, "userId": "user-12345", "event": "Order Completed",
+            "timestamp": "2024-05-01T10:00:00.000Z", "properties": {"products": products},
+        }))
+        .unwrap()
+    };
+    let events = vec![order("o1", 2), order("o2", 1)];
+    let encoded = Braze::encode(&config, &events, 0);
+    let carried: Vec<Vec<usize>> = encoded.requests.iter().map(|r| r.events.clone()).collect();
+    assert_eq!(carried, vec![vec![0], vec![1]]);
+    // A minor error on the first request's second purchase belongs to order 0 alone.
+    let answer = HttpAnswer {
+        status: 201,
+        retry_after_ms: None,
+        body: json!({"message": "success", "errors": [{"type": "'price' is not valid", "input_array": "purchases", "index": 1}]}).to_string(),
+    };
+    let verdicts = Braze::classify(&config, &encoded.requests[0], &answer);
+    assert!(
+        matches!(&verdicts[..], [Verdict::Permanent { .. }]),
+        "{verdicts:?}"
+    );
+}
+
+#[test]
 fn braze_deletion_uses_users_delete() {
     let config: <Braze as Destination>::Config = serde_json::from_value(
         json!({"rest_api_key": "key", "rest_endpoint": "https://rest.fra-01.braze.eu"}),
