@@ -440,6 +440,43 @@ fn braze_deletion_uses_users_delete() {
 }
 
 #[test]
+fn every_destination_applies_its_overrides_before_mapping() {
+    fn check<D: Destination>(mut config: Value) {
+        config["overrides"] = json!({
+            "deny": ["Product Viewed"],
+            "rename": {"Signed Up": "signup"},
+            "properties": {"method": "signup_method"},
+        });
+        let config: D::Config = serde_json::from_value(config).unwrap();
+        let events: Vec<Event> = serde_json::from_value(json!([
+            {"type": "track", "messageId": "m-1", "userId": "user-12345", "event": "Product Viewed"},
+            {"type": "track", "messageId": "m-2", "userId": "user-12345", "event": "Signed Up",
+             "properties": {"method": "email"}},
+        ]))
+        .unwrap();
+        let encoded = D::encode(&config, &events, 0);
+        assert!(
+            matches!(&encoded.skipped[..], [(0, Verdict::Skipped { reason })] if reason.contains("deny list")),
+            "{}: {:?}",
+            D::KIND,
+            encoded.skipped
+        );
+        let body = String::from_utf8(encoded.requests[0].body.clone()).unwrap();
+        assert!(body.contains("\"signup\""), "{}: {body}", D::KIND);
+        assert!(
+            body.contains("\"signup_method\":\"email\""),
+            "{}: {body}",
+            D::KIND
+        );
+        assert!(!body.contains("Signed Up"), "{}: {body}", D::KIND);
+    }
+    check::<Mixpanel>(json!({"project_token": "t"}));
+    check::<Amplitude>(json!({"api_key": "k"}));
+    check::<PostHog>(json!({"api_key": "k", "host": "https://us.i.posthog.com"}));
+    check::<Braze>(json!({"rest_api_key": "k", "rest_endpoint": "https://rest.iad-01.braze.com"}));
+}
+
+#[test]
 fn configs_reject_unknown_fields_and_need_their_credentials() {
     fn rejects<D: Destination>(good: Value, typo: &str) {
         let mut bad = good.clone();

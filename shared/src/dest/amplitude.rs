@@ -21,7 +21,7 @@
 
 use super::batching::{
     self, basic_auth, context_at, context_str, event_time_ms, headers, integration_enabled,
-    split_url, to_bytes, Framing, Target,
+    split_url, to_bytes, Framing, Overrides, Target,
 };
 use super::{Destination, Encoded, HttpAnswer, HttpRequest, Limits, Verdict};
 use crate::{Event, EventType, Object};
@@ -62,6 +62,9 @@ pub struct AmplitudeConfig {
     /// Who requests deletions (Amplitude records it), e.g. the privacy officer's address.
     #[serde(default)]
     pub deletion_requester: Option<String>,
+    /// Event allow / deny lists, renames, property renames ([`Overrides`]).
+    #[serde(default)]
+    pub overrides: Overrides,
 }
 
 /// Why an Amplitude call cannot be built.
@@ -303,7 +306,14 @@ impl Destination for Amplitude {
                     .push((i, batching::disabled_by_integrations(Self::NAME)));
                 continue;
             }
-            match map(config, event, now_ms) {
+            let event = match config.overrides.apply(event) {
+                Ok(event) => event,
+                Err(verdict) => {
+                    out.skipped.push((i, verdict));
+                    continue;
+                }
+            };
+            match map(config, &event, now_ms) {
                 Ok(v) => items.push((i, to_bytes(&v))),
                 Err(reason) => out.skipped.push((i, Verdict::Skipped { reason })),
             }

@@ -6,8 +6,11 @@
 //! Pure: callers pass `now_ms` in.
 
 use super::{HttpAnswer, HttpRequest, Limits, Verdict};
-use crate::{Event, Timestamp};
+use crate::{Event, EventType, Timestamp};
+use serde::Deserialize;
 use serde_json::Value;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 /// Whether the event's `integrations` object lets it go to destination `name`.
 ///
@@ -36,6 +39,74 @@ pub fn integration_enabled(event: &Event, name: &str) -> bool {
 pub fn disabled_by_integrations(name: &str) -> Verdict {
     Verdict::Skipped {
         reason: format!("integrations: {name} is disabled for this event"),
+    }
+}
+
+/// Per-destination overrides of the default mapping, applied before it:
+/// `{"allow": [...], "deny": [...], "rename": {"Order Completed": "purchase"},
+/// "properties": {"revenue": "amount"}}`.
+///
+/// `allow` / `deny` name track events by their name and the other calls by
+/// their type (`"page"`, `"identify"`, …); a non-empty `allow` sends only
+/// what it lists, `deny` wins over `allow`. `rename` renames track events
+/// (so a renamed event no longer gets the vendor's standard mapping of its
+/// Segment name); `properties` renames keys of `properties` and `traits`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub deny: Vec<String>,
+    #[serde(default)]
+    pub rename: BTreeMap<String, String>,
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Overrides {
+    /// Whether nothing is overridden.
+    pub fn is_empty(&self) -> bool {
+        self.allow.is_empty()
+            && self.deny.is_empty()
+            && self.rename.is_empty()
+            && self.properties.is_empty()
+    }
+
+    /// The event as this destination should see it, or why it is not sent.
+    pub fn apply<'e>(&self, event: &'e Event) -> Result<Cow<'e, Event>, Verdict> {
+        if self.is_empty() {
+            return Ok(Cow::Borrowed(event));
+        }
+        let name = match event.kind {
+            EventType::Track => event.event.as_deref().unwrap_or(""),
+            kind => kind.as_str(),
+        };
+        let listed = |list: &[String]| list.iter().any(|n| n == name);
+        if listed(&self.deny) {
+            return Err(Verdict::Skipped {
+                reason: format!("{name:?} is on this destination's deny list"),
+            });
+        }
+        if !self.allow.is_empty() && !listed(&self.allow) {
+            return Err(Verdict::Skipped {
+                reason: format!("{name:?} is not on this destination's allow list"),
+            });
+        }
+        let mut e = event.clone();
+        if event.kind == EventType::Track {
+            if let Some(to) = self.rename.get(name) {
+                e.event = Some(to.clone());
+            }
+        }
+        for object in [&mut e.properties, &mut e.traits].into_iter().flatten() {
+            for (from, to) in &self.properties {
+                if let Some(v) = object.remove(from) {
+                    object.insert(to.clone(), v);
+                }
+            }
+        }
+        Ok(Cow::Owned(e))
     }
 }
 
@@ -402,7 +473,6 @@ pub fn split_url(url: &str) -> Option<UrlParts<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::EventType;
     use serde_json::json;
 
     fn with_integrations(v: Value) -> Event {
@@ -427,6 +497,42 @@ mod tests {
         assert!(!on(json!({"mixpanel": false})));
         assert!(on(json!({"All": false, "mixpanel": true})));
         assert!(!on(json!({"All": false, "Amplitude": true})));
+    }
+
+    #[test]
+    fn overrides_filter_rename_and_remap() {
+        let o: Overrides = serde_json::from_value(json!({
+            "deny": ["Product Viewed", "page"],
+            "rename": {"Order Completed": "purchase"},
+            "properties": {"revenue": "amount", "email": "mail"},
+        }))
+        .unwrap();
+        let mut t = Event::new(EventType::Track, "m");
+        t.event = Some("Order Completed".into());
+        t.properties = json!({"revenue": 3, "kept": 1}).as_object().cloned();
+        let out = o.apply(&t).unwrap();
+        assert_eq!(out.event.as_deref(), Some("purchase"));
+        assert_eq!(
+            Value::from(out.properties.clone().unwrap()),
+            json!({"amount": 3, "kept": 1})
+        );
+        t.event = Some("Product Viewed".into());
+        assert!(matches!(o.apply(&t), Err(Verdict::Skipped { reason }) if reason.contains("deny")));
+        assert!(o.apply(&Event::new(EventType::Page, "p")).is_err());
+        let mut i = Event::new(EventType::Identify, "i");
+        i.traits = json!({"email": "a@b.c"}).as_object().cloned();
+        assert_eq!(
+            o.apply(&i).unwrap().traits.as_ref().unwrap()["mail"],
+            "a@b.c"
+        );
+        let allow: Overrides = serde_json::from_value(json!({"allow": ["identify"]})).unwrap();
+        assert!(allow.apply(&i).is_ok());
+        assert!(
+            matches!(allow.apply(&t), Err(Verdict::Skipped { reason }) if reason.contains("allow"))
+        );
+        let none = Overrides::default();
+        assert!(matches!(none.apply(&t), Ok(Cow::Borrowed(_))));
+        assert!(serde_json::from_value::<Overrides>(json!({"alow": []})).is_err());
     }
 
     #[test]

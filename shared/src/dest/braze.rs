@@ -25,7 +25,7 @@
 //! request.
 
 use super::batching::{
-    self, context_str, event_time_rfc3339, headers, integration_enabled, to_bytes,
+    self, context_str, event_time_rfc3339, headers, integration_enabled, to_bytes, Overrides,
 };
 use super::{Destination, Encoded, HttpAnswer, HttpRequest, Limits, Verdict};
 use crate::{Event, EventType, Object};
@@ -50,6 +50,9 @@ pub struct BrazeConfig {
     /// Send page and screen calls as events.
     #[serde(default)]
     pub send_pages: bool,
+    /// Event allow / deny lists, renames, property renames ([`Overrides`]).
+    #[serde(default)]
+    pub overrides: Overrides,
 }
 
 /// Why a Braze call cannot be built.
@@ -375,7 +378,14 @@ impl Destination for Braze {
                     .push((i, batching::disabled_by_integrations(Self::NAME)));
                 continue;
             }
-            match map(config, event, now_ms) {
+            let event = match config.overrides.apply(event) {
+                Ok(event) => event,
+                Err(verdict) => {
+                    out.skipped.push((i, verdict));
+                    continue;
+                }
+            };
+            match map(config, &event, now_ms) {
                 Ok(m) => items.push((i, m)),
                 Err(reason) => out.skipped.push((i, Verdict::Skipped { reason })),
             }

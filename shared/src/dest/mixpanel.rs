@@ -19,7 +19,7 @@
 
 use super::batching::{
     self, basic_auth, context_str, event_time_ms, headers, integration_enabled, split_url,
-    to_bytes, Framing, Target,
+    to_bytes, Framing, Overrides, Target,
 };
 use super::{Destination, Encoded, HttpAnswer, HttpRequest, Limits, Verdict};
 use crate::{Event, EventType, Object};
@@ -84,6 +84,9 @@ pub struct MixpanelConfig {
     /// GDPR OAuth token, for data-subject deletion requests.
     #[serde(default)]
     pub gdpr_oauth_token: Option<String>,
+    /// Event allow / deny lists, renames, property renames ([`Overrides`]).
+    #[serde(default)]
+    pub overrides: Overrides,
 }
 
 fn yes() -> bool {
@@ -384,7 +387,14 @@ impl Destination for Mixpanel {
                     .push((i, batching::disabled_by_integrations(Self::NAME)));
                 continue;
             }
-            match map(config, event, now_ms) {
+            let event = match config.overrides.apply(event) {
+                Ok(event) => event,
+                Err(verdict) => {
+                    out.skipped.push((i, verdict));
+                    continue;
+                }
+            };
+            match map(config, &event, now_ms) {
                 Mapped::Import(v) => import.push((i, to_bytes(&v))),
                 Mapped::Engage(v) => engage.push((i, to_bytes(&v))),
                 Mapped::Skip(reason) => out.skipped.push((i, Verdict::Skipped { reason })),
