@@ -354,6 +354,12 @@ fn braze_minor_errors_are_kept_per_event() {
 }
 
 #[test]
+fn braze_ecommerce_spec_can_go_as_recommended_events() {
+    let encoded = golden::<Braze>("braze/ecommerce_events.json");
+    every_event_accounted_for(&encoded, 5);
+}
+
+#[test]
 fn braze_requests_hold_at_most_75_objects() {
     let config: <Braze as Destination>::Config = serde_json::from_value(
         json!({"rest_api_key": "key", "rest_endpoint": "https://rest.iad-01.braze.com"}),
