@@ -17,7 +17,7 @@
 
 use super::batching::{
     self, context_str, event_time_rfc3339, headers, integration_enabled, split_url, to_bytes,
-    Framing, Target,
+    Framing, Overrides, Target,
 };
 use super::{Destination, Encoded, HttpAnswer, HttpRequest, Limits, Verdict};
 use crate::{Event, EventType, Object};
@@ -49,6 +49,9 @@ pub struct PostHogConfig {
     /// (`https://us.posthog.com` for `https://us.i.posthog.com`).
     #[serde(default)]
     pub api_host: Option<String>,
+    /// Event allow / deny lists, renames, property renames ([`Overrides`]).
+    #[serde(default)]
+    pub overrides: Overrides,
 }
 
 fn company() -> String {
@@ -234,7 +237,14 @@ impl Destination for PostHog {
                     .push((i, batching::disabled_by_integrations(Self::NAME)));
                 continue;
             }
-            match map(config, event, now_ms) {
+            let event = match config.overrides.apply(event) {
+                Ok(event) => event,
+                Err(verdict) => {
+                    out.skipped.push((i, verdict));
+                    continue;
+                }
+            };
+            match map(config, &event, now_ms) {
                 Ok(v) => items.push((i, to_bytes(&v))),
                 Err(reason) => out.skipped.push((i, Verdict::Skipped { reason })),
             }
