@@ -332,7 +332,7 @@ fn posthog_deletion_uses_the_persons_api_with_the_personal_key() {
         request_json(&r),
         json!({
             "method": "POST",
-            "url": "https://eu.posthog.com/api/projects/42/persons/bulk_delete/",
+            "url": "https://eu.posthog.com/api/projects/42/persons/bulk_delete/?delete_events=true",
             "headers": [["Content-Type", "application/json"], ["Authorization", "Bearer phx_personal"]],
             "body": {"distinct_ids": ["user-12345"], "delete_events": true},
             "events": [],
@@ -391,6 +391,21 @@ fn braze_requests_hold_at_most_75_objects() {
     let total: usize = encoded.requests.iter().map(|r| r.events.len()).sum();
     assert_eq!(total, 100);
     every_event_accounted_for(&encoded, 100);
+}
+
+#[test]
+fn braze_requests_stay_within_their_byte_cap() {
+    let config: <Braze as Destination>::Config = serde_json::from_value(
+        json!({"rest_api_key": "key", "rest_endpoint": "https://rest.iad-01.braze.com"}),
+    )
+    .unwrap();
+    // 75 objects of ~100 KB: within the object count, over 4 MB.
+    let encoded = Braze::encode(&config, &many_tracks(75, 100_000), 0);
+    assert_eq!(encoded.requests.len(), 2);
+    for r in &encoded.requests {
+        assert!(r.body.len() <= 4 * 1024 * 1024, "{}", r.body.len());
+    }
+    every_event_accounted_for(&encoded, 75);
 }
 
 #[test]
@@ -516,4 +531,146 @@ fn configs_reject_unknown_fields_and_need_their_credentials() {
         json!({"rest_api_key": "k", "rest_endpoint": "https://rest.iad-01.braze.com"}),
         "endpoint",
     );
+}
+
+/// Whatever the events, every one is sent once or skipped with a reason,
+/// every request is valid JSON within the vendor's limits, and a success
+/// answer delivers exactly the events of its request.
+#[cfg(not(target_arch = "wasm32"))]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn event(vendor: &'static str) -> impl Strategy<Value = Value> {
+        let kind = prop::sample::select(vec![
+            "track", "page", "screen", "identify", "group", "alias",
+        ]);
+        let name = prop::sample::select(vec![
+            "Order Completed",
+            "Product Viewed",
+            "Checkout Started",
+            "Signed Up",
+            "",
+        ]);
+        let user = prop::option::of(prop::sample::select(vec!["user-12345", "u1", "user-67890"]));
+        let anon = prop::option::of(prop::sample::select(vec!["anon-7f3c9a", "dev"]));
+        let product = (
+            prop::option::of(prop::sample::select(vec!["sku-1", "sku-2"])),
+            prop::option::of(0.0f64..500.0),
+            0u64..4,
+        )
+            .prop_map(|(id, price, q)| json!({"product_id": id, "price": price, "quantity": q, "name": "P"}));
+        let integrations = prop::sample::select(vec![
+            Value::Null,
+            json!({"All": false}),
+            json!({"All": false, vendor: true}),
+            json!({vendor: false}),
+        ]);
+        (
+            kind,
+            name,
+            user,
+            anon,
+            prop::collection::vec(product, 0..4),
+            0usize..60_000,
+            0i64..86_400_000,
+            integrations,
+            "[a-z0-9_-]{0,50}",
+        )
+            .prop_map(move |(kind, name, user, anon, products, pad, t, integrations, id)| {
+                json!({
+                    "type": kind, "messageId": id, "event": name, "userId": user, "anonymousId": anon,
+                    "groupId": "g1", "previousId": "anon-7f3c9a", "name": "Home",
+                    "timestamp": sluice_shared::Timestamp(1_714_500_000_000 + t).to_rfc3339(),
+                    "integrations": integrations,
+                    "properties": {"products": products, "total": 10.0, "order_id": "o1", "pad": "x".repeat(pad)},
+                    "traits": {"email": "a@b.c", "pad": "y".repeat(pad / 2)},
+                    "context": {"ip": "203.0.113.7", "page": {"url": "https://shop.example/a?b"}},
+                })
+            })
+    }
+
+    /// The vendor objects a request body holds.
+    fn objects(kind: &str, body: &Value) -> usize {
+        match kind {
+            "mixpanel" => body.as_array().map_or(0, Vec::len),
+            "amplitude" => body["events"].as_array().map_or(0, Vec::len),
+            "posthog" => body["batch"].as_array().map_or(0, Vec::len),
+            _ => ["attributes", "events", "purchases"]
+                .iter()
+                .map(|k| body[k].as_array().map_or(0, Vec::len))
+                .sum(),
+        }
+    }
+
+    fn holds<D: Destination>(
+        config: Value,
+        raw: &[Value],
+        success: &str,
+    ) -> Result<(), TestCaseError> {
+        let config: D::Config = serde_json::from_value(config).unwrap();
+        let events: Vec<Event> = serde_json::from_value(Value::from(raw.to_vec())).unwrap();
+        let encoded = D::encode(&config, &events, 1_714_557_900_000);
+        every_event_accounted_for(&encoded, events.len());
+        for r in &encoded.requests {
+            let body: Value = serde_json::from_slice(&r.body).unwrap();
+            let limits = D::limits(&config);
+            let n = objects(D::KIND, &body);
+            prop_assert!(!r.events.is_empty());
+            prop_assert!(n <= limits.max_events, "{}: {n} objects", D::KIND);
+            prop_assert!(
+                r.body.len() <= limits.max_bytes,
+                "{}: {} bytes",
+                D::KIND,
+                r.body.len()
+            );
+            if D::KIND == "braze" {
+                prop_assert!(n >= r.events.len());
+            } else {
+                prop_assert_eq!(n, r.events.len());
+            }
+            let status = if D::KIND == "braze" { 201 } else { 200 };
+            let body = if r.url.contains("/engage") {
+                r#"{"status":1,"error":null}"#
+            } else {
+                success
+            };
+            let answer = HttpAnswer {
+                status,
+                retry_after_ms: None,
+                body: body.into(),
+            };
+            let verdicts = D::classify(&config, r, &answer);
+            prop_assert_eq!(verdicts, vec![Verdict::Delivered; r.events.len()]);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn mixpanel_accounts_for_every_event(events in prop::collection::vec(event("Mixpanel"), 0..80)) {
+            holds::<Mixpanel>(json!({"project_token": "t"}), &events, r#"{"code":200,"status":"OK"}"#)?;
+        }
+
+        #[test]
+        fn amplitude_accounts_for_every_event(events in prop::collection::vec(event("Amplitude"), 0..80)) {
+            holds::<Amplitude>(json!({"api_key": "k", "group_type": "company"}), &events, r#"{"code":200}"#)?;
+        }
+
+        #[test]
+        fn posthog_accounts_for_every_event(events in prop::collection::vec(event("PostHog"), 0..80)) {
+            holds::<PostHog>(json!({"api_key": "k", "host": "https://us.i.posthog.com"}), &events, r#"{"status":1}"#)?;
+        }
+
+        #[test]
+        fn braze_accounts_for_every_event(events in prop::collection::vec(event("Braze"), 0..120)) {
+            holds::<Braze>(
+                json!({"rest_api_key": "k", "rest_endpoint": "https://rest.iad-01.braze.com", "send_pages": true}),
+                &events,
+                r#"{"message":"success"}"#,
+            )?;
+        }
+    }
 }

@@ -302,7 +302,10 @@ impl PostHog {
             .unwrap_or_else(|| base(&config.host).replacen(".i.posthog.com", ".posthog.com", 1));
         Ok(HttpRequest {
             method: "POST",
-            url: format!("{}/api/projects/{project}/persons/bulk_delete/", base(&api)),
+            url: format!(
+                "{}/api/projects/{project}/persons/bulk_delete/?delete_events=true",
+                base(&api)
+            ),
             headers: headers(&[
                 ("Content-Type", "application/json"),
                 ("Authorization", &format!("Bearer {key}")),
