@@ -269,9 +269,15 @@ fn map(config: &AmplitudeConfig, event: &Event, now_ms: i64) -> Result<Value, St
         out.insert("device_id".into(), a.as_str().into());
     }
     out.insert("time".into(), event_time_ms(event, now_ms).into());
-    if !event.message_id.is_empty() {
-        out.insert("insert_id".into(), event.message_id.as_str().into());
-    }
+    let insert_id = if event.message_id.is_empty() {
+        // Stable across re-sends, so Amplitude's 7-day dedup still holds.
+        batching::hex(&batching::stable_hash(
+            serde_json::to_string(event).unwrap_or_default().as_bytes(),
+        ))
+    } else {
+        event.message_id.clone()
+    };
+    out.insert("insert_id".into(), insert_id.into());
     add_context(&mut out, event);
     Ok(out.into())
 }

@@ -9,6 +9,8 @@
 //! | alias | `$create_alias` with `alias` = previousId |
 //! | group | `$groupidentify` with `$group_type` (config, default `company`), `$group_key`, `$group_set` |
 //!
+//! `$ip` is the visitor's (`context.ip`); without it `$geoip_disable` is set,
+//! so PostHog does not locate the person at the worker's data centre.
 //! `distinct_id` is the userId, else the anonymousId; `uuid` is the
 //! messageId when it is a UUID, else a stable UUID derived from it, so a
 //! re-sent event keeps its id; `timestamp` is the event's time. PostHog
@@ -133,6 +135,11 @@ fn properties(event: &Event) -> Object {
             format!("utm_{k}")
         };
         fill(&to, context_str(event, &format!("campaign.{k}")));
+    }
+    if !p.contains_key("$ip") {
+        // Sent from a server without the visitor's IP, PostHog would place
+        // every person at the worker's data centre.
+        p.insert("$geoip_disable".into(), true.into());
     }
     p.insert("$lib".into(), "sluice".into());
     p
