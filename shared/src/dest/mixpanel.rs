@@ -7,7 +7,7 @@
 //! | screen | `Loaded a Screen` with `name` |
 //! | identify | profile `$set` to `/engage` (a separate request); traits `email`, `name`, `firstName`, `lastName`, `phone`, `avatar`, `createdAt`, `username` become `$email`, `$name`, … |
 //! | alias | `$merge` of `previousId` and `userId` (original ID merge only; with simplified ID merge Mixpanel links ids through `$device_id` / `$user_id` on every event) |
-//! | group | not sent (skipped with a reason) |
+//! | group | group profile `$set` of the traits to `/groups` under the configured `group_key` (skipped without one) |
 //!
 //! Every event carries `time` (ms), `$insert_id` (the messageId when it fits
 //! Mixpanel's 36 alphanumeric-or-dash characters, else a stable hash of it)
@@ -84,6 +84,10 @@ pub struct MixpanelConfig {
     /// GDPR OAuth token, for data-subject deletion requests.
     #[serde(default)]
     pub gdpr_oauth_token: Option<String>,
+    /// The group key (`"company_id"`) `group` calls update group profiles of;
+    /// unset: group calls are skipped.
+    #[serde(default)]
+    pub group_key: Option<String>,
     /// Event allow / deny lists, renames, property renames ([`Overrides`]).
     #[serde(default)]
     pub overrides: Overrides,
@@ -132,7 +136,7 @@ pub const IMPORT_LIMITS: Limits = Limits {
     max_bytes: 10 * 1024 * 1024,
 };
 
-/// Updates per `/engage` request (each at most 1 MB).
+/// Updates per `/engage` or `/groups` request (each at most 1 MB).
 pub const ENGAGE_LIMITS: Limits = Limits {
     max_events: 2_000,
     max_bytes: 10 * 1024 * 1024,
@@ -183,6 +187,7 @@ pub fn insert_id(event: &Event) -> String {
 enum Mapped {
     Import(Value),
     Engage(Value),
+    Groups(Value),
     Skip(String),
 }
 
@@ -335,7 +340,18 @@ fn map(config: &MixpanelConfig, event: &Event, now_ms: i64) -> Mapped {
             })),
             _ => Mapped::Skip("alias needs previousId and userId".into()),
         },
-        EventType::Group => Mapped::Skip("group: not mapped to Mixpanel group profiles".into()),
+        EventType::Group => match (&config.group_key, &event.group_id) {
+            (Some(key), Some(group)) => Mapped::Groups(json!({
+                "$token": config.project_token,
+                "$group_key": key,
+                "$group_id": group,
+                "$set": event.traits.clone().unwrap_or_default(),
+            })),
+            (None, _) => {
+                Mapped::Skip("group: no group_key configured for Mixpanel group profiles".into())
+            }
+            (_, None) => Mapped::Skip("group without a groupId".into()),
+        },
     }
 }
 
@@ -361,9 +377,10 @@ fn import_target(config: &MixpanelConfig) -> Target<'static> {
     }
 }
 
-fn engage_target(config: &MixpanelConfig) -> Target<'static> {
+/// `/engage` (user profiles) or `/groups` (group profiles).
+fn profile_target(config: &MixpanelConfig, path: &str) -> Target<'static> {
     Target {
-        url: format!("{}/engage?verbose=1", config.region.ingest_host()),
+        url: format!("{}/{path}?verbose=1", config.region.ingest_host()),
         headers: headers(&[("Content-Type", "application/json")]),
         framing: Framing::ARRAY,
     }
@@ -380,7 +397,7 @@ impl Destination for Mixpanel {
 
     fn encode(config: &MixpanelConfig, events: &[Event], now_ms: i64) -> Encoded {
         let mut out = Encoded::default();
-        let (mut import, mut engage) = (Vec::new(), Vec::new());
+        let (mut import, mut engage, mut groups) = (Vec::new(), Vec::new(), Vec::new());
         for (i, event) in events.iter().enumerate() {
             if !integration_enabled(event, Self::NAME) {
                 out.skipped
@@ -397,12 +414,14 @@ impl Destination for Mixpanel {
             match map(config, &event, now_ms) {
                 Mapped::Import(v) => import.push((i, to_bytes(&v))),
                 Mapped::Engage(v) => engage.push((i, to_bytes(&v))),
+                Mapped::Groups(v) => groups.push((i, to_bytes(&v))),
                 Mapped::Skip(reason) => out.skipped.push((i, Verdict::Skipped { reason })),
             }
         }
         for (items, limits, target) in [
             (&import, IMPORT_LIMITS, import_target(config)),
-            (&engage, ENGAGE_LIMITS, engage_target(config)),
+            (&engage, ENGAGE_LIMITS, profile_target(config, "engage")),
+            (&groups, ENGAGE_LIMITS, profile_target(config, "groups")),
         ] {
             let (requests, rejected) = batching::requests_for(items, limits, &target);
             out.requests.extend(requests);
@@ -419,8 +438,8 @@ impl Destination for Mixpanel {
         let n = request.events.len();
         let body: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
         let error = batching::str_at(&body, "error").unwrap_or("");
-        if request.url.contains("/engage") {
-            // /engage answers 200 even when it rejected the update: the body says.
+        if request.url.contains("/engage?") || request.url.contains("/groups?") {
+            // Profile APIs answer 200 even when they rejected the update: the body says.
             let verdict = match (answer.status, body.get("status").and_then(Value::as_i64)) {
                 (200, Some(1)) => Verdict::Delivered,
                 (200, _) => Verdict::Permanent {
