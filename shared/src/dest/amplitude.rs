@@ -436,6 +436,12 @@ fn classify_throttled(
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_u64).collect())
         .unwrap_or_default();
+    // A 429 that names no one throttles the whole request.
+    let everyone = throttled_events.is_empty()
+        && throttled_users.is_empty()
+        && throttled_devices.is_empty()
+        && quota_users.is_empty()
+        && quota_devices.is_empty();
     let sent: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
     let sent = sent.get("events").and_then(Value::as_array);
     let wait = |base: u64| Some(answer.retry_after_ms.map_or(base, |r| r.max(base)));
@@ -450,7 +456,8 @@ fn classify_throttled(
             let (user, device) = (id("user_id"), id("device_id"));
             let over_quota = user.as_ref().is_some_and(|u| quota_users.contains(u))
                 || device.as_ref().is_some_and(|d| quota_devices.contains(d));
-            let throttled = throttled_events.contains(&(i as u64))
+            let throttled = everyone
+                || throttled_events.contains(&(i as u64))
                 || user.as_ref().is_some_and(|u| throttled_users.contains(u))
                 || device
                     .as_ref()
@@ -507,5 +514,37 @@ impl Amplitude {
             body: to_bytes(&body),
             events: Vec::new(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_429_naming_no_one_backs_off_the_whole_request() {
+        let config: AmplitudeConfig = serde_json::from_value(json!({"api_key": "k"})).unwrap();
+        let events: Vec<Event> = serde_json::from_value(json!([
+            {"type": "track", "messageId": "m1", "userId": "user-1", "event": "A"},
+            {"type": "track", "messageId": "m2", "userId": "user-2", "event": "B"},
+        ]))
+        .unwrap();
+        let encoded = Amplitude::encode(&config, &events, 0);
+        let answer = HttpAnswer {
+            status: 429,
+            retry_after_ms: None,
+            body: r#"{"code":429,"error":"Too many requests"}"#.into(),
+        };
+        let verdicts = Amplitude::classify(&config, &encoded.requests[0], &answer);
+        assert!(
+            verdicts.iter().all(|v| matches!(
+                v,
+                Verdict::Retry {
+                    after_ms: Some(THROTTLE_BACKOFF_MS),
+                    ..
+                }
+            )),
+            "{verdicts:?}"
+        );
     }
 }
