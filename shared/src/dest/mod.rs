@@ -86,5 +86,6 @@ pub trait Destination {
 pub mod amplitude;
 pub mod batching;
 pub mod braze;
+pub mod deletion;
 pub mod mixpanel;
 pub mod posthog;
