@@ -498,6 +498,45 @@ fn every_destination_applies_its_overrides_before_mapping() {
 }
 
 #[test]
+fn credentials_never_go_over_plain_http_except_to_a_local_stub() {
+    for (config, ok) in [
+        (
+            json!({"rest_api_key": "k", "rest_endpoint": "http://rest.iad-01.braze.com"}),
+            false,
+        ),
+        (
+            json!({"rest_api_key": "k", "rest_endpoint": "http://127.0.0.1:8787"}),
+            true,
+        ),
+    ] {
+        assert_eq!(
+            serde_json::from_value::<<Braze as Destination>::Config>(config).is_ok(),
+            ok
+        );
+    }
+    let ph = json!({"api_key": "k", "host": "http://eu.i.posthog.com"});
+    assert!(serde_json::from_value::<<PostHog as Destination>::Config>(ph).is_err());
+    // Mixpanel and Amplitude have fixed hosts per region; api_host points them at a stub.
+    let mp: <Mixpanel as Destination>::Config =
+        serde_json::from_value(json!({"project_token": "t", "api_host": "http://127.0.0.1:8787/"}))
+            .unwrap();
+    let events = many_tracks(1, 0);
+    assert_eq!(
+        Mixpanel::encode(&mp, &events, 0).requests[0].url,
+        "http://127.0.0.1:8787/import?strict=1"
+    );
+    let amp: <Amplitude as Destination>::Config =
+        serde_json::from_value(json!({"api_key": "k", "api_host": "http://localhost:9000"}))
+            .unwrap();
+    assert_eq!(
+        Amplitude::encode(&amp, &events, 0).requests[0].url,
+        "http://localhost:9000/2/httpapi"
+    );
+    let bad = json!({"api_key": "k", "api_host": "http://api2.amplitude.com"});
+    assert!(serde_json::from_value::<<Amplitude as Destination>::Config>(bad).is_err());
+}
+
+#[test]
 fn configs_reject_unknown_fields_and_need_their_credentials() {
     fn rejects<D: Destination>(good: Value, typo: &str) {
         let mut bad = good.clone();

@@ -50,6 +50,10 @@ pub struct AmplitudeConfig {
     pub api_key: String,
     #[serde(default)]
     pub region: Region,
+    /// Send every call (events, deletions) to this base URL instead of the
+    /// region's Amplitude hosts: a proxy, or a local stub in tests.
+    #[serde(default, deserialize_with = "batching::opt_base_url")]
+    pub api_host: Option<String>,
     /// Overrides Amplitude's minimum length (5) of `user_id` and `device_id`.
     #[serde(default)]
     pub min_id_length: Option<u32>,
@@ -116,7 +120,10 @@ pub const THROTTLE_BACKOFF_MS: u64 = 30_000;
 /// How long a user or device over its daily quota waits before the next try.
 pub const DAILY_QUOTA_BACKOFF_MS: u64 = 3_600_000;
 
-fn host(config: &AmplitudeConfig) -> &'static str {
+fn host(config: &AmplitudeConfig) -> &str {
+    if let Some(host) = &config.api_host {
+        return host;
+    }
     match config.region {
         Region::Us => "https://api2.amplitude.com",
         Region::Eu => "https://api.eu.amplitude.com",
@@ -496,9 +503,10 @@ impl Amplitude {
         if user_id.trim().is_empty() {
             return Err(AmplitudeError::EmptyUserId);
         }
-        let host = match config.region {
-            Region::Us => "https://amplitude.com",
-            Region::Eu => "https://analytics.eu.amplitude.com",
+        let host = match (&config.api_host, config.region) {
+            (Some(host), _) => host.as_str(),
+            (None, Region::Us) => "https://amplitude.com",
+            (None, Region::Eu) => "https://analytics.eu.amplitude.com",
         };
         let mut body = json!({"user_ids": [user_id], "ignore_invalid_id": "True"});
         if let Some(requester) = &config.deletion_requester {

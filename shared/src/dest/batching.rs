@@ -110,6 +110,35 @@ impl Overrides {
     }
 }
 
+/// Whether `url` may carry credentials: `https://host…`, or plain `http://`
+/// to a loopback host only (a local vendor stub in tests).
+pub fn is_safe_base_url(url: &str) -> bool {
+    match split_url(url) {
+        Some(parts) if parts.scheme == "https" => true,
+        Some(parts) if parts.scheme == "http" => {
+            let host = parts.host.rsplit_once(':').map_or(parts.host, |(h, _)| h);
+            matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+        }
+        _ => false,
+    }
+}
+
+/// Deserialize a base URL that passes [`is_safe_base_url`], without a trailing slash.
+pub fn base_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let url = String::deserialize(d)?;
+    if !is_safe_base_url(&url) {
+        return Err(serde::de::Error::custom(format_args!(
+            "{url:?} is not an https:// URL (plain http is allowed to loopback hosts only)"
+        )));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+/// [`base_url`] for an optional field (use with `#[serde(default)]`).
+pub fn opt_base_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    base_url(d).map(Some)
+}
+
 /// When the event happened (Unix ms): `timestamp`, else `originalTimestamp`,
 /// else `receivedAt`, else `now_ms`.
 pub fn event_time_ms(event: &Event, now_ms: i64) -> i64 {
@@ -653,6 +682,27 @@ mod tests {
             &for_all(&a, "V", "", 1)[..],
             [Verdict::Permanent { .. }]
         ));
+    }
+
+    #[test]
+    fn credentials_only_travel_over_https_or_to_loopback() {
+        assert!(is_safe_base_url("https://rest.iad-01.braze.com"));
+        assert!(is_safe_base_url("http://127.0.0.1:8787"));
+        assert!(is_safe_base_url("http://localhost:9000/stub"));
+        assert!(!is_safe_base_url("http://rest.iad-01.braze.com"));
+        assert!(!is_safe_base_url("http://127.0.0.1.evil.example"));
+        assert!(!is_safe_base_url("rest.iad-01.braze.com"));
+        #[derive(Deserialize)]
+        struct C {
+            #[serde(deserialize_with = "base_url")]
+            url: String,
+        }
+        let c: C = serde_json::from_value(json!({"url": "https://x.example/"})).unwrap();
+        assert_eq!(c.url, "https://x.example");
+        let err = serde_json::from_value::<C>(json!({"url": "http://x.example"}))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("not an https:// URL"), "{err}");
     }
 
     #[test]

@@ -76,6 +76,10 @@ pub struct MixpanelConfig {
     pub project_token: String,
     #[serde(default)]
     pub region: Region,
+    /// Send every call (events, profiles, deletions) to this base URL instead
+    /// of the region's Mixpanel hosts: a proxy, or a local stub in tests.
+    #[serde(default, deserialize_with = "batching::opt_base_url")]
+    pub api_host: Option<String>,
     #[serde(default)]
     pub service_account: Option<ServiceAccount>,
     /// The project uses Simplified ID Merge (Mixpanel's default for new projects).
@@ -356,7 +360,10 @@ fn map(config: &MixpanelConfig, event: &Event, now_ms: i64) -> Mapped {
 }
 
 fn import_target(config: &MixpanelConfig) -> Target<'static> {
-    let host = config.region.ingest_host();
+    let host = config
+        .api_host
+        .as_deref()
+        .unwrap_or(config.region.ingest_host());
     let (url, auth) = match &config.service_account {
         Some(sa) => (
             format!("{host}/import?strict=1&project_id={}", sa.project_id),
@@ -380,7 +387,13 @@ fn import_target(config: &MixpanelConfig) -> Target<'static> {
 /// `/engage` (user profiles) or `/groups` (group profiles).
 fn profile_target(config: &MixpanelConfig, path: &str) -> Target<'static> {
     Target {
-        url: format!("{}/{path}?verbose=1", config.region.ingest_host()),
+        url: format!(
+            "{}/{path}?verbose=1",
+            config
+                .api_host
+                .as_deref()
+                .unwrap_or(config.region.ingest_host())
+        ),
         headers: headers(&[("Content-Type", "application/json")]),
         framing: Framing::ARRAY,
     }
@@ -507,7 +520,10 @@ impl Mixpanel {
             method: "POST",
             url: format!(
                 "{}/api/app/data-deletions/v3.0/?token={}",
-                config.region.app_host(),
+                config
+                    .api_host
+                    .as_deref()
+                    .unwrap_or(config.region.app_host()),
                 config.project_token
             ),
             headers: headers(&[

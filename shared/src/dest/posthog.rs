@@ -37,6 +37,7 @@ pub struct PostHogConfig {
     /// The project API key (`phc_…`), sent in the body.
     pub api_key: String,
     /// The ingestion host: `https://us.i.posthog.com`, `https://eu.i.posthog.com` or self-hosted.
+    #[serde(deserialize_with = "batching::base_url")]
     pub host: String,
     /// The group type `group` calls identify.
     #[serde(default = "company")]
@@ -49,7 +50,7 @@ pub struct PostHogConfig {
     pub project_id: Option<String>,
     /// The private API host when it is not the ingestion host without `.i.`
     /// (`https://us.posthog.com` for `https://us.i.posthog.com`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "batching::opt_base_url")]
     pub api_host: Option<String>,
     /// Event allow / deny lists, renames, property renames ([`Overrides`]).
     #[serde(default)]

@@ -46,6 +46,7 @@ pub struct BrazeConfig {
     /// A REST API key with `users.track` (and `users.delete` for deletions).
     pub rest_api_key: String,
     /// The instance's REST endpoint, e.g. `https://rest.iad-01.braze.com`.
+    #[serde(deserialize_with = "batching::base_url")]
     pub rest_endpoint: String,
     /// The app identifier events and purchases are attributed to.
     #[serde(default)]
