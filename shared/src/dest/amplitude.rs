@@ -245,12 +245,15 @@ fn add_context(out: &mut Object, event: &Event) {
     if let Some(session) = context_at(event, "sessionId").and_then(Value::as_i64) {
         out.insert("session_id".into(), session.into());
     }
+    // A page context means a browser; otherwise the OS says, and nothing is guessed.
     let platform = if context_at(event, "page").is_some() {
-        "Web"
+        Some("Web")
     } else {
-        context_str(event, "os.name").unwrap_or("Web")
+        context_str(event, "os.name")
     };
-    out.insert("platform".into(), platform.into());
+    if let Some(platform) = platform {
+        out.insert("platform".into(), platform.into());
+    }
 }
 
 fn map(config: &AmplitudeConfig, event: &Event, now_ms: i64) -> Result<Value, String> {

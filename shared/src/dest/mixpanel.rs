@@ -453,9 +453,12 @@ impl Destination for Mixpanel {
         let error = batching::str_at(&body, "error").unwrap_or("");
         if request.url.contains("/engage?") || request.url.contains("/groups?") {
             // Profile APIs answer 200 even when they rejected the update: the body says.
-            let verdict = match (answer.status, body.get("status").and_then(Value::as_i64)) {
-                (200, Some(1)) => Verdict::Delivered,
-                (200, _) => Verdict::Permanent {
+            if answer.status != 200 {
+                return batching::for_all(answer, "Mixpanel", error, n);
+            }
+            let verdict = match body.get("status").and_then(Value::as_i64) {
+                Some(1) => Verdict::Delivered,
+                _ => Verdict::Permanent {
                     reason: format!(
                         "Mixpanel rejected the profile updates: {}",
                         if error.is_empty() {
@@ -465,7 +468,6 @@ impl Destination for Mixpanel {
                         }
                     ),
                 },
-                _ => batching::by_status(answer, "Mixpanel", error),
             };
             return vec![verdict; n];
         }

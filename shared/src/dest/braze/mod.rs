@@ -478,7 +478,7 @@ impl Destination for Braze {
             };
             return batching::for_all(answer, "Braze", detail, n);
         }
-        if message != "success" {
+        if !message.is_empty() && message != "success" {
             // A fatal error Braze reported in a 2xx.
             return vec![
                 Verdict::Permanent {
