@@ -1,6 +1,8 @@
 //! Every vendor destination through one sink: the vendor's pure
-//! [`Destination`] (in `sluice_shared::dest`) encodes and classifies, this
-//! sends through the outbound-HTTP port. Adding a vendor needs no code here.
+//! [`Destination`] (in `sluice_shared::dest`) encodes — honouring the
+//! event's `integrations` and the destination's `overrides` — and
+//! classifies; this sends through the outbound-HTTP port. Adding a vendor
+//! needs no code here.
 //!
 //! Credentials never sit in `SLUICE_DESTINATIONS`: a setting named
 //! `<field>_var` names the secret that holds `<field>`
@@ -10,7 +12,6 @@
 use super::{DeliveryBatch, Encoded, Part, Sink, SinkError};
 use crate::ports::{HttpClient, PortError, Runtime};
 use serde_json::{Map, Value};
-use sluice_shared::dest::overrides::Overrides;
 use sluice_shared::dest::{Destination, HttpAnswer, HttpRequest, Verdict};
 use sluice_shared::Timestamp;
 use std::marker::PhantomData;
@@ -19,8 +20,6 @@ use std::marker::PhantomData;
 pub struct Vendor<'a, D: Destination, H> {
     pub http: &'a H,
     pub config: D::Config,
-    /// Which events go, renamed how (applied before the vendor's mapping).
-    pub overrides: Overrides,
     pub timeout_ms: u32,
     pub vendor: PhantomData<D>,
 }
@@ -31,7 +30,6 @@ impl<'a, D: Destination, H> Vendor<'a, D, H> {
         http: &'a H,
         settings: &Map<String, Value>,
         secrets: &impl Runtime,
-        overrides: Overrides,
         timeout_ms: u32,
     ) -> Result<Self, SinkError> {
         let resolved = resolve_secrets(settings, secrets)?;
@@ -41,7 +39,6 @@ impl<'a, D: Destination, H> Vendor<'a, D, H> {
         Ok(Vendor {
             http,
             config,
-            overrides,
             timeout_ms,
             vendor: PhantomData,
         })
@@ -79,23 +76,17 @@ impl<D: Destination, H: HttpClient> Sink for Vendor<'_, D, H> {
         batch: &DeliveryBatch,
         now: Timestamp,
     ) -> Result<Encoded<HttpRequest>, SinkError> {
-        let applied = self.overrides.apply(&batch.events);
-        let encoded = D::encode(&self.config, &applied.events, now.0);
-        // The vendor numbers the events it was given; the batch's numbers differ
-        // once overrides skipped some.
-        let back = |i: usize| applied.indices.get(i).copied().unwrap_or(usize::MAX);
-        let mut skipped = applied.skipped;
-        skipped.extend(encoded.skipped.into_iter().map(|(i, v)| (back(i), v)));
+        let encoded = D::encode(&self.config, &batch.events, now.0);
         Ok(Encoded {
             parts: encoded
                 .requests
                 .into_iter()
                 .map(|request| Part {
-                    events: request.events.iter().map(|i| back(*i)).collect(),
+                    events: request.events.clone(),
                     request,
                 })
                 .collect(),
-            skipped,
+            skipped: encoded.skipped,
         })
     }
 
@@ -223,23 +214,17 @@ mod tests {
     fn credentials_come_from_secrets_and_verdicts_from_the_vendor() {
         let settings = serde_json::json!({"token_var": "TOY_TOKEN"});
         let settings = settings.as_object().unwrap();
-        let sink =
-            Vendor::<Toy, _>::new(&Http, settings, &Secrets, Overrides::default(), 1000).unwrap();
+        let sink = Vendor::<Toy, _>::new(&Http, settings, &Secrets, 1000).unwrap();
         assert_eq!(sink.config.token, "t0ken");
         let missing = serde_json::json!({"token_var": "NOPE"});
         assert!(matches!(
-            Vendor::<Toy, _>::new(&Http, missing.as_object().unwrap(), &Secrets, Overrides::default(), 1000),
+            Vendor::<Toy, _>::new(&Http, missing.as_object().unwrap(), &Secrets, 1000),
             Err(SinkError::Permanent(m)) if m.contains("NOPE")
         ));
         let unknown = serde_json::json!({"token": "x", "other": 1});
-        assert!(Vendor::<Toy, _>::new(
-            &Http,
-            unknown.as_object().unwrap(),
-            &Secrets,
-            Overrides::default(),
-            1000
-        )
-        .is_err());
+        assert!(
+            Vendor::<Toy, _>::new(&Http, unknown.as_object().unwrap(), &Secrets, 1000).is_err()
+        );
         let batch = DeliveryBatch {
             destination: "toy".into(),
             source: "web".into(),
@@ -262,23 +247,6 @@ mod tests {
                     reason: "bad".into()
                 }
             ]
-        );
-        // With the first event denied, the vendor sees two events and its
-        // verdicts land on the batch's events 1 and 2.
-        let deny: Overrides = serde_json::from_value(serde_json::json!({"deny": ["0"]})).unwrap();
-        let mut batch = batch;
-        for e in &mut batch.events {
-            e.event = Some(e.message_id.clone());
-        }
-        let sink = Vendor::<Toy, _>::new(&Http, settings, &Secrets, deny, 1000).unwrap();
-        let report =
-            super::super::tests::block_on(super::super::write(&sink, &batch, Timestamp(0)));
-        assert!(matches!(report.verdicts[0], Verdict::Skipped { .. }));
-        assert_eq!(report.verdicts[1], Verdict::Delivered);
-        assert_eq!(
-            report.verdicts[2],
-            Verdict::Delivered,
-            "the vendor's index 1 is the batch's 2; its 'bad:2' names no event it got"
         );
     }
 }

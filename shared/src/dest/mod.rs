@@ -9,7 +9,12 @@
 use crate::Event;
 use serde::de::DeserializeOwned;
 
-pub mod overrides;
+pub mod amplitude;
+pub mod batching;
+pub mod braze;
+pub mod deletion;
+pub mod mixpanel;
+pub mod posthog;
 
 /// One request to a vendor, and which events of the input it carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
