@@ -82,3 +82,15 @@ pub trait Destination {
     /// Classify the answer to `request`: one verdict per entry of `request.events`, in order.
     fn classify(config: &Self::Config, request: &HttpRequest, answer: &HttpAnswer) -> Vec<Verdict>;
 }
+
+pub mod common;
+#[cfg(feature = "dest")]
+pub mod ga4;
+#[cfg(feature = "dest")]
+pub mod google_ads;
+#[cfg(feature = "dest")]
+pub mod identifiers;
+#[cfg(feature = "dest")]
+pub mod meta;
+#[cfg(feature = "dest")]
+pub mod tiktok;
