@@ -100,7 +100,7 @@ impl Destination for Ga4 {
     fn encode(config: &Ga4Config, events: &[Event], now_ms: i64) -> Encoded {
         let mut encoded = Encoded::default();
         // (request envelope without events) → encoded events, in first-seen order.
-        let mut groups: Vec<(Map<String, Value>, Vec<(usize, Vec<u8>)>)> = Vec::new();
+        let mut groups: Vec<(Map<String, Value>, Items)> = Vec::new();
         for (i, event) in events.iter().enumerate() {
             match encode_event(event, now_ms) {
                 Ok((envelope, item)) => match groups.iter_mut().find(|(e, _)| *e == envelope) {
@@ -297,6 +297,8 @@ fn client_id(event: &Event) -> Option<String> {
 }
 
 type Params = Vec<(String, Value)>;
+/// Encoded events by index, ready for [`common::pack`].
+type Items = Vec<(usize, Vec<u8>)>;
 
 const RECOMMENDED: [(&str, &str); 19] = [
     ("Products Searched", "search"),
