@@ -256,6 +256,25 @@ pub fn percent_encode(s: &str) -> String {
     out
 }
 
+/// Query parameters that carry credentials (Meta's `access_token`, GA4's `api_secret`).
+pub const SECRET_PARAMS: [&str; 2] = ["access_token", "api_secret"];
+
+/// `url` with the values of [`SECRET_PARAMS`] replaced by `REDACTED`: the form
+/// to log, show in the debugger or keep in a dead letter.
+pub fn redact_url(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if SECRET_PARAMS.contains(&k) => format!("{k}=REDACTED"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", params.join("&"))
+}
+
 /// One product of a Segment e-commerce event.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Product {
@@ -597,6 +616,19 @@ mod tests {
             json!({"type":"track","event":"Product Viewed","properties":{"product_id":"p9","price":3}}),
         );
         assert_eq!(products(&single)[0].id.as_deref(), Some("p9"));
+    }
+
+    #[test]
+    fn credentials_are_redacted_from_urls() {
+        assert_eq!(
+            redact_url("https://x.test/mp/collect?measurement_id=G-1&api_secret=s3cr3t"),
+            "https://x.test/mp/collect?measurement_id=G-1&api_secret=REDACTED"
+        );
+        assert_eq!(
+            redact_url("https://x.test/v24.0/1/events?access_token=EAAB"),
+            "https://x.test/v24.0/1/events?access_token=REDACTED"
+        );
+        assert_eq!(redact_url("https://x.test/a"), "https://x.test/a");
     }
 
     #[test]

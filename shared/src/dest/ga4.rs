@@ -45,6 +45,13 @@
 //! | `identify`, `group`, `alias` | not sent (`user_id` rides on each event) |
 //!
 //! [event collection limits]: https://support.google.com/analytics/answer/9267744
+//!
+//! Config fields (of the `SLUICE_DESTINATIONS` entry of this kind; the API secret comes from a secret):
+//!
+//! ```json
+//! { "measurement_id": "G-XXXXXXX", "api_secret": "<secret>",
+//!   "validate": false, "eu_endpoint": false }
+//! ```
 
 use super::common::{self, AdSignals, Problem};
 use super::{Destination, Encoded, HttpAnswer, HttpRequest, Limits, Verdict};

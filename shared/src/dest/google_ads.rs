@@ -28,6 +28,15 @@
 //!   refresh), 403 is permanent, 429 and 5xx retry after `Retry-After` or
 //!   the `retryDelay` Google gives.
 //! - Conversions older than 90 days (the longest click-through window) are skipped.
+//!
+//! Config fields (of the `SLUICE_DESTINATIONS` entry of this kind; tokens come from secrets):
+//!
+//! ```json
+//! { "customer_id": "123-456-7890", "login_customer_id": "999-888-7777",
+//!   "developer_token": "<secret>", "access_token": "<refreshed by the worker>",
+//!   "conversion_actions": { "Order Completed": "987654", "Signed Up": "111222" },
+//!   "api_version": "v22", "validate_only": false, "default_calling_code": "1" }
+//! ```
 
 use super::common::{self, AdSignals, Problem};
 use super::identifiers::{hashed, normalize, Kind, Rules, Vendor};

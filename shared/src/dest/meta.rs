@@ -1,8 +1,9 @@
 //! Meta Conversions API: `POST https://graph.facebook.com/{version}/{pixel_id}/events`.
 //!
-//! - **Auth**: the access token goes in the JSON body as the `access_token`
-//!   parameter (Graph API reads POST parameters from the body, as Meta's curl
-//!   examples send it), never in the URL, so it stays out of access logs.
+//! - **Auth**: the access token goes in the query string
+//!   (`/events?access_token={TOKEN}`), the place Meta's "Using the API" page
+//!   documents; the JSON body carries `data` and `test_event_code`. Log or
+//!   store URLs only through [`common::redact_url`].
 //! - **Batching**: at most 1,000 events a request (Meta's limit), 2 MB a body (ours).
 //! - **Dedup**: `event_id` = the Segment `messageId`, the same id the SDK exposes
 //!   to an on-page pixel, so Meta keeps one of the browser and server events.
@@ -44,6 +45,14 @@
 //! permanent. Other errors follow the HTTP status.
 //!
 //! [Graph API error handling]: https://developers.facebook.com/docs/graph-api/guides/error-handling
+//!
+//! Config fields (of the `SLUICE_DESTINATIONS` entry of this kind; the token comes from a secret):
+//!
+//! ```json
+//! { "pixel_id": "1234567890", "access_token": "<secret>",
+//!   "api_version": "v24.0", "test_event_code": "TEST12345",
+//!   "limited_data_use": "from_consent", "default_calling_code": "1" }
+//! ```
 
 use super::common::{self, AdSignals, Problem};
 use super::identifiers::{hashed, Kind, Rules, Vendor};
@@ -235,15 +244,13 @@ impl Destination for Meta {
                 Err(verdict) => encoded.skipped.push((i, verdict)),
             }
         }
-        let mut suffix = Map::new();
-        if let Some(code) = &config.test_event_code {
-            suffix.insert("test_event_code".into(), code.clone().into());
-        }
-        suffix.insert("access_token".into(), config.access_token.clone().into());
-        let suffix = common::to_bytes(&Value::Object(suffix));
-        // `{"data":[` … `],` + the rest of the object after its `{`.
-        let mut tail = b"],".to_vec();
-        tail.extend_from_slice(&suffix[1..]);
+        let tail = match &config.test_event_code {
+            Some(code) => {
+                let code = common::to_bytes(&Value::from(code.as_str()));
+                [&b"],\"test_event_code\":"[..], &code, b"}"].concat()
+            }
+            None => b"]}".to_vec(),
+        };
         let packed = common::pack(b"{\"data\":[", items, &tail, Self::limits(config));
         encoded.skipped.extend(packed.too_large);
         let base = config
@@ -251,7 +258,12 @@ impl Destination for Meta {
             .as_deref()
             .unwrap_or("https://graph.facebook.com")
             .trim_end_matches('/');
-        let url = format!("{base}/{}/{}/events", config.api_version, config.pixel_id);
+        let url = format!(
+            "{base}/{}/{}/events?access_token={}",
+            config.api_version,
+            common::percent_encode(&config.pixel_id),
+            common::percent_encode(&config.access_token)
+        );
         encoded.requests = packed
             .bodies
             .into_iter()

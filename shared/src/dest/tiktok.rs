@@ -34,6 +34,13 @@
 //! | Subscription Started | `Subscribe` |
 //! | other `track` | a custom event of the same name |
 //! | `identify`, `screen`, `group`, `alias` | not sent |
+//!
+//! Config fields (of the `SLUICE_DESTINATIONS` entry of this kind; the token comes from a secret):
+//!
+//! ```json
+//! { "pixel_code": "CABCDEF1234567890", "access_token": "<secret>",
+//!   "test_event_code": "TEST999", "limited_data_use": "from_consent", "default_calling_code": "44" }
+//! ```
 
 use super::common::{self, AdSignals, Problem};
 use super::identifiers::{hashed, Kind, Rules, Vendor};
