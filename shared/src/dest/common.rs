@@ -460,6 +460,26 @@ pub fn status_verdict(answer: &HttpAnswer, reason: String) -> Verdict {
     }
 }
 
+/// A `Retry-After` header value in milliseconds from `now_ms`: delta-seconds
+/// (`120`) or an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110's
+/// IMF-fixdate); a date in the past is 0. `None` if unreadable.
+pub fn parse_retry_after(value: &str, now_ms: i64) -> Option<u64> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(secs.saturating_mul(1000));
+    }
+    let parts: Vec<&str> = value.split_whitespace().collect();
+    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| m == month)? + 1;
+    let at = Timestamp::parse(&format!("{year}-{month:02}-{day:0>2}T{time}Z")).ok()?;
+    Some(u64::try_from(at.0.saturating_sub(now_ms)).unwrap_or(0))
+}
+
 /// At most `max` characters of `s` (never splitting a character).
 pub fn truncate_chars(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
@@ -629,6 +649,25 @@ mod tests {
             "https://x.test/v24.0/1/events?access_token=REDACTED"
         );
         assert_eq!(redact_url("https://x.test/a"), "https://x.test/a");
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_as_an_http_date() {
+        let now = Timestamp::parse("1994-11-06T08:49:00Z").unwrap().0;
+        assert_eq!(parse_retry_after("120", now), Some(120_000));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(37_000)
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:48:00 GMT", now),
+            Some(0)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(
+            parse_retry_after("Sun, 06 Foo 1994 08:49:37 GMT", now),
+            None
+        );
     }
 
     #[test]
