@@ -1,7 +1,8 @@
 //! Property tests of the vendor destinations: normalising is idempotent,
 //! hashes are always SHA-256 hex, packing keeps every event once and in
-//! order within the limits, and encoding any event never panics and
-//! accounts for every event exactly once.
+//! order within the limits, and encoding any event never panics, accounts
+//! for every event exactly once and builds only requests of the vendor's
+//! documented shape.
 #![cfg(all(feature = "dest", not(target_arch = "wasm32")))]
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
@@ -13,7 +14,7 @@ use sluice_shared::dest::google_ads::GoogleAds;
 use sluice_shared::dest::identifiers::{hashed, is_sha256_hex, normalize, Kind, Rules, Vendor};
 use sluice_shared::dest::meta::Meta;
 use sluice_shared::dest::tiktok::TikTok;
-use sluice_shared::dest::{Destination, Limits};
+use sluice_shared::dest::{shape, Destination, Limits};
 use sluice_shared::Event;
 
 const KINDS: [Kind; 11] = [
@@ -131,6 +132,9 @@ fn accounted<D: Destination>(
     for r in &encoded.requests {
         prop_assert!(r.events.len() <= D::limits(config).max_events);
         prop_assert!(serde_json::from_slice::<Value>(&r.body).is_ok());
+        if let Err(violations) = shape::check(D::KIND, r, now) {
+            return Err(TestCaseError::fail(format!("{}: {violations:?}", D::NAME)));
+        }
     }
     seen.extend(encoded.skipped.iter().map(|(i, _)| *i));
     seen.sort_unstable();
@@ -159,12 +163,17 @@ fn event() -> impl Strategy<Value = Event> {
         ".{0,10}".prop_map(Some),
     ];
     let text = || prop::option::of(".{0,16}");
+    let email = prop::option::of(prop_oneof![
+        "[A-Za-z0-9._]{1,10}@[a-z]{1,8}\\.(com|org)",
+        ".{0,16}"
+    ]);
+    let phone = prop::option::of(prop_oneof!["\\+?[0-9 ()-]{8,16}", ".{0,12}"]);
     (
         kind,
         name,
         time,
-        text(),
-        text(),
+        email,
+        phone,
         text(),
         any::<bool>(),
         prop::option::of(-1e6f64..1e6),

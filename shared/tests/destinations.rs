@@ -14,7 +14,7 @@ use sluice_shared::dest::ga4::Ga4;
 use sluice_shared::dest::google_ads::GoogleAds;
 use sluice_shared::dest::meta::{Meta, MetaConfig};
 use sluice_shared::dest::tiktok::TikTok;
-use sluice_shared::dest::{Destination, Encoded, HttpAnswer, Verdict};
+use sluice_shared::dest::{shape, Destination, Encoded, HttpAnswer, Verdict};
 use sluice_shared::{Event, Timestamp};
 
 fn cases(vendor: &str) -> Vec<(String, Value)> {
@@ -107,6 +107,9 @@ fn check<D: Destination>(vendor: &str) -> usize {
                 got.body.len() <= D::limits(&config).max_bytes,
                 "{ctx}: request {i} over the byte limit"
             );
+            if let Err(violations) = shape::check(D::KIND, got, now) {
+                panic!("{ctx}: request {i} breaks the vendor's documented shape: {violations:#?}");
+            }
         }
         let skipped: Value = skipped
             .iter()

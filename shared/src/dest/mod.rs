@@ -93,4 +93,6 @@ pub mod identifiers;
 #[cfg(feature = "dest")]
 pub mod meta;
 #[cfg(feature = "dest")]
+pub mod shape;
+#[cfg(feature = "dest")]
 pub mod tiktok;
