@@ -442,6 +442,30 @@ pub fn pack(prefix: &[u8], items: Vec<(usize, Vec<u8>)>, suffix: &[u8], limits: 
     packed
 }
 
+/// The reason code of [`rejected_batch`]'s retries.
+pub const BATCH_REJECTED: &str = "batch_rejected";
+
+/// Verdicts for a request a vendor refused as a whole for an invalid
+/// parameter without saying which event has it (Meta, TikTok). One event:
+/// permanent. Several: each is retried with the code [`BATCH_REJECTED`],
+/// which tells the sender to send those events again one a request, so that
+/// the valid ones get through and the invalid one fails alone.
+pub fn rejected_batch(request: &HttpRequest, reason: String) -> Vec<Verdict> {
+    if request.events.len() <= 1 {
+        return for_all(request, Verdict::Permanent { reason });
+    }
+    let reason = format!(
+        "{BATCH_REJECTED}: the vendor refused the whole request ({reason}); send these events one a request"
+    );
+    for_all(
+        request,
+        Verdict::Retry {
+            after_ms: None,
+            reason,
+        },
+    )
+}
+
 /// The same verdict for every event of `request`.
 pub fn for_all(request: &HttpRequest, verdict: Verdict) -> Vec<Verdict> {
     vec![verdict; request.events.len()]

@@ -65,7 +65,8 @@ pub struct GoogleAdsConfig {
     pub developer_token: String,
     /// The current OAuth access token (the worker refreshes it; a secret).
     pub access_token: String,
-    /// Segment event name → conversion action id.
+    /// Segment event name → conversion action id (`987654`, or its resource
+    /// name `customers/…/conversionActions/987654`).
     pub conversion_actions: BTreeMap<String, String>,
     /// API version, like `v22`.
     #[serde(default = "default_version")]
@@ -407,7 +408,11 @@ fn conversion(
     }
     c.insert(
         "conversionAction".into(),
-        format!("customers/{customer}/conversionActions/{}", digits(action)).into(),
+        format!(
+            "customers/{customer}/conversionActions/{}",
+            digits(action.rsplit('/').next().unwrap_or(action))
+        )
+        .into(),
     );
     c.insert(
         "conversionDateTime".into(),

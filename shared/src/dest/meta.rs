@@ -41,8 +41,10 @@
 //! Errors ([Graph API error handling]): codes 1, 2 (temporary), 4, 17, 32,
 //! 341, 613, 80004 (throttling), 368 (temporarily blocked) and any error with
 //! `is_transient: true` are retried, after `Retry-After` when given; 190 and
-//! 102 (token), 10 and 200–299 (permissions), 100 (invalid parameter) are
-//! permanent. Other errors follow the HTTP status.
+//! 102 (token), 10 and 200–299 (permissions) are permanent. 100 (invalid
+//! parameter) fails the whole request without naming the event: a single
+//! event is permanent, several are retried as `batch_rejected` (send them one
+//! a request; see [`common::rejected_batch`]). Other errors follow the HTTP status.
 //!
 //! [Graph API error handling]: https://developers.facebook.com/docs/graph-api/guides/error-handling
 //!
@@ -285,6 +287,9 @@ impl Destination for Meta {
         }
         let error = MetaError::from_answer(answer.status, &answer.body);
         let reason = common::reason(error.code(), &error);
+        if let MetaError::InvalidParameter { .. } = error {
+            return common::rejected_batch(request, reason);
+        }
         let verdict = if error.is_retryable() {
             Verdict::Retry {
                 after_ms: answer.retry_after_ms,

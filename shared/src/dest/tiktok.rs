@@ -5,8 +5,8 @@
 //!   (+ `test_event_code`), at most 1,000 events and 2 MB (ours) a request.
 //! - **Dedup**: `event_id` = the Segment `messageId` (the id the SDK exposes
 //!   to the on-page pixel).
-//! - **user**: `email`, `phone` (E.164 with `+`) and `external_id` (userId,
-//!   anonymousId) normalised and SHA-256 hashed; `ttclid` (landing URL),
+//! - **user**: `email`, `phone` (E.164 with `+`) and `external_id` (the
+//!   userId, else the anonymousId) normalised and SHA-256 hashed; `ttclid` (landing URL),
 //!   `ttp` (the `_ttp` cookie), `ip` and `user_agent` in clear.
 //! - **Limited data use**: `limited_data_use: true` when configured `always`,
 //!   or (`from_consent`) when the visitor opted out of sale/sharing or sent GPC.
@@ -14,8 +14,10 @@
 //!   `content_type`, `currency`, `value`, `query`, `order_id`).
 //! - **Answers**: TikTok answers HTTP 200 with `{"code":0,"message":"OK"}`
 //!   on success and a non-zero `code` otherwise, for the whole request:
-//!   40100 (rate limit) and 5xxxx (TikTok's internal errors) retry; other
-//!   codes (40001 permission, 40002 parameters, 40105 token, …) are permanent.
+//!   40100 (rate limit) and 5xxxx (TikTok's internal errors) retry; 40002
+//!   (invalid parameters, whole request) is permanent for one event and
+//!   `batch_rejected` for several (send them one a request); other codes
+//!   (40001 permission, 40105 token, …) are permanent.
 //!   HTTP 429/5xx retry after `Retry-After`.
 //!
 //! | Segment | TikTok |
@@ -196,6 +198,9 @@ impl Destination for TikTok {
             },
         };
         let reason = common::reason(error.code(), &error);
+        if let TikTokError::Rejected { code: 40002, .. } = error {
+            return common::rejected_batch(request, reason);
+        }
         let retry = matches!(
             error,
             TikTokError::RateLimited(_) | TikTokError::Server { .. }
@@ -271,14 +276,13 @@ fn encode_event(config: &TikTokConfig, event: &Event) -> Result<Value, Verdict> 
     {
         user.insert("phone".into(), h.into());
     }
-    let ids: Vec<Value> = [event.user_id.as_deref(), event.anonymous_id.as_deref()]
+    // One string, as TikTok documents it: the userId, else the anonymousId.
+    let external = [event.user_id.as_deref(), event.anonymous_id.as_deref()]
         .into_iter()
         .flatten()
-        .filter_map(|id| hashed(Kind::ExternalId, id, rules).ok())
-        .map(Value::from)
-        .collect();
-    if !ids.is_empty() {
-        user.insert("external_id".into(), Value::Array(ids));
+        .find_map(|id| hashed(Kind::ExternalId, id, rules).ok());
+    if let Some(id) = external {
+        user.insert("external_id".into(), id.into());
     }
     if let Some(id) = common::click_id(event, "ttclid") {
         user.insert("ttclid".into(), id.into());
