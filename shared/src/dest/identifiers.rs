@@ -12,7 +12,7 @@
 //! | zip | lowercase without spaces or dashes; US: the first 5 digits | Meta (`zp`), Google (`postal_code`) |
 //! | country | ISO 3166-1 alpha-2, lowercase (a few names and alpha-3 codes are read) | Meta (`country`), Google (`region_code`, sent upper case) |
 //! | gender | `f` or `m` | Meta (`ge`) |
-//! | date of birth | `YYYYMMDD` | Meta (`db`) |
+//! | date of birth | `YYYYMMDD` (from `YYYY-MM-DD`, or a slashed date whose day tells the order) | Meta (`db`) |
 //! | external id | trim, lowercase | Meta (`external_id`, as its Business SDK normalises it), TikTok |
 //!
 //! A value that is already 64 hexadecimal digits is taken as an
@@ -310,6 +310,7 @@ fn date_of_birth(s: &str) -> Result<String, IdentifierError> {
     let date = s.get(..10).filter(|d| d.as_bytes().get(4) == Some(&b'-'));
     let ymd: String = match date {
         Some(d) if d.as_bytes()[7] == b'-' => d.chars().filter(|c| *c != '-').collect(),
+        _ if s.contains('/') => slashed_date(s)?,
         _ if s.len() == 8 => s.to_owned(),
         _ => return Err(IdentifierError::NotADate),
     };
@@ -320,6 +321,28 @@ fn date_of_birth(s: &str) -> Result<String, IdentifierError> {
     let probe = format!("{y}-{m}-{d}T00:00:00Z");
     crate::Timestamp::parse(&probe).map_err(|_| IdentifierError::NotADate)?;
     Ok(ymd)
+}
+
+/// `M/D/YYYY` or `D/M/YYYY`, only when the day tells which (`2/16/1997`,
+/// Meta's example): `3/4/1997` could be either and is refused.
+fn slashed_date(s: &str) -> Result<String, IdentifierError> {
+    let parts: Vec<&str> = s.split('/').collect();
+    let [a, b, year] = parts.as_slice() else {
+        return Err(IdentifierError::NotADate);
+    };
+    let (a, b): (u32, u32) = (
+        a.parse().map_err(|_| IdentifierError::NotADate)?,
+        b.parse().map_err(|_| IdentifierError::NotADate)?,
+    );
+    let (month, day) = match (a, b) {
+        (m, d) if m <= 12 && d > 12 => (m, d),
+        (d, m) if d > 12 && m <= 12 => (m, d),
+        _ => return Err(IdentifierError::NotADate),
+    };
+    if year.len() != 4 || !year.bytes().all(|c| c.is_ascii_digit()) {
+        return Err(IdentifierError::NotADate);
+    }
+    Ok(format!("{year}{month:02}{day:02}"))
 }
 
 /// US states, DC and territories: name → two-letter ANSI code.
@@ -480,8 +503,54 @@ mod tests {
         assert_eq!(n(Kind::DateOfBirth, "1997-02-14", META), "19970214");
         assert_eq!(n(Kind::FirstName, "Mary-Ann", META), "maryann");
         assert_eq!(n(Kind::LastName, " O'Brien ", META), "obrien");
-        // Meta's own example of the phone rule: "remove symbols, letters and any leading zeros".
+        // Meta's rule "remove symbols, letters and any leading zeros": the 00 prefix goes.
         assert_eq!(n(Kind::Phone, "0044 844 412 4653", META), "448444124653");
+    }
+
+    #[test]
+    fn meta_published_hash_examples() {
+        // The worked examples (input → normalised → SHA-256) of
+        // https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/customer-information-parameters
+        let us = Rules {
+            vendor: Vendor::Meta,
+            default_calling_code: Some("1"),
+        };
+        let cases = [
+            (
+                Kind::Email,
+                "John_Smith@gmail.com",
+                "john_smith@gmail.com",
+                "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f",
+            ),
+            (
+                Kind::Phone,
+                "(650)555-1212",
+                "16505551212",
+                "e323ec626319ca94ee8bff2e4c87cf613be6ea19919ed1364124e16807ab3176",
+            ),
+            (
+                Kind::FirstName,
+                "Mary",
+                "mary",
+                "6915771be1c5aa0c886870b6951b03d7eafc121fea0e80a5ea83beb7c449f4ec",
+            ),
+            (
+                Kind::DateOfBirth,
+                "2/16/1997",
+                "19970216",
+                "01acdbf6ec7b4f478a225f1a246e5d6767eeab1a7ffa17f025265b5b94f40f0c",
+            ),
+            (
+                Kind::Country,
+                "United States",
+                "us",
+                "79adb2a2fce5c6ba215fe5f27f532d4e7edbac4b6a5e09e1ef3a08084a904621",
+            ),
+        ];
+        for (kind, input, normalised, hash) in cases {
+            assert_eq!(n(kind, input, us), normalised, "{kind:?}");
+            assert_eq!(hashed(kind, input, us).unwrap(), hash, "{kind:?}");
+        }
     }
 
     #[test]
@@ -561,7 +630,8 @@ mod tests {
             (Kind::Country, "zz", "identifier_not_a_country"),
             (Kind::Gender, "x", "identifier_not_a_gender"),
             (Kind::DateOfBirth, "1997-02-30", "identifier_not_a_date"),
-            (Kind::DateOfBirth, "02/14/1997", "identifier_not_a_date"),
+            (Kind::DateOfBirth, "03/04/1997", "identifier_not_a_date"),
+            (Kind::DateOfBirth, "13/13/1997", "identifier_not_a_date"),
             (Kind::FirstName, "   ", "identifier_empty"),
             (Kind::City, "...", "identifier_empty"),
         ];
