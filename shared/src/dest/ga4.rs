@@ -22,6 +22,9 @@
 //!   `validate: true` requests go to `/debug/mp/collect`, whose answer
 //!   `{"validationMessages":[{"fieldPath","description","validationCode"}]}`
 //!   is mapped to the events it names (events are not recorded there).
+//! - Every event carries `engagement_time_msec: 1` and, when known,
+//!   `session_id` (`context.ga.sessionId`, else Sluice's `context.sessionId`):
+//!   GA4 shows events in Realtime and sessions only with both.
 //! - Custom `track` properties become parameters except personal fields
 //!   (`email`, `phone`, names, `address`…): GA4's policy forbids PII.
 //!
