@@ -617,18 +617,18 @@ mod tests {
     #[test]
     fn retry_after_reads_seconds_and_dates() {
         let now = 1_445_412_480_000; // 2015-10-21T07:28:00Z
-        assert_eq!(super::super::retry_after_ms("120", now), Some(120_000));
+        assert_eq!(crate::dest::retry_after_ms("120", now), Some(120_000));
         assert_eq!(
-            super::super::retry_after_ms("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            crate::dest::retry_after_ms("Wed, 21 Oct 2015 07:28:30 GMT", now),
             Some(30_000)
         );
         assert_eq!(
-            super::super::retry_after_ms("Wed, 21 Oct 2015 07:27:00 GMT", now),
+            crate::dest::retry_after_ms("Wed, 21 Oct 2015 07:27:00 GMT", now),
             Some(0)
         );
-        assert_eq!(super::super::retry_after_ms("soon", now), None);
+        assert_eq!(crate::dest::retry_after_ms("soon", now), None);
         assert_eq!(
-            super::super::retry_after_ms("Wed, 21 Oct 2015 07:28:30 PST", now),
+            crate::dest::retry_after_ms("Wed, 21 Oct 2015 07:28:30 PST", now),
             None
         );
         assert_eq!(rate_limit_reset_ms("1445412540", now), Some(60_000));

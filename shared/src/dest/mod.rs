@@ -9,12 +9,32 @@
 use crate::Event;
 use serde::de::DeserializeOwned;
 
+#[cfg(feature = "dest")]
 pub mod amplitude;
+#[cfg(feature = "dest")]
 pub mod batching;
+#[cfg(feature = "dest")]
 pub mod braze;
+#[cfg(feature = "dest")]
+pub mod common;
+#[cfg(feature = "dest")]
 pub mod deletion;
+#[cfg(feature = "dest")]
+pub mod ga4;
+#[cfg(feature = "dest")]
+pub mod google_ads;
+#[cfg(feature = "dest")]
+pub mod identifiers;
+#[cfg(feature = "dest")]
+pub mod meta;
+#[cfg(feature = "dest")]
 pub mod mixpanel;
+#[cfg(feature = "dest")]
 pub mod posthog;
+#[cfg(feature = "dest")]
+pub mod shape;
+#[cfg(feature = "dest")]
+pub mod tiktok;
 
 /// One request to a vendor, and which events of the input it carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
