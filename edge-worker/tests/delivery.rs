@@ -27,7 +27,8 @@ fn destinations() -> Vec<Destination> {
         &json!([
             {"name": "lake", "kind": "r2", "purposes": ["analytics"]},
             {"name": "hook", "kind": "webhook", "url": "http://127.0.0.1:9/hook", "secret_var": "HOOK_SECRET",
-             "purposes": ["marketing"], "retry": {"initial_delay_s": 1, "max_delay_s": 8, "max_attempts": 3}}
+             "purposes": ["marketing"], "retry": {"initial_delay_s": 1, "max_delay_s": 8, "max_attempts": 3}},
+            {"name": "meta", "kind": "meta_capi", "settings": {"pixel_id": "123", "access_token_var": "META_TOKEN"}}
         ])
         .to_string(),
     ))
@@ -410,5 +411,102 @@ fn duplicates_are_counted_in_batch_and_across_batches() {
         fake.counters.borrow().get("web/duplicates_dropped"),
         Some(&3),
         "two in the first batch, one replayed"
+    );
+}
+
+fn batch_of(dest: &str, ids: &[&str]) -> String {
+    let events = ids
+        .iter()
+        .map(|id| {
+            let mut e = Event::new(EventType::Track, *id);
+            e.event = Some("Order Completed".into());
+            e.properties = json!({"order_id": *id, "revenue": 42.5, "currency": "EUR"})
+                .as_object()
+                .cloned();
+            e.user_id = Some("u1".into());
+            e.received_at = Some(NOW.to_rfc3339());
+            e.timestamp = Some(NOW.to_rfc3339());
+            e.context = json!({"userAgent": "Mozilla/5.0", "ip": "203.0.113.9",
+                               "page": {"url": "https://shop.example.com/checkout"}})
+            .as_object()
+            .cloned();
+            e
+        })
+        .collect();
+    serde_json::to_string(&DeliveryBatch {
+        destination: dest.into(),
+        source: "web".into(),
+        batch_id: "b9".into(),
+        attempt: 1,
+        events,
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_catalogue_vendor_is_delivered_through_the_same_sink_shape_with_its_secret() {
+    let dests = destinations();
+    let meta = dests.iter().find(|d| d.name == "meta").unwrap();
+    assert_eq!(
+        meta.purposes,
+        [sluice_shared::consent::Purpose::Marketing],
+        "an advertising vendor needs marketing consent by default"
+    );
+    let fake = Fake::default();
+    fake.http_status.set(200);
+    let out = pollster::block_on(deliver(&batch_of("meta", &["m1", "m2"]), &dests, &fake));
+    assert_eq!(out, Outcome::Ack);
+    let calls = fake.http_calls.borrow();
+    assert_eq!(calls.len(), 1, "both events in one request");
+    let (url, _, body) = &calls[0];
+    assert!(url.starts_with("https://graph.facebook.com/"), "{url}");
+    assert!(
+        url.contains("/123/events") && url.contains("access_token=meta-t0ken"),
+        "{url}"
+    );
+    let body: serde_json::Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(body["data"][0]["event_id"], "m1");
+    assert_eq!(body["data"][0]["event_name"], "Purchase");
+    assert_eq!(fake.counters.borrow().get("web/delivered_meta"), Some(&2));
+}
+
+#[test]
+fn a_request_refused_for_one_unnamed_event_is_retried_one_event_per_request() {
+    let fake = Fake::default();
+    fake.http_status.set(400);
+    *fake.http_body.borrow_mut() = Some(
+        json!({"error": {"message": "Invalid parameter", "type": "OAuthException", "code": 100}})
+            .to_string(),
+    );
+    let out = pollster::block_on(deliver(
+        &batch_of("meta", &["m1", "m2"]),
+        &destinations(),
+        &fake,
+    ));
+    assert_eq!(out, Outcome::Ack);
+    let again: Vec<Vec<String>> = delivered(&fake)
+        .iter()
+        .map(|b| b.events.iter().map(|e| e.message_id.clone()).collect())
+        .collect();
+    assert_eq!(again, [vec!["m1".to_owned()], vec!["m2".to_owned()]]);
+    assert!(delivered(&fake).iter().all(|b| b.attempt == 2));
+}
+
+#[test]
+fn vendor_settings_are_checked_when_the_configuration_is_read() {
+    let bad = config::parse(Some(
+        &json!([{"name": "meta", "kind": "meta_capi", "settings": {"access_token_var": "T"}}])
+            .to_string(),
+    ))
+    .unwrap_err();
+    assert_eq!(bad.code(), "destinations_invalid");
+    assert!(bad.to_string().contains("pixel_id"), "{bad}");
+    let unknown = config::parse(Some(
+        &json!([{"name": "ga", "kind": "ga4", "measurement_id": "G-1"}]).to_string(),
+    ))
+    .unwrap_err();
+    assert!(
+        unknown.to_string().contains("measurement_id"),
+        "settings go under `settings`: {unknown}"
     );
 }

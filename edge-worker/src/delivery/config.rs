@@ -73,6 +73,64 @@ pub enum Kind {
         #[serde(default = "default_timeout")]
         timeout_ms: u32,
     },
+    /// Meta Conversions API.
+    MetaCapi(VendorSettings),
+    /// Google Analytics 4 Measurement Protocol.
+    Ga4(VendorSettings),
+    /// Google Ads click conversions and enhanced conversions.
+    GoogleAds(VendorSettings),
+    /// TikTok Events API.
+    Tiktok(VendorSettings),
+    /// Mixpanel `/import`.
+    Mixpanel(VendorSettings),
+    /// Amplitude HTTP V2.
+    Amplitude(VendorSettings),
+    /// PostHog `/batch`.
+    Posthog(VendorSettings),
+    /// Braze `/users/track`.
+    Braze(VendorSettings),
+}
+
+/// A catalogue vendor's settings: its own config object (credentials as
+/// `<field>_var` naming a secret, see [`crate::sinks::vendor`]) and the timeout.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct VendorSettings {
+    #[serde(default)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u32,
+}
+
+impl Kind {
+    /// The vendor settings, for a catalogue destination.
+    pub fn vendor(&self) -> Option<&VendorSettings> {
+        match self {
+            Kind::MetaCapi(v)
+            | Kind::Ga4(v)
+            | Kind::GoogleAds(v)
+            | Kind::Tiktok(v)
+            | Kind::Mixpanel(v)
+            | Kind::Amplitude(v)
+            | Kind::Posthog(v)
+            | Kind::Braze(v) => Some(v),
+            Kind::R2 { .. } | Kind::Webhook { .. } | Kind::Clickhouse { .. } => None,
+        }
+    }
+
+    /// The purposes an event always needs to go here: advertising and
+    /// engagement vendors need `marketing`, analytics vendors `analytics`.
+    /// A destination's own `purposes` add to these, never remove them.
+    pub fn default_purposes(&self) -> &'static [Purpose] {
+        match self {
+            Kind::MetaCapi(_) | Kind::GoogleAds(_) | Kind::Tiktok(_) | Kind::Braze(_) => {
+                &[Purpose::Marketing]
+            }
+            Kind::Ga4(_) | Kind::Mixpanel(_) | Kind::Amplitude(_) | Kind::Posthog(_) => {
+                &[Purpose::Analytics]
+            }
+            Kind::R2 { .. } | Kind::Webhook { .. } | Kind::Clickhouse { .. } => &[],
+        }
+    }
 }
 
 fn default_prefix() -> String {
@@ -140,8 +198,17 @@ pub fn parse(json: Option<&str>) -> Result<Vec<Destination>, DestinationsError> 
     for d in &raw {
         check_fields(d)?;
     }
-    let list: Vec<Destination> =
+    let mut list: Vec<Destination> =
         serde_json::from_str(json).map_err(|e| DestinationsError::Invalid(e.to_string()))?;
+    for d in &mut list {
+        for p in d.kind.default_purposes() {
+            if !d.purposes.contains(p) {
+                d.purposes.push(p.clone());
+            }
+        }
+        crate::sinks::vendor::check(d)
+            .map_err(|e| DestinationsError::Invalid(format!("`{}`: {e}", d.name)))?;
+    }
     for (i, d) in list.iter().enumerate() {
         if d.name.is_empty() || d.name == "d1" {
             return Err(DestinationsError::Invalid(format!(
@@ -174,6 +241,10 @@ fn check_fields(d: &serde_json::Value) -> Result<(), DestinationsError> {
             "password_var",
             "timeout_ms",
         ],
+        Some(
+            "meta_capi" | "ga4" | "google_ads" | "tiktok" | "mixpanel" | "amplitude" | "posthog"
+            | "braze",
+        ) => &["settings", "timeout_ms"],
         _ => return Ok(()), // serde reports the bad or missing kind
     };
     if let Some(map) = d.as_object() {

@@ -11,8 +11,10 @@ use super::ledger::day;
 use super::Outcome;
 use crate::ports::DeliveryPorts;
 use crate::sinks::d1::{self, Counter};
+use crate::sinks::vendor::{with_vendor, Vendor};
 use crate::sinks::{self, clickhouse, r2, webhook, DeliveryBatch, Report, SinkError};
 use serde::Serialize;
+use sluice_shared::dest::common::BATCH_REJECTED;
 use sluice_shared::dest::Verdict;
 use sluice_shared::{Event, Timestamp};
 
@@ -103,6 +105,16 @@ async fn write(
     let failed = |e: SinkError| Report {
         verdicts: vec![e.verdict(); batch.events.len()],
     };
+    if dest.kind.vendor().is_some() {
+        return with_vendor!(
+            &dest.kind,
+            |D, v| match Vendor::<D, _>::new(ports, &v.settings, ports, v.timeout_ms) {
+                Ok(sink) => sinks::write(&sink, batch, now).await,
+                Err(e) => failed(e),
+            },
+            failed(SinkError::Permanent("not a vendor".into()))
+        );
+    }
     match &dest.kind {
         Kind::R2 { prefix } => {
             let sink = r2::Lake {
@@ -150,6 +162,7 @@ async fn write(
                 sinks::write(&sink, batch, now).await
             }
         },
+        _ => failed(SinkError::Permanent("unknown destination kind".into())),
     }
 }
 
@@ -214,9 +227,23 @@ async fn settle(
                 batch.attempt,
                 report.first_error().unwrap_or_default()
             ));
-            let again = subset(&batch, &retry, batch.attempt + 1);
-            let json = serde_json::to_string(&again).unwrap_or_default();
-            match ports.enqueue_deliveries(vec![json], delay).await {
+            // A vendor that refused a whole request for one event it did not
+            // name gets the events back one per request, so the good ones land.
+            let (alone, together): (Vec<usize>, Vec<usize>) = retry.iter().partition(|i| {
+                matches!(&report.verdicts[**i], Verdict::Retry { reason, .. } if reason.starts_with(BATCH_REJECTED))
+            });
+            let mut batches: Vec<DeliveryBatch> = alone
+                .iter()
+                .map(|i| subset(&batch, &[*i], batch.attempt + 1))
+                .collect();
+            if !together.is_empty() {
+                batches.push(subset(&batch, &together, batch.attempt + 1));
+            }
+            let json = batches
+                .iter()
+                .map(|b| serde_json::to_string(b).unwrap_or_default())
+                .collect();
+            match ports.enqueue_deliveries(json, delay).await {
                 Ok(()) => counters.push(counter("retried_", retry.len())),
                 Err(_) => outcome = Outcome::Retry(Some(delay)),
             }

@@ -2,6 +2,7 @@
 
 use crate::ports::{HttpClient, PortError};
 use futures_util::future::{select, Either};
+use sluice_shared::dest::batching::rate_limit_reset_ms;
 use sluice_shared::dest::{retry_after_ms, HttpAnswer, HttpRequest};
 use std::time::Duration;
 
@@ -29,12 +30,18 @@ impl HttpClient for Fetch {
                 .send_with_signal(&signal)
                 .await?;
             let status = res.status_code();
-            let retry_after = res.headers().get("retry-after").ok().flatten();
-            let body = res.text().await.unwrap_or_default();
+            let header = |name: &str| res.headers().get(name).ok().flatten();
             let now_ms = js_sys::Date::now() as i64;
+            // `Retry-After`, or the rate-limit window's reset (Braze and others).
+            let retry_after_ms = header("retry-after")
+                .and_then(|v| retry_after_ms(&v, now_ms))
+                .or_else(|| {
+                    header("x-ratelimit-reset").and_then(|v| rate_limit_reset_ms(&v, now_ms))
+                });
+            let body = res.text().await.unwrap_or_default();
             Ok::<_, worker::Error>(HttpAnswer {
                 status,
-                retry_after_ms: retry_after.and_then(|v| retry_after_ms(&v, now_ms)),
+                retry_after_ms,
                 body,
             })
         });

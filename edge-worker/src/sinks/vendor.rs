@@ -16,6 +16,51 @@ use sluice_shared::dest::{Destination, HttpAnswer, HttpRequest, Verdict};
 use sluice_shared::Timestamp;
 use std::marker::PhantomData;
 
+/// Run `$body` with `D` bound to the vendor type of a catalogue `Kind` and
+/// `v` to its settings, or evaluate `$other` for the built-in sinks.
+macro_rules! with_vendor {
+    ($kind:expr, |$d:ident, $v:ident| $body:expr, $other:expr) => {{
+        use crate::delivery::config::Kind;
+        use sluice_shared::dest::*;
+        match $kind {
+            Kind::MetaCapi($v) => {
+                type $d = meta::Meta;
+                $body
+            }
+            Kind::Ga4($v) => {
+                type $d = ga4::Ga4;
+                $body
+            }
+            Kind::GoogleAds($v) => {
+                type $d = google_ads::GoogleAds;
+                $body
+            }
+            Kind::Tiktok($v) => {
+                type $d = tiktok::TikTok;
+                $body
+            }
+            Kind::Mixpanel($v) => {
+                type $d = mixpanel::Mixpanel;
+                $body
+            }
+            Kind::Amplitude($v) => {
+                type $d = amplitude::Amplitude;
+                $body
+            }
+            Kind::Posthog($v) => {
+                type $d = posthog::PostHog;
+                $body
+            }
+            Kind::Braze($v) => {
+                type $d = braze::Braze;
+                $body
+            }
+            Kind::R2 { .. } | Kind::Webhook { .. } | Kind::Clickhouse { .. } => $other,
+        }
+    }};
+}
+pub(crate) use with_vendor;
+
 /// A vendor destination, configured.
 pub struct Vendor<'a, D: Destination, H> {
     pub http: &'a H,
@@ -65,6 +110,36 @@ pub fn resolve_secrets(
         }
     }
     Ok(out)
+}
+
+/// Secrets as a deployment check sees them: every one present.
+struct Placeholders;
+
+impl Runtime for Placeholders {
+    fn now(&self) -> Timestamp {
+        Timestamp(0)
+    }
+    fn secret(&self, _name: &str) -> Option<String> {
+        Some("placeholder".into())
+    }
+    fn new_uuid(&self) -> String {
+        String::new()
+    }
+}
+
+/// Whether a destination's vendor settings are valid (read once with the
+/// configuration, so a typo fails loudly at start-up, not at delivery).
+pub fn check(dest: &crate::delivery::config::Destination) -> Result<(), SinkError> {
+    struct NoHttp;
+    impl HttpClient for NoHttp {
+        async fn send(&self, _: &HttpRequest, _: u32) -> Result<HttpAnswer, PortError> {
+            Err(PortError::Rejected("not sent".into()))
+        }
+    }
+    fn try_new<D: Destination>(settings: &Map<String, Value>) -> Result<(), SinkError> {
+        Vendor::<D, _>::new(&NoHttp, settings, &Placeholders, 0).map(|_| ())
+    }
+    with_vendor!(&dest.kind, |D, v| try_new::<D>(&v.settings), Ok(()))
 }
 
 impl<D: Destination, H: HttpClient> Sink for Vendor<'_, D, H> {

@@ -45,6 +45,8 @@ pub struct Fake {
     pub http_calls: RefCell<Vec<Call>>,
     pub http_status: Cell<u16>,
     pub http_retry_after_ms: Cell<Option<u64>>,
+    /// The body every outbound request is answered with (`"body"` if unset).
+    pub http_body: RefCell<Option<String>>,
     // Assets, live feed
     pub assets: HashMap<String, Asset>,
     pub observed: RefCell<Vec<Value>>,
@@ -55,7 +57,11 @@ impl Runtime for Fake {
         NOW
     }
     fn secret(&self, name: &str) -> Option<String> {
-        (name == "HOOK_SECRET").then(|| "s3cret".to_owned())
+        match name {
+            "HOOK_SECRET" => Some("s3cret".to_owned()),
+            "META_TOKEN" => Some("meta-t0ken".to_owned()),
+            _ => None,
+        }
     }
     fn new_uuid(&self) -> String {
         "00000000-0000-4000-8000-000000000001".into()
@@ -153,7 +159,11 @@ impl HttpClient for Fake {
         Ok(HttpAnswer {
             status: self.http_status.get(),
             retry_after_ms: self.http_retry_after_ms.get(),
-            body: "body".into(),
+            body: self
+                .http_body
+                .borrow()
+                .clone()
+                .unwrap_or_else(|| "body".into()),
         })
     }
 }
