@@ -1,7 +1,8 @@
 //! The accept path, top to bottom:
 //! decode (gzip, size) → parse → authenticate (write key) → origin → rate limit
 //! → per event: validate → normalise (ids, clock skew) → tracking plan
-//! → enrich → consent → bot policy → Queue → 200 with per-event results.
+//! → enrich → consent → bot policy → Queue (up to 100 events a message)
+//! → 200 with per-event results.
 //!
 //! Delivery guarantee: at-least-once. Events are on the Queue before the 200;
 //! if the Queue send fails the client gets a retryable 503 and nothing is
@@ -117,7 +118,8 @@ pub async fn accept<P: Platform>(
     let (parsed, source) = admit(req, endpoint, &limits, s)?;
     let judged = judge(parsed, source, &facts(req), &limits, s.now)?;
     s.platform.observe(refused(&judged.results, source, s.now));
-    let mut messages = judged.messages;
+    // Many events a Queue message: Queues bill and limit per message.
+    let mut messages = sluice_shared::pipeline::pack_events(&source.name, &judged.events);
     let day = s.now.to_rfc3339()[..10].to_owned();
     for (reason, count) in judged.dropped {
         let m = QueueMessage::Dropped(DropCount {
@@ -179,10 +181,10 @@ fn admit<'c, P>(
     Ok((parsed, source))
 }
 
-/// Every event judged: the Queue messages of the accepted, the drop counts
-/// by reason, and one result per event.
+/// Every event judged: the accepted events (JSON), the drop counts by
+/// reason, and one result per event.
 struct Judged {
-    messages: Vec<String>,
+    events: Vec<String>,
     dropped: BTreeMap<String, u32>,
     results: Vec<EventResult>,
 }
@@ -195,7 +197,7 @@ fn judge(
     now: Timestamp,
 ) -> Result<Judged, ApiError> {
     let mut judged = Judged {
-        messages: Vec::new(),
+        events: Vec::new(),
         dropped: BTreeMap::new(),
         results: Vec::new(),
     };
@@ -222,10 +224,9 @@ fn judge(
         match disposition {
             Disposition::Accept(queued, warnings) => {
                 r.warnings = warnings;
-                let message = QueueMessage::Event(queued);
-                let json = serde_json::to_string(&message)
+                let json = serde_json::to_string(&queued.event)
                     .map_err(|e| ApiError::Unavailable(format!("event cannot be encoded: {e}")))?;
-                judged.messages.push(json);
+                judged.events.push(json);
             }
             Disposition::Reject(errors) => {
                 r.status = EventStatus::Rejected;

@@ -510,3 +510,43 @@ fn vendor_settings_are_checked_when_the_configuration_is_read() {
         "settings go under `settings`: {unknown}"
     );
 }
+
+#[test]
+fn a_message_of_many_events_is_acknowledged_only_when_all_are_stored() {
+    let fake = Fake::default();
+    let events: Vec<String> = ["p1", "p2"]
+        .iter()
+        .map(|id| {
+            let v: serde_json::Value = serde_json::from_str(&message(id, &["analytics"])).unwrap();
+            v["event"].to_string()
+        })
+        .collect();
+    let packed = sluice_shared::pipeline::pack_events("web", &events);
+    assert_eq!(packed.len(), 1);
+    // p2 is being written by another consumer: the message must come back.
+    fake.shards.borrow_mut().insert(
+        "p2".into(),
+        Seen::Claimed {
+            at_ms: NOW.0 - 1_000,
+        },
+    );
+    assert_eq!(run(&fake, &packed), [Outcome::Retry(Some(5))]);
+    assert_eq!(fake.rows.borrow().len(), 1, "p1 is stored meanwhile");
+    // The other consumer gave up; the redelivered message stores p2 and p1 is a duplicate.
+    fake.shards.borrow_mut().remove("p2");
+    assert_eq!(run(&fake, &packed), [Outcome::Ack]);
+    assert_eq!(fake.rows.borrow().len(), 2);
+    assert_eq!(
+        fake.counters.borrow().get("web/duplicates_dropped"),
+        Some(&1)
+    );
+    assert_eq!(
+        delivered(&fake)
+            .iter()
+            .flat_map(|b| b.events.iter().map(|e| e.message_id.clone()))
+            .filter(|id| id == "p1")
+            .count(),
+        1,
+        "p1 fanned out once"
+    );
+}

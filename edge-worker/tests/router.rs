@@ -78,10 +78,7 @@ impl Harness {
             .queued
             .borrow()
             .iter()
-            .filter_map(|m| match m {
-                QueueMessage::Event(e) => Some((**e).clone()),
-                QueueMessage::Dropped(_) => None,
-            })
+            .flat_map(|m| m.clone().into_events())
             .collect()
     }
 
@@ -92,7 +89,7 @@ impl Harness {
             .iter()
             .filter_map(|m| match m {
                 QueueMessage::Dropped(d) => Some((d.source.clone(), d.reason.clone(), d.count)),
-                QueueMessage::Event(_) => None,
+                QueueMessage::Event(_) | QueueMessage::Events(_) => None,
             })
             .collect()
     }

@@ -38,7 +38,7 @@ pub mod validate;
 #[cfg(feature = "std")]
 pub use event::{Batch, Event, EventType, Object};
 #[cfg(feature = "std")]
-pub use pipeline::{QueueMessage, QueuedEvent};
+pub use pipeline::{QueueMessage, QueuedBatch, QueuedEvent};
 pub use time::Timestamp;
 #[cfg(feature = "std")]
 pub use validate::{Limits, ValidEvent, ValidationError};

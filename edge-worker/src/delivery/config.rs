@@ -6,6 +6,51 @@ use serde::Deserialize;
 use sluice_shared::consent::Purpose;
 use std::fmt;
 
+/// Run `$body` with `D` bound to the vendor type of a catalogue `Kind` and
+/// `v` to its settings, or evaluate `$other` for the built-in sinks.
+macro_rules! with_vendor {
+    ($kind:expr, |$d:ident, $v:ident| $body:expr, $other:expr) => {{
+        use sluice_shared::dest::*;
+        use $crate::delivery::config::Kind;
+        match $kind {
+            Kind::MetaCapi($v) => {
+                type $d = meta::Meta;
+                $body
+            }
+            Kind::Ga4($v) => {
+                type $d = ga4::Ga4;
+                $body
+            }
+            Kind::GoogleAds($v) => {
+                type $d = google_ads::GoogleAds;
+                $body
+            }
+            Kind::Tiktok($v) => {
+                type $d = tiktok::TikTok;
+                $body
+            }
+            Kind::Mixpanel($v) => {
+                type $d = mixpanel::Mixpanel;
+                $body
+            }
+            Kind::Amplitude($v) => {
+                type $d = amplitude::Amplitude;
+                $body
+            }
+            Kind::Posthog($v) => {
+                type $d = posthog::PostHog;
+                $body
+            }
+            Kind::Braze($v) => {
+                type $d = braze::Braze;
+                $body
+            }
+            Kind::R2 { .. } | Kind::Webhook { .. } | Kind::Clickhouse { .. } => $other,
+        }
+    }};
+}
+pub(crate) use with_vendor;
+
 /// Var holding the destinations.
 pub const DESTINATIONS_VAR: &str = "SLUICE_DESTINATIONS";
 
@@ -206,8 +251,12 @@ pub fn parse(json: Option<&str>) -> Result<Vec<Destination>, DestinationsError> 
                 d.purposes.push(p.clone());
             }
         }
-        crate::sinks::vendor::check(d)
-            .map_err(|e| DestinationsError::Invalid(format!("`{}`: {e}", d.name)))?;
+        with_vendor!(
+            &d.kind,
+            |D, v| crate::sinks::vendor::check_settings::<D>(&v.settings),
+            Ok(())
+        )
+        .map_err(|e| DestinationsError::Invalid(format!("`{}`: {e}", d.name)))?;
     }
     for (i, d) in list.iter().enumerate() {
         if d.name.is_empty() || d.name == "d1" {

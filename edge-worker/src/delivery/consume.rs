@@ -77,15 +77,18 @@ pub fn decode(raw: &[String], ledger: &mut Ledger) -> Decoded {
                     count: d.count,
                 },
             ),
-            Ok(QueueMessage::Event(q)) => {
-                if seen.insert(q.event.message_id.clone()) {
-                    events.push(Tracked {
-                        message,
-                        queued: *q,
-                    });
-                } else {
-                    ledger.settle(message, Outcome::Ack);
-                    ledger.count(&q.source, "duplicates_dropped", 1);
+            Ok(m @ (QueueMessage::Event(_) | QueueMessage::Events(_))) => {
+                let queued_events = m.into_events();
+                if queued_events.is_empty() {
+                    ledger.settle(message, Outcome::Ack); // nothing to deliver
+                }
+                for queued in queued_events {
+                    if seen.insert(queued.event.message_id.clone()) {
+                        events.push(Tracked { message, queued });
+                    } else {
+                        ledger.settle(message, Outcome::Ack);
+                        ledger.count(&queued.source, "duplicates_dropped", 1);
+                    }
                 }
             }
             Err(_) => {} // stays `Reject`

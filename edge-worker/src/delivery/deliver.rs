@@ -5,13 +5,14 @@
 //! exhausted, go to the dead letters with the destination's error. One
 //! failing destination never delays or re-writes the others.
 
+use super::config::with_vendor;
 use super::config::{Destination, Kind};
 use super::fanout::batch_id;
 use super::ledger::day;
 use super::Outcome;
 use crate::ports::DeliveryPorts;
 use crate::sinks::d1::{self, Counter};
-use crate::sinks::vendor::{with_vendor, Vendor};
+use crate::sinks::vendor::Vendor;
 use crate::sinks::{self, clickhouse, r2, webhook, DeliveryBatch, Report, SinkError};
 use serde::Serialize;
 use sluice_shared::dest::common::BATCH_REJECTED;

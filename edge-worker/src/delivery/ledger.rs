@@ -8,9 +8,12 @@ use crate::sinks::d1::{self, Counter};
 use serde_json::Value;
 use sluice_shared::{Event, Timestamp};
 
-/// What happened to the messages of one Queue batch.
+/// What happened to the messages of one Queue batch. A message carries up
+/// to a hundred events: it is acknowledged only when every one of them is
+/// done, and retried (after the longest delay asked) if any is not — the
+/// retry's done events are then duplicates, acknowledged at the claim.
 pub struct Ledger {
-    outcomes: Vec<Outcome>,
+    outcomes: Vec<Option<Outcome>>,
     counters: Vec<Counter>,
     /// Messages that are counts: acknowledged only once the counters are written.
     count_messages: Vec<usize>,
@@ -22,7 +25,7 @@ impl Ledger {
     /// A ledger for `messages` messages, every one undecodable until settled.
     pub fn new(messages: usize, now: Timestamp) -> Ledger {
         Ledger {
-            outcomes: vec![Outcome::Reject; messages],
+            outcomes: vec![None; messages],
             counters: Vec::new(),
             count_messages: Vec::new(),
             live: Vec::new(),
@@ -30,9 +33,13 @@ impl Ledger {
         }
     }
 
+    /// Settle one event (or the whole message) of `message`.
     pub fn settle(&mut self, message: usize, outcome: Outcome) {
         if let Some(slot) = self.outcomes.get_mut(message) {
-            *slot = outcome;
+            *slot = Some(match *slot {
+                None => outcome,
+                Some(before) => merge(before, outcome),
+            });
         }
     }
 
@@ -79,6 +86,61 @@ impl Ledger {
             }
         }
         self.outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Outcome::Reject)) // never settled: undecodable
+            .collect()
+    }
+}
+
+/// The outcome of a message two of whose events ended as `a` and `b`: any
+/// retry wins, with the longer delay.
+fn merge(a: Outcome, b: Outcome) -> Outcome {
+    match (a, b) {
+        (Outcome::Retry(x), Outcome::Retry(y)) => Outcome::Retry(x.max(y)),
+        (Outcome::Retry(x), _) | (_, Outcome::Retry(x)) => Outcome::Retry(x),
+        (Outcome::Reject, other) | (other, Outcome::Reject) => other,
+        (Outcome::Ack, Outcome::Ack) => Outcome::Ack,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_is_acknowledged_only_when_every_event_is_done() {
+        let mut l = Ledger::new(3, Timestamp(0));
+        l.settle(0, Outcome::Ack);
+        l.settle(0, Outcome::Ack);
+        l.settle(1, Outcome::Ack);
+        l.settle(1, Outcome::Retry(Some(5)));
+        l.settle(1, Outcome::Retry(None));
+        l.settle(1, Outcome::Ack);
+        let outcomes = crate::delivery::tests::block_on(l.finish(&NoPorts));
+        assert_eq!(
+            outcomes,
+            [Outcome::Ack, Outcome::Retry(Some(5)), Outcome::Reject]
+        );
+    }
+
+    struct NoPorts;
+    impl Sql for NoPorts {
+        async fn run(
+            &self,
+            _: Vec<crate::ports::Statement>,
+        ) -> Result<(), crate::ports::PortError> {
+            Ok(())
+        }
+        async fn query(
+            &self,
+            _: &str,
+            _: Vec<crate::ports::SqlValue>,
+        ) -> Result<Vec<Value>, crate::ports::PortError> {
+            Ok(vec![])
+        }
+    }
+    impl LiveFeed for NoPorts {
+        fn observe(&self, _: Vec<Value>) {}
     }
 }
 

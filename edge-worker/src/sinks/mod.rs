@@ -388,7 +388,7 @@ mod tests {
                 .map(|i| Event::new(sluice_shared::EventType::Track, i.to_string()))
                 .collect(),
         };
-        let report = block_on(write(&Pairs, &batch, Timestamp(0)));
+        let report = crate::delivery::tests::block_on(write(&Pairs, &batch, Timestamp(0)));
         let kinds: Vec<&str> = report
             .verdicts
             .iter()
@@ -408,18 +408,6 @@ mod tests {
             report.indices(|v| matches!(v, Verdict::Retry { .. })),
             [3, 4]
         );
-    }
-
-    /// Drive a future that never waits (the toy sink's).
-    pub(super) fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        use std::task::{Context, Poll, Waker};
-        let mut f = std::pin::pin!(f);
-        let mut cx = Context::from_waker(Waker::noop());
-        loop {
-            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                return v;
-            }
-        }
     }
 
     #[test]

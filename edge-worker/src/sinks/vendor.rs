@@ -16,51 +16,6 @@ use sluice_shared::dest::{Destination, HttpAnswer, HttpRequest, Verdict};
 use sluice_shared::Timestamp;
 use std::marker::PhantomData;
 
-/// Run `$body` with `D` bound to the vendor type of a catalogue `Kind` and
-/// `v` to its settings, or evaluate `$other` for the built-in sinks.
-macro_rules! with_vendor {
-    ($kind:expr, |$d:ident, $v:ident| $body:expr, $other:expr) => {{
-        use crate::delivery::config::Kind;
-        use sluice_shared::dest::*;
-        match $kind {
-            Kind::MetaCapi($v) => {
-                type $d = meta::Meta;
-                $body
-            }
-            Kind::Ga4($v) => {
-                type $d = ga4::Ga4;
-                $body
-            }
-            Kind::GoogleAds($v) => {
-                type $d = google_ads::GoogleAds;
-                $body
-            }
-            Kind::Tiktok($v) => {
-                type $d = tiktok::TikTok;
-                $body
-            }
-            Kind::Mixpanel($v) => {
-                type $d = mixpanel::Mixpanel;
-                $body
-            }
-            Kind::Amplitude($v) => {
-                type $d = amplitude::Amplitude;
-                $body
-            }
-            Kind::Posthog($v) => {
-                type $d = posthog::PostHog;
-                $body
-            }
-            Kind::Braze($v) => {
-                type $d = braze::Braze;
-                $body
-            }
-            Kind::R2 { .. } | Kind::Webhook { .. } | Kind::Clickhouse { .. } => $other,
-        }
-    }};
-}
-pub(crate) use with_vendor;
-
 /// A vendor destination, configured.
 pub struct Vendor<'a, D: Destination, H> {
     pub http: &'a H,
@@ -127,19 +82,17 @@ impl Runtime for Placeholders {
     }
 }
 
-/// Whether a destination's vendor settings are valid (read once with the
-/// configuration, so a typo fails loudly at start-up, not at delivery).
-pub fn check(dest: &crate::delivery::config::Destination) -> Result<(), SinkError> {
+/// Whether a vendor's settings are valid, every secret present (checked
+/// once with the configuration, so a typo fails loudly at start-up, not at
+/// delivery).
+pub fn check_settings<D: Destination>(settings: &Map<String, Value>) -> Result<(), SinkError> {
     struct NoHttp;
     impl HttpClient for NoHttp {
         async fn send(&self, _: &HttpRequest, _: u32) -> Result<HttpAnswer, PortError> {
             Err(PortError::Rejected("not sent".into()))
         }
     }
-    fn try_new<D: Destination>(settings: &Map<String, Value>) -> Result<(), SinkError> {
-        Vendor::<D, _>::new(&NoHttp, settings, &Placeholders, 0).map(|_| ())
-    }
-    with_vendor!(&dest.kind, |D, v| try_new::<D>(&v.settings), Ok(()))
+    Vendor::<D, _>::new(&NoHttp, settings, &Placeholders, 0).map(|_| ())
 }
 
 impl<D: Destination, H: HttpClient> Sink for Vendor<'_, D, H> {
@@ -312,7 +265,7 @@ mod tests {
         let encoded = sink.encode(&batch, Timestamp(0)).unwrap();
         assert_eq!(encoded.parts.len(), 2);
         let report =
-            super::super::tests::block_on(super::super::write(&sink, &batch, Timestamp(0)));
+            crate::delivery::tests::block_on(super::super::write(&sink, &batch, Timestamp(0)));
         assert_eq!(
             report.verdicts,
             [
