@@ -103,6 +103,11 @@ fn merge(a: Outcome, b: Outcome) -> Outcome {
     }
 }
 
+/// `YYYY-MM-DD` of a time: the counters' day.
+pub fn day(now: Timestamp) -> String {
+    now.to_rfc3339()[..10].to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,9 +147,4 @@ mod tests {
     impl LiveFeed for NoPorts {
         fn observe(&self, _: Vec<Value>) {}
     }
-}
-
-/// `YYYY-MM-DD` of a time: the counters' day.
-pub fn day(now: Timestamp) -> String {
-    now.to_rfc3339()[..10].to_owned()
 }
