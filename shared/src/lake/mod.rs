@@ -1,0 +1,163 @@
+//! The columnar lake: Parquet files of events, written by the worker
+//! (wasm32) with a small hand-written encoder instead of the `parquet` and
+//! `arrow` crates (which would not fit the worker's size budget).
+//!
+//! # What is written
+//!
+//! One file per delivery batch, one row group per file, one column chunk per
+//! column, data pages v1 (about 1 MiB each), PLAIN values, definition levels
+//! as RLE runs, pages compressed with [`Codec::Gzip`] (or left
+//! [`Codec::Uncompressed`]), column statistics (null counts; min/max for
+//! timestamps and short text), a Thrift compact footer. The columns are in
+//! [`events::EVENT_COLUMNS`]. DuckDB, Spark, ClickHouse, and BigQuery /
+//! Snowflake external tables read these files as they are; `dt` and `hour`
+//! come from the Hive-style path
+//! (`<prefix>/source=<s>/dt=YYYY-MM-DD/hour=HH/<batch_id>.parquet`):
+//!
+//! ```sql
+//! SELECT event, count(*) FROM read_parquet('lake/**/*.parquet', hive_partitioning = true)
+//! WHERE dt = '2024-05-01' GROUP BY event;
+//! ```
+//!
+//! # API
+//!
+//! - [`events_to_parquet`]: a batch of events → one file.
+//! - [`parquet_to_events`], [`events_of`] (a person's rows, for an export),
+//!   [`filter_out`] (an object without a person's rows, for a deletion):
+//!   decode → filter → re-encode, over files of this writer.
+//! - [`compact`]: many small files of one schema → one file.
+//! - Underneath, [`write`] and [`read`] over a flat [`Table`] of typed
+//!   [`Column`]s, for any other flat schema.
+//!
+//! # File sizes and compaction
+//!
+//! A delivery batch holds up to ~100 events: one file per batch is ~20–30 KB
+//! of Parquet, and a busy hour makes thousands of them. Small files cost a
+//! request each to list and to read (R2 class A/B operations, query engines'
+//! per-file overhead), and their footers and page headers are a larger share
+//! of the bytes than in a big file. Recommended: an hourly job (a Cron
+//! Trigger, after the hour is closed plus the queue's maximum redelivery
+//! delay) that lists `dt=…/hour=HH/`, merges its objects with [`compact`]
+//! into one `hour=HH/compacted-<n>.parquet` of at most ~64 MB of input
+//! (several files if the hour is bigger: the worker holds the whole output
+//! in memory, and 128 MB is its limit), then deletes the merged inputs and
+//! rewrites their `lake_index` rows to the new key. Target: files of ≥ 8 MB
+//! (≥ 64 MB where the hour holds that much), so an hour is a handful of
+//! objects. Writing the output before deleting the inputs makes the job
+//! safe to rerun (a reader may briefly see a row twice, never zero times;
+//! readers that must not see duplicates de-duplicate on `message_id`).
+
+mod events;
+mod format;
+mod read;
+mod table;
+mod thrift;
+mod write;
+
+use core::fmt;
+
+pub use events::{
+    compact, event_schema, events_of, events_table, events_to_parquet, filter_out,
+    parquet_to_events, table_events, LakeEvent, EVENT_COLUMNS,
+};
+pub use format::Codec;
+pub use read::read;
+pub use table::{Column, Field, Kind, Table};
+pub use write::{write, PAGE_BYTES};
+
+/// Why a lake file could not be written or read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LakeError {
+    /// Not a Parquet file (no `PAR1` at both ends).
+    NotParquet,
+    /// A Parquet file whose structure is damaged (what is wrong, in words).
+    Corrupt(&'static str),
+    /// Valid Parquet this reader does not handle (nesting, dictionaries, codecs…).
+    Unsupported(&'static str),
+    /// A page could not be (de)compressed.
+    Compression,
+    /// A size past what Parquet's 32-bit fields hold.
+    TooLarge,
+    /// A table with a different number of fields and columns.
+    ColumnCount { fields: usize, columns: usize },
+    /// A column whose values are not of its field's kind.
+    ColumnType { column: String },
+    /// A column of another length than the first.
+    RaggedColumns {
+        column: String,
+        rows: usize,
+        expected: usize,
+    },
+    /// A null in a required column.
+    NullInRequired { column: String, row: usize },
+    /// Files or tables of different schemas (or not the events schema).
+    SchemaMismatch,
+    /// A cell that does not decode to its event field (JSON that is not an
+    /// object, an unknown `type`).
+    BadValue { column: String, row: usize },
+    /// An event whose `extra` holds a key with a column of its own.
+    ReservedKey { row: usize, key: &'static str },
+    /// [`compact`] of no object.
+    NoObjects,
+}
+
+impl LakeError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LakeError::NotParquet => "lake_not_parquet",
+            LakeError::Corrupt(_) => "lake_corrupt",
+            LakeError::Unsupported(_) => "lake_unsupported",
+            LakeError::Compression => "lake_compression",
+            LakeError::TooLarge => "lake_too_large",
+            LakeError::ColumnCount { .. } => "lake_column_count",
+            LakeError::ColumnType { .. } => "lake_column_type",
+            LakeError::RaggedColumns { .. } => "lake_ragged_columns",
+            LakeError::NullInRequired { .. } => "lake_null_in_required",
+            LakeError::SchemaMismatch => "lake_schema_mismatch",
+            LakeError::BadValue { .. } => "lake_bad_value",
+            LakeError::ReservedKey { .. } => "lake_reserved_key",
+            LakeError::NoObjects => "lake_no_objects",
+        }
+    }
+}
+
+impl fmt::Display for LakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LakeError::NotParquet => f.write_str("not a Parquet file"),
+            LakeError::Corrupt(what) => write!(f, "damaged Parquet file: {what}"),
+            LakeError::Unsupported(what) => write!(f, "unsupported Parquet: {what}"),
+            LakeError::Compression => f.write_str("a page could not be (de)compressed"),
+            LakeError::TooLarge => f.write_str("too large for a Parquet file"),
+            LakeError::ColumnCount { fields, columns } => {
+                write!(f, "{fields} fields but {columns} columns")
+            }
+            LakeError::ColumnType { column } => {
+                write!(f, "column {column}: values of another kind than its field")
+            }
+            LakeError::RaggedColumns {
+                column,
+                rows,
+                expected,
+            } => write!(f, "column {column} has {rows} rows, expected {expected}"),
+            LakeError::NullInRequired { column, row } => {
+                write!(f, "column {column} is required but row {row} is null")
+            }
+            LakeError::SchemaMismatch => f.write_str("the files' schemas differ"),
+            LakeError::BadValue { column, row } => {
+                write!(f, "column {column}, row {row}: not a valid event field")
+            }
+            LakeError::ReservedKey { row, key } => {
+                write!(
+                    f,
+                    "row {row}: `extra` holds `{key}`, which has a column of its own"
+                )
+            }
+            LakeError::NoObjects => f.write_str("nothing to compact"),
+        }
+    }
+}
+
+impl std::error::Error for LakeError {}
