@@ -109,7 +109,7 @@ fn duckdb_sees_the_logical_types() {
         described
             .iter()
             .find(|r| r["column_name"] == name)
-            .map(|r| (r["column_type"].as_str().unwrap().to_string()))
+            .map(|r| r["column_type"].as_str().unwrap().to_string())
             .unwrap()
     };
     assert_eq!(of("message_id"), "VARCHAR");
@@ -187,7 +187,7 @@ fn a_person_cut_out_of_a_file_is_gone_for_duckdb_and_the_rest_stays() {
     let person = evs[0].user_id.clone().unwrap();
     let (rest, removed) = filter_out(
         &events_to_parquet(&evs, "web", Codec::Gzip).unwrap(),
-        &[person.clone()],
+        std::slice::from_ref(&person),
     )
     .unwrap();
     let theirs = evs
