@@ -141,7 +141,9 @@ pub fn events_table(events: &[Event], source: &str) -> Result<Table, LakeError> 
     Ok(table)
 }
 
-/// One Parquet file of `events`, all collected for `source`.
+/// One Parquet file of `events`, all collected for `source`. Fails only for
+/// an event no parser produces (`extra` holding `timestamp`/`receivedAt`,
+/// [`LakeError::ReservedKey`]); a sink can write such a batch as NDJSON.
 pub fn events_to_parquet(
     events: &[Event],
     source: &str,

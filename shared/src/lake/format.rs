@@ -85,7 +85,7 @@ impl Codec {
                 let mut out = Vec::with_capacity(size);
                 // One byte past the declared size tells a lying header apart.
                 let limit = u64::try_from(size).unwrap_or(u64::MAX).saturating_add(1);
-                flate2::read::MultiGzDecoder::new(page)
+                flate2::read::GzDecoder::new(page)
                     .take(limit)
                     .read_to_end(&mut out)
                     .map_err(|_| LakeError::Compression)?;
