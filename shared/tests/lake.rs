@@ -6,8 +6,8 @@
 
 use serde_json::{json, Value};
 use sluice_shared::lake::{
-    compact, events_of, events_to_parquet, filter_out, parquet_to_events, read, write, Codec,
-    Column, Field, Kind, LakeError, LakeEvent, Table,
+    compact, compact_in_runs, events_of, events_to_parquet, filter_out, merge, parquet_to_events,
+    read, write, Codec, Column, Field, Kind, LakeError, LakeEvent, Table,
 };
 use sluice_shared::parse::parse_single;
 use sluice_shared::skew::{self, SkewRules};
@@ -228,6 +228,54 @@ fn small_files_compact_into_one_with_every_row_in_order() {
     assert_eq!(
         compact(&[objects[0].clone(), other], Codec::Gzip),
         Err(LakeError::SchemaMismatch)
+    );
+}
+
+#[test]
+fn big_hours_merge_page_by_page_with_every_row_in_order() {
+    let events = typical(300);
+    let files: Vec<Vec<u8>> = events
+        .chunks(50)
+        .map(|c| events_to_parquet(c, "web", Codec::Gzip).unwrap())
+        .collect();
+    let merged = merge(&files).unwrap();
+    assert_eq!(parquet_to_events(&merged).unwrap(), sourced(&events, "web"));
+    // Pages are copied as they are: the merged file is the inputs' pages
+    // between one `PAR1` and one footer.
+    let footer = |f: &[u8]| {
+        let n = f.len();
+        12 + u32::from_le_bytes([f[n - 8], f[n - 7], f[n - 6], f[n - 5]]) as usize
+    };
+    let pages: usize = files.iter().map(|f| f.len() - footer(f)).sum();
+    assert_eq!(merged.len(), pages + footer(&merged));
+    // Runs of one input each (run size 1 byte) take the same path through `merge`;
+    // runs of two re-encode pairs first.
+    for run_bytes in [1, 700_000] {
+        let out = compact_in_runs(&files, Codec::Gzip, run_bytes).unwrap();
+        assert_eq!(parquet_to_events(&out).unwrap(), sourced(&events, "web"));
+    }
+
+    assert_eq!(merge::<Vec<u8>>(&[]), Err(LakeError::NoObjects));
+    let plain = events_to_parquet(&events[..5], "web", Codec::Uncompressed).unwrap();
+    assert_eq!(
+        merge(&[files[0].clone(), plain]).unwrap_err().code(),
+        "lake_unsupported"
+    );
+    let other = write(
+        &Table::empty(vec![Field::new("n", Kind::Int64, false)]),
+        Codec::Gzip,
+    )
+    .unwrap();
+    assert_eq!(
+        merge(&[files[0].clone(), other]),
+        Err(LakeError::SchemaMismatch)
+    );
+    let mut damaged = files[1].clone();
+    let mid = damaged.len() / 3;
+    damaged[mid] ^= 0xFF;
+    assert!(
+        merge(&[files[0].clone(), damaged]).is_err(),
+        "a damaged input is never copied"
     );
 }
 

@@ -7,7 +7,7 @@
 use proptest::prelude::*;
 use serde_json::Value;
 use sluice_shared::lake::{
-    compact, events_to_parquet, filter_out, parquet_to_events, Codec, LakeEvent,
+    compact_in_runs, events_to_parquet, filter_out, parquet_to_events, Codec, LakeEvent,
 };
 use sluice_shared::{Event, EventType, Timestamp};
 
@@ -96,13 +96,15 @@ proptest! {
     #[test]
     fn compaction_keeps_every_row_in_order(
         batches in prop::collection::vec(prop::collection::vec(event(), 1..12), 1..5),
+        run_bytes in 1usize..20_000,
     ) {
         let files: Vec<Vec<u8>> = batches
             .iter()
             .map(|b| events_to_parquet(b, "web", Codec::Gzip).unwrap())
             .collect();
         let all: Vec<Event> = batches.concat();
-        let merged = compact(&files, Codec::Uncompressed).unwrap();
+        // Small runs: a mix of re-encoded runs and page-by-page merges.
+        let merged = compact_in_runs(&files, Codec::Gzip, run_bytes).unwrap();
         prop_assert_eq!(parquet_to_events(&merged).unwrap(), sourced(&all, "web"));
     }
 

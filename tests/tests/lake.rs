@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 use sluice_e2e::{duckdb, temp_dir};
-use sluice_shared::lake::{compact, events_to_parquet, filter_out, Codec};
+use sluice_shared::lake::{compact, events_to_parquet, filter_out, merge, Codec};
 use sluice_shared::{Event, EventType, Timestamp};
 use std::path::Path;
 
@@ -178,6 +178,23 @@ fn duckdb_reads_a_hive_partitioned_tree_and_prunes_by_statistics() {
     let before = q(format!("{}/*.parquet", hour.display()));
     assert_eq!(before.len(), 180);
     assert_eq!(q(merged.display().to_string()), before);
+
+    // Merged page by page: same rows, and statistics combined over both
+    // inputs (a max kept from b1 alone would make DuckDB skip the row group).
+    let copied = dir.join("merged/all.parquet");
+    put(&copied, &merge(&small).unwrap());
+    assert_eq!(q(copied.display().to_string()), before);
+    let after_b1 = duckdb(&format!(
+        "SELECT message_id FROM read_parquet('{}') WHERE received_at > TIMESTAMPTZ '{cut}' \
+         ORDER BY message_id",
+        copied.display()
+    ));
+    let want: Vec<Value> = batches[1]
+        .1
+        .iter()
+        .map(|e| json!({"message_id": e.message_id}))
+        .collect();
+    assert_eq!(after_b1, want);
 }
 
 #[test]

@@ -274,14 +274,3 @@ pub fn filter_out(object: &[u8], people: &[String]) -> Result<(Option<Vec<u8>>, 
     table.retain(&keep);
     Ok((Some(write(&table, codec)?), removed))
 }
-
-/// Merge objects of one schema into one file (rows in the order given).
-/// See the module doc of [`super`] for when to run it.
-pub fn compact<B: AsRef<[u8]>>(objects: &[B], codec: Codec) -> Result<Vec<u8>, LakeError> {
-    let (first, rest) = objects.split_first().ok_or(LakeError::NoObjects)?;
-    let (mut table, _) = read(first.as_ref())?;
-    for object in rest {
-        table.append(read(object.as_ref())?.0)?;
-    }
-    write(&table, codec)
-}

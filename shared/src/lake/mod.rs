@@ -25,7 +25,8 @@
 //! - [`parquet_to_events`], [`events_of`] (a person's rows, for an export),
 //!   [`filter_out`] (an object without a person's rows, for a deletion):
 //!   decode → filter → re-encode, over files of this writer.
-//! - [`compact`]: many small files of one schema → one file.
+//! - [`compact`]: many small files of one schema → one file (re-encoded in
+//!   runs, the runs merged page by page with [`merge`]).
 //! - Underneath, [`write`] and [`read`] over a flat [`Table`] of typed
 //!   [`Column`]s, for any other flat schema.
 //!
@@ -62,6 +63,7 @@
 
 mod events;
 mod format;
+mod merge;
 mod read;
 mod table;
 mod thrift;
@@ -70,10 +72,11 @@ mod write;
 use core::fmt;
 
 pub use events::{
-    compact, event_schema, events_of, events_table, events_to_parquet, filter_out,
-    parquet_to_events, table_events, LakeEvent, EVENT_COLUMNS,
+    event_schema, events_of, events_table, events_to_parquet, filter_out, parquet_to_events,
+    table_events, LakeEvent, EVENT_COLUMNS,
 };
 pub use format::Codec;
+pub use merge::{compact, compact_in_runs, merge, COMPACT_RUN_BYTES};
 pub use read::read;
 pub use table::{Column, Field, Kind, Table};
 pub use write::{write, PAGE_BYTES};

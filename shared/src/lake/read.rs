@@ -53,7 +53,8 @@ pub fn read(bytes: &[u8]) -> Result<(Table, Codec), LakeError> {
     Ok((table, codec))
 }
 
-fn footer(bytes: &[u8]) -> Result<Struct, LakeError> {
+/// The decoded `FileMetaData` of a file.
+pub(super) fn footer(bytes: &[u8]) -> Result<Struct, LakeError> {
     let n = bytes.len();
     if n < 12 || &bytes[..4] != MAGIC || &bytes[n - 4..] != MAGIC {
         return Err(LakeError::NotParquet);
@@ -68,7 +69,8 @@ fn footer(bytes: &[u8]) -> Result<Struct, LakeError> {
     Ok(thrift::read_struct(&bytes[start..n - 8])?.0)
 }
 
-fn schema(meta: &Struct) -> Result<Vec<Field>, LakeError> {
+/// The flat schema of a `FileMetaData`.
+pub(super) fn schema(meta: &Struct) -> Result<Vec<Field>, LakeError> {
     let elements = meta.list(2).ok_or(LakeError::Corrupt("no schema"))?;
     let (root, leaves) = elements
         .split_first()

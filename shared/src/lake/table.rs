@@ -193,6 +193,21 @@ impl Table {
         Ok(())
     }
 
+    /// Roughly the memory the rows take (cells and text).
+    pub fn heap_bytes(&self) -> usize {
+        self.columns
+            .iter()
+            .map(|c| match c {
+                Column::Text(v) => v
+                    .iter()
+                    .map(|s| 24 + s.as_ref().map_or(0, String::len))
+                    .sum(),
+                Column::Int64(v) => v.len() * 16,
+                Column::Bool(v) => v.len() * 2,
+            })
+            .sum()
+    }
+
     /// Keep the rows where `keep` is true (`keep.len()` must be [`Table::rows`]).
     pub fn retain(&mut self, keep: &[bool]) {
         for c in &mut self.columns {

@@ -22,12 +22,12 @@ pub const PAGE_BYTES: usize = 1 << 20;
 const TEXT_STAT_BYTES: usize = 64;
 
 /// What the footer needs to know about a written column chunk.
-struct Chunk {
-    data_page_offset: i64,
-    uncompressed: i64,
-    compressed: i64,
-    nulls: i64,
-    min_max: Option<(Vec<u8>, Vec<u8>)>,
+pub(super) struct Chunk {
+    pub data_page_offset: i64,
+    pub uncompressed: i64,
+    pub compressed: i64,
+    pub nulls: i64,
+    pub min_max: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Encode `table` as one Parquet file. Checks the table first (see [`Table::check`]).
@@ -41,15 +41,21 @@ pub fn write(table: &Table, codec: Codec) -> Result<Vec<u8>, LakeError> {
             chunks.push(write_chunk(&mut out, field, column, codec)?);
         }
     }
-    let footer = footer(table, &chunks, codec)?;
+    let rows = i64::try_from(rows).map_err(|_| LakeError::TooLarge)?;
+    let footer = footer(&table.fields, rows, &chunks, codec)?;
+    finish(out, &footer)
+}
+
+/// Append the footer, its length and the closing `PAR1`.
+pub(super) fn finish(mut out: Vec<u8>, footer: &[u8]) -> Result<Vec<u8>, LakeError> {
     let len = u32::try_from(footer.len()).map_err(|_| LakeError::TooLarge)?;
-    out.extend_from_slice(&footer);
+    out.extend_from_slice(footer);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(MAGIC);
     Ok(out)
 }
 
-fn offset(out: &[u8]) -> Result<i64, LakeError> {
+pub(super) fn offset(out: &[u8]) -> Result<i64, LakeError> {
     i64::try_from(out.len()).map_err(|_| LakeError::TooLarge)
 }
 
@@ -288,17 +294,23 @@ fn column_meta(w: &mut Writer, field: &Field, chunk: &Chunk, rows: i64, codec: C
     w.end();
 }
 
-fn footer(table: &Table, chunks: &[Chunk], codec: Codec) -> Result<Vec<u8>, LakeError> {
-    let rows = i64::try_from(table.rows()).map_err(|_| LakeError::TooLarge)?;
-    let children = size32(table.fields.len())?;
+/// The Thrift `FileMetaData` of a file of `rows` rows whose column chunks
+/// (one row group, or none if `chunks` is empty) are written.
+pub(super) fn footer(
+    fields: &[Field],
+    rows: i64,
+    chunks: &[Chunk],
+    codec: Codec,
+) -> Result<Vec<u8>, LakeError> {
+    let children = size32(fields.len())?;
     let mut w = Writer::new();
     w.i32(1, 1); // version
-    w.list(2, thrift::STRUCT, table.fields.len() + 1);
+    w.list(2, thrift::STRUCT, fields.len() + 1);
     w.begin_element();
     w.binary(4, b"schema");
     w.i32(5, children);
     w.end();
-    for field in &table.fields {
+    for field in fields {
         schema_element(&mut w, field);
     }
     w.i64(3, rows);
@@ -306,7 +318,7 @@ fn footer(table: &Table, chunks: &[Chunk], codec: Codec) -> Result<Vec<u8>, Lake
     if !chunks.is_empty() {
         w.begin_element();
         w.list(1, thrift::STRUCT, chunks.len());
-        for (field, chunk) in table.fields.iter().zip(chunks) {
+        for (field, chunk) in fields.iter().zip(chunks) {
             column_meta(&mut w, field, chunk, rows, codec);
         }
         w.i64(2, chunks.iter().map(|c| c.uncompressed).sum());
@@ -319,8 +331,8 @@ fn footer(table: &Table, chunks: &[Chunk], codec: Codec) -> Result<Vec<u8>, Lake
         6,
         concat!("sluice version ", env!("CARGO_PKG_VERSION")).as_bytes(),
     );
-    w.list(7, thrift::STRUCT, table.fields.len());
-    for _ in &table.fields {
+    w.list(7, thrift::STRUCT, fields.len());
+    for _ in fields {
         w.begin_element();
         w.empty(1); // TYPE_ORDER
         w.end();
