@@ -22,6 +22,8 @@ pub mod enrich;
 #[cfg(feature = "std")]
 pub mod event;
 pub mod id;
+#[cfg(feature = "lake")]
+pub mod lake;
 #[cfg(feature = "std")]
 pub mod parse;
 #[cfg(feature = "std")]
