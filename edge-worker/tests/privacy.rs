@@ -439,18 +439,23 @@ fn a_permanent_port_failure_marks_the_job_failed_with_an_audit_entry() {
 #[test]
 fn a_person_with_many_devices_stays_within_d1s_parameter_limit_and_events_keep_their_order() {
     let fake = Fake::default();
-    // u1 on 120 devices; the later a device, the older its event, so the
-    // oldest events come from the last chunks of ids.
+    // u1 on 120 devices, each linked by an identify call; the later a
+    // device, the older its track event, so the oldest events are matched
+    // only by the last chunk of ids.
     let events: Vec<Event> = (0..120)
-        .map(|i| {
-            let at = Timestamp(NOW.0 - i64::from(i) * 60_000);
-            event(
-                EventType::Identify,
-                &format!("e{i:03}"),
-                Some("u1"),
-                &format!("d{i:03}"),
-                at,
-            )
+        .flat_map(|i| {
+            let device = format!("d{i:03}");
+            let at = Timestamp(NOW.0 - (i64::from(i) + 1) * 60_000);
+            [
+                event(
+                    EventType::Identify,
+                    &format!("i{i:03}"),
+                    Some("u1"),
+                    &device,
+                    NOW,
+                ),
+                event(EventType::Track, &format!("t{i:03}"), None, &device, at),
+            ]
         })
         .collect();
     store(&fake, events);
@@ -470,13 +475,13 @@ fn a_person_with_many_devices_stays_within_d1s_parameter_limit_and_events_keep_t
         .collect();
     assert_eq!(
         oldest,
-        ["e119", "e118", "e117"],
+        ["t119", "t118", "t117"],
         "sorted and cut after the chunks"
     );
     let all = pollster::block_on(privacy::events(&fake, &ids, 1000)).unwrap();
     assert_eq!(
         all.len(),
-        120,
+        240,
         "an event matched by two chunks is listed once"
     );
     fake.http_status.set(200);
@@ -486,7 +491,7 @@ fn a_person_with_many_devices_stays_within_d1s_parameter_limit_and_events_keep_t
     assert!(fake.select("SELECT * FROM identity_links").is_empty());
     let result: Value =
         serde_json::from_str(status(&fake, "r7")["result"].as_str().unwrap()).unwrap();
-    assert_eq!(result["events"], 120);
+    assert_eq!(result["events"], 240);
 }
 
 #[test]
