@@ -25,7 +25,7 @@ pub use audit::audit;
 pub use graph::{resolve, Identities};
 pub use jobs::{run_job, JobError};
 pub use profile::{events, profile};
-pub use retention::{lake_prefixes, retention};
+pub use retention::lake_prefixes;
 
 use serde::{Deserialize, Serialize};
 
