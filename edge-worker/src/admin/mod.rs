@@ -17,7 +17,7 @@ use crate::db::{text_value, SqlValue, Statement};
 use crate::error::ApiError;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::ports::{Platform, Services};
-use crate::privacy::{self, JobMessage, RequestType, Subject};
+use crate::privacy::{self, JobMessage, JobStatus, RequestType, Subject};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokens::{AdminToken, Scope};
@@ -168,8 +168,8 @@ async fn route<P: Platform>(
             let now = s.now.to_rfc3339();
             let subject_json = serde_json::to_string(&subject).unwrap_or_default();
             db.run(vec![Statement::new(
-                "INSERT INTO dsr_requests (id, type, subject, status, actor, created_at, updated_at) VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?5)",
-                vec![text_value(&id), text_value(body.kind.as_str()), text_value(&subject_json), text_value(&token.name), text_value(&now)],
+                "INSERT INTO dsr_requests (id, type, subject, status, actor, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                vec![text_value(&id), text_value(body.kind.as_str()), text_value(&subject_json), text_value(JobStatus::Pending.as_str()), text_value(&token.name), text_value(&now)],
             )])
             .await
             .map_err(unavailable)?;
@@ -184,13 +184,13 @@ async fn route<P: Platform>(
                 &token.name,
                 &["request ", body.kind.as_str()].concat(),
                 &id,
-                "pending",
+                JobStatus::Pending.as_str(),
                 0,
             )
             .await;
             Ok(HttpResponse::json(
                 202,
-                &json!({"id": id, "type": body.kind.as_str(), "status": "pending", "subject": subject}),
+                &json!({"id": id, "type": body.kind, "status": JobStatus::Pending, "subject": subject}),
             ))
         }
         ("GET", ["requests", id]) => {
@@ -210,9 +210,10 @@ async fn route<P: Platform>(
                     .and_then(|t| serde_json::from_str::<Value>(t).ok())
                     .unwrap_or(Value::Null)
             };
+            let status = r["status"].as_str().and_then(JobStatus::parse);
             Ok(HttpResponse::json(
                 200,
-                &json!({"id": r["id"], "type": r["type"], "status": r["status"], "subject": parse(&r["subject"]), "actor": r["actor"],
+                &json!({"id": r["id"], "type": r["type"], "status": status, "subject": parse(&r["subject"]), "actor": r["actor"],
                         "createdAt": r["created_at"], "updatedAt": r["updated_at"], "result": parse(&r["result"]), "error": r["error"]}),
             ))
         }

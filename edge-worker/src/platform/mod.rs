@@ -22,7 +22,7 @@ use crate::ports::{
     Asset, Assets, DedupShards, DeliveryQueue, EventQueue, HttpClient, JobQueue, LiveFeed,
     ObjectStore, PortError, Runtime, Services, Sql,
 };
-use crate::privacy::{self, JobMessage};
+use crate::privacy::{self, JobError, JobMessage};
 use crate::ratelimit::Limiter;
 use crate::router;
 use serde::Deserialize;
@@ -364,12 +364,20 @@ pub async fn queue(batch: MessageBatch<String>, env: Env) -> Result<()> {
                 Err(_) => Outcome::Reject,
                 Ok(job) => match privacy::run_job(&deps, &job.request_id, dests).await {
                     Ok(()) => Outcome::Ack,
-                    Err(e) => {
+                    Err(e @ JobError::Retry(_)) => {
                         worker::console_error!(
                             "sluice: privacy job {} will be retried: {e}",
                             job.request_id
                         );
                         Outcome::Retry(Some(5))
+                    }
+                    Err(e) => {
+                        // Marked failed and audited: nothing is left to run.
+                        worker::console_error!(
+                            "sluice: privacy job {} failed: {e}",
+                            job.request_id
+                        );
+                        Outcome::Ack
                     }
                 },
             };
@@ -415,30 +423,18 @@ pub async fn queue(batch: MessageBatch<String>, env: Env) -> Result<()> {
 pub async fn scheduled(env: Env) -> Result<()> {
     let deps = Bindings::new(env);
     let loaded = config(&deps.env);
-    let Ok((config, _)) = loaded.as_ref() else {
+    let Ok((config, dests)) = loaded.as_ref() else {
         return Ok(());
     };
     for source in &config.sources {
         let Some(days) = source.retention_days else {
             continue;
         };
-        let (outcome, records) = match privacy::retention(&deps, &source.name, days, now()).await {
-            Ok(n) => ("done", n),
-            Err(e) => {
-                worker::console_error!("sluice: retention for {} failed: {e}", source.name);
-                ("failed", 0)
-            }
-        };
-        let _ = privacy::audit(
-            &deps,
-            now(),
-            "retention",
-            "retention",
-            &source.name,
-            outcome,
-            records,
-        )
-        .await;
+        let prefixes = privacy::lake_prefixes(&source.destinations, dests);
+        let run = privacy::retention::run_audited(&deps, &source.name, days, &prefixes, now());
+        if let Err(e) = run.await {
+            worker::console_error!("sluice: retention for {} failed: {e}", source.name);
+        }
     }
     Ok(())
 }

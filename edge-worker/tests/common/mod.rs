@@ -1,10 +1,17 @@
 //! One set of in-memory stand-ins for every port (`sluice_edge_worker::ports`),
-//! shared by the native test files: D1 (the statements the tests inspect),
-//! the Queues, the dedup shards, R2, outbound HTTP, assets and the live feed.
+//! shared by the native test files: D1 (a real SQLite built by the worker's
+//! migrations, plus the statements and rows the tests inspect), the Queues,
+//! the dedup shards, R2, outbound HTTP, assets and the live feed.
 #![allow(dead_code, clippy::unwrap_used)] // each test file uses a part; a panic is a failed test
 
-use serde_json::{json, Value};
-use sluice_edge_worker::db::{SqlValue, Statement};
+#[cfg(not(target_arch = "wasm32"))]
+mod sqlite;
+#[cfg(target_arch = "wasm32")]
+#[path = "sqlite_wasm.rs"]
+mod sqlite;
+
+use serde_json::Value;
+use sluice_edge_worker::db::{text_value, SqlValue, Statement};
 use sluice_edge_worker::delivery::dedup::{self, Claim, ClaimResponse, Seen, ShardRequest};
 use sluice_edge_worker::ports::{
     Asset, Assets, DedupShards, DeliveryQueue, EventQueue, HttpClient, JobQueue, LiveFeed,
@@ -23,9 +30,14 @@ pub type Call = (String, Vec<(String, String)>, Vec<u8>);
 #[derive(Default)]
 pub struct Fake {
     // D1
+    /// The database every statement runs in and every query reads.
+    pub db: sqlite::Db,
+    /// Each event row inserted, by message id (the first insert wins).
     pub rows: RefCell<BTreeMap<String, Vec<SqlValue>>>,
     pub counters: RefCell<BTreeMap<String, i64>>,
     pub d1_down: Cell<bool>,
+    /// Suppressions a test seeds (id, kind): written to the database before
+    /// every query. What privacy jobs record is in the database.
     pub suppressed: RefCell<Vec<(String, String)>>,
     pub indexed: RefCell<Vec<String>>,
     /// Every statement run, in order.
@@ -39,8 +51,10 @@ pub struct Fake {
     pub shards: RefCell<HashMap<String, Seen>>,
     // R2
     pub objects: RefCell<BTreeMap<String, Vec<u8>>>,
-    /// The `LAKE` binding is not configured.
+    /// The `LAKE` binding is not configured (permanent).
     pub lake_missing: Cell<bool>,
+    /// R2 does not answer (retryable).
+    pub lake_down: Cell<bool>,
     // Outbound HTTP
     pub http_calls: RefCell<Vec<Call>>,
     pub http_status: Cell<u16>,
@@ -73,6 +87,7 @@ impl Sql for Fake {
         if self.d1_down.get() {
             return Err(PortError::Unavailable("D1 unavailable".into()));
         }
+        self.db.run(&statements).map_err(PortError::Rejected)?;
         for statement in statements {
             let Statement { sql, params: row } = &statement;
             if sql.starts_with("INSERT INTO events") {
@@ -106,39 +121,61 @@ impl Sql for Fake {
         if self.d1_down.get() {
             return Err(PortError::Unavailable("D1 unavailable".into()));
         }
-        if sql.contains("FROM suppressions") {
-            let list = self.suppressed.borrow();
-            return Ok(params
-                .iter()
-                .filter_map(|p| match p {
-                    SqlValue::Text(id) => list
-                        .iter()
-                        .find(|(s, _)| s == id)
-                        .map(|(s, k)| json!({"id": s, "kind": k})),
-                    _ => None,
-                })
-                .collect());
+        let seeded: Vec<Statement> = self
+            .suppressed
+            .borrow()
+            .iter()
+            .map(|(id, kind)| {
+                Statement::new(
+                    "INSERT OR REPLACE INTO suppressions (id, kind, created_at) VALUES (?1, ?2, ?3)",
+                    vec![text_value(id), text_value(kind), text_value(&NOW.to_rfc3339())],
+                )
+            })
+            .collect();
+        self.db.run(&seeded).unwrap();
+        self.db.query(sql, &params).map_err(PortError::Rejected)
+    }
+}
+
+impl Fake {
+    /// Rows of a query straight from the database (for assertions).
+    pub fn select(&self, sql: &str) -> Vec<Value> {
+        self.db.query(sql, &[]).unwrap()
+    }
+
+    /// Run SQL straight in the database (to seed a test).
+    pub fn exec(&self, sql: &str, params: Vec<SqlValue>) {
+        self.db.run(&[Statement::new(sql, params)]).unwrap();
+    }
+
+    fn r2(&self) -> Result<(), PortError> {
+        if self.lake_missing.get() {
+            return Err(PortError::MissingBinding("LAKE"));
         }
-        Ok(vec![])
+        if self.lake_down.get() {
+            return Err(PortError::Unavailable("R2 unavailable".into()));
+        }
+        Ok(())
     }
 }
 
 impl ObjectStore for Fake {
     async fn put(&self, key: &str, body: Vec<u8>, _content_type: &str) -> Result<(), PortError> {
-        if self.lake_missing.get() {
-            return Err(PortError::MissingBinding("LAKE"));
-        }
+        self.r2()?;
         self.objects.borrow_mut().insert(key.to_owned(), body);
         Ok(())
     }
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, PortError> {
+        self.r2()?;
         Ok(self.objects.borrow().get(key).cloned())
     }
     async fn delete(&self, key: &str) -> Result<(), PortError> {
+        self.r2()?;
         self.objects.borrow_mut().remove(key);
         Ok(())
     }
     async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError> {
+        self.r2()?;
         Ok(self
             .objects
             .borrow()

@@ -1,0 +1,508 @@
+//! Privacy jobs against the shared fakes, with D1 as a real SQLite built by
+//! the worker's migrations: people are stored through the real delivery path
+//! (D1 and an R2 lake under a non-default prefix), then exported, deleted,
+//! suppressed and expired.
+#![cfg(not(target_arch = "wasm32"))] // SQLite is linked natively only
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
+use serde_json::{json, Value};
+use sluice_edge_worker::config::Config;
+use sluice_edge_worker::db::text_value;
+use sluice_edge_worker::delivery::config::{self, Destination};
+use sluice_edge_worker::delivery::{consume_events, deliver, Outcome, Settings};
+use sluice_edge_worker::privacy::{self, retention, JobError, Subject};
+use sluice_edge_worker::sinks::{self, DeliveryBatch};
+use sluice_shared::{Event, EventType, QueueMessage, QueuedEvent, Timestamp};
+use std::io::Read;
+
+mod common;
+use common::{Fake, NOW};
+
+const DAY_MS: i64 = 86_400_000;
+
+fn sources() -> Config {
+    Config::from_sources_json(
+        &json!([{"name": "web", "write_key": "k", "allowed_origins": ["*"], "destinations": ["lake", "hook"],
+                 "consent": {"regime": "opt_out"}, "retention_days": 30}])
+        .to_string(),
+    )
+    .unwrap()
+}
+
+/// The lake writes under `warehouse/raw`, not the default `events`.
+fn destinations() -> Vec<Destination> {
+    config::parse(Some(
+        &json!([
+            {"name": "lake", "kind": "r2", "prefix": "warehouse/raw"},
+            {"name": "hook", "kind": "webhook", "url": "http://127.0.0.1:9/hook", "secret_var": "HOOK_SECRET"}
+        ])
+        .to_string(),
+    ))
+    .unwrap()
+}
+
+fn event(kind: EventType, id: &str, user: Option<&str>, anon: &str, at: Timestamp) -> Event {
+    let mut e = Event::new(kind, id);
+    e.user_id = user.map(str::to_owned);
+    e.anonymous_id = Some(anon.to_owned());
+    e.received_at = Some(at.to_rfc3339());
+    e.timestamp = Some(at.to_rfc3339());
+    if kind == EventType::Track {
+        e.event = Some("Viewed".into());
+    } else {
+        e.traits = json!({"plan": "pro"}).as_object().cloned();
+    }
+    e
+}
+
+/// Store events through the delivery path: D1 (events, identity graph,
+/// profiles), then the lake batches fanned out to R2.
+fn store(fake: &Fake, events: Vec<Event>) {
+    let config = sources();
+    let dests = destinations();
+    let messages: Vec<String> = events
+        .into_iter()
+        .map(|event| {
+            serde_json::to_string(&QueueMessage::Event(Box::new(QueuedEvent {
+                source: "web".into(),
+                event,
+            })))
+            .unwrap()
+        })
+        .collect();
+    let settings = Settings {
+        config: &config,
+        destinations: &dests,
+        shards: 4,
+    };
+    let out = pollster::block_on(consume_events(&messages, &settings, fake));
+    assert!(out.iter().all(|o| *o == Outcome::Ack), "{out:?}");
+    let batches: Vec<(String, u32)> = fake.deliveries.borrow_mut().drain(..).collect();
+    for (body, _) in batches {
+        let batch: DeliveryBatch = serde_json::from_str(&body).unwrap();
+        if batch.destination == "lake" {
+            assert_eq!(
+                pollster::block_on(deliver(&body, &dests, fake)),
+                Outcome::Ack
+            );
+        }
+    }
+}
+
+/// u1 on two devices (a1, a2), and someone else (x) in the same batches.
+fn two_people(fake: &Fake) {
+    store(
+        fake,
+        vec![
+            event(EventType::Identify, "id1", Some("u1"), "a1", NOW),
+            event(EventType::Track, "t1", None, "a1", NOW),
+            event(EventType::Identify, "id2", Some("u1"), "a2", NOW),
+            event(EventType::Track, "t2", None, "a2", NOW),
+            event(EventType::Track, "tx", None, "x", NOW),
+        ],
+    );
+}
+
+/// A data-subject request as the admin API stores it.
+fn request(fake: &Fake, id: &str, kind: &str, subject: Value) {
+    fake.exec(
+        "INSERT INTO dsr_requests (id, type, subject, status, actor, created_at, updated_at) VALUES (?1, ?2, ?3, 'pending', 'dpo', ?4, ?4)",
+        vec![text_value(id), text_value(kind), text_value(&subject.to_string()), text_value(&NOW.to_rfc3339())],
+    );
+}
+
+fn run(fake: &Fake, id: &str) -> Result<(), JobError> {
+    pollster::block_on(privacy::run_job(fake, id, &destinations()))
+}
+
+fn status(fake: &Fake, id: &str) -> Value {
+    fake.select(&format!(
+        "SELECT status, result, error FROM dsr_requests WHERE id = '{id}'"
+    ))
+    .remove(0)
+}
+
+fn audits(fake: &Fake) -> Vec<(String, String, String, i64)> {
+    fake.select("SELECT action, target, outcome, records FROM audit_log ORDER BY id")
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap().to_owned(),
+                r["target"].as_str().unwrap().to_owned(),
+                r["outcome"].as_str().unwrap().to_owned(),
+                r["records"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn column(fake: &Fake, sql: &str) -> Vec<String> {
+    fake.select(sql)
+        .iter()
+        .map(|r| r.as_object().unwrap().values().next().unwrap().to_string())
+        .map(|v| v.trim_matches('"').to_owned())
+        .collect()
+}
+
+fn lines(object: &[u8]) -> Vec<String> {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(object)
+        .read_to_string(&mut text)
+        .unwrap();
+    text.lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["messageId"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+fn lake_keys(fake: &Fake) -> Vec<String> {
+    fake.objects
+        .borrow()
+        .keys()
+        .filter(|k| k.starts_with("warehouse/raw/"))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn an_access_export_holds_the_d1_and_lake_events_of_every_linked_id() {
+    let fake = Fake::default();
+    two_people(&fake);
+    request(&fake, "r1", "access", json!({"anonymousId": "a2"}));
+    run(&fake, "r1").unwrap();
+    let done = status(&fake, "r1");
+    assert_eq!(done["status"], "done", "{done}");
+    let export: Value = serde_json::from_slice(&fake.objects.borrow()["exports/r1.json"]).unwrap();
+    assert_eq!(
+        export["subject"],
+        json!({"userIds": ["u1"], "anonymousIds": ["a1", "a2"]})
+    );
+    let ids = |events: &Value| -> Vec<String> {
+        let mut ids: Vec<String> = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["messageId"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&export["events"]), ["id1", "id2", "t1", "t2"]);
+    assert_eq!(export["events"][0]["source"], "web");
+    let lake = export["lake"].as_array().unwrap();
+    assert_eq!(lake.len(), 1, "one lake object holds the batch");
+    assert!(lake[0]["key"]
+        .as_str()
+        .unwrap()
+        .starts_with("warehouse/raw/source=web/dt=2024-05-01/"));
+    assert_eq!(
+        ids(&lake[0]["events"]),
+        ["id1", "id2", "t1", "t2"],
+        "not x's line"
+    );
+    assert_eq!(export["profile"]["traits"], json!({"plan": "pro"}));
+    assert_eq!(
+        audits(&fake),
+        [("access".to_owned(), "r1".to_owned(), "done".to_owned(), 4)]
+    );
+}
+
+#[test]
+fn a_delete_removes_the_person_everywhere_signs_the_notice_and_suppresses() {
+    let fake = Fake::default();
+    fake.http_status.set(200);
+    two_people(&fake);
+    let key = lake_keys(&fake).remove(0);
+    request(&fake, "r2", "delete", json!({"userId": "u1"}));
+    run(&fake, "r2").unwrap();
+    assert_eq!(status(&fake, "r2")["status"], "done");
+    assert_eq!(column(&fake, "SELECT message_id FROM events"), ["tx"]);
+    for table in [
+        "identity_links",
+        "profiles",
+        "profile_traits",
+        "consent_events",
+    ] {
+        assert!(
+            fake.select(&format!("SELECT * FROM {table}")).is_empty(),
+            "{table}"
+        );
+    }
+    assert_eq!(
+        column(&fake, "SELECT person FROM lake_index"),
+        ["x"],
+        "only x still indexed"
+    );
+    assert_eq!(
+        lines(&fake.objects.borrow()[&key]),
+        ["tx"],
+        "their lines are cut"
+    );
+    assert_eq!(
+        column(
+            &fake,
+            "SELECT id || ':' || kind FROM suppressions ORDER BY id"
+        ),
+        ["a1:suppress", "a2:suppress", "u1:suppress"]
+    );
+    let calls = fake.http_calls.borrow();
+    assert_eq!(calls.len(), 1, "one notice to the one webhook");
+    let (url, headers, body) = &calls[0];
+    assert_eq!(url, "http://127.0.0.1:9/hook");
+    let header = |n: &str| headers.iter().find(|(k, _)| k == n).unwrap().1.clone();
+    assert_eq!(header("x-sluice-event"), "deletion");
+    let ts: i64 = header("x-sluice-timestamp").parse().unwrap();
+    assert!(sinks::webhook::verify(
+        b"s3cret",
+        ts,
+        body,
+        &header("x-sluice-signature"),
+        ts
+    ));
+    let notice: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(notice["userIds"], json!(["u1"]));
+    assert_eq!(notice["anonymousIds"], json!(["a1", "a2"]));
+    let result: Value =
+        serde_json::from_str(status(&fake, "r2")["result"].as_str().unwrap()).unwrap();
+    assert_eq!(result["events"], 4);
+    assert_eq!(result["lakeEvents"], 4);
+    assert_eq!(
+        result["notified"],
+        json!([{"destination": "hook", "ok": true}])
+    );
+    // Their next event is dropped on the way in.
+    store(&fake, vec![event(EventType::Track, "t3", None, "a1", NOW)]);
+    assert_eq!(column(&fake, "SELECT message_id FROM events"), ["tx"]);
+}
+
+#[test]
+fn a_deletion_notice_answered_5xx_retries_the_job_and_the_retry_notifies_again() {
+    let fake = Fake::default();
+    two_people(&fake);
+    request(&fake, "r3", "delete", json!({"anonymousId": "a1"}));
+    fake.http_status.set(503);
+    let e = run(&fake, "r3").unwrap_err();
+    assert!(matches!(e, JobError::Retry(_)), "{e:?}");
+    assert_eq!(e.code(), "job_retry");
+    assert_eq!(status(&fake, "r3")["status"], "running");
+    assert!(
+        audits(&fake).is_empty(),
+        "nothing is audited before the end"
+    );
+    fake.http_status.set(200);
+    run(&fake, "r3").unwrap();
+    assert_eq!(status(&fake, "r3")["status"], "done");
+    let calls = fake.http_calls.borrow();
+    assert_eq!(calls.len(), 2, "the retry notified again");
+    let notice: Value = serde_json::from_slice(&calls[1].2).unwrap();
+    assert_eq!(
+        notice["userIds"],
+        json!(["u1"]),
+        "the retry still knew every linked id"
+    );
+    assert_eq!(notice["anonymousIds"], json!(["a1", "a2"]));
+    assert_eq!(column(&fake, "SELECT message_id FROM events"), ["tx"]);
+}
+
+#[test]
+fn suppress_and_opt_out_are_recorded_with_their_kind_and_suppress_is_never_downgraded() {
+    let fake = Fake::default();
+    two_people(&fake);
+    request(&fake, "s1", "suppress", json!({"userId": "u1"}));
+    request(&fake, "o1", "opt_out", json!({"anonymousId": "a2"}));
+    request(&fake, "o2", "opt_out", json!({"userId": "never-seen"}));
+    for id in ["s1", "o1", "o2"] {
+        run(&fake, id).unwrap();
+        assert_eq!(status(&fake, id)["status"], "done");
+    }
+    assert_eq!(
+        column(
+            &fake,
+            "SELECT id || ':' || kind FROM suppressions ORDER BY id"
+        ),
+        [
+            "a1:suppress",
+            "a2:suppress",
+            "never-seen:opt_out",
+            "u1:suppress"
+        ]
+    );
+    assert_eq!(
+        audits(&fake),
+        [
+            ("suppress".to_owned(), "s1".to_owned(), "done".to_owned(), 3),
+            ("opt_out".to_owned(), "o1".to_owned(), "done".to_owned(), 3),
+            ("opt_out".to_owned(), "o2".to_owned(), "done".to_owned(), 1),
+        ]
+    );
+}
+
+#[test]
+fn retention_expires_old_lake_objects_under_the_destinations_own_prefix() {
+    let fake = Fake::default();
+    let old = Timestamp(NOW.0 - 40 * DAY_MS);
+    store(&fake, vec![event(EventType::Track, "old", None, "a1", old)]);
+    store(&fake, vec![event(EventType::Track, "new", None, "a1", NOW)]);
+    let keys = lake_keys(&fake);
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let config = sources();
+    let dests = destinations();
+    let source = &config.sources[0];
+    let prefixes = privacy::lake_prefixes(&source.destinations, &dests);
+    assert_eq!(prefixes, ["warehouse/raw"]);
+    let removed =
+        pollster::block_on(retention::run_audited(&fake, "web", 30, &prefixes, NOW)).unwrap();
+    assert_eq!(removed, 2, "one D1 event and one lake object");
+    assert_eq!(column(&fake, "SELECT message_id FROM events"), ["new"]);
+    let left = lake_keys(&fake);
+    assert_eq!(left.len(), 1);
+    assert!(left[0].contains("/dt=2024-05-01/"), "{left:?}");
+    assert_eq!(column(&fake, "SELECT key FROM lake_index"), left);
+    assert_eq!(
+        audits(&fake),
+        [(
+            "retention".to_owned(),
+            "web".to_owned(),
+            "done".to_owned(),
+            2
+        )]
+    );
+}
+
+#[test]
+fn a_job_redelivered_after_completion_does_nothing() {
+    let fake = Fake::default();
+    fake.http_status.set(200);
+    two_people(&fake);
+    request(&fake, "r4", "delete", json!({"userId": "u1"}));
+    run(&fake, "r4").unwrap();
+    let statements = fake.statements.borrow().len();
+    run(&fake, "r4").unwrap();
+    assert_eq!(
+        fake.statements.borrow().len(),
+        statements,
+        "nothing written again"
+    );
+    assert_eq!(fake.http_calls.borrow().len(), 1, "no second notice");
+    assert_eq!(audits(&fake).len(), 1);
+}
+
+#[test]
+fn a_retryable_port_failure_leaves_the_job_for_retry() {
+    let fake = Fake::default();
+    two_people(&fake);
+    request(&fake, "r5", "access", json!({"userId": "u1"}));
+    fake.lake_down.set(true);
+    assert!(matches!(run(&fake, "r5"), Err(JobError::Retry(_))));
+    assert_eq!(status(&fake, "r5")["status"], "running");
+    assert!(audits(&fake).is_empty());
+    fake.lake_down.set(false);
+    run(&fake, "r5").unwrap();
+    assert_eq!(status(&fake, "r5")["status"], "done");
+    assert_eq!(audits(&fake).len(), 1);
+}
+
+#[test]
+fn a_permanent_port_failure_marks_the_job_failed_with_an_audit_entry() {
+    let fake = Fake::default();
+    two_people(&fake);
+    request(&fake, "r6", "access", json!({"userId": "u1"}));
+    fake.lake_missing.set(true);
+    let e = run(&fake, "r6").unwrap_err();
+    assert!(matches!(e, JobError::Fail(_)), "{e:?}");
+    let failed = status(&fake, "r6");
+    assert_eq!(failed["status"], "failed");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("missing_binding"),
+        "{failed}"
+    );
+    assert_eq!(
+        audits(&fake),
+        [("access".to_owned(), "r6".to_owned(), "failed".to_owned(), 0)]
+    );
+    fake.lake_missing.set(false);
+    run(&fake, "r6").unwrap();
+    assert_eq!(
+        status(&fake, "r6")["status"],
+        "failed",
+        "a failed job stays failed"
+    );
+}
+
+#[test]
+fn a_person_with_many_devices_stays_within_d1s_parameter_limit_and_events_keep_their_order() {
+    let fake = Fake::default();
+    // u1 on 120 devices, each linked by an identify call; the later a
+    // device, the older its track event, so the oldest events are matched
+    // only by the last chunk of ids.
+    let events: Vec<Event> = (0..120)
+        .flat_map(|i| {
+            let device = format!("d{i:03}");
+            let at = Timestamp(NOW.0 - (i64::from(i) + 1) * 60_000);
+            [
+                event(
+                    EventType::Identify,
+                    &format!("i{i:03}"),
+                    Some("u1"),
+                    &device,
+                    NOW,
+                ),
+                event(EventType::Track, &format!("t{i:03}"), None, &device, at),
+            ]
+        })
+        .collect();
+    store(&fake, events);
+    let ids = pollster::block_on(privacy::resolve(
+        &fake,
+        &Subject {
+            user_id: Some("u1".into()),
+            anonymous_id: None,
+        },
+    ))
+    .unwrap();
+    assert_eq!(ids.anonymous_ids.len(), 120);
+    let oldest = pollster::block_on(privacy::events(&fake, &ids, 3)).unwrap();
+    let oldest: Vec<&str> = oldest
+        .iter()
+        .map(|e| e["messageId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        oldest,
+        ["t119", "t118", "t117"],
+        "sorted and cut after the chunks"
+    );
+    let all = pollster::block_on(privacy::events(&fake, &ids, 1000)).unwrap();
+    assert_eq!(
+        all.len(),
+        240,
+        "an event matched by two chunks is listed once"
+    );
+    fake.http_status.set(200);
+    request(&fake, "r7", "delete", json!({"userId": "u1"}));
+    run(&fake, "r7").unwrap();
+    assert!(fake.select("SELECT * FROM events").is_empty());
+    assert!(fake.select("SELECT * FROM identity_links").is_empty());
+    let result: Value =
+        serde_json::from_str(status(&fake, "r7")["result"].as_str().unwrap()).unwrap();
+    assert_eq!(result["events"], 240);
+}
+
+#[test]
+fn a_request_the_table_cannot_describe_fails_instead_of_retrying_forever() {
+    let fake = Fake::default();
+    request(&fake, "r8", "forget", json!({"userId": "u1"}));
+    let e = run(&fake, "r8").unwrap_err();
+    assert_eq!(e.code(), "job_failed");
+    assert_eq!(status(&fake, "r8")["status"], "failed");
+    assert_eq!(
+        audits(&fake),
+        [("forget".to_owned(), "r8".to_owned(), "failed".to_owned(), 0)]
+    );
+}
