@@ -35,6 +35,8 @@ pub mod posthog;
 pub mod shape;
 #[cfg(feature = "dest")]
 pub mod tiktok;
+#[cfg(feature = "dest")]
+pub mod url;
 
 /// One request to a vendor, and which events of the input it carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,12 +107,30 @@ pub struct Encoded {
 pub trait Destination {
     /// The name used in an event's `integrations` object (`"Meta Conversions API"`).
     const NAME: &'static str;
+    /// Other names the `integrations` object may use for it (Segment's older
+    /// names: `"Facebook Conversions API"`, `"GA4"`, …); matched after `NAME`.
+    const ALIASES: &'static [&'static str] = &[];
     /// The `kind` in `SLUICE_DESTINATIONS`.
     const KIND: &'static str;
+    /// The consent purposes the destination needs by default (config may
+    /// narrow them): advertising destinations `marketing`, analytics ones
+    /// `analytics`.
+    const PURPOSES: &'static [crate::consent::Purpose];
+    /// Whether verdict reasons start with a stable code
+    /// (`"integration_disabled: …"`, see `common::Problem::code`). Keep the
+    /// default: the four product vendors (Mixpanel, Amplitude, PostHog,
+    /// Braze) say `false` only because their golden fixtures record their
+    /// plain reasons (`"integrations: Mixpanel is disabled for this event"`).
+    const REASON_CODES: bool = true;
     /// Credentials and options (unknown fields rejected).
     type Config: DeserializeOwned;
 
     fn limits(config: &Self::Config) -> Limits;
+
+    /// The config's `overrides` field (every destination has one), applied
+    /// by `common::admitted` before the vendor's mapping.
+    #[cfg(feature = "dest")]
+    fn overrides(config: &Self::Config) -> &common::Overrides;
 
     /// The requests for `events` (already consent-filtered by the pipeline);
     /// `now_ms` is the delivery time (Unix ms).
@@ -139,5 +159,30 @@ mod tests {
         );
         assert_eq!(retry_after_ms("soon", 0), None);
         assert_eq!(retry_after_ms("Sun, 32 Nov 1994 08:49:37 GMT", 0), None);
+        // 1994-11-06T08:49:00Z.
+        let now = 784_111_740_000;
+        assert_eq!(retry_after_ms("120", now), Some(120_000));
+        assert_eq!(
+            retry_after_ms("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(37_000)
+        );
+        assert_eq!(
+            retry_after_ms("Sun, 06 Nov 1994 08:48:00 GMT", now),
+            Some(0)
+        );
+        assert_eq!(retry_after_ms("soon", now), None);
+        assert_eq!(retry_after_ms("Sun, 06 Foo 1994 08:49:37 GMT", now), None);
+        let now = 1_445_412_480_000; // 2015-10-21T07:28:00Z
+        assert_eq!(retry_after_ms("120", now), Some(120_000));
+        assert_eq!(
+            retry_after_ms("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(30_000)
+        );
+        assert_eq!(
+            retry_after_ms("Wed, 21 Oct 2015 07:27:00 GMT", now),
+            Some(0)
+        );
+        assert_eq!(retry_after_ms("soon", now), None);
+        assert_eq!(retry_after_ms("Wed, 21 Oct 2015 07:28:30 PST", now), None);
     }
 }

@@ -25,10 +25,10 @@
 //! (user, time); two orders of one user at the same millisecond never share a
 //! request.
 
-use super::batching::{
-    self, context_str, event_time_rfc3339, headers, integration_enabled, to_bytes, Overrides,
-};
+use super::batching::{self, headers, to_bytes};
+use super::common::{self, context_str, event_time_rfc3339, Overrides};
 use super::{Destination, Encoded, HttpAnswer, HttpRequest, Limits, Verdict};
+use crate::consent::Purpose;
 use crate::{Event, EventType, Object};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -46,7 +46,7 @@ pub struct BrazeConfig {
     /// A REST API key with `users.track` (and `users.delete` for deletions).
     pub rest_api_key: String,
     /// The instance's REST endpoint, e.g. `https://rest.iad-01.braze.com`.
-    #[serde(deserialize_with = "batching::base_url")]
+    #[serde(deserialize_with = "crate::dest::url::base_url")]
     pub rest_endpoint: String,
     /// The app identifier events and purchases are attributed to.
     #[serde(default)]
@@ -181,7 +181,7 @@ fn attributes(event: &Event, mut obj: Object) -> Object {
     let traits = event
         .traits
         .clone()
-        .or_else(|| batching::context_at(event, "traits")?.as_object().cloned())
+        .or_else(|| common::context_at(event, &["traits"])?.as_object().cloned())
         .unwrap_or_default();
     for (k, v) in traits {
         if let Some((_, to)) = STANDARD.iter().find(|(from, _)| *from == k) {
@@ -332,7 +332,7 @@ fn map(config: &BrazeConfig, event: &Event, now_ms: i64) -> Result<Mapped, Strin
             if let Some(n) = &event.name {
                 props.entry("name").or_insert(n.as_str().into());
             }
-            if let Some(url) = context_str(event, "page.url") {
+            if let Some(url) = context_str(event, &["page", "url"]) {
                 props.entry("url").or_insert(url.into());
             }
             let name = if event.kind == EventType::Page {
@@ -380,33 +380,29 @@ fn body(items: &[(usize, Mapped)], group: &[usize]) -> Vec<u8> {
 impl Destination for Braze {
     const NAME: &'static str = "Braze";
     const KIND: &'static str = "braze";
+    const PURPOSES: &'static [Purpose] = &[Purpose::Marketing];
+    const REASON_CODES: bool = false;
     type Config = BrazeConfig;
 
     fn limits(_config: &BrazeConfig) -> Limits {
         LIMITS
     }
 
+    fn overrides(config: &BrazeConfig) -> &Overrides {
+        &config.overrides
+    }
+
     fn encode(config: &BrazeConfig, events: &[Event], now_ms: i64) -> Encoded {
         let mut out = Encoded::default();
         let mut items: Vec<(usize, Mapped)> = Vec::new();
-        for (i, event) in events.iter().enumerate() {
-            if !integration_enabled(event, Self::NAME) {
-                out.skipped
-                    .push((i, batching::disabled_by_integrations(Self::NAME)));
-                continue;
-            }
-            let event = match config.overrides.apply(event) {
-                Ok(event) => event,
-                Err(verdict) => {
-                    out.skipped.push((i, verdict));
-                    continue;
-                }
-            };
+        for (i, event) in common::admitted::<Self>(config, events, &mut out.skipped) {
             match map(config, &event, now_ms) {
                 Ok(m) => items.push((i, m)),
                 Err(reason) => out.skipped.push((i, Verdict::Skipped { reason })),
             }
         }
+        // Pre-filtered and unmapped events, in input order.
+        out.skipped.sort_by_key(|(i, _)| *i);
         // Attributes, then events, then purchases; input order within each.
         items.sort_by_key(|(i, m)| (m.array, *i));
         let mut groups: Vec<Vec<usize>> = Vec::new();
@@ -476,7 +472,7 @@ impl Destination for Braze {
             } else {
                 message
             };
-            return batching::for_all(answer, "Braze", detail, n);
+            return batching::status_verdicts(answer, "Braze", detail, n);
         }
         if !message.is_empty() && message != "success" {
             // A fatal error Braze reported in a 2xx.
