@@ -322,16 +322,6 @@ impl Destination for Amplitude {
     }
 
     fn encode(config: &AmplitudeConfig, events: &[Event], now_ms: i64) -> Encoded {
-        let mut out = Encoded::default();
-        let mut items = Vec::new();
-        for (i, event) in common::admitted::<Self>(config, events, &mut out.skipped) {
-            match map(config, &event, now_ms) {
-                Ok(v) => items.push((i, to_bytes(&v))),
-                Err(reason) => out.skipped.push((i, Verdict::Skipped { reason })),
-            }
-        }
-        // Pre-filtered and unmapped events, in input order.
-        out.skipped.sort_by_key(|(i, _)| *i);
         let (prefix, suffix) = frame(config);
         let target = Target {
             url: format!("{}/2/httpapi", host(config)),
@@ -342,10 +332,9 @@ impl Destination for Amplitude {
                 suffix: &suffix,
             },
         };
-        let (requests, rejected) = batching::requests_for(&items, LIMITS, &target);
-        out.requests = requests;
-        out.skipped.extend(rejected);
-        out
+        batching::encode_each::<Self>(config, events, &target, |event| {
+            map(config, event, now_ms).map_err(|reason| Verdict::Skipped { reason })
+        })
     }
 
     fn classify(
@@ -359,7 +348,11 @@ impl Destination for Amplitude {
         match answer.status {
             400 => classify_invalid(n, &body, error, answer),
             429 => classify_throttled(n, &body, request, answer),
-            _ => batching::status_verdicts(answer, "Amplitude", error, n),
+            _ => batching::status_verdicts(
+                answer,
+                batching::status_reason("Amplitude", answer, error),
+                n,
+            ),
         }
     }
 }

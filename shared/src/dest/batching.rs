@@ -7,8 +7,9 @@
 //!
 //! Pure: callers pass `now_ms` in.
 
-use super::common::Problem;
-use super::{HttpAnswer, HttpRequest, Limits, Verdict};
+use super::common::{self, Problem};
+use super::{Destination, Encoded, HttpAnswer, HttpRequest, Limits, Verdict};
+use crate::Event;
 use serde_json::Value;
 
 /// How a batch of JSON items is laid out on the wire: `prefix`, the items
@@ -151,6 +152,31 @@ pub fn requests_for(
     (requests, packed.too_large)
 }
 
+/// The encode of a vendor whose events each become one JSON item of one kind
+/// of request: the pre-filter ([`common::admitted`]), `map` for each admitted
+/// event, then one request per body packed for `target` within
+/// `D::limits`. Skipped events come back in input order.
+pub fn encode_each<D: Destination>(
+    config: &D::Config,
+    events: &[Event],
+    target: &Target<'_>,
+    mut map: impl FnMut(&Event) -> Result<Value, Verdict>,
+) -> Encoded {
+    let mut out = Encoded::default();
+    let mut items = Vec::new();
+    for (i, event) in common::admitted::<D>(config, events, &mut out.skipped) {
+        match map(&event) {
+            Ok(v) => items.push((i, to_bytes(&v))),
+            Err(verdict) => out.skipped.push((i, verdict)),
+        }
+    }
+    let (requests, too_large) = requests_for(&items, D::limits(config), target);
+    out.requests = requests;
+    out.skipped.extend(too_large);
+    out.skipped.sort_by_key(|(i, _)| *i);
+    out
+}
+
 /// `(name, value)` header pairs from string literals and values.
 pub fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -238,21 +264,25 @@ pub fn status_verdict(answer: &HttpAnswer, reason: String) -> Verdict {
     }
 }
 
-/// [`status_verdict`] with the reason `"<vendor> answered <status>: <detail>"`,
-/// for a vendor that gave no per-event detail.
-pub fn by_status(answer: &HttpAnswer, vendor: &str, detail: &str) -> Verdict {
-    let reason = if detail.is_empty() {
+/// The reason `"<vendor> answered <status>: <detail>"`.
+pub fn status_reason(vendor: &str, answer: &HttpAnswer, detail: &str) -> String {
+    if detail.is_empty() {
         format!("{vendor} answered {}", answer.status)
     } else {
         format!("{vendor} answered {}: {detail}", answer.status)
-    };
-    status_verdict(answer, reason)
+    }
 }
 
-/// [`by_status`] for each of the `n` events of a request, except that a 413
-/// for a request of one event is permanent: splitting cannot help it.
-pub fn status_verdicts(answer: &HttpAnswer, vendor: &str, detail: &str, n: usize) -> Vec<Verdict> {
-    let verdict = match by_status(answer, vendor, detail) {
+/// [`status_verdict`] with [`status_reason`], for a vendor that gave no
+/// per-event detail.
+pub fn by_status(answer: &HttpAnswer, vendor: &str, detail: &str) -> Verdict {
+    status_verdict(answer, status_reason(vendor, answer, detail))
+}
+
+/// [`status_verdict`] for each of the `n` events of a request, except that a
+/// 413 for a request of one event is permanent: splitting cannot help it.
+pub fn status_verdicts(answer: &HttpAnswer, reason: String, n: usize) -> Vec<Verdict> {
+    let verdict = match status_verdict(answer, reason) {
         Verdict::Retry { reason, .. } if answer.status == 413 && n <= 1 => Verdict::Permanent {
             reason: format!("{reason}: the event alone is too large"),
         },
@@ -415,11 +445,11 @@ mod tests {
             body: String::new(),
         };
         assert!(matches!(
-            &status_verdicts(&a, "V", "", 2)[..],
+            &status_verdicts(&a, status_reason("V", &a, ""), 2)[..],
             [Verdict::Retry { .. }, Verdict::Retry { .. }]
         ));
         assert!(matches!(
-            &status_verdicts(&a, "V", "", 1)[..],
+            &status_verdicts(&a, status_reason("V", &a, ""), 1)[..],
             [Verdict::Permanent { .. }]
         ));
     }

@@ -166,7 +166,7 @@ impl Destination for Ga4 {
                     batching::excerpt(&answer.body)
                 ),
             );
-            return batching::for_all(request, batching::status_verdict(answer, reason));
+            return batching::status_verdicts(answer, reason, request.events.len());
         }
         if !config.validate {
             return batching::for_all(request, Verdict::Delivered);

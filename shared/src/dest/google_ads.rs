@@ -161,15 +161,7 @@ impl Destination for GoogleAds {
     }
 
     fn encode(config: &GoogleAdsConfig, events: &[Event], now_ms: i64) -> Encoded {
-        let mut encoded = Encoded::default();
         let customer = digits(&config.customer_id);
-        let mut items = Vec::new();
-        for (i, event) in common::admitted::<Self>(config, events, &mut encoded.skipped) {
-            match conversion(config, &customer, &event, now_ms) {
-                Ok(v) => items.push((i, batching::to_bytes(&v))),
-                Err(verdict) => encoded.skipped.push((i, verdict)),
-            }
-        }
         let tail = format!(
             "],\"partialFailure\":true,\"validateOnly\":{}}}",
             config.validate_only
@@ -203,11 +195,9 @@ impl Destination for GoogleAds {
                 suffix: tail.as_bytes(),
             },
         };
-        let (requests, too_large) = batching::requests_for(&items, Self::limits(config), &target);
-        encoded.requests = requests;
-        encoded.skipped.extend(too_large);
-        encoded.skipped.sort_by_key(|(i, _)| *i);
-        encoded
+        batching::encode_each::<Self>(config, events, &target, |event| {
+            conversion(config, &customer, event, now_ms)
+        })
     }
 
     fn classify(_: &GoogleAdsConfig, request: &HttpRequest, answer: &HttpAnswer) -> Vec<Verdict> {

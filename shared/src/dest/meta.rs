@@ -251,14 +251,6 @@ impl Destination for Meta {
     }
 
     fn encode(config: &MetaConfig, events: &[Event], now_ms: i64) -> Encoded {
-        let mut encoded = Encoded::default();
-        let mut items = Vec::new();
-        for (i, event) in common::admitted::<Self>(config, events, &mut encoded.skipped) {
-            match encode_event(config, &event, now_ms) {
-                Ok(v) => items.push((i, batching::to_bytes(&v))),
-                Err(verdict) => encoded.skipped.push((i, verdict)),
-            }
-        }
         let tail = match &config.test_event_code {
             Some(code) => {
                 let code = batching::to_bytes(&Value::from(code.as_str()));
@@ -286,11 +278,9 @@ impl Destination for Meta {
                 suffix: &tail,
             },
         };
-        let (requests, too_large) = batching::requests_for(&items, Self::limits(config), &target);
-        encoded.requests = requests;
-        encoded.skipped.extend(too_large);
-        encoded.skipped.sort_by_key(|(i, _)| *i);
-        encoded
+        batching::encode_each::<Self>(config, events, &target, |event| {
+            encode_event(config, event, now_ms)
+        })
     }
 
     fn classify(_: &MetaConfig, request: &HttpRequest, answer: &HttpAnswer) -> Vec<Verdict> {

@@ -425,8 +425,6 @@ impl Destination for Mixpanel {
                 Mapped::Skip(reason) => out.skipped.push((i, Verdict::Skipped { reason })),
             }
         }
-        // Pre-filtered and unmapped events, in input order.
-        out.skipped.sort_by_key(|(i, _)| *i);
         for (items, limits, target) in [
             (&import, IMPORT_LIMITS, import_target(config)),
             (&engage, ENGAGE_LIMITS, profile_target(config, "engage")),
@@ -436,6 +434,7 @@ impl Destination for Mixpanel {
             out.requests.extend(requests);
             out.skipped.extend(rejected);
         }
+        out.skipped.sort_by_key(|(i, _)| *i);
         out
     }
 
@@ -450,7 +449,11 @@ impl Destination for Mixpanel {
         if request.url.contains("/engage?") || request.url.contains("/groups?") {
             // Profile APIs answer 200 even when they rejected the update: the body says.
             if answer.status != 200 {
-                return batching::status_verdicts(answer, "Mixpanel", error, n);
+                return batching::status_verdicts(
+                    answer,
+                    batching::status_reason("Mixpanel", answer, error),
+                    n,
+                );
             }
             let verdict = match body.get("status").and_then(Value::as_i64) {
                 Some(1) => Verdict::Delivered,
@@ -494,7 +497,11 @@ impl Destination for Mixpanel {
                 };
                 n
             ],
-            _ => batching::status_verdicts(answer, "Mixpanel", error, n),
+            _ => batching::status_verdicts(
+                answer,
+                batching::status_reason("Mixpanel", answer, error),
+                n,
+            ),
         }
     }
 }

@@ -243,16 +243,6 @@ impl Destination for PostHog {
     }
 
     fn encode(config: &PostHogConfig, events: &[Event], now_ms: i64) -> Encoded {
-        let mut out = Encoded::default();
-        let mut items = Vec::new();
-        for (i, event) in common::admitted::<Self>(config, events, &mut out.skipped) {
-            match map(config, &event, now_ms) {
-                Ok(v) => items.push((i, to_bytes(&v))),
-                Err(reason) => out.skipped.push((i, Verdict::Skipped { reason })),
-            }
-        }
-        // Pre-filtered and unmapped events, in input order.
-        out.skipped.sort_by_key(|(i, _)| *i);
         let mut prefix = to_bytes(&json!({ "api_key": config.api_key }));
         prefix.pop();
         prefix.extend_from_slice(b",\"batch\":[");
@@ -265,10 +255,9 @@ impl Destination for PostHog {
                 suffix: b"]}",
             },
         };
-        let (requests, rejected) = batching::requests_for(&items, LIMITS, &target);
-        out.requests = requests;
-        out.skipped.extend(rejected);
-        out
+        batching::encode_each::<Self>(config, events, &target, |event| {
+            map(config, event, now_ms).map_err(|reason| Verdict::Skipped { reason })
+        })
     }
 
     fn classify(
@@ -280,7 +269,11 @@ impl Destination for PostHog {
         let detail = batching::str_at(&body, "detail")
             .or_else(|| batching::str_at(&body, "error"))
             .map_or_else(|| batching::excerpt(&answer.body).to_owned(), str::to_owned);
-        batching::status_verdicts(answer, "PostHog", &detail, request.events.len())
+        batching::status_verdicts(
+            answer,
+            batching::status_reason("PostHog", answer, &detail),
+            request.events.len(),
+        )
     }
 }
 

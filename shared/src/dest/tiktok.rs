@@ -140,14 +140,6 @@ impl Destination for TikTok {
     }
 
     fn encode(config: &TikTokConfig, events: &[Event], _now_ms: i64) -> Encoded {
-        let mut encoded = Encoded::default();
-        let mut items = Vec::new();
-        for (i, event) in common::admitted::<Self>(config, events, &mut encoded.skipped) {
-            match encode_event(config, &event) {
-                Ok(v) => items.push((i, batching::to_bytes(&v))),
-                Err(verdict) => encoded.skipped.push((i, verdict)),
-            }
-        }
         let mut head = Map::new();
         head.insert("event_source".into(), "web".into());
         head.insert("event_source_id".into(), config.pixel_code.clone().into());
@@ -175,11 +167,7 @@ impl Destination for TikTok {
                 suffix: b"]}",
             },
         };
-        let (requests, too_large) = batching::requests_for(&items, Self::limits(config), &target);
-        encoded.requests = requests;
-        encoded.skipped.extend(too_large);
-        encoded.skipped.sort_by_key(|(i, _)| *i);
-        encoded
+        batching::encode_each::<Self>(config, events, &target, |event| encode_event(config, event))
     }
 
     fn classify(_: &TikTokConfig, request: &HttpRequest, answer: &HttpAnswer) -> Vec<Verdict> {

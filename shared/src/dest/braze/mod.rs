@@ -401,8 +401,6 @@ impl Destination for Braze {
                 Err(reason) => out.skipped.push((i, Verdict::Skipped { reason })),
             }
         }
-        // Pre-filtered and unmapped events, in input order.
-        out.skipped.sort_by_key(|(i, _)| *i);
         // Attributes, then events, then purchases; input order within each.
         items.sort_by_key(|(i, m)| (m.array, *i));
         let mut groups: Vec<Vec<usize>> = Vec::new();
@@ -458,6 +456,7 @@ impl Destination for Braze {
                 events: group.iter().map(|&k| items[k].0).collect(),
             })
             .collect();
+        out.skipped.sort_by_key(|(i, _)| *i);
         out
     }
 
@@ -472,7 +471,11 @@ impl Destination for Braze {
             } else {
                 message
             };
-            return batching::status_verdicts(answer, "Braze", detail, n);
+            return batching::status_verdicts(
+                answer,
+                batching::status_reason("Braze", answer, detail),
+                n,
+            );
         }
         if !message.is_empty() && message != "success" {
             // A fatal error Braze reported in a 2xx.
