@@ -779,3 +779,79 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn every_destination_declares_its_default_purposes() {
+    use sluice_shared::consent::Purpose;
+    let marketing = [Purpose::Marketing];
+    let analytics = [Purpose::Analytics];
+    assert_eq!(Meta::PURPOSES, marketing);
+    assert_eq!(GoogleAds::PURPOSES, marketing);
+    assert_eq!(TikTok::PURPOSES, marketing);
+    assert_eq!(Braze::PURPOSES, marketing);
+    assert_eq!(Ga4::PURPOSES, analytics);
+    assert_eq!(Mixpanel::PURPOSES, analytics);
+    assert_eq!(Amplitude::PURPOSES, analytics);
+    assert_eq!(PostHog::PURPOSES, analytics);
+}
+
+#[test]
+fn every_destination_honours_the_integrations_object_by_name_and_alias() {
+    fn check<D: Destination>(config: Value) {
+        let config: D::Config = serde_json::from_value(config).unwrap();
+        let mut switches = vec![
+            (json!({"All": false}), false),
+            (json!({D::NAME: false}), false),
+            (json!({"All": false, D::NAME: true}), true),
+            (
+                json!({"All": false, D::NAME.to_ascii_lowercase(): {"opt": 1}}),
+                true,
+            ),
+            (json!({"All": true, D::NAME: null}), true),
+            (json!({"All": false, "Some Other Tool": true}), false),
+        ];
+        for alias in D::ALIASES {
+            switches.push((json!({"All": false, *alias: true}), true));
+            switches.push((json!({*alias: false}), false));
+        }
+        for (integrations, sent) in switches {
+            let events: Vec<Event> = serde_json::from_value(json!([{
+                "type": "track", "messageId": "m-1", "userId": "user-12345",
+                "anonymousId": "anon-12345", "event": "Signed Up",
+                "timestamp": "2026-12-01T10:00:00Z",
+                "context": {"userAgent": "Mozilla/5.0", "ip": "203.0.113.9",
+                    "page": {"url": "https://shop.example/welcome"},
+                    "cookies": {"_ga": "GA1.1.123.456"},
+                    "campaign": {"clickIds": {"gclid": "g-1"}}},
+                "integrations": integrations,
+            }]))
+            .unwrap();
+            let encoded = D::encode(&config, &events, 1_796_119_200_000);
+            let carried = encoded.requests.iter().any(|r| r.events == [0]);
+            assert_eq!(
+                carried,
+                sent,
+                "{} with {integrations}: {encoded:?}",
+                D::KIND
+            );
+            if !sent {
+                assert!(
+                    matches!(&encoded.skipped[..], [(0, Verdict::Skipped { reason })]
+                        if reason.contains(&format!("{} is disabled for this event", D::NAME))),
+                    "{} with {integrations}: {:?}",
+                    D::KIND,
+                    encoded.skipped
+                );
+            }
+        }
+    }
+    check::<Meta>(json!({"pixel_id": "1", "access_token": "t"}));
+    check::<Ga4>(json!({"measurement_id": "G-1", "api_secret": "s"}));
+    check::<GoogleAds>(json!({"customer_id": "123", "developer_token": "d",
+        "access_token": "a", "conversion_actions": {"Signed Up": "987"}}));
+    check::<TikTok>(json!({"pixel_code": "P", "access_token": "t"}));
+    check::<Mixpanel>(json!({"project_token": "t"}));
+    check::<Amplitude>(json!({"api_key": "k"}));
+    check::<PostHog>(json!({"api_key": "k", "host": "https://us.i.posthog.com"}));
+    check::<Braze>(json!({"rest_api_key": "k", "rest_endpoint": "https://rest.iad-01.braze.com"}));
+}

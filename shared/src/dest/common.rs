@@ -153,6 +153,14 @@ pub struct Overrides {
     pub properties: BTreeMap<String, String>,
 }
 
+/// No overrides: [`Destination::overrides`] of a destination without the field.
+pub static NO_OVERRIDES: Overrides = Overrides {
+    allow: Vec::new(),
+    deny: Vec::new(),
+    rename: BTreeMap::new(),
+    properties: BTreeMap::new(),
+};
+
 impl Overrides {
     /// Whether nothing is overridden.
     pub fn is_empty(&self) -> bool {

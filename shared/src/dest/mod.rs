@@ -159,10 +159,14 @@ pub trait Destination {
     const ALIASES: &'static [&'static str] = &[];
     /// The `kind` in `SLUICE_DESTINATIONS`.
     const KIND: &'static str;
-    /// The consent purposes the destination needs by default (config may
-    /// narrow them): advertising destinations `marketing`, analytics ones
-    /// `analytics`.
-    const PURPOSES: &'static [crate::consent::Purpose];
+    /// The consent purposes the destination needs by default, every one of
+    /// them granted (config may narrow them): advertising destinations
+    /// `marketing`, analytics ones `analytics`. The default, for a
+    /// destination that does not say, is the strictest: both.
+    const PURPOSES: &'static [crate::consent::Purpose] = &[
+        crate::consent::Purpose::Marketing,
+        crate::consent::Purpose::Analytics,
+    ];
     /// Whether verdict reasons start with a stable code
     /// (`"integration_disabled: …"`, see `common::Problem::code`). Keep the
     /// default: the four product vendors (Mixpanel, Amplitude, PostHog,
@@ -174,10 +178,13 @@ pub trait Destination {
 
     fn limits(config: &Self::Config) -> Limits;
 
-    /// The config's `overrides` field (every destination has one), applied
-    /// by `common::admitted` before the vendor's mapping.
+    /// The config's `overrides` field (every destination here has one),
+    /// applied by `common::admitted` before the vendor's mapping. The
+    /// default, none, is for destinations outside this module.
     #[cfg(feature = "dest")]
-    fn overrides(config: &Self::Config) -> &common::Overrides;
+    fn overrides(_config: &Self::Config) -> &common::Overrides {
+        &common::NO_OVERRIDES
+    }
 
     /// The requests for `events` (already consent-filtered by the pipeline);
     /// `now_ms` is the delivery time (Unix ms).
