@@ -20,7 +20,7 @@
 //! re-sent at once.
 
 use super::batching::{self, basic_auth, headers, to_bytes, Framing, Target};
-use super::common::{self, context_at, context_str, time_or_now, Overrides};
+use super::common::{self, context_at, context_text, time_or_now, Overrides};
 use super::url::split_url;
 use super::{Destination, Encoded, HttpAnswer, HttpRequest, Limits, Verdict};
 use crate::consent::Purpose;
@@ -132,10 +132,17 @@ fn host(config: &AmplitudeConfig) -> &str {
 
 fn page_properties(event: &Event) -> Object {
     let mut p = event.properties.clone().unwrap_or_default();
-    let prop = |k: &str| event.properties.as_ref()?.get(k)?.as_str();
-    let url = prop("url").or_else(|| context_str(event, &["page", "url"]));
-    let title = prop("title").or_else(|| context_str(event, &["page", "title"]));
-    if let Some(url) = url {
+    let prop = |k: &str| {
+        event
+            .properties
+            .as_ref()?
+            .get(k)?
+            .as_str()
+            .map(str::to_owned)
+    };
+    let url = prop("url").or_else(|| context_text(event, &["page", "url"]));
+    let title = prop("title").or_else(|| context_text(event, &["page", "title"]));
+    if let Some(url) = url.as_deref() {
         p.insert(
             "[Amplitude] Page URL".into(),
             url.split('?').next().unwrap_or(url).into(),
@@ -216,31 +223,29 @@ fn shape(config: &AmplitudeConfig, event: &Event) -> Result<Object, String> {
 /// Fields Amplitude reads from `context`.
 fn add_context(out: &mut Object, event: &Event) {
     let strings = [
-        ("ip", "ip"),
-        ("os.name", "os_name"),
-        ("os.version", "os_version"),
-        ("device.model", "device_model"),
-        ("device.manufacturer", "device_manufacturer"),
-        ("device.brand", "device_brand"),
-        ("app.version", "app_version"),
-        ("locale", "language"),
-        ("location.country", "country"),
-        ("location.region", "region"),
-        ("location.city", "city"),
-        ("network.carrier", "carrier"),
+        (&["ip"][..], "ip"),
+        (&["os", "name"][..], "os_name"),
+        (&["os", "version"][..], "os_version"),
+        (&["device", "model"][..], "device_model"),
+        (&["device", "manufacturer"][..], "device_manufacturer"),
+        (&["device", "brand"][..], "device_brand"),
+        (&["app", "version"][..], "app_version"),
+        (&["locale"][..], "language"),
+        (&["location", "country"][..], "country"),
+        (&["location", "region"][..], "region"),
+        (&["location", "city"][..], "city"),
+        (&["network", "carrier"][..], "carrier"),
     ];
     for (from, to) in strings {
-        if let Some(v) = context_str(event, &from.split('.').collect::<Vec<_>>()) {
+        if let Some(v) = context_text(event, from) {
             out.insert(to.into(), v.into());
         }
     }
     for (from, to) in [
-        ("location.latitude", "location_lat"),
-        ("location.longitude", "location_lng"),
+        (&["location", "latitude"][..], "location_lat"),
+        (&["location", "longitude"][..], "location_lng"),
     ] {
-        if let Some(v) =
-            context_at(event, &from.split('.').collect::<Vec<_>>()).filter(|v| v.is_number())
-        {
+        if let Some(v) = context_at(event, from).filter(|v| v.is_number()) {
             out.insert(to.into(), v.clone());
         }
     }
@@ -249,9 +254,9 @@ fn add_context(out: &mut Object, event: &Event) {
     }
     // A page context means a browser; otherwise the OS says, and nothing is guessed.
     let platform = if context_at(event, &["page"]).is_some() {
-        Some("Web")
+        Some("Web".to_owned())
     } else {
-        context_str(event, &["os", "name"])
+        context_text(event, &["os", "name"])
     };
     if let Some(platform) = platform {
         out.insert("platform".into(), platform.into());

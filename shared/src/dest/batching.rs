@@ -58,6 +58,19 @@ pub struct Chunks {
 /// next is opened).
 pub fn chunk(items: &[(usize, usize)], limits: Limits, framing: Framing<'_>) -> Chunks {
     let frame = framing.prefix.len() + framing.suffix.len();
+    chunk_by(items, limits, frame, framing.separator.len(), |_, _| false)
+}
+
+/// [`chunk`] for a body that is not one framed list (Braze's three arrays):
+/// `frame` bytes around the items, `sep_len` bytes between two, and
+/// `apart(previous, next)` true where two neighbours must not share a batch.
+pub fn chunk_by(
+    items: &[(usize, usize)],
+    limits: Limits,
+    frame: usize,
+    sep_len: usize,
+    apart: impl Fn(usize, usize) -> bool,
+) -> Chunks {
     let mut out = Chunks::default();
     let mut current: Vec<usize> = Vec::new();
     let (mut weight, mut bytes) = (0usize, frame);
@@ -66,10 +79,8 @@ pub fn chunk(items: &[(usize, usize)], limits: Limits, framing: Framing<'_>) -> 
             out.oversize.push(i);
             continue;
         }
-        let sep_len = framing.separator.len();
-        if !current.is_empty()
-            && (weight + w > limits.max_events || bytes + sep_len + b > limits.max_bytes)
-        {
+        let full = weight + w > limits.max_events || bytes + sep_len + b > limits.max_bytes;
+        if current.last().is_some_and(|&prev| full || apart(prev, i)) {
             out.groups.push(core::mem::take(&mut current));
             weight = 0;
             bytes = frame;
@@ -244,6 +255,19 @@ pub fn rejected_batch(request: &HttpRequest, reason: String) -> Vec<Verdict> {
 /// The same verdict for every event of `request`.
 pub fn for_all(request: &HttpRequest, verdict: Verdict) -> Vec<Verdict> {
     vec![verdict; request.events.len()]
+}
+
+/// A retry (after `Retry-After` when given) when `retryable`, else permanent:
+/// for a vendor whose error body says which.
+pub fn retry_if(retryable: bool, answer: &HttpAnswer, reason: String) -> Verdict {
+    if retryable {
+        Verdict::Retry {
+            after_ms: answer.retry_after_ms,
+            reason,
+        }
+    } else {
+        Verdict::Permanent { reason }
+    }
 }
 
 /// The verdict an HTTP status alone implies: 2xx delivered; 408, 429 and 5xx

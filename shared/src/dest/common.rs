@@ -320,11 +320,6 @@ pub fn context_at<'a>(event: &'a Event, path: &[&str]) -> Option<&'a Value> {
     at(event.context.as_ref(), path)
 }
 
-/// The string at `path` inside `context`, as written, if non-empty.
-pub fn context_str<'a>(event: &'a Event, path: &[&str]) -> Option<&'a str> {
-    context_at(event, path)?.as_str().filter(|s| !s.is_empty())
-}
-
 /// `context.<path>` as text (trimmed; a number written as text).
 pub fn context_text(event: &Event, path: &[&str]) -> Option<String> {
     as_text(context_at(event, path)?)

@@ -292,14 +292,7 @@ impl Destination for Meta {
         if let MetaError::InvalidParameter { .. } = error {
             return batching::rejected_batch(request, reason);
         }
-        let verdict = if error.is_retryable() {
-            Verdict::Retry {
-                after_ms: answer.retry_after_ms,
-                reason,
-            }
-        } else {
-            Verdict::Permanent { reason }
-        };
+        let verdict = batching::retry_if(error.is_retryable(), answer, reason);
         batching::for_all(request, verdict)
     }
 }

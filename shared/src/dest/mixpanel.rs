@@ -18,7 +18,7 @@
 //! permanent with Mixpanel's message, the rest of the batch was ingested.
 
 use super::batching::{self, basic_auth, headers, to_bytes, Framing, Target};
-use super::common::{self, context_str, time_or_now, Overrides};
+use super::common::{self, context_text, time_or_now, Overrides};
 use super::url::split_url;
 use super::{Destination, Encoded, HttpAnswer, HttpRequest, Limits, Verdict};
 use crate::consent::Purpose;
@@ -210,21 +210,21 @@ fn event_properties(config: &MixpanelConfig, event: &Event, now_ms: i64) -> Obje
     let mut fill = |k: &str, v: Value| {
         p.entry(k.to_owned()).or_insert(v);
     };
-    if let Some(ip) = context_str(event, &["ip"]) {
+    if let Some(ip) = context_text(event, &["ip"]) {
         fill("ip", ip.into());
     }
-    if let Some(url) = context_str(event, &["page", "url"]) {
+    if let Some(url) = context_text(event, &["page", "url"]) {
         fill("$current_url", url.into());
     }
-    if let Some(r) = context_str(event, &["page", "referrer"]) {
+    if let Some(r) = context_text(event, &["page", "referrer"]) {
         fill("$referrer", r.into());
     }
     for (from, to) in CAMPAIGN {
-        if let Some(v) = context_str(event, &["campaign", from]) {
+        if let Some(v) = context_text(event, &["campaign", from]) {
             fill(to, v.into());
         }
     }
-    if let Some(os) = context_str(event, &["os", "name"]) {
+    if let Some(os) = context_text(event, &["os", "name"]) {
         fill("$os", os.into());
     }
     for (from, to) in [("width", "$screen_width"), ("height", "$screen_height")] {
@@ -253,12 +253,12 @@ fn page_properties(config: &MixpanelConfig, event: &Event, now_ms: i64) -> Objec
         .get("url")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .or_else(|| context_str(event, &["page", "url"]).map(str::to_owned));
+        .or_else(|| context_text(event, &["page", "url"]));
     let title = p
         .get("title")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .or_else(|| context_str(event, &["page", "title"]).map(str::to_owned));
+        .or_else(|| context_text(event, &["page", "title"]));
     if let Some(url) = url {
         if let Some(parts) = split_url(&url) {
             p.insert("current_domain".into(), parts.host.into());
@@ -323,7 +323,7 @@ fn map(config: &MixpanelConfig, event: &Event, now_ms: i64) -> Mapped {
                     "$distinct_id": user,
                     "$set": profile_set(event),
                 });
-                match context_str(event, &["ip"]) {
+                match context_text(event, &["ip"]) {
                     Some(ip) => update["$ip"] = ip.into(),
                     None => update["$ip"] = "0".into(),
                 }

@@ -18,7 +18,7 @@
 //! are permanent, 413 splits, 429 and 5xx retry.
 
 use super::batching::{self, headers, to_bytes, Framing, Target};
-use super::common::{self, context_str, event_time_rfc3339, Overrides};
+use super::common::{self, context_text, event_time_rfc3339, Overrides};
 use super::url::split_url;
 use super::{Destination, Encoded, HttpAnswer, HttpRequest, Limits, Verdict};
 use crate::consent::Purpose;
@@ -119,23 +119,23 @@ pub fn uuid(event: &Event) -> String {
 
 fn properties(event: &Event) -> Object {
     let mut p = event.properties.clone().unwrap_or_default();
-    let mut fill = |k: &str, v: Option<&str>| {
+    let mut fill = |k: &str, v: Option<String>| {
         if let Some(v) = v {
             p.entry(k.to_owned()).or_insert(v.into());
         }
     };
-    fill("$ip", context_str(event, &["ip"]));
-    fill("$current_url", context_str(event, &["page", "url"]));
-    fill("$referrer", context_str(event, &["page", "referrer"]));
-    fill("$user_agent", context_str(event, &["userAgent"]));
-    fill("$os", context_str(event, &["os", "name"]));
+    fill("$ip", context_text(event, &["ip"]));
+    fill("$current_url", context_text(event, &["page", "url"]));
+    fill("$referrer", context_text(event, &["page", "referrer"]));
+    fill("$user_agent", context_text(event, &["userAgent"]));
+    fill("$os", context_text(event, &["os", "name"]));
     for k in ["source", "medium", "name", "term", "content"] {
         let to = if k == "name" {
             "utm_campaign".to_owned()
         } else {
             format!("utm_{k}")
         };
-        fill(&to, context_str(event, &["campaign", k]));
+        fill(&to, context_text(event, &["campaign", k]));
     }
     if !p.contains_key("$ip") {
         // Sent from a server without the visitor's IP, PostHog would place
@@ -164,8 +164,8 @@ fn map(config: &PostHogConfig, event: &Event, now_ms: i64) -> Result<Value, Stri
                 .properties
                 .as_ref()
                 .and_then(|p| p.get("url")?.as_str())
-                .or_else(|| context_str(event, &["page", "url"]))
-                .map(str::to_owned);
+                .map(str::to_owned)
+                .or_else(|| context_text(event, &["page", "url"]));
             if let Some(url) = url {
                 if let Some(parts) = split_url(&url) {
                     props.insert("$host".into(), parts.host.into());
@@ -173,7 +173,7 @@ fn map(config: &PostHogConfig, event: &Event, now_ms: i64) -> Result<Value, Stri
                 }
                 props.insert("$current_url".into(), url.into());
             }
-            if let Some(title) = context_str(event, &["page", "title"]) {
+            if let Some(title) = context_text(event, &["page", "title"]) {
                 props.entry("title").or_insert(title.into());
             }
             if let Some(n) = &event.name {

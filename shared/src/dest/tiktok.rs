@@ -204,15 +204,7 @@ impl Destination for TikTok {
             error,
             TikTokError::RateLimited(_) | TikTokError::Server { .. }
         ) || matches!(answer.status, 408 | 429 | 500..=599);
-        let verdict = if retry {
-            Verdict::Retry {
-                after_ms: answer.retry_after_ms,
-                reason,
-            }
-        } else {
-            Verdict::Permanent { reason }
-        };
-        batching::for_all(request, verdict)
+        batching::for_all(request, batching::retry_if(retry, answer, reason))
     }
 }
 

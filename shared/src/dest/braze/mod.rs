@@ -26,7 +26,7 @@
 //! request.
 
 use super::batching::{self, headers, to_bytes};
-use super::common::{self, context_str, event_time_rfc3339, Overrides};
+use super::common::{self, context_text, event_time_rfc3339, Overrides};
 use super::{Destination, Encoded, HttpAnswer, HttpRequest, Limits, Verdict};
 use crate::consent::Purpose;
 use crate::{Event, EventType, Object};
@@ -332,7 +332,7 @@ fn map(config: &BrazeConfig, event: &Event, now_ms: i64) -> Result<Mapped, Strin
             if let Some(n) = &event.name {
                 props.entry("name").or_insert(n.as_str().into());
             }
-            if let Some(url) = context_str(event, &["page", "url"]) {
+            if let Some(url) = context_text(event, &["page", "url"]) {
                 props.entry("url").or_insert(url.into());
             }
             let name = if event.kind == EventType::Page {
@@ -403,44 +403,27 @@ impl Destination for Braze {
         }
         // Attributes, then events, then purchases; input order within each.
         items.sort_by_key(|(i, m)| (m.array, *i));
-        let mut groups: Vec<Vec<usize>> = Vec::new();
-        let mut current: Vec<usize> = Vec::new();
-        let (mut weight, mut bytes) = (0, FRAME_BYTES);
-        for (k, (i, m)) in items.iter().enumerate() {
-            let (w, b) = (
-                m.objects.len(),
-                m.objects.iter().map(|o| o.len() + 1).sum::<usize>(),
+        let sizes: Vec<(usize, usize)> = items
+            .iter()
+            .map(|(_, m)| {
+                let bytes = m.objects.iter().map(|o| o.len() + 1).sum::<usize>();
+                (m.objects.len(), bytes)
+            })
+            .collect();
+        // Two purchases of one user at the same time never share a request.
+        let same_order = |prev: usize, next: usize| {
+            items[next].1.key.is_some() && items[prev].1.key == items[next].1.key
+        };
+        let chunks = batching::chunk_by(&sizes, LIMITS, FRAME_BYTES, 0, same_order);
+        for k in chunks.oversize {
+            let (w, b) = sizes[k];
+            let reason = format!(
+                "the event makes {w} Braze objects ({b} bytes): more than one request holds"
             );
-            if w > LIMITS.max_events || FRAME_BYTES + b > LIMITS.max_bytes {
-                out.skipped.push((
-                    *i,
-                    Verdict::Permanent {
-                        reason: format!(
-                            "the event makes {w} Braze objects ({b} bytes): more than one request holds"
-                        ),
-                    },
-                ));
-                continue;
-            }
-            let same_order_key = m.key.is_some()
-                && current
-                    .last()
-                    .is_some_and(|&prev| items[prev].1.key == m.key);
-            if !current.is_empty()
-                && (weight + w > LIMITS.max_events
-                    || bytes + b > LIMITS.max_bytes
-                    || same_order_key)
-            {
-                groups.push(std::mem::take(&mut current));
-                (weight, bytes) = (0, FRAME_BYTES);
-            }
-            current.push(k);
-            weight += w;
-            bytes += b;
+            out.skipped
+                .push((items[k].0, Verdict::Permanent { reason }));
         }
-        if !current.is_empty() {
-            groups.push(current);
-        }
+        let groups = chunks.groups;
         let url = format!("{}/users/track", config.rest_endpoint.trim_end_matches('/'));
         let auth = format!("Bearer {}", config.rest_api_key);
         out.requests = groups
