@@ -600,6 +600,24 @@ fn credentials_never_go_over_plain_http_except_to_a_local_stub() {
     );
     let bad = json!({"api_key": "k", "api_host": "http://api2.amplitude.com"});
     assert!(serde_json::from_value::<<Amplitude as Destination>::Config>(bad).is_err());
+    // The advertising four: `endpoint_url` follows the same rule.
+    fn endpoint<D: Destination>(mut config: Value) {
+        for (url, ok) in [
+            ("http://graph.example", false),
+            ("graph.example", false),
+            ("http://127.0.0.1:8787/", true),
+            ("https://graph.example", true),
+        ] {
+            config["endpoint_url"] = json!(url);
+            let parsed = serde_json::from_value::<D::Config>(config.clone());
+            assert_eq!(parsed.is_ok(), ok, "{} {url}", D::KIND);
+        }
+    }
+    endpoint::<Meta>(json!({"pixel_id": "1", "access_token": "t"}));
+    endpoint::<Ga4>(json!({"measurement_id": "G-1", "api_secret": "s"}));
+    endpoint::<GoogleAds>(json!({"customer_id": "123", "developer_token": "d",
+        "access_token": "a", "conversion_actions": {}}));
+    endpoint::<TikTok>(json!({"pixel_code": "P", "access_token": "t"}));
 }
 
 #[test]

@@ -92,7 +92,7 @@ pub struct Ga4Config {
     #[serde(default)]
     pub eu_endpoint: bool,
     /// Base URL instead of Google's (a local stub in tests).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dest::url::opt_base_url")]
     pub endpoint_url: Option<String>,
     /// Event allow / deny lists, renames, property renames ([`Overrides`]).
     #[serde(default)]

@@ -93,7 +93,7 @@ pub struct MetaConfig {
     #[serde(default)]
     pub default_calling_code: Option<String>,
     /// Base URL instead of `https://graph.facebook.com` (a local stub in tests).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dest::url::opt_base_url")]
     pub endpoint_url: Option<String>,
     /// Event allow / deny lists, renames, property renames ([`Overrides`]).
     #[serde(default)]

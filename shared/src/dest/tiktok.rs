@@ -74,7 +74,7 @@ pub struct TikTokConfig {
     #[serde(default)]
     pub default_calling_code: Option<String>,
     /// Base URL instead of `https://business-api.tiktok.com` (a local stub in tests).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dest::url::opt_base_url")]
     pub endpoint_url: Option<String>,
     /// Event allow / deny lists, renames, property renames ([`Overrides`]).
     #[serde(default)]
