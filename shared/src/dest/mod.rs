@@ -11,23 +11,31 @@
 //! | destination | `kind` | events it takes | identifiers it needs | default purposes | limits a request | deletion call |
 //! | --- | --- | --- | --- | --- | --- | --- |
 //! | Meta Conversions API ([`meta`]) | `meta_capi` | track (standard events, else custom), page; ≤ 7 days old | `context.userAgent`, `context.page.url`; hashed `em`, `ph`, names, address, `external_id`; `fbp`, `fbc`, IP unhashed | marketing | 1,000 events, 2 MB | no |
-//! | Google Analytics 4 ([`ga4`]) | `ga4` | track (recommended events, else snake_case), page; ≤ 72 h old | a client id (`_ga`, `context.ga.clientId`, else anonymousId); `user_id` | analytics | 25 events, 130 kB | no |
+//! | Google Analytics 4 ([`ga4`]) | `ga4` | track (recommended events, else snake_case), page, screen; ≤ 72 h old | a client id (`_ga`, `context.ga.clientId`, else anonymousId); `user_id` | analytics | 25 events, 130 kB | no |
 //! | Google Ads conversions ([`google_ads`]) | `google_ads` | track events named in `conversion_actions`; ≤ 90 days old | `gclid` / `gbraid` / `wbraid`, or hashed email, phone, name + address | marketing | 2,000 conversions, 4 MB | no |
 //! | TikTok Events API ([`tiktok`]) | `tiktok` | track (standard events, else custom), page | `ttclid`, `_ttp`; hashed email, phone, `external_id` | marketing | 1,000 events, 2 MB | no |
-//! | Mixpanel ([`mixpanel`]) | `mixpanel` | track, page, screen, identify (profile `$set`), group (with `group_key`) | userId or anonymousId | analytics | 2,000 events, 10 MiB | yes (GDPR API) |
+//! | Mixpanel ([`mixpanel`]) | `mixpanel` | track, page, screen, identify (profile `$set`, with a userId), alias (original ID merge), group (with `group_key`) | userId or anonymousId | analytics | 2,000 events, 10 MiB | yes (GDPR API) |
 //! | Amplitude ([`amplitude`]) | `amplitude` | track, page, screen, identify, group (with `group_type`) | `user_id` or `device_id` (≥ `min_id_length`) | analytics | 2,000 events, 1 MB | yes (User Privacy API) |
 //! | PostHog ([`posthog`]) | `posthog` | track, page, screen, identify, alias, group | userId or anonymousId | analytics | 2,000 events (ours), 20 MiB | yes (with a personal API key) |
 //! | Braze ([`braze`]) | `braze` | identify (attributes), track (events, purchases), page / screen with `send_pages` | `external_id` (userId) or an anonymous alias | marketing | 75 objects, 4 MiB | yes (`/users/delete`) |
 //!
 //! Every destination's config has `overrides` ([`common::Overrides`]: allow /
 //! deny lists, event renames, property renames), and every `encode` starts
-//! with [`common::admitted`]: the event's `integrations` object (by
-//! [`Destination::NAME`], then [`Destination::ALIASES`]), then the overrides,
-//! in that order. Default purposes are [`Destination::PURPOSES`]; the
-//! deletion calls are [`deletion::Deletion`]. Shared helpers: [`common`]
-//! (event readers, pre-filter, consent signals, e-commerce fields),
-//! [`batching`] (packing by count and bytes, framing, verdicts from
-//! statuses), [`url`] (base URLs, percent-encoding, redaction),
+//! with the one pre-filter, [`common::admitted`]: the event's `integrations`
+//! object (by [`Destination::NAME`], then [`Destination::ALIASES`]; Segment's
+//! rule), then the overrides, in that order. A vendor whose events each make
+//! one item of one request kind encodes through [`batching::encode_each`]
+//! (pre-filter, its mapping, packing); Mixpanel (three endpoints), GA4 (one
+//! request envelope per visitor) and Braze (three arrays a request) call
+//! `admitted` themselves. Skipped events are listed in input order. Default
+//! purposes are [`Destination::PURPOSES`]; the deletion calls are
+//! [`deletion::Deletion`].
+//!
+//! Shared helpers, one function a job: [`common`] (the pre-filter, event
+//! time, context / traits / click-id readers, e-commerce fields, consent
+//! signals, ids derived from the messageId, [`common::Problem`]),
+//! [`batching`] (packing by count and bytes, framing, requests, verdicts
+//! from statuses), [`url`] (base URLs, percent-encoding, redaction),
 //! [`identifiers`] (normalise and hash), [`retry_after_ms`] (the one
 //! `Retry-After` parser), [`shape`] (each vendor's documented request shape,
 //! checked by the tests).
@@ -39,8 +47,8 @@
 //!    struct with `#[serde(deny_unknown_fields)]` and an
 //!    `overrides: Overrides` field, an error enum with `code()`, and
 //!    `impl Destination` with `NAME`, `ALIASES`, `KIND`, `PURPOSES`,
-//!    `limits`, `overrides`, `encode` (start with `common::admitted`, map
-//!    each event, end with `batching::requests_for`) and `classify`
+//!    `limits`, `overrides`, `encode` (`batching::encode_each` with the
+//!    vendor's mapping of one event, or `common::admitted` first) and `classify`
 //!    (per-event verdicts; `batching::status_verdicts` where the vendor gives
 //!    no detail). Keep `REASON_CODES` at its default. A deletion API: an
 //!    entry in [`deletion`].
