@@ -8,7 +8,7 @@
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use sluice_shared::dest::common::pack;
+use sluice_shared::dest::batching::{pack, Framing};
 use sluice_shared::dest::ga4::Ga4;
 use sluice_shared::dest::google_ads::GoogleAds;
 use sluice_shared::dest::identifiers::{hashed, is_sha256_hex, normalize, Kind, Rules, Vendor};
@@ -86,7 +86,7 @@ proptest! {
             .map(|(i, n)| (i, serde_json::to_vec(&"x".repeat(*n)).unwrap()))
             .collect();
         let limits = Limits { max_events, max_bytes };
-        let packed = pack(b"[", items.clone(), b"]", limits);
+        let packed = pack(Framing::ARRAY, &items, limits);
         let mut seen: Vec<usize> = packed.bodies.iter().flat_map(|(_, e)| e.clone()).collect();
         let too_large: Vec<usize> = packed.too_large.iter().map(|(i, _)| *i).collect();
         for (body, events) in &packed.bodies {

@@ -18,8 +18,12 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use sluice_shared::dest::amplitude::Amplitude;
 use sluice_shared::dest::braze::Braze;
+use sluice_shared::dest::ga4::Ga4;
+use sluice_shared::dest::google_ads::GoogleAds;
+use sluice_shared::dest::meta::Meta;
 use sluice_shared::dest::mixpanel::Mixpanel;
 use sluice_shared::dest::posthog::PostHog;
+use sluice_shared::dest::tiktok::TikTok;
 use sluice_shared::dest::{Destination, Encoded, HttpAnswer, HttpRequest, Verdict};
 use sluice_shared::Event;
 
@@ -495,6 +499,68 @@ fn every_destination_applies_its_overrides_before_mapping() {
     check::<Amplitude>(json!({"api_key": "k"}));
     check::<PostHog>(json!({"api_key": "k", "host": "https://us.i.posthog.com"}));
     check::<Braze>(json!({"rest_api_key": "k", "rest_endpoint": "https://rest.iad-01.braze.com"}));
+
+    // The advertising four: the renamed event loses its standard mapping
+    // (`standard`), and a renamed property feeds the vendor's value field.
+    fn check_ad<D: Destination>(mut config: Value, standard: &str, value: &str) {
+        config["overrides"] = json!({
+            "deny": ["Product Viewed"],
+            "rename": {"Signed Up": "signup"},
+            "properties": {"amount": "value"},
+        });
+        let config: D::Config = serde_json::from_value(config).unwrap();
+        let context = json!({
+            "userAgent": "Mozilla/5.0", "ip": "203.0.113.9",
+            "page": {"url": "https://shop.example/welcome"},
+            "cookies": {"_ga": "GA1.1.123.456"},
+            "campaign": {"clickIds": {"gclid": "g-1"}},
+        });
+        let events: Vec<Event> = serde_json::from_value(json!([
+            {"type": "track", "messageId": "m-1", "userId": "user-12345", "event": "Product Viewed",
+             "timestamp": "2026-12-01T10:00:00Z", "context": context},
+            {"type": "track", "messageId": "m-2", "userId": "user-12345", "event": "Signed Up",
+             "timestamp": "2026-12-01T10:00:00Z", "context": context,
+             "properties": {"amount": 12, "currency": "EUR"}},
+        ]))
+        .unwrap();
+        let now = 1_796_119_200_000; // 2026-12-01T10:00:00Z
+        let encoded = D::encode(&config, &events, now);
+        assert!(
+            matches!(&encoded.skipped[..], [(0, Verdict::Skipped { reason })] if reason.contains("deny list")),
+            "{}: {:?}",
+            D::KIND,
+            encoded.skipped
+        );
+        assert_eq!(encoded.requests.len(), 1, "{}", D::KIND);
+        let body = String::from_utf8(encoded.requests[0].body.clone()).unwrap();
+        assert!(!body.contains(standard), "{}: {body}", D::KIND);
+        assert!(
+            body.contains(&format!("\"{value}\":12")),
+            "{}: {body}",
+            D::KIND
+        );
+    }
+    check_ad::<Meta>(
+        json!({"pixel_id": "1", "access_token": "t"}),
+        "CompleteRegistration",
+        "value",
+    );
+    check_ad::<Ga4>(
+        json!({"measurement_id": "G-1", "api_secret": "s"}),
+        "sign_up",
+        "value",
+    );
+    check_ad::<GoogleAds>(
+        json!({"customer_id": "123", "developer_token": "d", "access_token": "a",
+               "conversion_actions": {"signup": "987"}}),
+        "Signed Up",
+        "conversionValue",
+    );
+    check_ad::<TikTok>(
+        json!({"pixel_code": "P", "access_token": "t"}),
+        "CompleteRegistration",
+        "value",
+    );
 }
 
 #[test]
@@ -534,6 +600,24 @@ fn credentials_never_go_over_plain_http_except_to_a_local_stub() {
     );
     let bad = json!({"api_key": "k", "api_host": "http://api2.amplitude.com"});
     assert!(serde_json::from_value::<<Amplitude as Destination>::Config>(bad).is_err());
+    // The advertising four: `endpoint_url` follows the same rule.
+    fn endpoint<D: Destination>(mut config: Value) {
+        for (url, ok) in [
+            ("http://graph.example", false),
+            ("graph.example", false),
+            ("http://127.0.0.1:8787/", true),
+            ("https://graph.example", true),
+        ] {
+            config["endpoint_url"] = json!(url);
+            let parsed = serde_json::from_value::<D::Config>(config.clone());
+            assert_eq!(parsed.is_ok(), ok, "{} {url}", D::KIND);
+        }
+    }
+    endpoint::<Meta>(json!({"pixel_id": "1", "access_token": "t"}));
+    endpoint::<Ga4>(json!({"measurement_id": "G-1", "api_secret": "s"}));
+    endpoint::<GoogleAds>(json!({"customer_id": "123", "developer_token": "d",
+        "access_token": "a", "conversion_actions": {}}));
+    endpoint::<TikTok>(json!({"pixel_code": "P", "access_token": "t"}));
 }
 
 #[test]
@@ -712,4 +796,80 @@ mod properties {
             )?;
         }
     }
+}
+
+#[test]
+fn every_destination_declares_its_default_purposes() {
+    use sluice_shared::consent::Purpose;
+    let marketing = [Purpose::Marketing];
+    let analytics = [Purpose::Analytics];
+    assert_eq!(Meta::PURPOSES, marketing);
+    assert_eq!(GoogleAds::PURPOSES, marketing);
+    assert_eq!(TikTok::PURPOSES, marketing);
+    assert_eq!(Braze::PURPOSES, marketing);
+    assert_eq!(Ga4::PURPOSES, analytics);
+    assert_eq!(Mixpanel::PURPOSES, analytics);
+    assert_eq!(Amplitude::PURPOSES, analytics);
+    assert_eq!(PostHog::PURPOSES, analytics);
+}
+
+#[test]
+fn every_destination_honours_the_integrations_object_by_name_and_alias() {
+    fn check<D: Destination>(config: Value) {
+        let config: D::Config = serde_json::from_value(config).unwrap();
+        let mut switches = vec![
+            (json!({"All": false}), false),
+            (json!({D::NAME: false}), false),
+            (json!({"All": false, D::NAME: true}), true),
+            (
+                json!({"All": false, D::NAME.to_ascii_lowercase(): {"opt": 1}}),
+                true,
+            ),
+            (json!({"All": true, D::NAME: null}), true),
+            (json!({"All": false, "Some Other Tool": true}), false),
+        ];
+        for alias in D::ALIASES {
+            switches.push((json!({"All": false, *alias: true}), true));
+            switches.push((json!({*alias: false}), false));
+        }
+        for (integrations, sent) in switches {
+            let events: Vec<Event> = serde_json::from_value(json!([{
+                "type": "track", "messageId": "m-1", "userId": "user-12345",
+                "anonymousId": "anon-12345", "event": "Signed Up",
+                "timestamp": "2026-12-01T10:00:00Z",
+                "context": {"userAgent": "Mozilla/5.0", "ip": "203.0.113.9",
+                    "page": {"url": "https://shop.example/welcome"},
+                    "cookies": {"_ga": "GA1.1.123.456"},
+                    "campaign": {"clickIds": {"gclid": "g-1"}}},
+                "integrations": integrations,
+            }]))
+            .unwrap();
+            let encoded = D::encode(&config, &events, 1_796_119_200_000);
+            let carried = encoded.requests.iter().any(|r| r.events == [0]);
+            assert_eq!(
+                carried,
+                sent,
+                "{} with {integrations}: {encoded:?}",
+                D::KIND
+            );
+            if !sent {
+                assert!(
+                    matches!(&encoded.skipped[..], [(0, Verdict::Skipped { reason })]
+                        if reason.contains(&format!("{} is disabled for this event", D::NAME))),
+                    "{} with {integrations}: {:?}",
+                    D::KIND,
+                    encoded.skipped
+                );
+            }
+        }
+    }
+    check::<Meta>(json!({"pixel_id": "1", "access_token": "t"}));
+    check::<Ga4>(json!({"measurement_id": "G-1", "api_secret": "s"}));
+    check::<GoogleAds>(json!({"customer_id": "123", "developer_token": "d",
+        "access_token": "a", "conversion_actions": {"Signed Up": "987"}}));
+    check::<TikTok>(json!({"pixel_code": "P", "access_token": "t"}));
+    check::<Mixpanel>(json!({"project_token": "t"}));
+    check::<Amplitude>(json!({"api_key": "k"}));
+    check::<PostHog>(json!({"api_key": "k", "host": "https://us.i.posthog.com"}));
+    check::<Braze>(json!({"rest_api_key": "k", "rest_endpoint": "https://rest.iad-01.braze.com"}));
 }

@@ -19,11 +19,11 @@
 //! users: those back off 30 s (a day's quota: an hour), the others are
 //! re-sent at once.
 
-use super::batching::{
-    self, basic_auth, context_at, context_str, event_time_ms, headers, integration_enabled,
-    split_url, to_bytes, Framing, Overrides, Target,
-};
+use super::batching::{self, basic_auth, headers, to_bytes, Framing, Target};
+use super::common::{self, context_at, context_text, time_or_now, Overrides};
+use super::url::split_url;
 use super::{Destination, Encoded, HttpAnswer, HttpRequest, Limits, Verdict};
+use crate::consent::Purpose;
 use crate::{Event, EventType, Object};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -52,7 +52,7 @@ pub struct AmplitudeConfig {
     pub region: Region,
     /// Send every call (events, deletions) to this base URL instead of the
     /// region's Amplitude hosts: a proxy, or a local stub in tests.
-    #[serde(default, deserialize_with = "batching::opt_base_url")]
+    #[serde(default, deserialize_with = "crate::dest::url::opt_base_url")]
     pub api_host: Option<String>,
     /// Overrides Amplitude's minimum length (5) of `user_id` and `device_id`.
     #[serde(default)]
@@ -132,10 +132,17 @@ fn host(config: &AmplitudeConfig) -> &str {
 
 fn page_properties(event: &Event) -> Object {
     let mut p = event.properties.clone().unwrap_or_default();
-    let prop = |k: &str| event.properties.as_ref()?.get(k)?.as_str();
-    let url = prop("url").or_else(|| context_str(event, "page.url"));
-    let title = prop("title").or_else(|| context_str(event, "page.title"));
-    if let Some(url) = url {
+    let prop = |k: &str| {
+        event
+            .properties
+            .as_ref()?
+            .get(k)?
+            .as_str()
+            .map(str::to_owned)
+    };
+    let url = prop("url").or_else(|| context_text(event, &["page", "url"]));
+    let title = prop("title").or_else(|| context_text(event, &["page", "title"]));
+    if let Some(url) = url.as_deref() {
         p.insert(
             "[Amplitude] Page URL".into(),
             url.split('?').next().unwrap_or(url).into(),
@@ -188,7 +195,7 @@ fn shape(config: &AmplitudeConfig, event: &Event) -> Result<Object, String> {
             let traits = event
                 .traits
                 .clone()
-                .or_else(|| context_at(event, "traits")?.as_object().cloned())
+                .or_else(|| context_at(event, &["traits"])?.as_object().cloned())
                 .unwrap_or_default();
             out.insert("event_type".into(), "$identify".into());
             out.insert("user_properties".into(), json!({ "$set": traits }));
@@ -216,40 +223,40 @@ fn shape(config: &AmplitudeConfig, event: &Event) -> Result<Object, String> {
 /// Fields Amplitude reads from `context`.
 fn add_context(out: &mut Object, event: &Event) {
     let strings = [
-        ("ip", "ip"),
-        ("os.name", "os_name"),
-        ("os.version", "os_version"),
-        ("device.model", "device_model"),
-        ("device.manufacturer", "device_manufacturer"),
-        ("device.brand", "device_brand"),
-        ("app.version", "app_version"),
-        ("locale", "language"),
-        ("location.country", "country"),
-        ("location.region", "region"),
-        ("location.city", "city"),
-        ("network.carrier", "carrier"),
+        (&["ip"][..], "ip"),
+        (&["os", "name"][..], "os_name"),
+        (&["os", "version"][..], "os_version"),
+        (&["device", "model"][..], "device_model"),
+        (&["device", "manufacturer"][..], "device_manufacturer"),
+        (&["device", "brand"][..], "device_brand"),
+        (&["app", "version"][..], "app_version"),
+        (&["locale"][..], "language"),
+        (&["location", "country"][..], "country"),
+        (&["location", "region"][..], "region"),
+        (&["location", "city"][..], "city"),
+        (&["network", "carrier"][..], "carrier"),
     ];
     for (from, to) in strings {
-        if let Some(v) = context_str(event, from) {
+        if let Some(v) = context_text(event, from) {
             out.insert(to.into(), v.into());
         }
     }
     for (from, to) in [
-        ("location.latitude", "location_lat"),
-        ("location.longitude", "location_lng"),
+        (&["location", "latitude"][..], "location_lat"),
+        (&["location", "longitude"][..], "location_lng"),
     ] {
         if let Some(v) = context_at(event, from).filter(|v| v.is_number()) {
             out.insert(to.into(), v.clone());
         }
     }
-    if let Some(session) = context_at(event, "sessionId").and_then(Value::as_i64) {
+    if let Some(session) = context_at(event, &["sessionId"]).and_then(Value::as_i64) {
         out.insert("session_id".into(), session.into());
     }
     // A page context means a browser; otherwise the OS says, and nothing is guessed.
-    let platform = if context_at(event, "page").is_some() {
-        Some("Web")
+    let platform = if context_at(event, &["page"]).is_some() {
+        Some("Web".to_owned())
     } else {
-        context_str(event, "os.name")
+        context_text(event, &["os", "name"])
     };
     if let Some(platform) = platform {
         out.insert("platform".into(), platform.into());
@@ -278,10 +285,10 @@ fn map(config: &AmplitudeConfig, event: &Event, now_ms: i64) -> Result<Value, St
     if let Some(a) = &event.anonymous_id {
         out.insert("device_id".into(), a.as_str().into());
     }
-    out.insert("time".into(), event_time_ms(event, now_ms).into());
+    out.insert("time".into(), time_or_now(event, now_ms).into());
     let insert_id = if event.message_id.is_empty() {
         // Stable across re-sends, so Amplitude's 7-day dedup still holds.
-        batching::hex(&batching::stable_hash(
+        common::hex(&common::stable_hash(
             serde_json::to_string(event).unwrap_or_default().as_bytes(),
         ))
     } else {
@@ -307,33 +314,19 @@ fn frame(config: &AmplitudeConfig) -> (Vec<u8>, Vec<u8>) {
 impl Destination for Amplitude {
     const NAME: &'static str = "Amplitude";
     const KIND: &'static str = "amplitude";
+    const PURPOSES: &'static [Purpose] = &[Purpose::Analytics];
+    const REASON_CODES: bool = false;
     type Config = AmplitudeConfig;
 
     fn limits(_config: &AmplitudeConfig) -> Limits {
         LIMITS
     }
 
+    fn overrides(config: &AmplitudeConfig) -> &Overrides {
+        &config.overrides
+    }
+
     fn encode(config: &AmplitudeConfig, events: &[Event], now_ms: i64) -> Encoded {
-        let mut out = Encoded::default();
-        let mut items = Vec::new();
-        for (i, event) in events.iter().enumerate() {
-            if !integration_enabled(event, Self::NAME) {
-                out.skipped
-                    .push((i, batching::disabled_by_integrations(Self::NAME)));
-                continue;
-            }
-            let event = match config.overrides.apply(event) {
-                Ok(event) => event,
-                Err(verdict) => {
-                    out.skipped.push((i, verdict));
-                    continue;
-                }
-            };
-            match map(config, &event, now_ms) {
-                Ok(v) => items.push((i, to_bytes(&v))),
-                Err(reason) => out.skipped.push((i, Verdict::Skipped { reason })),
-            }
-        }
         let (prefix, suffix) = frame(config);
         let target = Target {
             url: format!("{}/2/httpapi", host(config)),
@@ -344,10 +337,9 @@ impl Destination for Amplitude {
                 suffix: &suffix,
             },
         };
-        let (requests, rejected) = batching::requests_for(&items, LIMITS, &target);
-        out.requests = requests;
-        out.skipped.extend(rejected);
-        out
+        batching::encode_each::<Self>(config, events, &target, |event| {
+            map(config, event, now_ms).map_err(|reason| Verdict::Skipped { reason })
+        })
     }
 
     fn classify(
@@ -361,7 +353,11 @@ impl Destination for Amplitude {
         match answer.status {
             400 => classify_invalid(n, &body, error, answer),
             429 => classify_throttled(n, &body, request, answer),
-            _ => batching::for_all(answer, "Amplitude", error, n),
+            _ => batching::status_verdicts(
+                answer,
+                batching::status_reason("Amplitude", answer, error),
+                n,
+            ),
         }
     }
 }

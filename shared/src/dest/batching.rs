@@ -1,206 +1,16 @@
-//! What every vendor destination needs around its own mapping: the event's
-//! `integrations` switch, its time, stable ids derived from the messageId,
-//! JSON batches cut to a vendor's count and byte limits, `Retry-After` and
-//! `X-RateLimit-Reset`, Basic auth, and the verdict an HTTP status implies.
+//! Requests from encoded events, and verdicts from answers: packing JSON
+//! items into bodies by a vendor's count and byte limits ([`pack`],
+//! [`chunk`] for items that weigh more than one object), the wire framing,
+//! one request per body ([`requests_for`]), header and Basic-auth helpers,
+//! Braze's `X-RateLimit-Reset`, and the verdict an HTTP status implies.
+//! (`Retry-After` is parsed once, by [`super::retry_after_ms`].)
 //!
 //! Pure: callers pass `now_ms` in.
 
-use super::{HttpAnswer, HttpRequest, Limits, Verdict};
-use crate::{Event, EventType, Timestamp};
-use serde::Deserialize;
+use super::common::{self, Problem};
+use super::{Destination, Encoded, HttpAnswer, HttpRequest, Limits, Verdict};
+use crate::Event;
 use serde_json::Value;
-use std::borrow::Cow;
-use std::collections::BTreeMap;
-
-/// Whether the event's `integrations` object lets it go to destination `name`.
-///
-/// Segment's rule: a key for the destination wins (`false` disables it;
-/// `true` or an options object enables it); otherwise `All` decides, and
-/// everything is enabled when neither is present. Keys are matched exactly,
-/// then ignoring ASCII case (`"mixpanel"` is taken as `"Mixpanel"`).
-pub fn integration_enabled(event: &Event, name: &str) -> bool {
-    let Some(integrations) = event.integrations.as_ref() else {
-        return true;
-    };
-    let own = integrations.get(name).or_else(|| {
-        integrations
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    });
-    match own {
-        Some(Value::Bool(on)) => *on,
-        Some(Value::Null) | None => !matches!(integrations.get("All"), Some(Value::Bool(false))),
-        Some(_) => true,
-    }
-}
-
-/// The reason recorded when `integrations` turns a destination off.
-pub fn disabled_by_integrations(name: &str) -> Verdict {
-    Verdict::Skipped {
-        reason: format!("integrations: {name} is disabled for this event"),
-    }
-}
-
-/// Per-destination overrides of the default mapping, applied before it:
-/// `{"allow": [...], "deny": [...], "rename": {"Order Completed": "purchase"},
-/// "properties": {"revenue": "amount"}}`.
-///
-/// `allow` / `deny` name track events by their name and the other calls by
-/// their type (`"page"`, `"identify"`, …); a non-empty `allow` sends only
-/// what it lists, `deny` wins over `allow`. `rename` renames track events
-/// (so a renamed event no longer gets the vendor's standard mapping of its
-/// Segment name); `properties` renames keys of `properties` and `traits`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Overrides {
-    #[serde(default)]
-    pub allow: Vec<String>,
-    #[serde(default)]
-    pub deny: Vec<String>,
-    #[serde(default)]
-    pub rename: BTreeMap<String, String>,
-    #[serde(default)]
-    pub properties: BTreeMap<String, String>,
-}
-
-impl Overrides {
-    /// Whether nothing is overridden.
-    pub fn is_empty(&self) -> bool {
-        self.allow.is_empty()
-            && self.deny.is_empty()
-            && self.rename.is_empty()
-            && self.properties.is_empty()
-    }
-
-    /// The event as this destination should see it, or why it is not sent.
-    pub fn apply<'e>(&self, event: &'e Event) -> Result<Cow<'e, Event>, Verdict> {
-        if self.is_empty() {
-            return Ok(Cow::Borrowed(event));
-        }
-        let name = match event.kind {
-            EventType::Track => event.event.as_deref().unwrap_or(""),
-            kind => kind.as_str(),
-        };
-        let listed = |list: &[String]| list.iter().any(|n| n == name);
-        if listed(&self.deny) {
-            return Err(Verdict::Skipped {
-                reason: format!("{name:?} is on this destination's deny list"),
-            });
-        }
-        if !self.allow.is_empty() && !listed(&self.allow) {
-            return Err(Verdict::Skipped {
-                reason: format!("{name:?} is not on this destination's allow list"),
-            });
-        }
-        let mut e = event.clone();
-        if event.kind == EventType::Track {
-            if let Some(to) = self.rename.get(name) {
-                e.event = Some(to.clone());
-            }
-        }
-        for object in [&mut e.properties, &mut e.traits].into_iter().flatten() {
-            for (from, to) in &self.properties {
-                if let Some(v) = object.remove(from) {
-                    object.insert(to.clone(), v);
-                }
-            }
-        }
-        Ok(Cow::Owned(e))
-    }
-}
-
-/// Whether `url` may carry credentials: `https://host…`, or plain `http://`
-/// to a loopback host only (a local vendor stub in tests).
-pub fn is_safe_base_url(url: &str) -> bool {
-    match split_url(url) {
-        Some(parts) if parts.scheme == "https" => true,
-        Some(parts) if parts.scheme == "http" => {
-            let host = parts.host.rsplit_once(':').map_or(parts.host, |(h, _)| h);
-            matches!(host, "127.0.0.1" | "localhost" | "[::1]")
-        }
-        _ => false,
-    }
-}
-
-/// Deserialize a base URL that passes [`is_safe_base_url`], without a trailing slash.
-pub fn base_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let url = String::deserialize(d)?;
-    if !is_safe_base_url(&url) {
-        return Err(serde::de::Error::custom(format_args!(
-            "{url:?} is not an https:// URL (plain http is allowed to loopback hosts only)"
-        )));
-    }
-    Ok(url.trim_end_matches('/').to_owned())
-}
-
-/// [`base_url`] for an optional field (use with `#[serde(default)]`).
-pub fn opt_base_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    base_url(d).map(Some)
-}
-
-/// When the event happened (Unix ms): `timestamp`, else `originalTimestamp`,
-/// else `receivedAt`, else `now_ms`.
-pub fn event_time_ms(event: &Event, now_ms: i64) -> i64 {
-    [
-        &event.timestamp,
-        &event.original_timestamp,
-        &event.received_at,
-    ]
-    .into_iter()
-    .flatten()
-    .find_map(|t| Timestamp::parse(t).ok())
-    .map_or(now_ms, |t| t.0)
-}
-
-/// The event's time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-pub fn event_time_rfc3339(event: &Event, now_ms: i64) -> String {
-    Timestamp(event_time_ms(event, now_ms)).to_rfc3339()
-}
-
-/// 128 bits of FNV-1a over `bytes` (two 64-bit lanes with different offset
-/// bases). Stable across versions and platforms: used to derive vendor ids
-/// from a messageId, never for security.
-pub fn stable_hash(bytes: &[u8]) -> [u8; 16] {
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut a: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut b: u64 = 0x6c62_272e_07bb_0142;
-    for &byte in bytes {
-        a = (a ^ u64::from(byte)).wrapping_mul(PRIME);
-        b = (b ^ u64::from(byte.rotate_left(3))).wrapping_mul(PRIME);
-    }
-    let mut out = [0u8; 16];
-    out[..8].copy_from_slice(&a.to_be_bytes());
-    out[8..].copy_from_slice(&b.to_be_bytes());
-    out
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    bytes
-        .iter()
-        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0x0f)]])
-        .map(char::from)
-        .collect()
-}
-
-/// A UUID (version 8, "custom", RFC 9562) derived from `seed`: the same seed
-/// always gives the same UUID, so a re-sent event keeps its vendor id.
-pub fn uuid_from_seed(seed: &str) -> String {
-    let mut bytes = stable_hash(seed.as_bytes());
-    bytes[6] = (bytes[6] & 0x0f) | 0x80;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let h = hex(&bytes);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
 
 /// How a batch of JSON items is laid out on the wire: `prefix`, the items
 /// joined by `separator`, `suffix`.
@@ -248,6 +58,19 @@ pub struct Chunks {
 /// next is opened).
 pub fn chunk(items: &[(usize, usize)], limits: Limits, framing: Framing<'_>) -> Chunks {
     let frame = framing.prefix.len() + framing.suffix.len();
+    chunk_by(items, limits, frame, framing.separator.len(), |_, _| false)
+}
+
+/// [`chunk`] for a body that is not one framed list (Braze's three arrays):
+/// `frame` bytes around the items, `sep_len` bytes between two, and
+/// `apart(previous, next)` true where two neighbours must not share a batch.
+pub fn chunk_by(
+    items: &[(usize, usize)],
+    limits: Limits,
+    frame: usize,
+    sep_len: usize,
+    apart: impl Fn(usize, usize) -> bool,
+) -> Chunks {
     let mut out = Chunks::default();
     let mut current: Vec<usize> = Vec::new();
     let (mut weight, mut bytes) = (0usize, frame);
@@ -256,10 +79,8 @@ pub fn chunk(items: &[(usize, usize)], limits: Limits, framing: Framing<'_>) -> 
             out.oversize.push(i);
             continue;
         }
-        let sep_len = framing.separator.len();
-        if !current.is_empty()
-            && (weight + w > limits.max_events || bytes + sep_len + b > limits.max_bytes)
-        {
+        let full = weight + w > limits.max_events || bytes + sep_len + b > limits.max_bytes;
+        if current.last().is_some_and(|&prev| full || apart(prev, i)) {
             out.groups.push(core::mem::take(&mut current));
             weight = 0;
             bytes = frame;
@@ -275,6 +96,43 @@ pub fn chunk(items: &[(usize, usize)], limits: Limits, framing: Framing<'_>) -> 
     out
 }
 
+/// Events packed into request bodies by [`pack`].
+#[derive(Debug, Default)]
+pub struct Packed {
+    /// (body, indices of the events it carries).
+    pub bodies: Vec<(Vec<u8>, Vec<usize>)>,
+    /// Events too large for any request, with their permanent verdicts.
+    pub too_large: Vec<(usize, Verdict)>,
+}
+
+/// Pack encoded items (`(event index, JSON bytes)`, one vendor object each)
+/// into framed bodies of at most `limits.max_events` items and
+/// `limits.max_bytes` bytes, in order ([`chunk`] cuts them).
+pub fn pack(framing: Framing<'_>, items: &[(usize, Vec<u8>)], limits: Limits) -> Packed {
+    let sizes: Vec<(usize, usize)> = items.iter().map(|(_, b)| (1, b.len())).collect();
+    let chunks = chunk(&sizes, limits, framing);
+    let bodies = chunks
+        .groups
+        .iter()
+        .map(|group| {
+            let body = framing.body(group.iter().map(|&k| items[k].1.as_slice()));
+            (body, group.iter().map(|&k| items[k].0).collect())
+        })
+        .collect();
+    let too_large = chunks
+        .oversize
+        .iter()
+        .map(|&k| {
+            let problem = Problem::TooLarge {
+                bytes: items[k].1.len(),
+                limit: limits.max_bytes,
+            };
+            (items[k].0, problem.permanent())
+        })
+        .collect();
+    Packed { bodies, too_large }
+}
+
 /// Where a batch goes and how it is authorised; the body is the framed items.
 #[derive(Debug, Clone)]
 pub struct Target<'a> {
@@ -283,35 +141,51 @@ pub struct Target<'a> {
     pub framing: Framing<'a>,
 }
 
-/// One request per batch of `items` (`(event index, serialized item)`, one
-/// vendor object each), cut to `limits`; items too large for any request come
-/// back as permanent verdicts.
+/// One request per body [`pack`] cuts from `items` for `target`; items too
+/// large for any request come back as permanent verdicts.
 pub fn requests_for(
     items: &[(usize, Vec<u8>)],
     limits: Limits,
     target: &Target<'_>,
 ) -> (Vec<HttpRequest>, Vec<(usize, Verdict)>) {
-    let sizes: Vec<(usize, usize)> = items.iter().map(|(_, b)| (1, b.len())).collect();
-    let chunks = chunk(&sizes, limits, target.framing);
-    let requests = chunks
-        .groups
-        .iter()
-        .map(|group| HttpRequest {
+    let packed = pack(target.framing, items, limits);
+    let requests = packed
+        .bodies
+        .into_iter()
+        .map(|(body, events)| HttpRequest {
             method: "POST",
             url: target.url.clone(),
             headers: target.headers.clone(),
-            body: target
-                .framing
-                .body(group.iter().map(|&k| items[k].1.as_slice())),
-            events: group.iter().map(|&k| items[k].0).collect(),
+            body,
+            events,
         })
         .collect();
-    let rejected = chunks
-        .oversize
-        .iter()
-        .map(|&k| (items[k].0, too_large(items[k].1.len(), limits)))
-        .collect();
-    (requests, rejected)
+    (requests, packed.too_large)
+}
+
+/// The encode of a vendor whose events each become one JSON item of one kind
+/// of request: the pre-filter ([`common::admitted`]), `map` for each admitted
+/// event, then one request per body packed for `target` within
+/// `D::limits`. Skipped events come back in input order.
+pub fn encode_each<D: Destination>(
+    config: &D::Config,
+    events: &[Event],
+    target: &Target<'_>,
+    mut map: impl FnMut(&Event) -> Result<Value, Verdict>,
+) -> Encoded {
+    let mut out = Encoded::default();
+    let mut items = Vec::new();
+    for (i, event) in common::admitted::<D>(config, events, &mut out.skipped) {
+        match map(&event) {
+            Ok(v) => items.push((i, to_bytes(&v))),
+            Err(verdict) => out.skipped.push((i, verdict)),
+        }
+    }
+    let (requests, too_large) = requests_for(&items, D::limits(config), target);
+    out.requests = requests;
+    out.skipped.extend(too_large);
+    out.skipped.sort_by_key(|(i, _)| *i);
+    out
 }
 
 /// `(name, value)` header pairs from string literals and values.
@@ -320,16 +194,6 @@ pub fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect()
-}
-
-/// The verdict for an event too large for any request.
-pub fn too_large(bytes: usize, limits: Limits) -> Verdict {
-    Verdict::Permanent {
-        reason: format!(
-            "event is {bytes} bytes serialized: larger than the vendor's {} bytes per request",
-            limits.max_bytes
-        ),
-    }
 }
 
 /// `Authorization: Basic base64(user:password)`.
@@ -364,16 +228,52 @@ pub fn rate_limit_reset_ms(value: &str, now_ms: i64) -> Option<u64> {
     Some(u64::try_from(at - now_ms).unwrap_or(0))
 }
 
-/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form RFC 9110 requires senders to use.
-/// The verdict an HTTP status implies when the vendor gave no per-event
-/// detail: 408, 429 and 5xx retry (after `Retry-After` when given), 413 retries
-/// so the batch is split, other 4xx are permanent.
-pub fn by_status(answer: &HttpAnswer, vendor: &str, detail: &str) -> Verdict {
-    let reason = if detail.is_empty() {
-        format!("{vendor} answered {}", answer.status)
+/// The reason code of [`rejected_batch`]'s retries.
+pub const BATCH_REJECTED: &str = "batch_rejected";
+
+/// Verdicts for a request a vendor refused as a whole for an invalid
+/// parameter without saying which event has it (Meta, TikTok). One event:
+/// permanent. Several: each is retried with the code [`BATCH_REJECTED`],
+/// which tells the sender to send those events again one a request, so that
+/// the valid ones get through and the invalid one fails alone.
+pub fn rejected_batch(request: &HttpRequest, reason: String) -> Vec<Verdict> {
+    if request.events.len() <= 1 {
+        return for_all(request, Verdict::Permanent { reason });
+    }
+    let reason = format!(
+        "{BATCH_REJECTED}: the vendor refused the whole request ({reason}); send these events one a request"
+    );
+    for_all(
+        request,
+        Verdict::Retry {
+            after_ms: None,
+            reason,
+        },
+    )
+}
+
+/// The same verdict for every event of `request`.
+pub fn for_all(request: &HttpRequest, verdict: Verdict) -> Vec<Verdict> {
+    vec![verdict; request.events.len()]
+}
+
+/// A retry (after `Retry-After` when given) when `retryable`, else permanent:
+/// for a vendor whose error body says which.
+pub fn retry_if(retryable: bool, answer: &HttpAnswer, reason: String) -> Verdict {
+    if retryable {
+        Verdict::Retry {
+            after_ms: answer.retry_after_ms,
+            reason,
+        }
     } else {
-        format!("{vendor} answered {}: {detail}", answer.status)
-    };
+        Verdict::Permanent { reason }
+    }
+}
+
+/// The verdict an HTTP status alone implies: 2xx delivered; 408, 429 and 5xx
+/// retried (after `Retry-After` when given); 413 retried so the batch is
+/// split; other statuses permanent.
+pub fn status_verdict(answer: &HttpAnswer, reason: String) -> Verdict {
     match answer.status {
         200..=299 => Verdict::Delivered,
         408 | 429 | 500..=599 => Verdict::Retry {
@@ -388,10 +288,25 @@ pub fn by_status(answer: &HttpAnswer, vendor: &str, detail: &str) -> Verdict {
     }
 }
 
-/// [`by_status`] for each of the `n` events of a request, except that a 413
-/// for a request of one event is permanent: splitting cannot help it.
-pub fn for_all(answer: &HttpAnswer, vendor: &str, detail: &str, n: usize) -> Vec<Verdict> {
-    let verdict = match by_status(answer, vendor, detail) {
+/// The reason `"<vendor> answered <status>: <detail>"`.
+pub fn status_reason(vendor: &str, answer: &HttpAnswer, detail: &str) -> String {
+    if detail.is_empty() {
+        format!("{vendor} answered {}", answer.status)
+    } else {
+        format!("{vendor} answered {}: {detail}", answer.status)
+    }
+}
+
+/// [`status_verdict`] with [`status_reason`], for a vendor that gave no
+/// per-event detail.
+pub fn by_status(answer: &HttpAnswer, vendor: &str, detail: &str) -> Verdict {
+    status_verdict(answer, status_reason(vendor, answer, detail))
+}
+
+/// [`status_verdict`] for each of the `n` events of a request, except that a
+/// 413 for a request of one event is permanent: splitting cannot help it.
+pub fn status_verdicts(answer: &HttpAnswer, reason: String, n: usize) -> Vec<Verdict> {
+    let verdict = match status_verdict(answer, reason) {
         Verdict::Retry { reason, .. } if answer.status == 413 && n <= 1 => Verdict::Permanent {
             reason: format!("{reason}: the event alone is too large"),
         },
@@ -400,14 +315,18 @@ pub fn for_all(answer: &HttpAnswer, vendor: &str, detail: &str, n: usize) -> Vec
     vec![verdict; n]
 }
 
-/// A short excerpt of an answer body for a reason string (at most 300 bytes, on a char boundary).
+/// A short excerpt of an answer body for a reason string: trimmed, at most
+/// 300 characters.
 pub fn excerpt(body: &str) -> &str {
-    let body = body.trim();
-    let mut end = body.len().min(300);
-    while !body.is_char_boundary(end) {
-        end -= 1;
+    truncate_chars(body.trim(), 300)
+}
+
+/// At most `max` characters of `s` (never splitting a character).
+pub fn truncate_chars(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
     }
-    &body[..end]
 }
 
 /// The string at `key` of a JSON object, if it is one.
@@ -415,56 +334,14 @@ pub fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key)?.as_str()
 }
 
-/// A value at a dotted path inside `context` (`"page.url"`).
-pub fn context_at<'a>(event: &'a Event, path: &str) -> Option<&'a Value> {
-    let mut parts = path.split('.');
-    let mut v = event.context.as_ref()?.get(parts.next()?)?;
-    for p in parts {
-        v = v.get(p)?;
-    }
-    Some(v)
-}
-
-/// A string at a dotted path inside `context`, non-empty.
-pub fn context_str<'a>(event: &'a Event, path: &str) -> Option<&'a str> {
-    context_at(event, path)?.as_str().filter(|s| !s.is_empty())
-}
-
-/// A JSON value's bytes (serializing a `Value` cannot fail).
+/// A JSON value's bytes. Serialising a `Value` cannot fail.
 pub fn to_bytes(v: &Value) -> Vec<u8> {
-    v.to_string().into_bytes()
+    serde_json::to_vec(v).unwrap_or_default()
 }
 
-/// The parts of an absolute URL the vendors ask for, split by hand (no URL
-/// crate): `https://shop.example/p/1?x=1#top` gives scheme `https`, host
-/// `shop.example`, path `/p/1`, query `?x=1`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UrlParts<'a> {
-    pub scheme: &'a str,
-    pub host: &'a str,
-    pub path: &'a str,
-    pub query: &'a str,
-}
-
-/// Split `url`; `None` when it is not `scheme://host...`.
-pub fn split_url(url: &str) -> Option<UrlParts<'_>> {
-    let (scheme, rest) = url.split_once("://")?;
-    let rest = rest.split('#').next().unwrap_or("");
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (host, tail) = rest.split_at(end);
-    let (path, query) = match tail.find('?') {
-        Some(q) => tail.split_at(q),
-        None => (tail, ""),
-    };
-    if scheme.is_empty() || host.is_empty() {
-        return None;
-    }
-    Some(UrlParts {
-        scheme,
-        host,
-        path: if path.is_empty() { "/" } else { path },
-        query,
-    })
+/// A JSON number from an `f64` (non-finite values become `null`).
+pub fn number(n: f64) -> Value {
+    serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)
 }
 
 #[cfg(test)]
@@ -472,88 +349,51 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn with_integrations(v: Value) -> Event {
-        let mut e = Event::new(EventType::Track, "m1");
-        e.integrations = v.as_object().cloned();
-        e
-    }
-
     #[test]
-    fn integrations_follow_segments_rule() {
-        let on = |v: Value| integration_enabled(&with_integrations(v), "Mixpanel");
-        assert!(integration_enabled(
-            &Event::new(EventType::Track, "m"),
-            "Mixpanel"
-        ));
-        assert!(on(json!({})));
-        assert!(on(json!({"All": true})));
-        assert!(!on(json!({"All": false})));
-        assert!(on(json!({"All": false, "Mixpanel": true})));
-        assert!(on(json!({"All": false, "Mixpanel": {"some": "option"}})));
-        assert!(!on(json!({"All": true, "Mixpanel": false})));
-        assert!(!on(json!({"mixpanel": false})));
-        assert!(on(json!({"All": false, "mixpanel": true})));
-        assert!(!on(json!({"All": false, "Amplitude": true})));
-    }
-
-    #[test]
-    fn overrides_filter_rename_and_remap() {
-        let o: Overrides = serde_json::from_value(json!({
-            "deny": ["Product Viewed", "page"],
-            "rename": {"Order Completed": "purchase"},
-            "properties": {"revenue": "amount", "email": "mail"},
-        }))
-        .unwrap();
-        let mut t = Event::new(EventType::Track, "m");
-        t.event = Some("Order Completed".into());
-        t.properties = json!({"revenue": 3, "kept": 1}).as_object().cloned();
-        let out = o.apply(&t).unwrap();
-        assert_eq!(out.event.as_deref(), Some("purchase"));
+    fn packing_respects_count_and_bytes_and_order() {
+        let items: Vec<(usize, Vec<u8>)> = (0..5).map(|i| (i, b"\"abcd\"".to_vec())).collect();
+        // Count: 2 a body.
+        let p = pack(
+            Framing::ARRAY,
+            &items,
+            Limits {
+                max_events: 2,
+                max_bytes: 1000,
+            },
+        );
+        let events: Vec<Vec<usize>> = p.bodies.iter().map(|(_, e)| e.clone()).collect();
+        assert_eq!(events, vec![vec![0, 1], vec![2, 3], vec![4]]);
+        assert_eq!(p.bodies[0].0, b"[\"abcd\",\"abcd\"]");
+        // Bytes: "[" + 6 + "," + 6 + "]" = 15 fits, a third item would not.
+        let p = pack(
+            Framing::ARRAY,
+            &items,
+            Limits {
+                max_events: 100,
+                max_bytes: 15,
+            },
+        );
+        assert!(p.bodies.iter().all(|(b, _)| b.len() <= 15));
+        assert_eq!(p.bodies.len(), 3);
         assert_eq!(
-            Value::from(out.properties.clone().unwrap()),
-            json!({"amount": 3, "kept": 1})
+            serde_json::from_slice::<Value>(&p.bodies[0].0).unwrap(),
+            json!(["abcd", "abcd"])
         );
-        t.event = Some("Product Viewed".into());
-        assert!(matches!(o.apply(&t), Err(Verdict::Skipped { reason }) if reason.contains("deny")));
-        assert!(o.apply(&Event::new(EventType::Page, "p")).is_err());
-        let mut i = Event::new(EventType::Identify, "i");
-        i.traits = json!({"email": "a@b.c"}).as_object().cloned();
-        assert_eq!(
-            o.apply(&i).unwrap().traits.as_ref().unwrap()["mail"],
-            "a@b.c"
+        // An item that cannot fit alone is reported, the others still go.
+        let mut big = items;
+        big[2].1 = vec![b'x'; 20];
+        let p = pack(
+            Framing::ARRAY,
+            &big,
+            Limits {
+                max_events: 100,
+                max_bytes: 15,
+            },
         );
-        let allow: Overrides = serde_json::from_value(json!({"allow": ["identify"]})).unwrap();
-        assert!(allow.apply(&i).is_ok());
-        assert!(
-            matches!(allow.apply(&t), Err(Verdict::Skipped { reason }) if reason.contains("allow"))
-        );
-        let none = Overrides::default();
-        assert!(matches!(none.apply(&t), Ok(Cow::Borrowed(_))));
-        assert!(serde_json::from_value::<Overrides>(json!({"alow": []})).is_err());
-    }
-
-    #[test]
-    fn time_falls_back_in_order() {
-        let mut e = Event::new(EventType::Track, "m");
-        assert_eq!(event_time_ms(&e, 7), 7);
-        e.received_at = Some("2024-05-01T10:05:00.000Z".into());
-        assert_eq!(event_time_ms(&e, 7), 1_714_557_900_000);
-        e.original_timestamp = Some("2024-05-01T10:04:00.000Z".into());
-        assert_eq!(event_time_ms(&e, 7), 1_714_557_840_000);
-        e.timestamp = Some("not a time".into());
-        assert_eq!(event_time_ms(&e, 7), 1_714_557_840_000, "bad time skipped");
-        e.timestamp = Some("2024-05-01T10:03:00Z".into());
-        assert_eq!(event_time_rfc3339(&e, 7), "2024-05-01T10:03:00.000Z");
-    }
-
-    #[test]
-    fn derived_ids_are_stable_and_distinct() {
-        assert_eq!(uuid_from_seed("abc"), uuid_from_seed("abc"));
-        assert_ne!(uuid_from_seed("abc"), uuid_from_seed("abd"));
-        let id = uuid_from_seed("abc");
-        assert!(crate::id::is_uuid(&id), "{id}");
-        assert_eq!(&id[14..15], "8", "version 8");
-        assert_eq!(hex(&stable_hash(b"")).len(), 32);
+        assert_eq!(p.too_large.len(), 1);
+        assert_eq!(p.too_large[0].0, 2);
+        let sent: Vec<usize> = p.bodies.iter().flat_map(|(_, e)| e.clone()).collect();
+        assert_eq!(sent, vec![0, 1, 3, 4]);
     }
 
     #[test]
@@ -615,22 +455,8 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_reads_seconds_and_dates() {
+    fn rate_limit_reset_is_read_as_unix_seconds() {
         let now = 1_445_412_480_000; // 2015-10-21T07:28:00Z
-        assert_eq!(crate::dest::retry_after_ms("120", now), Some(120_000));
-        assert_eq!(
-            crate::dest::retry_after_ms("Wed, 21 Oct 2015 07:28:30 GMT", now),
-            Some(30_000)
-        );
-        assert_eq!(
-            crate::dest::retry_after_ms("Wed, 21 Oct 2015 07:27:00 GMT", now),
-            Some(0)
-        );
-        assert_eq!(crate::dest::retry_after_ms("soon", now), None);
-        assert_eq!(
-            crate::dest::retry_after_ms("Wed, 21 Oct 2015 07:28:30 PST", now),
-            None
-        );
         assert_eq!(rate_limit_reset_ms("1445412540", now), Some(60_000));
         assert_eq!(rate_limit_reset_ms("x", now), None);
     }
@@ -643,47 +469,13 @@ mod tests {
             body: String::new(),
         };
         assert!(matches!(
-            &for_all(&a, "V", "", 2)[..],
+            &status_verdicts(&a, status_reason("V", &a, ""), 2)[..],
             [Verdict::Retry { .. }, Verdict::Retry { .. }]
         ));
         assert!(matches!(
-            &for_all(&a, "V", "", 1)[..],
+            &status_verdicts(&a, status_reason("V", &a, ""), 1)[..],
             [Verdict::Permanent { .. }]
         ));
-    }
-
-    #[test]
-    fn credentials_only_travel_over_https_or_to_loopback() {
-        assert!(is_safe_base_url("https://rest.iad-01.braze.com"));
-        assert!(is_safe_base_url("http://127.0.0.1:8787"));
-        assert!(is_safe_base_url("http://localhost:9000/stub"));
-        assert!(!is_safe_base_url("http://rest.iad-01.braze.com"));
-        assert!(!is_safe_base_url("http://127.0.0.1.evil.example"));
-        assert!(!is_safe_base_url("rest.iad-01.braze.com"));
-        #[derive(Deserialize)]
-        struct C {
-            #[serde(deserialize_with = "base_url")]
-            url: String,
-        }
-        let c: C = serde_json::from_value(json!({"url": "https://x.example/"})).unwrap();
-        assert_eq!(c.url, "https://x.example");
-        let err = serde_json::from_value::<C>(json!({"url": "http://x.example"}))
-            .err()
-            .unwrap();
-        assert!(err.to_string().contains("not an https:// URL"), "{err}");
-    }
-
-    #[test]
-    fn urls_split_into_parts() {
-        let u = split_url("https://shop.example/p/1?x=1#top").unwrap();
-        assert_eq!(
-            (u.scheme, u.host, u.path, u.query),
-            ("https", "shop.example", "/p/1", "?x=1")
-        );
-        let u = split_url("http://a.b?q").unwrap();
-        assert_eq!((u.host, u.path, u.query), ("a.b", "/", "?q"));
-        assert_eq!(split_url("/relative"), None);
-        assert_eq!(split_url("https:///x"), None);
     }
 
     #[test]
@@ -712,5 +504,11 @@ mod tests {
                 reason: "V answered 401: bad key".into()
             }
         );
+    }
+
+    #[test]
+    fn truncation_keeps_whole_characters() {
+        assert_eq!(truncate_chars("héllo", 2), "hé");
+        assert_eq!(truncate_chars("hi", 5), "hi");
     }
 }

@@ -1,7 +1,9 @@
-//! What every vendor destination needs: the event's `integrations` object,
-//! event time and age, reading context / traits / click ids, Segment
-//! e-commerce properties, the vendor consent signals, packing encoded events
-//! into requests by count and bytes, and verdicts from HTTP statuses.
+//! What every vendor destination reads from an event, and the one per-event
+//! pre-filter: the event's `integrations` object and the destination's
+//! [`Overrides`], applied by [`admitted`] before any vendor mapping; event
+//! time and age; context, traits, click and browser ids; the Segment
+//! e-commerce fields; the vendor consent signals; ids derived from the
+//! messageId. [`Problem`] names why an event is not sent.
 //!
 //! Where a destination reads browser identifiers (documented for the SDK):
 //!
@@ -13,10 +15,13 @@
 //! | TikTok `ttp` | `context.ttp`, `context.cookies._ttp` |
 //! | click ids (`gclid`, `gbraid`, `wbraid`, `ttclid`, …) | `context.campaign.clickIds.<id>`, `context.<id>` |
 
-use super::{HttpAnswer, HttpRequest, Limits, Verdict};
+use super::{Destination, Verdict};
 use crate::consent::{allows, Consent, Purpose, Regime, State};
-use crate::{Event, Object, Timestamp};
+use crate::{Event, EventType, Object, Timestamp};
+use serde::Deserialize;
 use serde_json::Value;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// Why an event is not sent, or not accepted.
@@ -35,6 +40,10 @@ pub enum Problem {
     Missing(&'static str),
     /// The event alone is larger than a whole request may be.
     TooLarge { bytes: usize, limit: usize },
+    /// The destination's `overrides.deny` lists the event (by name or call type).
+    Denied(String),
+    /// The destination's `overrides.allow` is set and does not list the event.
+    NotAllowed(String),
 }
 
 impl Problem {
@@ -47,6 +56,8 @@ impl Problem {
             Problem::NotMapped(_) => "event_not_mapped",
             Problem::Missing(_) => "field_missing",
             Problem::TooLarge { .. } => "event_too_large",
+            Problem::Denied(_) => "event_denied",
+            Problem::NotAllowed(_) => "event_not_allowed",
         }
     }
 
@@ -69,7 +80,7 @@ impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Problem::IntegrationDisabled { name } => {
-                write!(f, "the event's integrations object turns {name} off")
+                write!(f, "{name} is disabled for this event")
             }
             Problem::TooOld { age_ms, limit_ms } => write!(
                 f,
@@ -84,6 +95,10 @@ impl fmt::Display for Problem {
                 f,
                 "the encoded event has {bytes} bytes, more than a request may carry ({limit})"
             ),
+            Problem::Denied(name) => write!(f, "{name:?} is on this destination's deny list"),
+            Problem::NotAllowed(name) => {
+                write!(f, "{name:?} is not on this destination's allow list")
+            }
         }
     }
 }
@@ -94,23 +109,137 @@ pub fn reason(code: &str, message: impl fmt::Display) -> String {
 }
 
 /// Does the event's `integrations` object let it go to the destination called
-/// any of `names`? Segment's rules: a key for the destination decides (`false`
-/// off; `true` or a settings object on); otherwise `All` decides; otherwise on.
-/// Keys are compared case-insensitively.
+/// any of `names` (its `NAME`, then its aliases)? Segment's rule: a key for
+/// the destination decides (`false` off; `true` or a settings object on);
+/// otherwise `All: false` turns it off; otherwise on. A `null` counts as no
+/// key. Keys are matched exactly, then ignoring ASCII case.
 pub fn integration_enabled(event: &Event, names: &[&str]) -> bool {
-    let Some(integrations) = &event.integrations else {
+    let Some(integrations) = event.integrations.as_ref() else {
         return true;
     };
-    let on = |v: &Value| !matches!(v, Value::Bool(false) | Value::Null);
-    for (key, value) in integrations {
-        if names.iter().any(|n| n.eq_ignore_ascii_case(key)) {
-            return on(value);
+    let own = names.iter().find_map(|n| integrations.get(*n)).or_else(|| {
+        integrations
+            .iter()
+            .find(|(k, _)| names.iter().any(|n| k.eq_ignore_ascii_case(n)))
+            .map(|(_, v)| v)
+    });
+    match own {
+        Some(Value::Bool(on)) => *on,
+        Some(Value::Null) | None => !matches!(integrations.get("All"), Some(Value::Bool(false))),
+        Some(_) => true,
+    }
+}
+
+/// Per-destination overrides of the default mapping, applied before it:
+/// `{"allow": [...], "deny": [...], "rename": {"Order Completed": "purchase"},
+/// "properties": {"revenue": "amount"}}` (the `overrides` field of every
+/// destination's config).
+///
+/// `allow` / `deny` name track events by their name and the other calls by
+/// their type (`"page"`, `"identify"`, …); a non-empty `allow` sends only
+/// what it lists, `deny` wins over `allow`. `rename` renames track events
+/// (so a renamed event no longer gets the vendor's standard mapping of its
+/// Segment name); `properties` renames keys of `properties` and `traits`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub deny: Vec<String>,
+    #[serde(default)]
+    pub rename: BTreeMap<String, String>,
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// No overrides: [`Destination::overrides`] of a destination without the field.
+pub static NO_OVERRIDES: Overrides = Overrides {
+    allow: Vec::new(),
+    deny: Vec::new(),
+    rename: BTreeMap::new(),
+    properties: BTreeMap::new(),
+};
+
+impl Overrides {
+    /// Whether nothing is overridden.
+    pub fn is_empty(&self) -> bool {
+        self.allow.is_empty()
+            && self.deny.is_empty()
+            && self.rename.is_empty()
+            && self.properties.is_empty()
+    }
+
+    /// The event as this destination should see it, or why it is not sent.
+    pub fn apply<'e>(&self, event: &'e Event) -> Result<Cow<'e, Event>, Problem> {
+        if self.is_empty() {
+            return Ok(Cow::Borrowed(event));
+        }
+        let name = match event.kind {
+            EventType::Track => event.event.as_deref().unwrap_or(""),
+            kind => kind.as_str(),
+        };
+        let listed = |list: &[String]| list.iter().any(|n| n == name);
+        if listed(&self.deny) {
+            return Err(Problem::Denied(name.to_owned()));
+        }
+        if !self.allow.is_empty() && !listed(&self.allow) {
+            return Err(Problem::NotAllowed(name.to_owned()));
+        }
+        let mut e = event.clone();
+        if event.kind == EventType::Track {
+            if let Some(to) = self.rename.get(name) {
+                e.event = Some(to.clone());
+            }
+        }
+        for object in [&mut e.properties, &mut e.traits].into_iter().flatten() {
+            for (from, to) in &self.properties {
+                if let Some(v) = object.remove(from) {
+                    object.insert(to.clone(), v);
+                }
+            }
+        }
+        Ok(Cow::Owned(e))
+    }
+}
+
+/// The one per-event pre-filter every destination's `encode` starts with, in
+/// this order: the event's `integrations` object (by `D::NAME`, then
+/// `D::ALIASES`), then the destination's [`Overrides`]. Returns the events
+/// to map (by index, as overridden); the others are pushed to `skipped`.
+pub fn admitted<'e, D: Destination>(
+    config: &D::Config,
+    events: &'e [Event],
+    skipped: &mut Vec<(usize, Verdict)>,
+) -> Vec<(usize, Cow<'e, Event>)> {
+    let names: Vec<&str> = core::iter::once(D::NAME)
+        .chain(D::ALIASES.iter().copied())
+        .collect();
+    let mut out = Vec::with_capacity(events.len());
+    for (i, event) in events.iter().enumerate() {
+        let admitted = if integration_enabled(event, &names) {
+            D::overrides(config).apply(event)
+        } else {
+            Err(Problem::IntegrationDisabled { name: D::NAME })
+        };
+        match admitted {
+            Ok(event) => out.push((i, event)),
+            Err(problem) => skipped.push((i, skip::<D>(&problem))),
         }
     }
-    integrations
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("All"))
-        .is_none_or(|(_, v)| on(v))
+    out
+}
+
+/// The skip verdict for `problem` in `D`'s reason style ([`Destination::REASON_CODES`]).
+fn skip<D: Destination>(problem: &Problem) -> Verdict {
+    if D::REASON_CODES {
+        return problem.skipped();
+    }
+    let reason = match problem {
+        Problem::IntegrationDisabled { .. } => format!("integrations: {problem}"),
+        _ => problem.to_string(),
+    };
+    Verdict::Skipped { reason }
 }
 
 /// When the event happened (Unix ms): `timestamp`, else `originalTimestamp`, else `receivedAt`.
@@ -124,6 +253,16 @@ pub fn event_time_ms(event: &Event) -> Option<i64> {
     .flatten()
     .find_map(|t| Timestamp::parse(t).ok())
     .map(|t| t.0)
+}
+
+/// [`event_time_ms`], or `now_ms` when the event carries no valid time.
+pub fn time_or_now(event: &Event, now_ms: i64) -> i64 {
+    event_time_ms(event).unwrap_or(now_ms)
+}
+
+/// The event's time as `YYYY-MM-DDTHH:MM:SS.mmmZ` ([`time_or_now`]).
+pub fn event_time_rfc3339(event: &Event, now_ms: i64) -> String {
+    Timestamp(time_or_now(event, now_ms)).to_rfc3339()
 }
 
 /// The event time, if the event is at most `max_age_ms` old at `now_ms`.
@@ -176,9 +315,14 @@ pub fn as_number(v: &Value) -> Option<f64> {
     n.filter(|n| n.is_finite())
 }
 
-/// `context.<path>` as text.
+/// The value at `path` inside `context` (`&["page", "url"]`).
+pub fn context_at<'a>(event: &'a Event, path: &[&str]) -> Option<&'a Value> {
+    at(event.context.as_ref(), path)
+}
+
+/// `context.<path>` as text (trimmed; a number written as text).
 pub fn context_text(event: &Event, path: &[&str]) -> Option<String> {
-    text_at(event.context.as_ref(), path)
+    as_text(context_at(event, path)?)
 }
 
 /// A user trait: from `traits` (identify), `context.traits`, then
@@ -239,40 +383,6 @@ pub fn names(event: &Event) -> (Option<String>, Option<String>) {
         Some((f, l)) => (Some(f.trim().to_owned()), Some(l.trim().to_owned())),
         None => (full, None),
     }
-}
-
-/// Percent-encode all but RFC 3986's unreserved characters (query values, form bodies).
-pub fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
-            out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 0xf)]));
-        }
-    }
-    out
-}
-
-/// Query parameters that carry credentials (Meta's `access_token`, GA4's `api_secret`).
-pub const SECRET_PARAMS: [&str; 2] = ["access_token", "api_secret"];
-
-/// `url` with the values of [`SECRET_PARAMS`] replaced by `REDACTED`: the form
-/// to log, show in the debugger or keep in a dead letter.
-pub fn redact_url(url: &str) -> String {
-    let Some((base, query)) = url.split_once('?') else {
-        return url.to_owned();
-    };
-    let params: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((k, _)) if SECRET_PARAMS.contains(&k) => format!("{k}=REDACTED"),
-            _ => pair.to_owned(),
-        })
-        .collect();
-    format!("{base}?{}", params.join("&"))
 }
 
 /// One product of a Segment e-commerce event.
@@ -392,119 +502,54 @@ impl AdSignals {
     }
 }
 
-/// Events packed into request bodies: `prefix` + items joined by `,` + `suffix`,
-/// at most `limits.max_events` items and `limits.max_bytes` bytes a body, in order.
-#[derive(Debug, Default)]
-pub struct Packed {
-    /// (body, indices of the events it carries).
-    pub bodies: Vec<(Vec<u8>, Vec<usize>)>,
-    /// Events too large for any request.
-    pub too_large: Vec<(usize, Verdict)>,
+/// 128 bits of FNV-1a over `bytes` (two 64-bit lanes with different offset
+/// bases). Stable across versions and platforms: used to derive vendor ids
+/// from a messageId, never for security.
+pub fn stable_hash(bytes: &[u8]) -> [u8; 16] {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut a: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut b: u64 = 0x6c62_272e_07bb_0142;
+    for &byte in bytes {
+        a = (a ^ u64::from(byte)).wrapping_mul(PRIME);
+        b = (b ^ u64::from(byte.rotate_left(3))).wrapping_mul(PRIME);
+    }
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&a.to_be_bytes());
+    out[8..].copy_from_slice(&b.to_be_bytes());
+    out
 }
 
-/// Pack encoded items (event index, JSON bytes) into bodies.
-pub fn pack(prefix: &[u8], items: Vec<(usize, Vec<u8>)>, suffix: &[u8], limits: Limits) -> Packed {
-    let mut packed = Packed::default();
-    let envelope = prefix.len() + suffix.len();
-    let mut body = Vec::new();
-    let mut events = Vec::new();
-    let close = |body: &mut Vec<u8>, events: &mut Vec<usize>, packed: &mut Packed| {
-        if !events.is_empty() {
-            body.extend_from_slice(suffix);
-            packed
-                .bodies
-                .push((std::mem::take(body), std::mem::take(events)));
-        }
-    };
-    for (index, item) in items {
-        if envelope + item.len() > limits.max_bytes {
-            let problem = Problem::TooLarge {
-                bytes: item.len(),
-                limit: limits.max_bytes,
-            };
-            packed.too_large.push((index, problem.permanent()));
-            continue;
-        }
-        let full = events.len() >= limits.max_events
-            || body.len() + 1 + item.len() + suffix.len() > limits.max_bytes;
-        if !events.is_empty() && full {
-            close(&mut body, &mut events, &mut packed);
-        }
-        if events.is_empty() {
-            body.extend_from_slice(prefix);
-        } else {
-            body.push(b',');
-        }
-        body.extend_from_slice(&item);
-        events.push(index);
-    }
-    close(&mut body, &mut events, &mut packed);
-    packed
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    bytes
+        .iter()
+        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0x0f)]])
+        .map(char::from)
+        .collect()
 }
 
-/// The reason code of [`rejected_batch`]'s retries.
-pub const BATCH_REJECTED: &str = "batch_rejected";
-
-/// Verdicts for a request a vendor refused as a whole for an invalid
-/// parameter without saying which event has it (Meta, TikTok). One event:
-/// permanent. Several: each is retried with the code [`BATCH_REJECTED`],
-/// which tells the sender to send those events again one a request, so that
-/// the valid ones get through and the invalid one fails alone.
-pub fn rejected_batch(request: &HttpRequest, reason: String) -> Vec<Verdict> {
-    if request.events.len() <= 1 {
-        return for_all(request, Verdict::Permanent { reason });
-    }
-    let reason = format!(
-        "{BATCH_REJECTED}: the vendor refused the whole request ({reason}); send these events one a request"
-    );
-    for_all(
-        request,
-        Verdict::Retry {
-            after_ms: None,
-            reason,
-        },
+/// A UUID (version 8, "custom", RFC 9562) derived from `seed`: the same seed
+/// always gives the same UUID, so a re-sent event keeps its vendor id.
+pub fn uuid_from_seed(seed: &str) -> String {
+    let mut bytes = stable_hash(seed.as_bytes());
+    bytes[6] = (bytes[6] & 0x0f) | 0x80;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let h = hex(&bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
     )
-}
-
-/// The same verdict for every event of `request`.
-pub fn for_all(request: &HttpRequest, verdict: Verdict) -> Vec<Verdict> {
-    vec![verdict; request.events.len()]
-}
-
-/// The verdict an HTTP status alone implies: 2xx delivered; 408, 429 and 5xx
-/// retried (after `Retry-After` when given); other statuses permanent.
-pub fn status_verdict(answer: &HttpAnswer, reason: String) -> Verdict {
-    match answer.status {
-        200..=299 => Verdict::Delivered,
-        408 | 429 | 500..=599 => Verdict::Retry {
-            after_ms: answer.retry_after_ms,
-            reason,
-        },
-        _ => Verdict::Permanent { reason },
-    }
-}
-
-/// At most `max` characters of `s` (never splitting a character).
-pub fn truncate_chars(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
-
-/// A JSON value's bytes. Serialising a `Value` cannot fail.
-pub fn to_bytes(v: &Value) -> Vec<u8> {
-    serde_json::to_vec(v).unwrap_or_default()
-}
-
-/// A JSON number from an `f64` (non-finite values become `null`).
-pub fn number(n: f64) -> Value {
-    serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::EventType;
     use serde_json::json;
 
     fn event(v: Value) -> Event {
@@ -535,54 +580,90 @@ mod tests {
         ));
     }
 
+    fn with_integrations(v: Value) -> Event {
+        let mut e = Event::new(EventType::Track, "m1");
+        e.integrations = v.as_object().cloned();
+        e
+    }
+
     #[test]
-    fn packing_respects_count_and_bytes_and_order() {
-        let items: Vec<(usize, Vec<u8>)> = (0..5).map(|i| (i, b"\"abcd\"".to_vec())).collect();
-        // Count: 2 a body.
-        let p = pack(
-            b"[",
-            items.clone(),
-            b"]",
-            Limits {
-                max_events: 2,
-                max_bytes: 1000,
-            },
-        );
-        let events: Vec<Vec<usize>> = p.bodies.iter().map(|(_, e)| e.clone()).collect();
-        assert_eq!(events, vec![vec![0, 1], vec![2, 3], vec![4]]);
-        assert_eq!(p.bodies[0].0, b"[\"abcd\",\"abcd\"]");
-        // Bytes: "[" + 6 + "," + 6 + "]" = 15 fits, a third item would not.
-        let p = pack(
-            b"[",
-            items.clone(),
-            b"]",
-            Limits {
-                max_events: 100,
-                max_bytes: 15,
-            },
-        );
-        assert!(p.bodies.iter().all(|(b, _)| b.len() <= 15));
-        assert_eq!(p.bodies.len(), 3);
+    fn integrations_follow_segments_rule() {
+        let on = |v: Value| integration_enabled(&with_integrations(v), &["Mixpanel"]);
+        assert!(integration_enabled(
+            &Event::new(EventType::Track, "m"),
+            &["Mixpanel"]
+        ));
+        assert!(on(json!({})));
+        assert!(on(json!({"All": true})));
+        assert!(!on(json!({"All": false})));
+        assert!(on(json!({"All": false, "Mixpanel": true})));
+        assert!(on(json!({"All": false, "Mixpanel": {"some": "option"}})));
+        assert!(!on(json!({"All": true, "Mixpanel": false})));
+        assert!(!on(json!({"mixpanel": false})));
+        assert!(on(json!({"All": false, "mixpanel": true})));
+        assert!(!on(json!({"All": false, "Amplitude": true})));
+    }
+
+    #[test]
+    fn overrides_filter_rename_and_remap() {
+        let o: Overrides = serde_json::from_value(json!({
+            "deny": ["Product Viewed", "page"],
+            "rename": {"Order Completed": "purchase"},
+            "properties": {"revenue": "amount", "email": "mail"},
+        }))
+        .unwrap();
+        let mut t = Event::new(EventType::Track, "m");
+        t.event = Some("Order Completed".into());
+        t.properties = json!({"revenue": 3, "kept": 1}).as_object().cloned();
+        let out = o.apply(&t).unwrap();
+        assert_eq!(out.event.as_deref(), Some("purchase"));
         assert_eq!(
-            serde_json::from_slice::<Value>(&p.bodies[0].0).unwrap(),
-            json!(["abcd", "abcd"])
+            Value::from(out.properties.clone().unwrap()),
+            json!({"amount": 3, "kept": 1})
         );
-        // An item that cannot fit alone is reported, the others still go.
-        let mut big = items;
-        big[2].1 = vec![b'x'; 20];
-        let p = pack(
-            b"[",
-            big,
-            b"]",
-            Limits {
-                max_events: 100,
-                max_bytes: 15,
-            },
+        t.event = Some("Product Viewed".into());
+        assert!(
+            matches!(o.apply(&t), Err(p) if p.code() == "event_denied" && p.to_string().contains("deny"))
         );
-        assert_eq!(p.too_large.len(), 1);
-        assert_eq!(p.too_large[0].0, 2);
-        let sent: Vec<usize> = p.bodies.iter().flat_map(|(_, e)| e.clone()).collect();
-        assert_eq!(sent, vec![0, 1, 3, 4]);
+        assert!(o.apply(&Event::new(EventType::Page, "p")).is_err());
+        let mut i = Event::new(EventType::Identify, "i");
+        i.traits = json!({"email": "a@b.c"}).as_object().cloned();
+        assert_eq!(
+            o.apply(&i).unwrap().traits.as_ref().unwrap()["mail"],
+            "a@b.c"
+        );
+        let allow: Overrides = serde_json::from_value(json!({"allow": ["identify"]})).unwrap();
+        assert!(allow.apply(&i).is_ok());
+        assert!(
+            matches!(allow.apply(&t), Err(p) if p.code() == "event_not_allowed" && p.to_string().contains("allow"))
+        );
+        let none = Overrides::default();
+        assert!(matches!(none.apply(&t), Ok(Cow::Borrowed(_))));
+        assert!(serde_json::from_value::<Overrides>(json!({"alow": []})).is_err());
+    }
+
+    #[test]
+    fn time_falls_back_in_order() {
+        let mut e = Event::new(EventType::Track, "m");
+        assert_eq!(time_or_now(&e, 7), 7);
+        e.received_at = Some("2024-05-01T10:05:00.000Z".into());
+        assert_eq!(time_or_now(&e, 7), 1_714_557_900_000);
+        e.original_timestamp = Some("2024-05-01T10:04:00.000Z".into());
+        assert_eq!(time_or_now(&e, 7), 1_714_557_840_000);
+        e.timestamp = Some("not a time".into());
+        assert_eq!(time_or_now(&e, 7), 1_714_557_840_000, "bad time skipped");
+        e.timestamp = Some("2024-05-01T10:03:00Z".into());
+        assert_eq!(event_time_rfc3339(&e, 7), "2024-05-01T10:03:00.000Z");
+    }
+
+    #[test]
+    fn derived_ids_are_stable_and_distinct() {
+        assert_eq!(uuid_from_seed("abc"), uuid_from_seed("abc"));
+        assert_ne!(uuid_from_seed("abc"), uuid_from_seed("abd"));
+        let id = uuid_from_seed("abc");
+        assert!(crate::id::is_uuid(&id), "{id}");
+        assert_eq!(&id[14..15], "8", "version 8");
+        assert_eq!(hex(&stable_hash(b"")).len(), 32);
     }
 
     #[test]
@@ -640,43 +721,5 @@ mod tests {
             json!({"type":"track","event":"Product Viewed","properties":{"product_id":"p9","price":3}}),
         );
         assert_eq!(products(&single)[0].id.as_deref(), Some("p9"));
-    }
-
-    #[test]
-    fn credentials_are_redacted_from_urls() {
-        assert_eq!(
-            redact_url("https://x.test/mp/collect?measurement_id=G-1&api_secret=s3cr3t"),
-            "https://x.test/mp/collect?measurement_id=G-1&api_secret=REDACTED"
-        );
-        assert_eq!(
-            redact_url("https://x.test/v24.0/1/events?access_token=EAAB"),
-            "https://x.test/v24.0/1/events?access_token=REDACTED"
-        );
-        assert_eq!(redact_url("https://x.test/a"), "https://x.test/a");
-    }
-
-    #[test]
-    fn retry_after_in_seconds_or_as_an_http_date() {
-        let now = Timestamp::parse("1994-11-06T08:49:00Z").unwrap().0;
-        assert_eq!(crate::dest::retry_after_ms("120", now), Some(120_000));
-        assert_eq!(
-            crate::dest::retry_after_ms("Sun, 06 Nov 1994 08:49:37 GMT", now),
-            Some(37_000)
-        );
-        assert_eq!(
-            crate::dest::retry_after_ms("Sun, 06 Nov 1994 08:48:00 GMT", now),
-            Some(0)
-        );
-        assert_eq!(crate::dest::retry_after_ms("soon", now), None);
-        assert_eq!(
-            crate::dest::retry_after_ms("Sun, 06 Foo 1994 08:49:37 GMT", now),
-            None
-        );
-    }
-
-    #[test]
-    fn truncation_keeps_whole_characters() {
-        assert_eq!(truncate_chars("héllo", 2), "hé");
-        assert_eq!(truncate_chars("hi", 5), "hi");
     }
 }

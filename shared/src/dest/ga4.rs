@@ -56,8 +56,12 @@
 //!   "validate": false, "eu_endpoint": false }
 //! ```
 
-use super::common::{self, AdSignals, Problem};
+use super::batching;
+use super::batching::{Framing, Target};
+use super::common::{self, AdSignals, Overrides, Problem};
+use super::url;
 use super::{Destination, Encoded, HttpAnswer, HttpRequest, Limits, Verdict};
+use crate::consent::Purpose;
 use crate::{Event, EventType};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -88,8 +92,11 @@ pub struct Ga4Config {
     #[serde(default)]
     pub eu_endpoint: bool,
     /// Base URL instead of Google's (a local stub in tests).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dest::url::opt_base_url")]
     pub endpoint_url: Option<String>,
+    /// Event allow / deny lists, renames, property renames ([`Overrides`]).
+    #[serde(default)]
+    pub overrides: Overrides,
 }
 
 /// The GA4 Measurement Protocol destination.
@@ -97,7 +104,9 @@ pub struct Ga4;
 
 impl Destination for Ga4 {
     const NAME: &'static str = "Google Analytics 4";
+    const ALIASES: &'static [&'static str] = &["Google Analytics 4 Cloud", "GA4"];
     const KIND: &'static str = "ga4";
+    const PURPOSES: &'static [Purpose] = &[Purpose::Analytics];
     type Config = Ga4Config;
 
     fn limits(_: &Ga4Config) -> Limits {
@@ -107,35 +116,41 @@ impl Destination for Ga4 {
         }
     }
 
+    fn overrides(config: &Ga4Config) -> &Overrides {
+        &config.overrides
+    }
+
     fn encode(config: &Ga4Config, events: &[Event], now_ms: i64) -> Encoded {
         let mut encoded = Encoded::default();
         // (request envelope without events) → encoded events, in first-seen order.
         let mut groups: Vec<(Map<String, Value>, Items)> = Vec::new();
-        for (i, event) in events.iter().enumerate() {
-            match encode_event(event, now_ms) {
+        for (i, event) in common::admitted::<Self>(config, events, &mut encoded.skipped) {
+            match encode_event(&event, now_ms) {
                 Ok((envelope, item)) => match groups.iter_mut().find(|(e, _)| *e == envelope) {
-                    Some((_, items)) => items.push((i, common::to_bytes(&item))),
-                    None => groups.push((envelope, vec![(i, common::to_bytes(&item))])),
+                    Some((_, items)) => items.push((i, batching::to_bytes(&item))),
+                    None => groups.push((envelope, vec![(i, batching::to_bytes(&item))])),
                 },
                 Err(verdict) => encoded.skipped.push((i, verdict)),
             }
         }
         let url = url(config);
         for (envelope, items) in groups {
-            let head = common::to_bytes(&Value::Object(envelope));
+            let head = batching::to_bytes(&Value::Object(envelope));
             let mut prefix = head[..head.len() - 1].to_vec();
             prefix.extend_from_slice(b",\"events\":[");
-            let packed = common::pack(&prefix, items, b"]}", Self::limits(config));
-            encoded.skipped.extend(packed.too_large);
-            encoded
-                .requests
-                .extend(packed.bodies.into_iter().map(|(body, events)| HttpRequest {
-                    method: "POST",
-                    url: url.clone(),
-                    headers: vec![("content-type".into(), "application/json".into())],
-                    body,
-                    events,
-                }));
+            let target = Target {
+                url: url.clone(),
+                headers: batching::headers(&[("content-type", "application/json")]),
+                framing: Framing {
+                    prefix: &prefix,
+                    separator: b",",
+                    suffix: b"]}",
+                },
+            };
+            let (requests, too_large) =
+                batching::requests_for(&items, Self::limits(config), &target);
+            encoded.requests.extend(requests);
+            encoded.skipped.extend(too_large);
         }
         encoded.skipped.sort_by_key(|(i, _)| *i);
         encoded
@@ -148,13 +163,13 @@ impl Destination for Ga4 {
                 format_args!(
                     "HTTP {}: {}",
                     answer.status,
-                    common::truncate_chars(&answer.body, 300)
+                    batching::excerpt(&answer.body)
                 ),
             );
-            return common::for_all(request, common::status_verdict(answer, reason));
+            return batching::status_verdicts(answer, reason, request.events.len());
         }
         if !config.validate {
-            return common::for_all(request, Verdict::Delivered);
+            return batching::for_all(request, Verdict::Delivered);
         }
         validation_verdicts(request, &answer.body)
     }
@@ -173,8 +188,8 @@ fn url(config: &Ga4Config) -> String {
     };
     format!(
         "{base}{path}?measurement_id={}&api_secret={}",
-        common::percent_encode(&config.measurement_id),
-        common::percent_encode(&config.api_secret)
+        url::percent_encode(&config.measurement_id),
+        url::percent_encode(&config.api_secret)
     )
 }
 
@@ -197,11 +212,8 @@ fn validation_verdicts(request: &HttpRequest, body: &str) -> Vec<Verdict> {
         validation_code: String,
     }
     let Ok(answer) = serde_json::from_str::<Answer>(body) else {
-        let reason = common::reason(
-            "ga4_unreadable_validation",
-            common::truncate_chars(body, 300),
-        );
-        return common::for_all(
+        let reason = common::reason("ga4_unreadable_validation", batching::excerpt(body));
+        return batching::for_all(
             request,
             Verdict::Retry {
                 after_ms: None,
@@ -209,7 +221,7 @@ fn validation_verdicts(request: &HttpRequest, body: &str) -> Vec<Verdict> {
             },
         );
     };
-    let mut verdicts = common::for_all(request, Verdict::Delivered);
+    let mut verdicts = batching::for_all(request, Verdict::Delivered);
     for m in answer.validation_messages {
         let reason = common::reason(
             "ga4_invalid",
@@ -243,9 +255,6 @@ fn event_index(s: &str) -> Option<usize> {
 
 /// The request envelope (client, user, consent) and the event for one Segment event.
 fn encode_event(event: &Event, now_ms: i64) -> Result<(Map<String, Value>, Value), Verdict> {
-    if !common::integration_enabled(event, &[Ga4::NAME, "Google Analytics 4 Cloud", "GA4"]) {
-        return Err(Problem::IntegrationDisabled { name: Ga4::NAME }.skipped());
-    }
     let (name, mapped) = map_event(event)?;
     let time_ms = common::fresh_time_ms(event, now_ms, MAX_AGE_MS).map_err(|p| match p {
         Problem::TooOld { .. } => p.skipped(),
@@ -307,7 +316,7 @@ fn client_id(event: &Event) -> Option<String> {
 }
 
 type Params = Vec<(String, Value)>;
-/// Encoded events by index, ready for [`common::pack`].
+/// Encoded events by index, ready for [`batching::pack`].
 type Items = Vec<(usize, Vec<u8>)>;
 
 const RECOMMENDED: [(&str, &str); 19] = [
@@ -442,7 +451,7 @@ fn map_event(event: &Event) -> Result<(String, Params), Verdict> {
             put(
                 &mut p,
                 "value",
-                common::order_value(event).map(common::number),
+                common::order_value(event).map(batching::number),
             );
             for (key, segment_keys) in [
                 ("coupon", &["coupon"][..]),
@@ -479,7 +488,7 @@ fn map_event(event: &Event) -> Result<(String, Params), Verdict> {
                         props
                             .and_then(|o| o.get(key))
                             .and_then(common::as_number)
-                            .map(common::number),
+                            .map(batching::number),
                     );
                 }
             }
@@ -505,7 +514,7 @@ fn items(event: &Event) -> Vec<Value> {
             let mut o = Map::new();
             let mut text = |k: &str, v: Option<String>| {
                 if let Some(v) = v {
-                    o.insert(k.into(), common::truncate_chars(&v, MAX_VALUE).into());
+                    o.insert(k.into(), batching::truncate_chars(&v, MAX_VALUE).into());
                 }
             };
             text("item_id", p.id);
@@ -520,7 +529,7 @@ fn items(event: &Event) -> Vec<Value> {
                 ("index", p.position),
             ] {
                 if let Some(v) = v {
-                    o.insert(k.into(), common::number(v));
+                    o.insert(k.into(), batching::number(v));
                 }
             }
             Value::Object(o)
@@ -557,7 +566,7 @@ fn param_name(raw: &str) -> Option<String> {
         return None;
     }
     Some(
-        common::truncate_chars(out, MAX_NAME)
+        batching::truncate_chars(out, MAX_NAME)
             .trim_end_matches('_')
             .to_owned(),
     )
@@ -577,7 +586,7 @@ fn limit_params(params: Params) -> Map<String, Value> {
             _ => MAX_VALUE,
         };
         let v = match v {
-            Value::String(s) => Value::from(common::truncate_chars(&s, max)),
+            Value::String(s) => Value::from(batching::truncate_chars(&s, max)),
             other => other,
         };
         out.insert(k, v);

@@ -38,9 +38,13 @@
 //!   "api_version": "v22", "validate_only": false, "default_calling_code": "1" }
 //! ```
 
-use super::common::{self, AdSignals, Problem};
+use super::batching;
+use super::batching::{Framing, Target};
+use super::common::{self, AdSignals, Overrides, Problem};
 use super::identifiers::{hashed, normalize, Kind, Rules, Vendor};
+use super::url;
 use super::{Destination, Encoded, HttpAnswer, HttpRequest, Limits, Verdict};
+use crate::consent::Purpose;
 use crate::{Event, EventType, Timestamp};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -78,8 +82,11 @@ pub struct GoogleAdsConfig {
     #[serde(default)]
     pub default_calling_code: Option<String>,
     /// Base URL instead of `https://googleads.googleapis.com` (a local stub in tests).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dest::url::opt_base_url")]
     pub endpoint_url: Option<String>,
+    /// Event allow / deny lists, renames, property renames ([`Overrides`]).
+    #[serde(default)]
+    pub overrides: Overrides,
 }
 
 fn default_version() -> String {
@@ -137,7 +144,9 @@ pub struct GoogleAds;
 
 impl Destination for GoogleAds {
     const NAME: &'static str = "Google Ads Conversions";
+    const ALIASES: &'static [&'static str] = &["Google Ads", "Google AdWords New"];
     const KIND: &'static str = "google_ads";
+    const PURPOSES: &'static [Purpose] = &[Purpose::Marketing];
     type Config = GoogleAdsConfig;
 
     fn limits(_: &GoogleAdsConfig) -> Limits {
@@ -147,27 +156,16 @@ impl Destination for GoogleAds {
         }
     }
 
+    fn overrides(config: &GoogleAdsConfig) -> &Overrides {
+        &config.overrides
+    }
+
     fn encode(config: &GoogleAdsConfig, events: &[Event], now_ms: i64) -> Encoded {
-        let mut encoded = Encoded::default();
         let customer = digits(&config.customer_id);
-        let mut items = Vec::new();
-        for (i, event) in events.iter().enumerate() {
-            match conversion(config, &customer, event, now_ms) {
-                Ok(v) => items.push((i, common::to_bytes(&v))),
-                Err(verdict) => encoded.skipped.push((i, verdict)),
-            }
-        }
         let tail = format!(
             "],\"partialFailure\":true,\"validateOnly\":{}}}",
             config.validate_only
         );
-        let packed = common::pack(
-            b"{\"conversions\":[",
-            items,
-            tail.as_bytes(),
-            Self::limits(config),
-        );
-        encoded.skipped.extend(packed.too_large);
         let base = config
             .endpoint_url
             .as_deref()
@@ -188,35 +186,34 @@ impl Destination for GoogleAds {
         if let Some(login) = &config.login_customer_id {
             headers.push(("login-customer-id".to_owned(), digits(login)));
         }
-        encoded.requests = packed
-            .bodies
-            .into_iter()
-            .map(|(body, events)| HttpRequest {
-                method: "POST",
-                url: url.clone(),
-                headers: headers.clone(),
-                body,
-                events,
-            })
-            .collect();
-        encoded.skipped.sort_by_key(|(i, _)| *i);
-        encoded
+        let target = Target {
+            url,
+            headers,
+            framing: Framing {
+                prefix: b"{\"conversions\":[",
+                separator: b",",
+                suffix: tail.as_bytes(),
+            },
+        };
+        batching::encode_each::<Self>(config, events, &target, |event| {
+            conversion(config, &customer, event, now_ms)
+        })
     }
 
     fn classify(_: &GoogleAdsConfig, request: &HttpRequest, answer: &HttpAnswer) -> Vec<Verdict> {
         let body: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
         if (200..300).contains(&answer.status) {
-            let mut verdicts = common::for_all(request, Verdict::Delivered);
+            let mut verdicts = batching::for_all(request, Verdict::Delivered);
             if let Some(failure) = body.get("partialFailureError") {
                 apply_failures(&mut verdicts, failure, None);
             }
             return verdicts;
         }
         let error = body.get("error").unwrap_or(&Value::Null);
-        let message = error.get("message").and_then(Value::as_str).map_or_else(
-            || common::truncate_chars(&answer.body, 300).to_owned(),
-            str::to_owned,
-        );
+        let message = error
+            .get("message")
+            .and_then(Value::as_str)
+            .map_or_else(|| batching::excerpt(&answer.body).to_owned(), str::to_owned);
         let err = match answer.status {
             401 => GoogleAdsError::Unauthenticated(message),
             403 => GoogleAdsError::PermissionDenied(message),
@@ -242,18 +239,18 @@ impl Destination for GoogleAds {
                         "the request was refused for other conversions in it",
                     ),
                 };
-                let mut verdicts = common::for_all(request, others);
+                let mut verdicts = batching::for_all(request, others);
                 if !apply_failures(&mut verdicts, error, Some(&reason)) {
                     verdicts.fill(Verdict::Permanent { reason });
                 }
                 verdicts
             }
             GoogleAdsError::PermissionDenied(_) => {
-                common::for_all(request, Verdict::Permanent { reason })
+                batching::for_all(request, Verdict::Permanent { reason })
             }
             _ => {
                 let after_ms = answer.retry_after_ms.or_else(|| retry_delay_ms(error));
-                common::for_all(request, Verdict::Retry { after_ms, reason })
+                batching::for_all(request, Verdict::Retry { after_ms, reason })
             }
         }
     }
@@ -358,15 +355,6 @@ fn conversion(
     event: &Event,
     now_ms: i64,
 ) -> Result<Value, Verdict> {
-    if !common::integration_enabled(
-        event,
-        &[GoogleAds::NAME, "Google Ads", "Google AdWords New"],
-    ) {
-        return Err(Problem::IntegrationDisabled {
-            name: GoogleAds::NAME,
-        }
-        .skipped());
-    }
     let name = event.event.as_deref().map(str::trim).unwrap_or_default();
     let action = (event.kind == EventType::Track)
         .then(|| {
@@ -419,7 +407,7 @@ fn conversion(
         conversion_date_time(time_ms).into(),
     );
     if let Some(v) = common::order_value(event) {
-        c.insert("conversionValue".into(), common::number(v));
+        c.insert("conversionValue".into(), batching::number(v));
     }
     if let Some(cur) = common::currency(event) {
         c.insert("currencyCode".into(), cur.into());
@@ -481,7 +469,7 @@ fn user_identifiers(config: &GoogleAdsConfig, event: &Event) -> Vec<Value> {
 /// The refresh-token exchange that gives the access token
 /// (`POST https://oauth2.googleapis.com/token`, form-encoded).
 pub fn token_request(client_id: &str, client_secret: &str, refresh_token: &str) -> HttpRequest {
-    let e = common::percent_encode;
+    let e = url::percent_encode;
     let body = format!(
         "grant_type=refresh_token&client_id={}&client_secret={}&refresh_token={}",
         e(client_id),
@@ -521,11 +509,11 @@ pub fn token_from_answer(answer: &HttpAnswer) -> Result<AccessToken, GoogleAdsEr
             expires_in_secs: t.expires_in,
         }),
         (400 | 401, _) => Err(GoogleAdsError::Unauthenticated(
-            common::truncate_chars(&answer.body, 300).to_owned(),
+            batching::excerpt(&answer.body).to_owned(),
         )),
         (status, _) => Err(GoogleAdsError::Server {
             status,
-            message: common::truncate_chars(&answer.body, 300).to_owned(),
+            message: batching::excerpt(&answer.body).to_owned(),
         }),
     }
 }

@@ -3,7 +3,7 @@
 //! - **Auth**: the access token goes in the query string
 //!   (`/events?access_token={TOKEN}`), the place Meta's "Using the API" page
 //!   documents; the JSON body carries `data` and `test_event_code`. Log or
-//!   store URLs only through [`common::redact_url`].
+//!   store URLs only through [`url::redact_url`].
 //! - **Batching**: at most 1,000 events a request (Meta's limit), 2 MB a body (ours).
 //! - **Dedup**: `event_id` = the Segment `messageId`, the same id the SDK exposes
 //!   to an on-page pixel, so Meta keeps one of the browser and server events.
@@ -44,7 +44,7 @@
 //! 102 (token), 10 and 200–299 (permissions) are permanent. 100 (invalid
 //! parameter) fails the whole request without naming the event: a single
 //! event is permanent, several are retried as `batch_rejected` (send them one
-//! a request; see [`common::rejected_batch`]). Other errors follow the HTTP status.
+//! a request; see [`batching::rejected_batch`]). Other errors follow the HTTP status.
 //!
 //! [Graph API error handling]: https://developers.facebook.com/docs/graph-api/guides/error-handling
 //!
@@ -56,9 +56,13 @@
 //!   "limited_data_use": "from_consent", "default_calling_code": "1" }
 //! ```
 
-use super::common::{self, AdSignals, Problem};
+use super::batching;
+use super::batching::{Framing, Target};
+use super::common::{self, AdSignals, Overrides, Problem};
 use super::identifiers::{hashed, Kind, Rules, Vendor};
+use super::url;
 use super::{Destination, Encoded, HttpAnswer, HttpRequest, Limits, Verdict};
+use crate::consent::Purpose;
 use crate::{Event, EventType};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -89,8 +93,11 @@ pub struct MetaConfig {
     #[serde(default)]
     pub default_calling_code: Option<String>,
     /// Base URL instead of `https://graph.facebook.com` (a local stub in tests).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dest::url::opt_base_url")]
     pub endpoint_url: Option<String>,
+    /// Event allow / deny lists, renames, property renames ([`Overrides`]).
+    #[serde(default)]
+    pub overrides: Overrides,
 }
 
 fn default_version() -> String {
@@ -173,7 +180,7 @@ impl MetaError {
             return MetaError::Other {
                 status,
                 code: None,
-                message: common::truncate_chars(body, 300).to_owned(),
+                message: batching::excerpt(body).to_owned(),
             };
         };
         let mut message = error.message;
@@ -227,7 +234,9 @@ pub struct Meta;
 
 impl Destination for Meta {
     const NAME: &'static str = "Meta Conversions API";
+    const ALIASES: &'static [&'static str] = &["Facebook Conversions API"];
     const KIND: &'static str = "meta_capi";
+    const PURPOSES: &'static [Purpose] = &[Purpose::Marketing];
     type Config = MetaConfig;
 
     fn limits(_: &MetaConfig) -> Limits {
@@ -237,24 +246,18 @@ impl Destination for Meta {
         }
     }
 
+    fn overrides(config: &MetaConfig) -> &Overrides {
+        &config.overrides
+    }
+
     fn encode(config: &MetaConfig, events: &[Event], now_ms: i64) -> Encoded {
-        let mut encoded = Encoded::default();
-        let mut items = Vec::new();
-        for (i, event) in events.iter().enumerate() {
-            match encode_event(config, event, now_ms) {
-                Ok(v) => items.push((i, common::to_bytes(&v))),
-                Err(verdict) => encoded.skipped.push((i, verdict)),
-            }
-        }
         let tail = match &config.test_event_code {
             Some(code) => {
-                let code = common::to_bytes(&Value::from(code.as_str()));
+                let code = batching::to_bytes(&Value::from(code.as_str()));
                 [&b"],\"test_event_code\":"[..], &code, b"}"].concat()
             }
             None => b"]}".to_vec(),
         };
-        let packed = common::pack(b"{\"data\":[", items, &tail, Self::limits(config));
-        encoded.skipped.extend(packed.too_large);
         let base = config
             .endpoint_url
             .as_deref()
@@ -263,42 +266,34 @@ impl Destination for Meta {
         let url = format!(
             "{base}/{}/{}/events?access_token={}",
             config.api_version,
-            common::percent_encode(&config.pixel_id),
-            common::percent_encode(&config.access_token)
+            url::percent_encode(&config.pixel_id),
+            url::percent_encode(&config.access_token)
         );
-        encoded.requests = packed
-            .bodies
-            .into_iter()
-            .map(|(body, events)| HttpRequest {
-                method: "POST",
-                url: url.clone(),
-                headers: vec![("content-type".into(), "application/json".into())],
-                body,
-                events,
-            })
-            .collect();
-        encoded.skipped.sort_by_key(|(i, _)| *i);
-        encoded
+        let target = Target {
+            url,
+            headers: batching::headers(&[("content-type", "application/json")]),
+            framing: Framing {
+                prefix: b"{\"data\":[",
+                separator: b",",
+                suffix: &tail,
+            },
+        };
+        batching::encode_each::<Self>(config, events, &target, |event| {
+            encode_event(config, event, now_ms)
+        })
     }
 
     fn classify(_: &MetaConfig, request: &HttpRequest, answer: &HttpAnswer) -> Vec<Verdict> {
         if (200..300).contains(&answer.status) {
-            return common::for_all(request, Verdict::Delivered);
+            return batching::for_all(request, Verdict::Delivered);
         }
         let error = MetaError::from_answer(answer.status, &answer.body);
         let reason = common::reason(error.code(), &error);
         if let MetaError::InvalidParameter { .. } = error {
-            return common::rejected_batch(request, reason);
+            return batching::rejected_batch(request, reason);
         }
-        let verdict = if error.is_retryable() {
-            Verdict::Retry {
-                after_ms: answer.retry_after_ms,
-                reason,
-            }
-        } else {
-            Verdict::Permanent { reason }
-        };
-        common::for_all(request, verdict)
+        let verdict = batching::retry_if(error.is_retryable(), answer, reason);
+        batching::for_all(request, verdict)
     }
 }
 
@@ -343,9 +338,6 @@ fn event_name(event: &Event) -> Result<String, Problem> {
 }
 
 fn encode_event(config: &MetaConfig, event: &Event, now_ms: i64) -> Result<Value, Verdict> {
-    if !common::integration_enabled(event, &[Meta::NAME, "Facebook Conversions API"]) {
-        return Err(Problem::IntegrationDisabled { name: Meta::NAME }.skipped());
-    }
     let name = event_name(event).map_err(|p| match p {
         Problem::NotMapped(_) => p.skipped(),
         _ => p.permanent(),
@@ -467,7 +459,7 @@ fn custom_data(event: &Event, name: &str) -> Result<Map<String, Value>, Problem>
         }
     }
     if let Some(v) = value {
-        c.insert("value".into(), common::number(v));
+        c.insert("value".into(), batching::number(v));
     }
     if let Some(cur) = currency {
         c.insert("currency".into(), cur.into());
@@ -482,9 +474,12 @@ fn custom_data(event: &Event, name: &str) -> Result<Map<String, Value>, Problem>
             .filter_map(|p| {
                 let mut o = Map::new();
                 o.insert("id".into(), p.id.clone()?.into());
-                o.insert("quantity".into(), common::number(p.quantity.unwrap_or(1.0)));
+                o.insert(
+                    "quantity".into(),
+                    batching::number(p.quantity.unwrap_or(1.0)),
+                );
                 if let Some(price) = p.price {
-                    o.insert("item_price".into(), common::number(price));
+                    o.insert("item_price".into(), batching::number(price));
                 }
                 Some(Value::Object(o))
             })
@@ -494,7 +489,7 @@ fn custom_data(event: &Event, name: &str) -> Result<Map<String, Value>, Problem>
         c.insert("content_type".into(), "product".into());
         let items: f64 = products.iter().map(|p| p.quantity.unwrap_or(1.0)).sum();
         if matches!(name, "Purchase" | "InitiateCheckout") {
-            c.insert("num_items".into(), common::number(items));
+            c.insert("num_items".into(), batching::number(items));
         }
         if products.len() == 1 {
             if let Some(n) = &products[0].name {

@@ -17,11 +17,11 @@
 //! `/engage` request. Strict mode names each failed record: those are
 //! permanent with Mixpanel's message, the rest of the batch was ingested.
 
-use super::batching::{
-    self, basic_auth, context_str, event_time_ms, headers, integration_enabled, split_url,
-    to_bytes, Framing, Overrides, Target,
-};
+use super::batching::{self, basic_auth, headers, to_bytes, Framing, Target};
+use super::common::{self, context_text, time_or_now, Overrides};
+use super::url::split_url;
 use super::{Destination, Encoded, HttpAnswer, HttpRequest, Limits, Verdict};
+use crate::consent::Purpose;
 use crate::{Event, EventType, Object};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -78,7 +78,7 @@ pub struct MixpanelConfig {
     pub region: Region,
     /// Send every call (events, profiles, deletions) to this base URL instead
     /// of the region's Mixpanel hosts: a proxy, or a local stub in tests.
-    #[serde(default, deserialize_with = "batching::opt_base_url")]
+    #[serde(default, deserialize_with = "crate::dest::url::opt_base_url")]
     pub api_host: Option<String>,
     #[serde(default)]
     pub service_account: Option<ServiceAccount>,
@@ -185,7 +185,7 @@ pub fn insert_id(event: &Event) -> String {
     } else {
         id.to_owned()
     };
-    batching::hex(&batching::stable_hash(seed.as_bytes()))
+    common::hex(&common::stable_hash(seed.as_bytes()))
 }
 
 enum Mapped {
@@ -210,30 +210,30 @@ fn event_properties(config: &MixpanelConfig, event: &Event, now_ms: i64) -> Obje
     let mut fill = |k: &str, v: Value| {
         p.entry(k.to_owned()).or_insert(v);
     };
-    if let Some(ip) = context_str(event, "ip") {
+    if let Some(ip) = context_text(event, &["ip"]) {
         fill("ip", ip.into());
     }
-    if let Some(url) = context_str(event, "page.url") {
+    if let Some(url) = context_text(event, &["page", "url"]) {
         fill("$current_url", url.into());
     }
-    if let Some(r) = context_str(event, "page.referrer") {
+    if let Some(r) = context_text(event, &["page", "referrer"]) {
         fill("$referrer", r.into());
     }
     for (from, to) in CAMPAIGN {
-        if let Some(v) = context_str(event, &format!("campaign.{from}")) {
+        if let Some(v) = context_text(event, &["campaign", from]) {
             fill(to, v.into());
         }
     }
-    if let Some(os) = context_str(event, "os.name") {
+    if let Some(os) = context_text(event, &["os", "name"]) {
         fill("$os", os.into());
     }
     for (from, to) in [("width", "$screen_width"), ("height", "$screen_height")] {
-        if let Some(v) = batching::context_at(event, &format!("screen.{from}")) {
+        if let Some(v) = common::context_at(event, &["screen", from]) {
             fill(to, v.clone());
         }
     }
     fill("mp_lib", "sluice".into());
-    p.insert("time".into(), event_time_ms(event, now_ms).into());
+    p.insert("time".into(), time_or_now(event, now_ms).into());
     p.insert("distinct_id".into(), distinct_id(config, event).into());
     p.insert("$insert_id".into(), insert_id(event).into());
     if config.simplified_id_merge {
@@ -253,12 +253,12 @@ fn page_properties(config: &MixpanelConfig, event: &Event, now_ms: i64) -> Objec
         .get("url")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .or_else(|| context_str(event, "page.url").map(str::to_owned));
+        .or_else(|| context_text(event, &["page", "url"]));
     let title = p
         .get("title")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .or_else(|| context_str(event, "page.title").map(str::to_owned));
+        .or_else(|| context_text(event, &["page", "title"]));
     if let Some(url) = url {
         if let Some(parts) = split_url(&url) {
             p.insert("current_domain".into(), parts.host.into());
@@ -287,7 +287,7 @@ fn profile_set(event: &Event) -> Object {
     let traits = event
         .traits
         .as_ref()
-        .or_else(|| batching::context_at(event, "traits").and_then(Value::as_object));
+        .or_else(|| common::context_at(event, &["traits"]).and_then(Value::as_object));
     for (k, v) in traits.into_iter().flatten() {
         let key = RESERVED_TRAITS
             .iter()
@@ -323,7 +323,7 @@ fn map(config: &MixpanelConfig, event: &Event, now_ms: i64) -> Mapped {
                     "$distinct_id": user,
                     "$set": profile_set(event),
                 });
-                match context_str(event, "ip") {
+                match context_text(event, &["ip"]) {
                     Some(ip) => update["$ip"] = ip.into(),
                     None => update["$ip"] = "0".into(),
                 }
@@ -402,28 +402,22 @@ fn profile_target(config: &MixpanelConfig, path: &str) -> Target<'static> {
 impl Destination for Mixpanel {
     const NAME: &'static str = "Mixpanel";
     const KIND: &'static str = "mixpanel";
+    const PURPOSES: &'static [Purpose] = &[Purpose::Analytics];
+    const REASON_CODES: bool = false;
     type Config = MixpanelConfig;
 
     fn limits(_config: &MixpanelConfig) -> Limits {
         IMPORT_LIMITS
     }
 
+    fn overrides(config: &MixpanelConfig) -> &Overrides {
+        &config.overrides
+    }
+
     fn encode(config: &MixpanelConfig, events: &[Event], now_ms: i64) -> Encoded {
         let mut out = Encoded::default();
         let (mut import, mut engage, mut groups) = (Vec::new(), Vec::new(), Vec::new());
-        for (i, event) in events.iter().enumerate() {
-            if !integration_enabled(event, Self::NAME) {
-                out.skipped
-                    .push((i, batching::disabled_by_integrations(Self::NAME)));
-                continue;
-            }
-            let event = match config.overrides.apply(event) {
-                Ok(event) => event,
-                Err(verdict) => {
-                    out.skipped.push((i, verdict));
-                    continue;
-                }
-            };
+        for (i, event) in common::admitted::<Self>(config, events, &mut out.skipped) {
             match map(config, &event, now_ms) {
                 Mapped::Import(v) => import.push((i, to_bytes(&v))),
                 Mapped::Engage(v) => engage.push((i, to_bytes(&v))),
@@ -440,6 +434,7 @@ impl Destination for Mixpanel {
             out.requests.extend(requests);
             out.skipped.extend(rejected);
         }
+        out.skipped.sort_by_key(|(i, _)| *i);
         out
     }
 
@@ -454,7 +449,11 @@ impl Destination for Mixpanel {
         if request.url.contains("/engage?") || request.url.contains("/groups?") {
             // Profile APIs answer 200 even when they rejected the update: the body says.
             if answer.status != 200 {
-                return batching::for_all(answer, "Mixpanel", error, n);
+                return batching::status_verdicts(
+                    answer,
+                    batching::status_reason("Mixpanel", answer, error),
+                    n,
+                );
             }
             let verdict = match body.get("status").and_then(Value::as_i64) {
                 Some(1) => Verdict::Delivered,
@@ -498,7 +497,11 @@ impl Destination for Mixpanel {
                 };
                 n
             ],
-            _ => batching::for_all(answer, "Mixpanel", error, n),
+            _ => batching::status_verdicts(
+                answer,
+                batching::status_reason("Mixpanel", answer, error),
+                n,
+            ),
         }
     }
 }

@@ -17,11 +17,11 @@
 //! accepts up to 20 MB a request (the count cap, 2,000, is ours). 400 and 401
 //! are permanent, 413 splits, 429 and 5xx retry.
 
-use super::batching::{
-    self, context_str, event_time_rfc3339, headers, integration_enabled, split_url, to_bytes,
-    Framing, Overrides, Target,
-};
+use super::batching::{self, headers, to_bytes, Framing, Target};
+use super::common::{self, context_text, event_time_rfc3339, Overrides};
+use super::url::split_url;
 use super::{Destination, Encoded, HttpAnswer, HttpRequest, Limits, Verdict};
+use crate::consent::Purpose;
 use crate::{Event, EventType, Object};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -37,7 +37,7 @@ pub struct PostHogConfig {
     /// The project API key (`phc_…`), sent in the body.
     pub api_key: String,
     /// The ingestion host: `https://us.i.posthog.com`, `https://eu.i.posthog.com` or self-hosted.
-    #[serde(deserialize_with = "batching::base_url")]
+    #[serde(deserialize_with = "crate::dest::url::base_url")]
     pub host: String,
     /// The group type `group` calls identify.
     #[serde(default = "company")]
@@ -50,7 +50,7 @@ pub struct PostHogConfig {
     pub project_id: Option<String>,
     /// The private API host when it is not the ingestion host without `.i.`
     /// (`https://us.posthog.com` for `https://us.i.posthog.com`).
-    #[serde(default, deserialize_with = "batching::opt_base_url")]
+    #[serde(default, deserialize_with = "crate::dest::url::opt_base_url")]
     pub api_host: Option<String>,
     /// Event allow / deny lists, renames, property renames ([`Overrides`]).
     #[serde(default)]
@@ -114,28 +114,28 @@ pub fn uuid(event: &Event) -> String {
     } else {
         event.message_id.clone()
     };
-    batching::uuid_from_seed(&seed)
+    common::uuid_from_seed(&seed)
 }
 
 fn properties(event: &Event) -> Object {
     let mut p = event.properties.clone().unwrap_or_default();
-    let mut fill = |k: &str, v: Option<&str>| {
+    let mut fill = |k: &str, v: Option<String>| {
         if let Some(v) = v {
             p.entry(k.to_owned()).or_insert(v.into());
         }
     };
-    fill("$ip", context_str(event, "ip"));
-    fill("$current_url", context_str(event, "page.url"));
-    fill("$referrer", context_str(event, "page.referrer"));
-    fill("$user_agent", context_str(event, "userAgent"));
-    fill("$os", context_str(event, "os.name"));
+    fill("$ip", context_text(event, &["ip"]));
+    fill("$current_url", context_text(event, &["page", "url"]));
+    fill("$referrer", context_text(event, &["page", "referrer"]));
+    fill("$user_agent", context_text(event, &["userAgent"]));
+    fill("$os", context_text(event, &["os", "name"]));
     for k in ["source", "medium", "name", "term", "content"] {
         let to = if k == "name" {
             "utm_campaign".to_owned()
         } else {
             format!("utm_{k}")
         };
-        fill(&to, context_str(event, &format!("campaign.{k}")));
+        fill(&to, context_text(event, &["campaign", k]));
     }
     if !p.contains_key("$ip") {
         // Sent from a server without the visitor's IP, PostHog would place
@@ -164,8 +164,8 @@ fn map(config: &PostHogConfig, event: &Event, now_ms: i64) -> Result<Value, Stri
                 .properties
                 .as_ref()
                 .and_then(|p| p.get("url")?.as_str())
-                .or_else(|| context_str(event, "page.url"))
-                .map(str::to_owned);
+                .map(str::to_owned)
+                .or_else(|| context_text(event, &["page", "url"]));
             if let Some(url) = url {
                 if let Some(parts) = split_url(&url) {
                     props.insert("$host".into(), parts.host.into());
@@ -173,7 +173,7 @@ fn map(config: &PostHogConfig, event: &Event, now_ms: i64) -> Result<Value, Stri
                 }
                 props.insert("$current_url".into(), url.into());
             }
-            if let Some(title) = context_str(event, "page.title") {
+            if let Some(title) = context_text(event, &["page", "title"]) {
                 props.entry("title").or_insert(title.into());
             }
             if let Some(n) = &event.name {
@@ -191,7 +191,7 @@ fn map(config: &PostHogConfig, event: &Event, now_ms: i64) -> Result<Value, Stri
             let traits = event
                 .traits
                 .clone()
-                .or_else(|| batching::context_at(event, "traits")?.as_object().cloned())
+                .or_else(|| common::context_at(event, &["traits"])?.as_object().cloned())
                 .unwrap_or_default();
             props.insert("$set".into(), traits.into());
             if let (Some(_), Some(anon)) = (&event.user_id, &event.anonymous_id) {
@@ -230,33 +230,19 @@ fn map(config: &PostHogConfig, event: &Event, now_ms: i64) -> Result<Value, Stri
 impl Destination for PostHog {
     const NAME: &'static str = "PostHog";
     const KIND: &'static str = "posthog";
+    const PURPOSES: &'static [Purpose] = &[Purpose::Analytics];
+    const REASON_CODES: bool = false;
     type Config = PostHogConfig;
 
     fn limits(_config: &PostHogConfig) -> Limits {
         LIMITS
     }
 
+    fn overrides(config: &PostHogConfig) -> &Overrides {
+        &config.overrides
+    }
+
     fn encode(config: &PostHogConfig, events: &[Event], now_ms: i64) -> Encoded {
-        let mut out = Encoded::default();
-        let mut items = Vec::new();
-        for (i, event) in events.iter().enumerate() {
-            if !integration_enabled(event, Self::NAME) {
-                out.skipped
-                    .push((i, batching::disabled_by_integrations(Self::NAME)));
-                continue;
-            }
-            let event = match config.overrides.apply(event) {
-                Ok(event) => event,
-                Err(verdict) => {
-                    out.skipped.push((i, verdict));
-                    continue;
-                }
-            };
-            match map(config, &event, now_ms) {
-                Ok(v) => items.push((i, to_bytes(&v))),
-                Err(reason) => out.skipped.push((i, Verdict::Skipped { reason })),
-            }
-        }
         let mut prefix = to_bytes(&json!({ "api_key": config.api_key }));
         prefix.pop();
         prefix.extend_from_slice(b",\"batch\":[");
@@ -269,10 +255,9 @@ impl Destination for PostHog {
                 suffix: b"]}",
             },
         };
-        let (requests, rejected) = batching::requests_for(&items, LIMITS, &target);
-        out.requests = requests;
-        out.skipped.extend(rejected);
-        out
+        batching::encode_each::<Self>(config, events, &target, |event| {
+            map(config, event, now_ms).map_err(|reason| Verdict::Skipped { reason })
+        })
     }
 
     fn classify(
@@ -284,7 +269,11 @@ impl Destination for PostHog {
         let detail = batching::str_at(&body, "detail")
             .or_else(|| batching::str_at(&body, "error"))
             .map_or_else(|| batching::excerpt(&answer.body).to_owned(), str::to_owned);
-        batching::for_all(answer, "PostHog", &detail, request.events.len())
+        batching::status_verdicts(
+            answer,
+            batching::status_reason("PostHog", answer, &detail),
+            request.events.len(),
+        )
     }
 }
 

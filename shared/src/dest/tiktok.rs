@@ -44,10 +44,13 @@
 //!   "test_event_code": "TEST999", "limited_data_use": "from_consent", "default_calling_code": "44" }
 //! ```
 
-use super::common::{self, AdSignals, Problem};
+use super::batching;
+use super::batching::{Framing, Target};
+use super::common::{self, AdSignals, Overrides, Problem};
 use super::identifiers::{hashed, Kind, Rules, Vendor};
 use super::meta::LimitedDataUse;
 use super::{Destination, Encoded, HttpAnswer, HttpRequest, Limits, Verdict};
+use crate::consent::Purpose;
 use crate::{Event, EventType};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -71,8 +74,11 @@ pub struct TikTokConfig {
     #[serde(default)]
     pub default_calling_code: Option<String>,
     /// Base URL instead of `https://business-api.tiktok.com` (a local stub in tests).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dest::url::opt_base_url")]
     pub endpoint_url: Option<String>,
+    /// Event allow / deny lists, renames, property renames ([`Overrides`]).
+    #[serde(default)]
+    pub overrides: Overrides,
 }
 
 /// Why TikTok refused a request.
@@ -117,7 +123,9 @@ pub struct TikTok;
 
 impl Destination for TikTok {
     const NAME: &'static str = "TikTok Conversions";
+    const ALIASES: &'static [&'static str] = &["TikTok Events API", "TikTok"];
     const KIND: &'static str = "tiktok";
+    const PURPOSES: &'static [Purpose] = &[Purpose::Marketing];
     type Config = TikTokConfig;
 
     fn limits(_: &TikTokConfig) -> Limits {
@@ -127,48 +135,39 @@ impl Destination for TikTok {
         }
     }
 
+    fn overrides(config: &TikTokConfig) -> &Overrides {
+        &config.overrides
+    }
+
     fn encode(config: &TikTokConfig, events: &[Event], _now_ms: i64) -> Encoded {
-        let mut encoded = Encoded::default();
-        let mut items = Vec::new();
-        for (i, event) in events.iter().enumerate() {
-            match encode_event(config, event) {
-                Ok(v) => items.push((i, common::to_bytes(&v))),
-                Err(verdict) => encoded.skipped.push((i, verdict)),
-            }
-        }
         let mut head = Map::new();
         head.insert("event_source".into(), "web".into());
         head.insert("event_source_id".into(), config.pixel_code.clone().into());
         if let Some(code) = &config.test_event_code {
             head.insert("test_event_code".into(), code.clone().into());
         }
-        let head = common::to_bytes(&Value::Object(head));
+        let head = batching::to_bytes(&Value::Object(head));
         let mut prefix = head[..head.len() - 1].to_vec();
         prefix.extend_from_slice(b",\"data\":[");
-        let packed = common::pack(&prefix, items, b"]}", Self::limits(config));
-        encoded.skipped.extend(packed.too_large);
         let base = config
             .endpoint_url
             .as_deref()
             .unwrap_or("https://business-api.tiktok.com")
             .trim_end_matches('/');
         let url = format!("{base}/open_api/v1.3/event/track/");
-        encoded.requests = packed
-            .bodies
-            .into_iter()
-            .map(|(body, events)| HttpRequest {
-                method: "POST",
-                url: url.clone(),
-                headers: vec![
-                    ("content-type".into(), "application/json".into()),
-                    ("access-token".into(), config.access_token.clone()),
-                ],
-                body,
-                events,
-            })
-            .collect();
-        encoded.skipped.sort_by_key(|(i, _)| *i);
-        encoded
+        let target = Target {
+            url,
+            headers: batching::headers(&[
+                ("content-type", "application/json"),
+                ("access-token", &config.access_token),
+            ]),
+            framing: Framing {
+                prefix: &prefix,
+                separator: b",",
+                suffix: b"]}",
+            },
+        };
+        batching::encode_each::<Self>(config, events, &target, |event| encode_event(config, event))
     }
 
     fn classify(_: &TikTokConfig, request: &HttpRequest, answer: &HttpAnswer) -> Vec<Verdict> {
@@ -181,7 +180,7 @@ impl Destination for TikTok {
         let parsed = serde_json::from_str::<Answer>(&answer.body);
         let error = match parsed {
             Ok(a) if a.code == 0 && (200..300).contains(&answer.status) => {
-                return common::for_all(request, Verdict::Delivered)
+                return batching::for_all(request, Verdict::Delivered)
             }
             Ok(a) if a.code == 40100 => TikTokError::RateLimited(a.message),
             Ok(a) if (50000..60000).contains(&a.code) => TikTokError::Server {
@@ -194,26 +193,18 @@ impl Destination for TikTok {
             },
             _ => TikTokError::Unreadable {
                 status: answer.status,
-                body: common::truncate_chars(&answer.body, 300).to_owned(),
+                body: batching::excerpt(&answer.body).to_owned(),
             },
         };
         let reason = common::reason(error.code(), &error);
         if let TikTokError::Rejected { code: 40002, .. } = error {
-            return common::rejected_batch(request, reason);
+            return batching::rejected_batch(request, reason);
         }
         let retry = matches!(
             error,
             TikTokError::RateLimited(_) | TikTokError::Server { .. }
         ) || matches!(answer.status, 408 | 429 | 500..=599);
-        let verdict = if retry {
-            Verdict::Retry {
-                after_ms: answer.retry_after_ms,
-                reason,
-            }
-        } else {
-            Verdict::Permanent { reason }
-        };
-        common::for_all(request, verdict)
+        batching::for_all(request, batching::retry_if(retry, answer, reason))
     }
 }
 
@@ -234,9 +225,6 @@ const STANDARD_EVENTS: [(&str, &str); 13] = [
 ];
 
 fn encode_event(config: &TikTokConfig, event: &Event) -> Result<Value, Verdict> {
-    if !common::integration_enabled(event, &[TikTok::NAME, "TikTok Events API", "TikTok"]) {
-        return Err(Problem::IntegrationDisabled { name: TikTok::NAME }.skipped());
-    }
     let name = match event.kind {
         EventType::Page => "Pageview".to_owned(),
         EventType::Track => {
@@ -348,10 +336,10 @@ fn properties(event: &Event) -> Map<String, Value> {
                 }
                 o.insert(
                     "quantity".into(),
-                    common::number(pr.quantity.unwrap_or(1.0)),
+                    batching::number(pr.quantity.unwrap_or(1.0)),
                 );
                 if let Some(price) = pr.price {
-                    o.insert("price".into(), common::number(price));
+                    o.insert("price".into(), batching::number(price));
                 }
                 Value::Object(o)
             })
@@ -360,7 +348,7 @@ fn properties(event: &Event) -> Map<String, Value> {
         p.insert("content_type".into(), "product".into());
     }
     if let Some(v) = common::order_value(event) {
-        p.insert("value".into(), common::number(v));
+        p.insert("value".into(), batching::number(v));
     }
     if let Some(c) = common::currency(event) {
         p.insert("currency".into(), c.into());

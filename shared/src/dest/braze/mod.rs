@@ -25,10 +25,10 @@
 //! (user, time); two orders of one user at the same millisecond never share a
 //! request.
 
-use super::batching::{
-    self, context_str, event_time_rfc3339, headers, integration_enabled, to_bytes, Overrides,
-};
+use super::batching::{self, headers, to_bytes};
+use super::common::{self, context_text, event_time_rfc3339, Overrides};
 use super::{Destination, Encoded, HttpAnswer, HttpRequest, Limits, Verdict};
+use crate::consent::Purpose;
 use crate::{Event, EventType, Object};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -46,7 +46,7 @@ pub struct BrazeConfig {
     /// A REST API key with `users.track` (and `users.delete` for deletions).
     pub rest_api_key: String,
     /// The instance's REST endpoint, e.g. `https://rest.iad-01.braze.com`.
-    #[serde(deserialize_with = "batching::base_url")]
+    #[serde(deserialize_with = "crate::dest::url::base_url")]
     pub rest_endpoint: String,
     /// The app identifier events and purchases are attributed to.
     #[serde(default)]
@@ -181,7 +181,7 @@ fn attributes(event: &Event, mut obj: Object) -> Object {
     let traits = event
         .traits
         .clone()
-        .or_else(|| batching::context_at(event, "traits")?.as_object().cloned())
+        .or_else(|| common::context_at(event, &["traits"])?.as_object().cloned())
         .unwrap_or_default();
     for (k, v) in traits {
         if let Some((_, to)) = STANDARD.iter().find(|(from, _)| *from == k) {
@@ -332,7 +332,7 @@ fn map(config: &BrazeConfig, event: &Event, now_ms: i64) -> Result<Mapped, Strin
             if let Some(n) = &event.name {
                 props.entry("name").or_insert(n.as_str().into());
             }
-            if let Some(url) = context_str(event, "page.url") {
+            if let Some(url) = context_text(event, &["page", "url"]) {
                 props.entry("url").or_insert(url.into());
             }
             let name = if event.kind == EventType::Page {
@@ -380,28 +380,22 @@ fn body(items: &[(usize, Mapped)], group: &[usize]) -> Vec<u8> {
 impl Destination for Braze {
     const NAME: &'static str = "Braze";
     const KIND: &'static str = "braze";
+    const PURPOSES: &'static [Purpose] = &[Purpose::Marketing];
+    const REASON_CODES: bool = false;
     type Config = BrazeConfig;
 
     fn limits(_config: &BrazeConfig) -> Limits {
         LIMITS
     }
 
+    fn overrides(config: &BrazeConfig) -> &Overrides {
+        &config.overrides
+    }
+
     fn encode(config: &BrazeConfig, events: &[Event], now_ms: i64) -> Encoded {
         let mut out = Encoded::default();
         let mut items: Vec<(usize, Mapped)> = Vec::new();
-        for (i, event) in events.iter().enumerate() {
-            if !integration_enabled(event, Self::NAME) {
-                out.skipped
-                    .push((i, batching::disabled_by_integrations(Self::NAME)));
-                continue;
-            }
-            let event = match config.overrides.apply(event) {
-                Ok(event) => event,
-                Err(verdict) => {
-                    out.skipped.push((i, verdict));
-                    continue;
-                }
-            };
+        for (i, event) in common::admitted::<Self>(config, events, &mut out.skipped) {
             match map(config, &event, now_ms) {
                 Ok(m) => items.push((i, m)),
                 Err(reason) => out.skipped.push((i, Verdict::Skipped { reason })),
@@ -409,44 +403,27 @@ impl Destination for Braze {
         }
         // Attributes, then events, then purchases; input order within each.
         items.sort_by_key(|(i, m)| (m.array, *i));
-        let mut groups: Vec<Vec<usize>> = Vec::new();
-        let mut current: Vec<usize> = Vec::new();
-        let (mut weight, mut bytes) = (0, FRAME_BYTES);
-        for (k, (i, m)) in items.iter().enumerate() {
-            let (w, b) = (
-                m.objects.len(),
-                m.objects.iter().map(|o| o.len() + 1).sum::<usize>(),
+        let sizes: Vec<(usize, usize)> = items
+            .iter()
+            .map(|(_, m)| {
+                let bytes = m.objects.iter().map(|o| o.len() + 1).sum::<usize>();
+                (m.objects.len(), bytes)
+            })
+            .collect();
+        // Two purchases of one user at the same time never share a request.
+        let same_order = |prev: usize, next: usize| {
+            items[next].1.key.is_some() && items[prev].1.key == items[next].1.key
+        };
+        let chunks = batching::chunk_by(&sizes, LIMITS, FRAME_BYTES, 0, same_order);
+        for k in chunks.oversize {
+            let (w, b) = sizes[k];
+            let reason = format!(
+                "the event makes {w} Braze objects ({b} bytes): more than one request holds"
             );
-            if w > LIMITS.max_events || FRAME_BYTES + b > LIMITS.max_bytes {
-                out.skipped.push((
-                    *i,
-                    Verdict::Permanent {
-                        reason: format!(
-                            "the event makes {w} Braze objects ({b} bytes): more than one request holds"
-                        ),
-                    },
-                ));
-                continue;
-            }
-            let same_order_key = m.key.is_some()
-                && current
-                    .last()
-                    .is_some_and(|&prev| items[prev].1.key == m.key);
-            if !current.is_empty()
-                && (weight + w > LIMITS.max_events
-                    || bytes + b > LIMITS.max_bytes
-                    || same_order_key)
-            {
-                groups.push(std::mem::take(&mut current));
-                (weight, bytes) = (0, FRAME_BYTES);
-            }
-            current.push(k);
-            weight += w;
-            bytes += b;
+            out.skipped
+                .push((items[k].0, Verdict::Permanent { reason }));
         }
-        if !current.is_empty() {
-            groups.push(current);
-        }
+        let groups = chunks.groups;
         let url = format!("{}/users/track", config.rest_endpoint.trim_end_matches('/'));
         let auth = format!("Bearer {}", config.rest_api_key);
         out.requests = groups
@@ -462,6 +439,7 @@ impl Destination for Braze {
                 events: group.iter().map(|&k| items[k].0).collect(),
             })
             .collect();
+        out.skipped.sort_by_key(|(i, _)| *i);
         out
     }
 
@@ -476,7 +454,11 @@ impl Destination for Braze {
             } else {
                 message
             };
-            return batching::for_all(answer, "Braze", detail, n);
+            return batching::status_verdicts(
+                answer,
+                batching::status_reason("Braze", answer, detail),
+                n,
+            );
         }
         if !message.is_empty() && message != "success" {
             // A fatal error Braze reported in a 2xx.
