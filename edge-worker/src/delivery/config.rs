@@ -162,19 +162,15 @@ impl Kind {
         }
     }
 
-    /// The purposes an event always needs to go here: advertising and
-    /// engagement vendors need `marketing`, analytics vendors `analytics`.
-    /// A destination's own `purposes` add to these, never remove them.
+    /// The purposes an event always needs to go here: the vendor's own
+    /// (advertising and engagement vendors `marketing`, analytics vendors
+    /// `analytics`). A destination's `purposes` add to these, never remove them.
     pub fn default_purposes(&self) -> &'static [Purpose] {
-        match self {
-            Kind::MetaCapi(_) | Kind::GoogleAds(_) | Kind::Tiktok(_) | Kind::Braze(_) => {
-                &[Purpose::Marketing]
-            }
-            Kind::Ga4(_) | Kind::Mixpanel(_) | Kind::Amplitude(_) | Kind::Posthog(_) => {
-                &[Purpose::Analytics]
-            }
-            Kind::R2 { .. } | Kind::Webhook { .. } | Kind::Clickhouse { .. } => &[],
-        }
+        with_vendor!(
+            self,
+            |D, _v| <D as sluice_shared::dest::Destination>::PURPOSES,
+            &[]
+        )
     }
 }
 

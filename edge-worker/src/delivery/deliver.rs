@@ -15,7 +15,7 @@ use crate::sinks::d1::{self, Counter};
 use crate::sinks::vendor::Vendor;
 use crate::sinks::{self, clickhouse, r2, webhook, DeliveryBatch, Report, SinkError};
 use serde::Serialize;
-use sluice_shared::dest::common::BATCH_REJECTED;
+use sluice_shared::dest::batching::BATCH_REJECTED;
 use sluice_shared::dest::Verdict;
 use sluice_shared::{Event, Timestamp};
 

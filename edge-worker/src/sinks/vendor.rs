@@ -149,6 +149,8 @@ impl<D: Destination, H: HttpClient> Sink for Vendor<'_, D, H> {
 mod tests {
     use super::*;
     use serde::Deserialize;
+    use sluice_shared::consent::Purpose;
+    use sluice_shared::dest::common::Overrides;
     use sluice_shared::dest::Limits;
     use sluice_shared::Event;
 
@@ -159,12 +161,19 @@ mod tests {
     #[serde(deny_unknown_fields)]
     struct ToyConfig {
         token: String,
+        #[serde(default)]
+        overrides: Overrides,
     }
 
     impl Destination for Toy {
         const NAME: &'static str = "Toy";
         const KIND: &'static str = "toy";
+        const PURPOSES: &'static [Purpose] = &[Purpose::Analytics];
         type Config = ToyConfig;
+
+        fn overrides(config: &ToyConfig) -> &Overrides {
+            &config.overrides
+        }
 
         fn limits(_: &ToyConfig) -> Limits {
             Limits {

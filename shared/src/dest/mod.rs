@@ -168,13 +168,9 @@ pub trait Destination {
     /// The `kind` in `SLUICE_DESTINATIONS`.
     const KIND: &'static str;
     /// The consent purposes the destination needs by default, every one of
-    /// them granted (config may narrow them): advertising destinations
-    /// `marketing`, analytics ones `analytics`. The default, for a
-    /// destination that does not say, is the strictest: both.
-    const PURPOSES: &'static [crate::consent::Purpose] = &[
-        crate::consent::Purpose::Marketing,
-        crate::consent::Purpose::Analytics,
-    ];
+    /// them granted (config may add to them): advertising destinations
+    /// `marketing`, analytics ones `analytics`.
+    const PURPOSES: &'static [crate::consent::Purpose];
     /// Whether verdict reasons start with a stable code
     /// (`"integration_disabled: …"`, see `common::Problem::code`). Keep the
     /// default: the four product vendors (Mixpanel, Amplitude, PostHog,
@@ -186,13 +182,10 @@ pub trait Destination {
 
     fn limits(config: &Self::Config) -> Limits;
 
-    /// The config's `overrides` field (every destination here has one),
-    /// applied by `common::admitted` before the vendor's mapping. The
-    /// default, none, is for destinations outside this module.
+    /// The config's `overrides` field (every destination has one), applied
+    /// by `common::admitted` before the vendor's mapping.
     #[cfg(feature = "dest")]
-    fn overrides(_config: &Self::Config) -> &common::Overrides {
-        &common::NO_OVERRIDES
-    }
+    fn overrides(config: &Self::Config) -> &common::Overrides;
 
     /// The requests for `events` (already consent-filtered by the pipeline);
     /// `now_ms` is the delivery time (Unix ms).
