@@ -506,3 +506,50 @@ fn a_request_the_table_cannot_describe_fails_instead_of_retrying_forever() {
         [("forget".to_owned(), "r8".to_owned(), "failed".to_owned(), 0)]
     );
 }
+
+#[test]
+fn a_delete_asks_every_vendor_with_a_deletion_api_to_delete_the_user_and_records_it() {
+    let fake = Fake::default();
+    fake.http_status.set(200);
+    two_people(&fake);
+    let mut dests = destinations();
+    dests.extend(
+        config::parse(Some(
+            &json!([{"name": "mp", "kind": "mixpanel",
+                     "settings": {"project_token": "tok", "gdpr_oauth_token_var": "HOOK_SECRET"}}])
+            .to_string(),
+        ))
+        .unwrap(),
+    );
+    request(&fake, "r9", "delete", json!({"anonymousId": "a1"}));
+    pollster::block_on(privacy::run_job(&fake, "r9", &dests)).unwrap();
+    let calls = fake.http_calls.borrow();
+    let deletion: Vec<&(String, Vec<(String, String)>, Vec<u8>)> = calls
+        .iter()
+        .filter(|(url, _, _)| url.contains("/api/app/data-deletions/v3.0/"))
+        .collect();
+    assert_eq!(deletion.len(), 1, "one call for the one user id: {calls:?}");
+    let (url, headers, body) = deletion[0];
+    assert!(url.ends_with("?token=tok"), "{url}");
+    assert!(headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("authorization") && v == "Bearer s3cret"));
+    let body: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(body["distinct_ids"], json!(["u1"]), "{body}");
+    let result: Value =
+        serde_json::from_str(status(&fake, "r9")["result"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        result["notified"][1],
+        json!({"destination": "mp", "userId": "u1", "ok": true, "reason": null})
+    );
+    drop(calls);
+    // A vendor that is down retries the whole (idempotent) job.
+    fake.http_status.set(503);
+    request(&fake, "r10", "delete", json!({"userId": "u1"}));
+    let only_mixpanel: Vec<Destination> = dests.into_iter().filter(|d| d.name == "mp").collect();
+    let e = pollster::block_on(privacy::run_job(&fake, "r10", &only_mixpanel)).unwrap_err();
+    assert!(
+        matches!(&e, JobError::Retry(why) if why.contains("deletion at mp")),
+        "{e:?}"
+    );
+}

@@ -1,4 +1,5 @@
-//! Deletion and suppression of a person, across D1, the lake and webhooks.
+//! Deletion and suppression of a person, across D1, the lake, webhooks and
+//! the vendors with a deletion API (Mixpanel, Amplitude, PostHog, Braze).
 //!
 //! A delete request, in order: suppress every linked id first (events still
 //! on their way are then dropped, so the person stays deleted); send every
@@ -21,7 +22,7 @@ use crate::db::{self, text_value, Statement};
 use crate::delivery::config::{Destination, Kind};
 use crate::delivery::consume::SuppressionKind;
 use crate::ports::{JobPorts, ObjectStore, PortError, Sql};
-use crate::sinks;
+use crate::sinks::{self, vendor};
 use serde_json::{json, Value};
 use sluice_shared::dest::Verdict;
 
@@ -172,7 +173,77 @@ async fn notify(
         };
         notified.push(json!({"destination": d.name, "ok": ok}));
     }
+    notified.extend(erase_at_vendors(deps, ids, destinations).await?);
     Ok(notified)
+}
+
+/// Ask every vendor destination with a deletion API (Mixpanel, Amplitude,
+/// PostHog, Braze) to delete each of the person's user ids; a retryable
+/// answer retries the job (the calls are idempotent). Returns
+/// `{destination, userId, ok, reason}` per call, kept in the job's result.
+async fn erase_at_vendors(
+    deps: &impl JobPorts,
+    ids: &Identities,
+    destinations: &[Destination],
+) -> Result<Vec<Value>, JobError> {
+    use sluice_shared::dest::{amplitude, braze, mixpanel, posthog};
+    let mut out = Vec::new();
+    for d in destinations {
+        for user in &ids.user_ids {
+            let verdict = match &d.kind {
+                Kind::Mixpanel(v) => {
+                    vendor::delete_user::<mixpanel::Mixpanel, _>(
+                        deps,
+                        &v.settings,
+                        deps,
+                        user,
+                        v.timeout_ms,
+                    )
+                    .await
+                }
+                Kind::Amplitude(v) => {
+                    vendor::delete_user::<amplitude::Amplitude, _>(
+                        deps,
+                        &v.settings,
+                        deps,
+                        user,
+                        v.timeout_ms,
+                    )
+                    .await
+                }
+                Kind::Posthog(v) => {
+                    vendor::delete_user::<posthog::PostHog, _>(
+                        deps,
+                        &v.settings,
+                        deps,
+                        user,
+                        v.timeout_ms,
+                    )
+                    .await
+                }
+                Kind::Braze(v) => {
+                    vendor::delete_user::<braze::Braze, _>(
+                        deps,
+                        &v.settings,
+                        deps,
+                        user,
+                        v.timeout_ms,
+                    )
+                    .await
+                }
+                _ => break,
+            };
+            let reason = match &verdict {
+                Verdict::Retry { reason, .. } => {
+                    return Err(JobError::Retry(format!("deletion at {}: {reason}", d.name)))
+                }
+                Verdict::Permanent { reason } | Verdict::Skipped { reason } => Some(reason.clone()),
+                Verdict::Delivered => None,
+            };
+            out.push(json!({"destination": d.name, "userId": user, "ok": reason.is_none(), "reason": reason}));
+        }
+    }
+    Ok(out)
 }
 
 /// A delete request (see the module doc). Returns the job's result and how

@@ -12,6 +12,7 @@
 use super::{DeliveryBatch, Encoded, Part, Sink, SinkError};
 use crate::ports::{HttpClient, PortError, Runtime};
 use serde_json::{Map, Value};
+use sluice_shared::dest::deletion::{Coded, Deletion};
 use sluice_shared::dest::{Destination, HttpAnswer, HttpRequest, Verdict};
 use sluice_shared::Timestamp;
 use std::marker::PhantomData;
@@ -93,6 +94,34 @@ pub fn check_settings<D: Destination>(settings: &Map<String, Value>) -> Result<(
         }
     }
     Vendor::<D, _>::new(&NoHttp, settings, &Placeholders, 0).map(|_| ())
+}
+
+/// Ask a vendor with a deletion API to delete `user_id` (a data-subject
+/// deletion): the vendor's call through the outbound-HTTP port, and what its
+/// answer means.
+pub async fn delete_user<D: Deletion, H: HttpClient>(
+    http: &H,
+    settings: &Map<String, Value>,
+    secrets: &impl Runtime,
+    user_id: &str,
+    timeout_ms: u32,
+) -> Verdict {
+    let vendor = match Vendor::<D, _>::new(http, settings, secrets, timeout_ms) {
+        Ok(v) => v,
+        Err(e) => return e.verdict(),
+    };
+    let request = match D::delete_request(&vendor.config, user_id) {
+        Ok(r) => r,
+        Err(e) => {
+            return Verdict::Permanent {
+                reason: [e.code(), ": ", &e.to_string()].concat(),
+            }
+        }
+    };
+    match http.send(&request, timeout_ms).await {
+        Ok(answer) => D::classify_deletion(&answer),
+        Err(e) => SinkError::port("deletion request failed", &e).verdict(),
+    }
 }
 
 impl<D: Destination, H: HttpClient> Sink for Vendor<'_, D, H> {
