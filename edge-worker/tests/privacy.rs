@@ -524,7 +524,7 @@ fn a_delete_asks_every_vendor_with_a_deletion_api_to_delete_the_user_and_records
     request(&fake, "r9", "delete", json!({"anonymousId": "a1"}));
     pollster::block_on(privacy::run_job(&fake, "r9", &dests)).unwrap();
     let calls = fake.http_calls.borrow();
-    let deletion: Vec<&(String, Vec<(String, String)>, Vec<u8>)> = calls
+    let deletion: Vec<&common::Call> = calls
         .iter()
         .filter(|(url, _, _)| url.contains("/api/app/data-deletions/v3.0/"))
         .collect();
