@@ -28,7 +28,8 @@ fn destinations() -> Vec<Destination> {
             {"name": "lake", "kind": "r2", "purposes": ["analytics"]},
             {"name": "hook", "kind": "webhook", "url": "http://127.0.0.1:9/hook", "secret_var": "HOOK_SECRET",
              "purposes": ["marketing"], "retry": {"initial_delay_s": 1, "max_delay_s": 8, "max_attempts": 3}},
-            {"name": "meta", "kind": "meta_capi", "settings": {"pixel_id": "123", "access_token_var": "META_TOKEN"}}
+            {"name": "meta", "kind": "meta_capi", "settings": {"pixel_id": "123", "access_token_var": "META_TOKEN"}},
+            {"name": "cold", "kind": "r2", "prefix": "cold", "format": "parquet"}
         ])
         .to_string(),
     ))
@@ -548,5 +549,31 @@ fn a_message_of_many_events_is_acknowledged_only_when_all_are_stored() {
             .count(),
         1,
         "p1 fanned out once"
+    );
+}
+
+#[test]
+fn a_parquet_lake_writes_columnar_objects_that_read_back_as_the_events() {
+    let fake = Fake::default();
+    let out = pollster::block_on(deliver(
+        &batch_of("cold", &["m1", "m2"]),
+        &destinations(),
+        &fake,
+    ));
+    assert_eq!(out, Outcome::Ack);
+    let objects = fake.objects.borrow();
+    let (key, body) = objects.iter().next().unwrap();
+    assert_eq!(key, "cold/source=web/dt=2024-05-01/hour=10/b9.parquet");
+    let back = sluice_shared::lake::parquet_to_events(body).unwrap();
+    let ids: Vec<&str> = back.iter().map(|e| e.event.message_id.as_str()).collect();
+    assert_eq!(ids, ["m1", "m2"]);
+    assert_eq!(
+        back[0].event.properties.as_ref().unwrap()["revenue"],
+        json!(42.5)
+    );
+    assert_eq!(
+        fake.indexed.borrow().len(),
+        1,
+        "indexed by person like NDJSON objects"
     );
 }

@@ -95,6 +95,9 @@ pub enum Kind {
         /// Key prefix (`events` → `events/source=…/dt=…/hour=…/<batch>.ndjson.gz`).
         #[serde(default = "default_prefix")]
         prefix: String,
+        /// `ndjson` (gzip NDJSON, the default) or `parquet` (gzip pages).
+        #[serde(default)]
+        format: LakeFormat,
     },
     /// A JSON batch POSTed with an HMAC-SHA256 signature.
     Webhook {
@@ -134,6 +137,17 @@ pub enum Kind {
     Posthog(VendorSettings),
     /// Braze `/users/track`.
     Braze(VendorSettings),
+}
+
+/// How the lake writes its objects.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LakeFormat {
+    /// `<batch>.ndjson.gz`: one JSON event per line, gzip.
+    #[default]
+    Ndjson,
+    /// `<batch>.parquet`: columnar, gzip pages, typed timestamps.
+    Parquet,
 }
 
 /// A catalogue vendor's settings: its own config object (credentials as
@@ -276,7 +290,7 @@ pub fn parse(json: Option<&str>) -> Result<Vec<Destination>, DestinationsError> 
 fn check_fields(d: &serde_json::Value) -> Result<(), DestinationsError> {
     let common = ["name", "kind", "purposes", "retry"];
     let specific: &[&str] = match d.get("kind").and_then(|k| k.as_str()) {
-        Some("r2") => &["prefix"],
+        Some("r2") => &["prefix", "format"],
         Some("webhook") => &["url", "secret_var", "timeout_ms"],
         Some("clickhouse") => &[
             "url",
@@ -320,7 +334,8 @@ mod tests {
         assert_eq!(
             list[0].kind,
             Kind::R2 {
-                prefix: "events".into()
+                prefix: "events".into(),
+                format: LakeFormat::Ndjson
             }
         );
         assert_eq!(list[1].purposes, vec![Purpose::Marketing]);

@@ -117,11 +117,12 @@ async fn write(
         );
     }
     match &dest.kind {
-        Kind::R2 { prefix } => {
+        Kind::R2 { prefix, format } => {
             let sink = r2::Lake {
                 store: ports,
                 db: ports,
                 prefix,
+                format: *format,
             };
             sinks::write(&sink, batch, now).await
         }

@@ -101,7 +101,10 @@ async fn cut_lake(db: &(impl Sql + ObjectStore), ids: &Identities) -> Result<usi
         let (rest, n) = sinks::r2::without(&object, &all)?;
         removed += n;
         match rest {
-            Some(bytes) => db.put(&key, bytes, "application/x-ndjson").await?,
+            Some(bytes) => {
+                let content_type = sinks::r2::content_type(&bytes);
+                db.put(&key, bytes, content_type).await?
+            }
             None => db.delete(&key).await?,
         }
     }

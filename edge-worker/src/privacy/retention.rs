@@ -24,7 +24,7 @@ pub fn lake_prefixes<'a>(names: &[String], destinations: &'a [Destination]) -> V
         .iter()
         .filter(|d| names.contains(&d.name))
         .filter_map(|d| match &d.kind {
-            Kind::R2 { prefix } => Some(prefix.as_str()),
+            Kind::R2 { prefix, .. } => Some(prefix.as_str()),
             _ => None,
         })
         .collect();

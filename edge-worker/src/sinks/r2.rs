@@ -1,14 +1,18 @@
-//! R2: gzip NDJSON objects under Hive-style partitions, one per delivery
-//! batch, named by the batch id so a retried batch overwrites its object:
+//! R2: objects under Hive-style partitions, one per delivery batch, named by
+//! the batch id so a retried batch overwrites its object — gzip NDJSON or,
+//! with `"format": "parquet"`, Parquet with gzip pages
+//! ([`sluice_shared::lake`]):
 //!
-//! `<prefix>/source=<source>/dt=YYYY-MM-DD/hour=HH/<batch_id>.ndjson.gz`
+//! `<prefix>/source=<source>/dt=YYYY-MM-DD/hour=HH/<batch_id>.ndjson.gz` (or `.parquet`)
 //!
-//! DuckDB: `read_json_auto('…/events/**/*.ndjson.gz', hive_partitioning = true)`;
+//! DuckDB: `read_json_auto('…/events/**/*.ndjson.gz', hive_partitioning = true)`
+//! or `read_parquet('…/events/**/*.parquet', hive_partitioning = true)`;
 //! ClickHouse: `s3('…/events/*/*/*/*.ndjson.gz', 'JSONEachRow')`; Spark:
 //! `spark.read.json("…/events/")` (discovers the partitions).
 
 use super::{DeliveryBatch, Encoded, Part, Sink, SinkError};
 use crate::db::{self, SqlValue, Statement};
+use crate::delivery::config::LakeFormat;
 use crate::ports::{ObjectStore, PortError, Sql};
 use serde_json::Value;
 use sluice_shared::dest::Verdict;
@@ -32,14 +36,41 @@ pub fn source_prefix(prefix: &str, source: &str) -> String {
     format!("{}/source={source}/", prefix.trim_end_matches('/'))
 }
 
-/// The object key of a batch.
+/// The object key of a batch (NDJSON).
 pub fn object_key(prefix: &str, batch: &DeliveryBatch) -> String {
+    key(prefix, batch, LakeFormat::Ndjson)
+}
+
+/// The object key of a batch in a format.
+pub fn key(prefix: &str, batch: &DeliveryBatch, format: LakeFormat) -> String {
     let (dt, hour) = partition(batch);
+    let ext = match format {
+        LakeFormat::Ndjson => "ndjson.gz",
+        LakeFormat::Parquet => "parquet",
+    };
     format!(
-        "{}dt={dt}/hour={hour}/{}.ndjson.gz",
+        "{}dt={dt}/hour={hour}/{}.{ext}",
         source_prefix(prefix, &batch.source),
         batch.batch_id
     )
+}
+
+/// Parquet files start with `PAR1`; anything else here is gzip NDJSON.
+fn is_parquet(object: &[u8]) -> bool {
+    object.starts_with(b"PAR1")
+}
+
+/// The content type of a lake object, from its bytes.
+pub fn content_type(object: &[u8]) -> &'static str {
+    if is_parquet(object) {
+        "application/vnd.apache.parquet"
+    } else {
+        "application/x-ndjson"
+    }
+}
+
+fn lake_error(e: sluice_shared::lake::LakeError) -> SinkError {
+    SinkError::Permanent(format!("{} ({})", e, e.code()))
 }
 
 /// The day (`YYYY-MM-DD`) an object's partition holds, from its key.
@@ -61,6 +92,7 @@ pub fn encode(batch: &DeliveryBatch) -> Result<Vec<u8>, SinkError> {
 pub struct LakeObject {
     pub key: String,
     pub body: Vec<u8>,
+    pub content_type: &'static str,
     pub index: Vec<Statement>,
 }
 
@@ -70,6 +102,7 @@ pub struct Lake<'a, O, S> {
     pub store: &'a O,
     pub db: &'a S,
     pub prefix: &'a str,
+    pub format: LakeFormat,
 }
 
 impl<O: ObjectStore, S: Sql> Sink for Lake<'_, O, S> {
@@ -81,8 +114,17 @@ impl<O: ObjectStore, S: Sql> Sink for Lake<'_, O, S> {
         batch: &DeliveryBatch,
         _now: Timestamp,
     ) -> Result<Encoded<LakeObject>, SinkError> {
-        let body = encode(batch)?;
-        let key = object_key(self.prefix, batch);
+        let body = match self.format {
+            LakeFormat::Ndjson => encode(batch)?,
+            LakeFormat::Parquet => sluice_shared::lake::events_to_parquet(
+                &batch.events,
+                &batch.source,
+                sluice_shared::lake::Codec::Gzip,
+            )
+            .map_err(lake_error)?,
+        };
+        let content_type = content_type(&body);
+        let key = key(self.prefix, batch, self.format);
         let (dt, _) = partition(batch);
         let mut people: Vec<&str> = batch
             .events
@@ -105,12 +147,20 @@ impl<O: ObjectStore, S: Sql> Sink for Lake<'_, O, S> {
                 )
             })
             .collect();
-        Ok(Encoded::whole(LakeObject { key, body, index }, batch))
+        Ok(Encoded::whole(
+            LakeObject {
+                key,
+                body,
+                content_type,
+                index,
+            },
+            batch,
+        ))
     }
 
     async fn send(&self, object: &LakeObject) -> Result<(), PortError> {
         self.store
-            .put(&object.key, object.body.clone(), "application/x-ndjson")
+            .put(&object.key, object.body.clone(), object.content_type)
             .await?;
         self.db.run(object.index.clone()).await
     }
@@ -141,6 +191,13 @@ fn belongs(event: &Value, people: &[String]) -> bool {
 
 /// The events of an object that belong to any of `people` (for an export).
 pub fn events_of(object: &[u8], people: &[String]) -> Result<Vec<Value>, SinkError> {
+    if is_parquet(object) {
+        return sluice_shared::lake::events_of(object, people)
+            .map_err(lake_error)?
+            .iter()
+            .map(|e| serde_json::to_value(e).map_err(|e| SinkError::Permanent(e.to_string())))
+            .collect();
+    }
     Ok(lines(object)?
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -152,6 +209,9 @@ pub fn events_of(object: &[u8], people: &[String]) -> Result<Vec<Value>, SinkErr
 /// any of `people`; returns the new object (`None` if nothing is left) and how
 /// many events were removed.
 pub fn without(object: &[u8], people: &[String]) -> Result<(Option<Vec<u8>>, usize), SinkError> {
+    if is_parquet(object) {
+        return sluice_shared::lake::filter_out(object, people).map_err(lake_error);
+    }
     let text = lines(object)?;
     let mut kept = Vec::new();
     let mut removed = 0;
@@ -211,6 +271,37 @@ mod tests {
         assert_eq!(
             partition_day("lake/source=web/dt=2024-05-01/hour=07/b.ndjson.gz"),
             Some("2024-05-01")
+        );
+    }
+
+    #[test]
+    fn a_persons_events_can_be_cut_out_of_a_parquet_object_too() {
+        let mut b = batch();
+        b.events[0].user_id = Some("u1".into());
+        b.events[1].anonymous_id = Some("a2".into());
+        let object = sluice_shared::lake::events_to_parquet(
+            &b.events,
+            "web",
+            sluice_shared::lake::Codec::Gzip,
+        )
+        .unwrap();
+        assert_eq!(content_type(&object), "application/vnd.apache.parquet");
+        let theirs = events_of(&object, &["u1".into()]).unwrap();
+        assert_eq!(theirs.len(), 1);
+        assert_eq!(theirs[0]["messageId"], "m1");
+        let (rest, removed) = without(&object, &["u1".into()]).unwrap();
+        assert_eq!(removed, 1);
+        let rest = rest.unwrap();
+        assert!(rest.starts_with(b"PAR1"), "still Parquet");
+        let left = sluice_shared::lake::parquet_to_events(&rest).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(
+            without(&object, &["u1".into(), "a2".into()]).unwrap(),
+            (None, 2)
+        );
+        assert_eq!(
+            key("cold", &b, LakeFormat::Parquet),
+            "cold/source=web/dt=2024-05-01/hour=07/b0123.parquet"
         );
     }
 
