@@ -577,3 +577,37 @@ fn a_parquet_lake_writes_columnar_objects_that_read_back_as_the_events() {
         "indexed by person like NDJSON objects"
     );
 }
+
+#[test]
+fn google_ads_exchanges_its_refresh_token_for_an_access_token_before_uploading() {
+    let dests = config::parse(Some(
+        &json!([{"name": "gads", "kind": "google_ads", "settings": {
+            "customer_id": "123-456-7890", "developer_token_var": "HOOK_SECRET",
+            "client_id": "cid", "client_secret_var": "HOOK_SECRET", "refresh_token_var": "META_TOKEN",
+            "conversion_actions": {"Order Completed": "987654"}}}])
+        .to_string(),
+    ))
+    .unwrap();
+    let fake = Fake::default();
+    fake.http_status.set(200);
+    *fake.http_body.borrow_mut() =
+        Some(json!({"access_token": "ya29.fresh", "expires_in": 3599}).to_string());
+    let mut batch: serde_json::Value = serde_json::from_str(&batch_of("gads", &["m1"])).unwrap();
+    batch["events"][0]["context"]["campaign"] = json!({"clickIds": {"gclid": "Cj0KCQ"}});
+    pollster::block_on(deliver(&batch.to_string(), &dests, &fake));
+    let calls = fake.http_calls.borrow();
+    assert_eq!(calls[0].0, "https://oauth2.googleapis.com/token");
+    assert!(String::from_utf8_lossy(&calls[0].2).contains("refresh_token=meta-t0ken"));
+    assert_eq!(calls.len(), 2, "the token, then the upload: {calls:?}");
+    let auth = calls[1]
+        .1
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        .map(|(_, v)| v.as_str());
+    assert_eq!(auth, Some("Bearer ya29.fresh"));
+    assert!(
+        calls[1].0.contains("1234567890:uploadClickConversions"),
+        "{}",
+        calls[1].0
+    );
+}

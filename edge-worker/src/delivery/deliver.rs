@@ -12,10 +12,11 @@ use super::ledger::day;
 use super::Outcome;
 use crate::ports::DeliveryPorts;
 use crate::sinks::d1::{self, Counter};
-use crate::sinks::vendor::Vendor;
+use crate::sinks::vendor::{self, Vendor};
 use crate::sinks::{self, clickhouse, r2, webhook, DeliveryBatch, Report, SinkError};
 use serde::Serialize;
 use sluice_shared::dest::batching::BATCH_REJECTED;
+use sluice_shared::dest::google_ads::GoogleAds;
 use sluice_shared::dest::Verdict;
 use sluice_shared::{Event, Timestamp};
 
@@ -106,6 +107,18 @@ async fn write(
     let failed = |e: SinkError| Report {
         verdicts: vec![e.verdict(); batch.events.len()],
     };
+    if let Kind::GoogleAds(v) = &dest.kind {
+        return match vendor::google_ads_settings(ports, &v.settings, ports, v.timeout_ms).await {
+            // Already resolved: no `<field>_var` is left to look up.
+            Ok(settings) => {
+                match Vendor::<GoogleAds, _>::new(ports, &settings, ports, v.timeout_ms) {
+                    Ok(sink) => sinks::write(&sink, batch, now).await,
+                    Err(e) => failed(e),
+                }
+            }
+            Err(e) => failed(e),
+        };
+    }
     if dest.kind.vendor().is_some() {
         return with_vendor!(
             &dest.kind,

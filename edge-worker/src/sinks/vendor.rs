@@ -93,7 +93,77 @@ pub fn check_settings<D: Destination>(settings: &Map<String, Value>) -> Result<(
             Err(PortError::Rejected("not sent".into()))
         }
     }
-    Vendor::<D, _>::new(&NoHttp, settings, &Placeholders, 0).map(|_| ())
+    let mut settings = settings.clone();
+    if D::KIND == "google_ads"
+        && !settings.contains_key("access_token")
+        && !settings.contains_key("access_token_var")
+    {
+        // Refreshed at delivery (`google_ads_settings`): check the rest.
+        for k in ["client_id", "client_secret", "refresh_token"] {
+            let given = settings
+                .remove(k)
+                .or_else(|| settings.remove(&[k, "_var"].concat()));
+            if given.is_none() {
+                return Err(SinkError::Permanent(format!(
+                    "Google Ads needs access_token, or client_id, client_secret and refresh_token (no {k})"
+                )));
+            }
+        }
+        settings.insert("access_token".into(), Value::String("placeholder".into()));
+    }
+    Vendor::<D, _>::new(&NoHttp, &settings, &Placeholders, 0).map(|_| ())
+}
+
+/// Google Ads settings with a fresh OAuth access token: when the settings
+/// carry `client_id`, `client_secret` and `refresh_token` (each usually a
+/// `<field>_var` secret) instead of an `access_token`, the token is
+/// exchanged at Google's OAuth endpoint for this delivery.
+pub async fn google_ads_settings<H: HttpClient>(
+    http: &H,
+    settings: &Map<String, Value>,
+    secrets: &impl Runtime,
+    timeout_ms: u32,
+) -> Result<Map<String, Value>, SinkError> {
+    use sluice_shared::dest::google_ads;
+    let mut resolved = resolve_secrets(settings, secrets)?;
+    if resolved.contains_key("access_token") {
+        return Ok(resolved);
+    }
+    let mut take = |k: &str| {
+        resolved
+            .remove(k)
+            .and_then(|v| v.as_str().map(str::to_owned))
+    };
+    let (Some(id), Some(secret), Some(refresh)) = (
+        take("client_id"),
+        take("client_secret"),
+        take("refresh_token"),
+    ) else {
+        return Err(SinkError::Permanent(
+            "Google Ads needs an access_token, or client_id, client_secret and refresh_token"
+                .into(),
+        ));
+    };
+    let answer = http
+        .send(
+            &google_ads::token_request(&id, &secret, &refresh),
+            timeout_ms,
+        )
+        .await
+        .map_err(|e| SinkError::port("Google OAuth token request", &e))?;
+    match google_ads::token_from_answer(&answer) {
+        Ok(token) => {
+            resolved.insert("access_token".into(), Value::String(token.token));
+            Ok(resolved)
+        }
+        Err(e) if (500..600).contains(&answer.status) || answer.status == 429 => {
+            Err(SinkError::Retryable {
+                reason: format!("Google OAuth: {e}"),
+                after_ms: answer.retry_after_ms,
+            })
+        }
+        Err(e) => Err(SinkError::Permanent(format!("Google OAuth: {e}"))),
+    }
 }
 
 /// Ask a vendor with a deletion API to delete `user_id` (a data-subject
