@@ -8,6 +8,7 @@
 //! `context.sluice` (`referrer`, `bot`, and the pipeline's decisions).
 
 pub mod bot;
+pub mod botlist;
 pub mod campaign;
 pub mod ip;
 pub mod referrer;
