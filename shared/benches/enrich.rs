@@ -31,7 +31,7 @@ const AGENTS: [&str; 10] = [
 ];
 
 fn event(i: usize) -> Event {
-    let kind = if i % 3 == 0 {
+    let kind = if i.is_multiple_of(3) {
         EventType::Page
     } else {
         EventType::Track
@@ -111,56 +111,74 @@ fn main() {
         &useragent::ClientHints::default(),
     ));
 
+    // `enrich <word>` runs only the measures whose label has the word (for a profiler).
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted = |label: &str| only.is_empty() || only.iter().any(|w| label.contains(w.as_str()));
     let template: Vec<Event> = (0..100).map(event).collect();
     let batches = 100;
     let pool = || -> Vec<Vec<Event>> { (0..batches).map(|_| template.clone()).collect() };
-    let shared = measure(7, batches * 100, pool, |pool| {
-        for batch in pool.iter_mut() {
-            let f = facts(AGENTS[0]);
-            for e in batch.iter_mut() {
-                black_box(enrich::enrich(e, &f, IpPolicy::Truncate));
-            }
-        }
-    });
-    let distinct = measure(7, batches * 100, pool, |pool| {
-        for batch in pool.iter_mut() {
-            for (i, e) in batch.iter_mut().enumerate() {
-                let f = facts(AGENTS[i % AGENTS.len()]);
-                black_box(enrich::enrich(e, &f, IpPolicy::Truncate));
-            }
-        }
-    });
     let hints = useragent::ClientHints::default();
     let n = 10_000;
-    let parse = measure(
-        7,
-        n,
-        || (),
-        |_| {
-            for i in 0..n {
-                black_box(useragent::parse(
-                    black_box(AGENTS[i % AGENTS.len()]),
-                    &hints,
-                ));
-            }
-        },
-    );
-    let classify = measure(
-        7,
-        n,
-        || (),
-        |_| {
-            for i in 0..n {
-                black_box(bot::classify(
-                    black_box(Some(AGENTS[i % AGENTS.len()])),
-                    None,
-                ));
-            }
-        },
-    );
     println!("| measure | CPU ns per item |\n| --- | --- |");
-    println!("| enrich, batch of 100, one user agent | {shared:.0} |");
-    println!("| enrich, every event a new user agent | {distinct:.0} |");
-    println!("| useragent::parse | {parse:.0} |");
-    println!("| bot::classify | {classify:.0} |");
+    let label = "enrich, batch of 100, one user agent";
+    if wanted(label) {
+        let ns = measure(7, batches * 100, pool, |pool| {
+            for batch in pool.iter_mut() {
+                let f = facts(AGENTS[0]);
+                for e in batch.iter_mut() {
+                    black_box(enrich::enrich(e, &f, IpPolicy::Truncate));
+                }
+            }
+        });
+        println!("| {label} | {ns:.0} |");
+    }
+    let label = "enrich, every event a new user agent";
+    if wanted(label) {
+        let ns = measure(7, batches * 100, pool, |pool| {
+            for batch in pool.iter_mut() {
+                for (i, e) in batch.iter_mut().enumerate() {
+                    let f = facts(AGENTS[i % AGENTS.len()]);
+                    black_box(enrich::enrich(e, &f, IpPolicy::Truncate));
+                }
+            }
+        });
+        println!("| {label} | {ns:.0} |");
+    }
+    let label = "useragent::parse";
+    if wanted(label) {
+        let ns = measure(
+            7,
+            n,
+            || (),
+            |_| {
+                for i in 0..n {
+                    black_box(useragent::parse(
+                        black_box(AGENTS[i % AGENTS.len()]),
+                        &hints,
+                    ));
+                }
+            },
+        );
+        println!("| {label} | {ns:.0} |");
+    }
+    let label = "bot::classify";
+    if wanted(label) {
+        let ns = measure(
+            7,
+            n,
+            || (),
+            |_| {
+                for i in 0..n {
+                    black_box(bot::classify(
+                        black_box(Some(AGENTS[i % AGENTS.len()])),
+                        None,
+                    ));
+                }
+            },
+        );
+        println!("| {label} | {ns:.0} |");
+    }
 }

@@ -364,19 +364,29 @@ pub const PREFIXES: &[&str] = &[
     "zooshot",
 ];
 
-/// `(start, end)` into a sorted list for each first byte (ASCII), so a scan
-/// compares only the entries that can start at a position.
-type Index = [(u16, u16); 128];
+/// `(start, end)` into a sorted list for each first byte (ASCII), and which
+/// second bytes follow it, so a scan looks at a position only when some entry
+/// starts with its two bytes, and then compares only that first byte's entries.
+struct Index {
+    ranges: [(u16, u16); 128],
+    pairs: [u128; 128],
+}
 
 const fn index(list: &[&str]) -> Index {
-    let mut out = [(0u16, 0u16); 128];
+    let mut out = Index {
+        ranges: [(0, 0); 128],
+        pairs: [0; 128],
+    };
     let mut i = 0;
     while i < list.len() {
-        let b = (list[i].as_bytes()[0] & 0x7f) as usize;
-        if out[b].1 == 0 {
-            out[b].0 = i as u16;
+        let p = list[i].as_bytes();
+        let b = (p[0] & 0x7f) as usize;
+        if out.ranges[b].1 == 0 {
+            out.ranges[b].0 = i as u16;
         }
-        out[b].1 = i as u16 + 1;
+        out.ranges[b].1 = i as u16 + 1;
+        // Every entry has two bytes or more (a test says so).
+        out.pairs[b] |= 1u128 << (p[1] & 0x7f);
         i += 1;
     }
     out
@@ -388,32 +398,35 @@ const CONTAINS_INDEX: Index = index(CONTAINS);
 pub fn is_listed(user_agent: &str) -> bool {
     let lower = user_agent.to_ascii_lowercase();
     let s = lower.as_bytes();
-    PREFIXES.iter().any(|p| s.starts_with(p.as_bytes()))
+    let first = s.first().copied().unwrap_or_default();
+    PREFIXES
+        .iter()
+        .any(|p| p.as_bytes()[0] == first && s.starts_with(p.as_bytes()))
         || contains_any(s)
-        || bot_word(s)
-        || daum(s)
-        || ptst(s)
+        || bot_word(&lower)
+        || daum(&lower)
+        || ptst(&lower)
         || fdm(s)
         || s == b"viber"
         || whatsapp(s)
 }
 
 fn contains_any(s: &[u8]) -> bool {
-    (0..s.len()).any(|i| {
-        let b = s[i];
-        if !b.is_ascii() {
+    s.windows(2).enumerate().any(|(i, two)| {
+        let [a, b] = [two[0], two[1]];
+        if !a.is_ascii() || !b.is_ascii() || CONTAINS_INDEX.pairs[a as usize] & (1 << b) == 0 {
             return false;
         }
-        let (from, to) = CONTAINS_INDEX[b as usize];
+        let (from, to) = CONTAINS_INDEX.ranges[a as usize];
         CONTAINS[from as usize..to as usize]
             .iter()
-            .any(|p| s[i..].starts_with(p.as_bytes()))
+            .any(|p| p.as_bytes()[1] == b && s[i..].starts_with(p.as_bytes()))
     })
 }
 
 /// Every position where `needle` starts in `s`.
-fn positions<'a>(s: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
-    (0..s.len()).filter(move |&i| s[i..].starts_with(needle))
+fn positions<'a>(s: &'a str, needle: &'a str) -> impl Iterator<Item = usize> + 'a {
+    s.match_indices(needle).map(|(i, _)| i)
 }
 
 /// `\s` (ASCII; the agent is ASCII in practice).
@@ -422,7 +435,8 @@ fn is_space(b: u8) -> bool {
 }
 
 /// `^[a-z.0-9/ \-_]*bot` and `bot($|[/\);-]+)`.
-fn bot_word(s: &[u8]) -> bool {
+fn bot_word(lower: &str) -> bool {
+    let s = lower.as_bytes();
     let plain = s
         .iter()
         .take_while(|&&b| {
@@ -431,7 +445,7 @@ fn bot_word(s: &[u8]) -> bool {
                 || matches!(b, b'.' | b'/' | b' ' | b'-' | b'_')
         })
         .count();
-    positions(s, b"bot").any(|i| {
+    positions(lower, "bot").any(|i| {
         i <= plain
             || s.get(i + 3)
                 .is_none_or(|b| matches!(b, b'/' | b')' | b';' | b'-'))
@@ -439,17 +453,19 @@ fn bot_word(s: &[u8]) -> bool {
 }
 
 /// `daum(oa)?[ /][0-9]`.
-fn daum(s: &[u8]) -> bool {
+fn daum(lower: &str) -> bool {
+    let s = lower.as_bytes();
     let version = |r: &[u8]| matches!(r, [b' ' | b'/', d, ..] if d.is_ascii_digit());
-    positions(s, b"daum").any(|i| {
+    positions(lower, "daum").any(|i| {
         let rest = &s[i + 4..];
         version(rest) || rest.strip_prefix(b"oa").is_some_and(version)
     })
 }
 
 /// `ptst[\s/]`.
-fn ptst(s: &[u8]) -> bool {
-    positions(s, b"ptst").any(|i| s.get(i + 4).is_some_and(|&b| b == b'/' || is_space(b)))
+fn ptst(lower: &str) -> bool {
+    let s = lower.as_bytes();
+    positions(lower, "ptst").any(|i| s.get(i + 4).is_some_and(|&b| b == b'/' || is_space(b)))
 }
 
 /// `^fdm[\s/]\d`.
@@ -485,12 +501,12 @@ mod tests {
                 "sorted, no duplicates"
             );
             for p in list {
-                assert!(!p.is_empty() && p.is_ascii(), "{p:?}");
+                assert!(p.len() >= 2 && p.is_ascii(), "{p:?}");
                 assert_eq!(p.to_ascii_lowercase(), *p);
             }
         }
         for (i, p) in CONTAINS.iter().enumerate() {
-            let (from, to) = CONTAINS_INDEX[p.as_bytes()[0] as usize];
+            let (from, to) = CONTAINS_INDEX.ranges[p.as_bytes()[0] as usize];
             assert!((from as usize..to as usize).contains(&i), "{p}");
             assert!(
                 is_listed(&format!("Mozilla/5.0 ({})", p.to_uppercase())),
