@@ -1,8 +1,8 @@
-//! Bots and crawlers: the open isbot pattern list (via the `isbot` crate),
+//! Bots and crawlers: the open isbot pattern list (compiled to literal checks
+//! in [`super::botlist`]),
 //! headless-browser markers, and Cloudflare's bot fields when present.
 
 use serde::{Deserialize, Serialize};
-use std::sync::OnceLock;
 
 /// What to do with events from bots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -63,11 +63,6 @@ const HEADLESS_MARKERS: [&str; 6] = [
     "webdriver",
 ];
 
-fn known_bots() -> &'static isbot::Bots {
-    static BOTS: OnceLock<isbot::Bots> = OnceLock::new();
-    BOTS.get_or_init(isbot::Bots::default)
-}
-
 /// Is this client a bot, and why? Headless markers are checked before the list,
 /// so the more specific reason is reported.
 pub fn classify(user_agent: Option<&str>, cf: Option<CfBot>) -> Option<BotReason> {
@@ -87,7 +82,7 @@ pub fn classify(user_agent: Option<&str>, cf: Option<CfBot>) -> Option<BotReason
     if HEADLESS_MARKERS.iter().any(|m| lower.contains(m)) {
         return Some(BotReason::Headless);
     }
-    known_bots().is_bot(ua).then_some(BotReason::KnownBot)
+    super::botlist::is_listed(ua).then_some(BotReason::KnownBot)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! `context.sluice` (`referrer`, `bot`, and the pipeline's decisions).
 
 pub mod bot;
+pub mod botlist;
 pub mod campaign;
 pub mod ip;
 pub mod referrer;
@@ -18,6 +19,7 @@ use crate::consent::{Consent, Source};
 use crate::event::{Event, Object};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::cell::{OnceCell, RefCell};
 use std::net::IpAddr;
 
 /// Where the request came from, per `request.cf`.
@@ -51,34 +53,89 @@ pub struct RequestFacts {
     /// The last user agent parsed for this request, with its bot verdict: the
     /// events of one batch almost always share one, and parsing it is most
     /// of enrichment's cost. (Facts are per request, as are hints and `cf_bot`.)
-    pub parsed_ua: std::cell::RefCell<Option<ParsedUa>>,
+    pub parsed_ua: RefCell<Option<ParsedUa>>,
+    /// The last page (URL and referrer) classified for this request: a
+    /// batch's events mostly come from one page view.
+    pub parsed_page: RefCell<Option<ParsedPage>>,
+    /// `geo` as the JSON object `context.location` takes, made once.
+    pub geo_object: OnceCell<Object>,
 }
 
-/// A user agent string, what it parsed to, and its bot verdict.
+/// A user agent string and what enrichment adds for it, ready to insert.
 #[derive(Debug, Clone)]
 pub struct ParsedUa {
     ua: String,
-    parsed: useragent::UserAgent,
+    found: UaFound,
+}
+
+/// What a user agent gives an event: `context.os`, `context.browser` (when
+/// known), `context.device.type`, and the bot verdict.
+#[derive(Debug, Clone)]
+struct UaFound {
+    os: Option<Value>,
+    browser: Option<Value>,
+    device_type: &'static str,
     bot: Option<bot::BotReason>,
+}
+
+/// A page URL and referrer, and what they give an event: the campaign in the
+/// URL and the referrer's class (`context.sluice.referrer`).
+#[derive(Debug, Clone)]
+pub struct ParsedPage {
+    url: Option<String>,
+    referrer: Option<String>,
+    campaign: Object,
+    referrer_class: Value,
 }
 
 impl RequestFacts {
     /// Parse `ua` (and classify it) once per distinct string in a row.
-    fn parse_ua(&self, ua: &str) -> (useragent::UserAgent, Option<bot::BotReason>) {
+    fn parse_ua(&self, ua: &str) -> UaFound {
         let mut memo = self.parsed_ua.borrow_mut();
-        match memo.as_ref() {
-            Some(m) if m.ua == ua => (m.parsed.clone(), m.bot),
-            _ => {
-                let parsed = useragent::parse(ua, &self.hints);
-                let bot = bot::classify(Some(ua), self.cf_bot);
-                *memo = Some(ParsedUa {
-                    ua: ua.to_owned(),
-                    parsed: parsed.clone(),
-                    bot,
-                });
-                (parsed, bot)
-            }
+        if let Some(m) = memo.as_ref().filter(|m| m.ua == ua) {
+            return m.found.clone();
         }
+        let parsed = useragent::parse(ua, &self.hints);
+        let known = |n: &useragent::Named| (!n.name.is_empty()).then(|| to_value(n));
+        let found = UaFound {
+            os: known(&parsed.os),
+            browser: known(&parsed.browser),
+            device_type: parsed.device_type,
+            bot: bot::classify(Some(ua), self.cf_bot),
+        };
+        *memo = Some(ParsedUa {
+            ua: ua.to_owned(),
+            found: found.clone(),
+        });
+        found
+    }
+
+    /// Classify a page once per distinct (URL, referrer) in a row.
+    fn parse_page(&self, url: Option<&str>, referrer: Option<&str>) -> (Object, Value) {
+        let mut memo = self.parsed_page.borrow_mut();
+        if let Some(m) = memo
+            .as_ref()
+            .filter(|m| m.url.as_deref() == url && m.referrer.as_deref() == referrer)
+        {
+            return (m.campaign.clone(), m.referrer_class.clone());
+        }
+        let campaign = url.map(campaign::from_url).unwrap_or_default();
+        let page_host = url.and_then(url::host);
+        let referrer_class = to_value(&referrer::classify(referrer, page_host.as_deref()));
+        *memo = Some(ParsedPage {
+            url: url.map(str::to_owned),
+            referrer: referrer.map(str::to_owned),
+            campaign: campaign.clone(),
+            referrer_class: referrer_class.clone(),
+        });
+        (campaign, referrer_class)
+    }
+
+    fn geo_object(&self) -> &Object {
+        self.geo_object.get_or_init(|| match to_value(&self.geo) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        })
     }
 }
 
@@ -132,72 +189,26 @@ fn to_value<T: Serialize>(v: &T) -> Value {
 /// the IP policy, which always applies.
 pub fn enrich(event: &mut Event, facts: &RequestFacts, ip_policy: ip::IpPolicy) -> Enriched {
     let ctx = event.context_mut();
-
-    // User agent: the one the client reported, else the request's.
-    let ua = ctx
-        .get("userAgent")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .or_else(|| facts.user_agent.clone());
-    let bot = match &ua {
-        None => bot::classify(None, facts.cf_bot),
-        Some(ua) => {
-            ctx.entry("userAgent")
-                .or_insert_with(|| Value::from(ua.clone()));
-            let (parsed, bot) = facts.parse_ua(ua);
-            if is_blank(ctx.get("os")) && !parsed.os.name.is_empty() {
-                ctx.insert("os".into(), to_value(&parsed.os));
-            }
-            if is_blank(ctx.get("browser")) && !parsed.browser.name.is_empty() {
-                ctx.insert("browser".into(), to_value(&parsed.browser));
-            }
-            object_at(ctx, "device")
-                .entry("type")
-                .or_insert_with(|| Value::from(parsed.device_type));
-            bot
-        }
-    };
-
-    // IP: the client's reported one, else the connection's; then the policy.
-    let reported: Option<IpAddr> = ctx
-        .get("ip")
-        .and_then(Value::as_str)
-        .and_then(|s| s.parse().ok());
-    match ip::apply(reported.or(facts.ip), ip_policy) {
-        Some(addr) => {
-            ctx.insert("ip".into(), Value::from(addr.to_string()));
-        }
-        None => {
-            ctx.remove("ip");
-        }
-    }
+    let bot = user_agent(ctx, facts);
+    ip_address(ctx, facts, ip_policy);
 
     // Geo from the edge.
-    if let Value::Object(geo) = to_value(&facts.geo) {
-        let location = object_at(ctx, "location");
-        for (k, v) in geo {
-            location.entry(k).or_insert(v);
-        }
-        if location.is_empty() {
-            ctx.remove("location");
+    let location = object_at(ctx, "location");
+    for (k, v) in facts.geo_object() {
+        if !location.contains_key(k) {
+            location.insert(k.clone(), v.clone());
         }
     }
+    if location.is_empty() {
+        ctx.remove("location");
+    }
 
-    // Campaign from the page URL.
+    // Campaign from the page URL, and the referrer's class.
     let page = ctx.get("page").and_then(Value::as_object);
-    let url = page
-        .and_then(|p| p.get("url"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let referrer_url = page
-        .and_then(|p| p.get("referrer"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    if let Some(url) = &url {
-        let found = campaign::from_url(url);
-        if !found.is_empty() {
-            campaign::merge(object_at(ctx, "campaign"), found);
-        }
+    let field = |name: &str| page.and_then(|p| p.get(name)).and_then(Value::as_str);
+    let (campaign, referrer) = facts.parse_page(field("url"), field("referrer"));
+    if !campaign.is_empty() {
+        campaign::merge(object_at(ctx, "campaign"), campaign);
     }
 
     // GPC from the browser's header.
@@ -209,14 +220,53 @@ pub fn enrich(event: &mut Event, facts: &RequestFacts, ip_policy: ip::IpPolicy) 
             .or_insert_with(|| to_value(&Source::Gpc));
     }
 
-    let page_host = url.as_deref().and_then(url::host);
-    let referrer = referrer::classify(referrer_url.as_deref(), page_host.as_deref());
     let ns = sluice_context(event);
-    ns.insert("referrer".into(), to_value(&referrer));
+    ns.insert("referrer".into(), referrer);
     if let Some(reason) = bot {
         ns.insert("bot".into(), Value::from(reason.code()));
     }
     Enriched { bot }
+}
+
+/// The user agent the client reported, else the request's: OS, browser and
+/// device type where the client left them blank, and the bot verdict.
+fn user_agent(ctx: &mut Object, facts: &RequestFacts) -> Option<bot::BotReason> {
+    let (found, from_request) = match ctx.get("userAgent").and_then(Value::as_str) {
+        Some(ua) => (facts.parse_ua(ua), false),
+        None => match facts.user_agent.as_deref() {
+            Some(ua) => (facts.parse_ua(ua), true),
+            None => return bot::classify(None, facts.cf_bot),
+        },
+    };
+    if from_request && !ctx.contains_key("userAgent") {
+        ctx.insert("userAgent".into(), Value::from(facts.user_agent.clone()));
+    }
+    if let Some(os) = found.os.filter(|_| is_blank(ctx.get("os"))) {
+        ctx.insert("os".into(), os);
+    }
+    if let Some(browser) = found.browser.filter(|_| is_blank(ctx.get("browser"))) {
+        ctx.insert("browser".into(), browser);
+    }
+    object_at(ctx, "device")
+        .entry("type")
+        .or_insert_with(|| Value::from(found.device_type));
+    found.bot
+}
+
+/// The client's reported IP, else the connection's; then the policy.
+fn ip_address(ctx: &mut Object, facts: &RequestFacts, policy: ip::IpPolicy) {
+    let reported: Option<IpAddr> = ctx
+        .get("ip")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok());
+    match ip::apply(reported.or(facts.ip), policy) {
+        Some(addr) => {
+            ctx.insert("ip".into(), Value::from(addr.to_string()));
+        }
+        None => {
+            ctx.remove("ip");
+        }
+    }
 }
 
 /// Remove everything that identifies a person, for events kept without consent:
@@ -355,6 +405,49 @@ mod tests {
             .insert("userAgent".into(), json!(iphone));
         enrich(&mut fresh, &facts(), ip::IpPolicy::Drop);
         assert_eq!(fresh.context.unwrap()["os"]["name"], seen[2].0);
+    }
+
+    #[test]
+    fn one_requests_events_each_get_their_own_page_classified() {
+        // Facts remember the last page; events from another page must not share it.
+        let f = facts();
+        let pages = [
+            (
+                "https://a.com/?utm_source=news",
+                "https://www.google.com/search?q=mugs",
+            ),
+            (
+                "https://a.com/?utm_source=news",
+                "https://www.google.com/search?q=mugs",
+            ),
+            ("https://a.com/cart", "https://a.com/"),
+            ("https://a.com/?utm_source=ads", ""),
+            (
+                "https://a.com/?utm_source=news",
+                "https://www.google.com/search?q=mugs",
+            ),
+        ];
+        let seen: Vec<(Value, Value)> = pages
+            .iter()
+            .map(|(url, referrer)| {
+                let mut e = page(url, referrer);
+                enrich(&mut e, &f, ip::IpPolicy::Drop);
+                let ctx = e.context.unwrap();
+                (
+                    ctx.get("campaign").cloned().unwrap_or(Value::Null),
+                    ctx["sluice"]["referrer"].clone(),
+                )
+            })
+            .collect();
+        let google = json!({"medium":"search","source":"Google","term":"mugs"});
+        assert_eq!(seen[0], (json!({"source":"news"}), google.clone()));
+        assert_eq!(seen[1], seen[0]);
+        assert_eq!(seen[2], (Value::Null, json!({"medium":"internal"})));
+        assert_eq!(
+            seen[3],
+            (json!({"source":"ads"}), json!({"medium":"direct"}))
+        );
+        assert_eq!(seen[4], seen[0]);
     }
 
     #[test]

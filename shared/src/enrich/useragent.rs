@@ -1,4 +1,13 @@
-//! User agent → browser, OS, device type (woothee), refined by client hints.
+//! User agent → browser, OS, device type, refined by client hints.
+//!
+//! A token scan, no regex: each browser and OS is found by its product token
+//! (`Chrome/`, `Edg/`, `Windows NT 10.0`, `CPU iPhone OS 17_4`…), checked in
+//! the order that tells look-alikes apart (Edge, Opera and Samsung Internet
+//! all say `Chrome/`; Chrome says `Safari/`). Names and versions keep the
+//! vocabulary stored events already carry (woothee's, which this replaces):
+//! `Windows 10` with version `NT 10.0`, `Mac OSX`, `iPhone`, `SamsungBrowser`.
+//! Anything on the known-bot list is device type `bot`; its browser and OS
+//! are what it claims to be.
 
 use serde::Serialize;
 
@@ -61,40 +70,244 @@ impl ClientHints {
     }
 }
 
-fn known(s: &str) -> String {
-    if s == "UNKNOWN" {
-        String::new()
-    } else {
-        s.to_owned()
+/// A string `Named` from static parts.
+fn named(name: &str, version: &str) -> Named {
+    Named {
+        name: name.to_owned(),
+        version: version.to_owned(),
     }
+}
+
+/// The `[.0-9]+` run right after the first `token` (`Chrome/` → `124.0.0.0`).
+fn version_after<'a>(ua: &'a str, token: &str) -> Option<&'a str> {
+    let at = ua.find(token)? + token.len();
+    let rest = &ua[at..];
+    let len = rest
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b'.')
+        .count();
+    Some(&rest[..len])
+}
+
+/// The version after the first of `tokens` present.
+fn version_after_any<'a>(ua: &'a str, tokens: &[&str]) -> Option<&'a str> {
+    tokens.iter().find_map(|t| version_after(ua, t))
+}
+
+/// The browser, by product token.
+fn browser(ua: &str) -> Named {
+    let has = |t: &str| ua.contains(t);
+    if has("compatible; MSIE") || has("Trident/") || has("IEMobile") {
+        let version = version_after(ua, "MSIE ")
+            .or_else(|| has("Trident/").then(|| version_after(ua, " rv:")).flatten())
+            .or_else(|| version_after(ua, "IEMobile/"))
+            .unwrap_or_default();
+        return named("Internet Explorer", version);
+    }
+    let branded = [
+        (&["Edg/", "Edge/", "EdgA/", "EdgiOS/"][..], "Edge"),
+        (&["Vivaldi/"][..], "Vivaldi"),
+        (&["FxiOS/"][..], "Firefox"),
+        (&["YaBrowser/"][..], "Yandex Browser"),
+        (&["SamsungBrowser/"][..], "SamsungBrowser"),
+    ];
+    for (tokens, name) in branded {
+        if let Some(version) = version_after_any(ua, tokens) {
+            return named(name, version);
+        }
+    }
+    let webview = has("Chrome") && has("wv");
+    if !webview && has("Safari/") {
+        if let Some(version) = version_after(ua, "OPR/") {
+            return named("Opera", version);
+        }
+        if let Some(version) = version_after_any(ua, &["Chrome/", "CriOS/", "CrMo/"]) {
+            return named("Chrome", version);
+        }
+        if let Some(version) = version_after(ua, "GSA/") {
+            return named("Google Search App", version);
+        }
+        return named("Safari", version_after(ua, "Version/").unwrap_or_default());
+    }
+    if let Some(version) = version_after(ua, "Firefox/") {
+        return named("Firefox", version);
+    }
+    if has("Opera") {
+        let version = version_after(ua, "Version/")
+            .or_else(|| version_after_any(ua, &["Opera/", "Opera "]))
+            .unwrap_or_default();
+        return named("Opera", version);
+    }
+    let ios_app = ["iPhone;", "iPad;", "iPod"].iter().any(|t| has(t)) && has("like Mac OS X");
+    if webview || ios_app {
+        return named("Webview", version_after(ua, "Version/").unwrap_or_default());
+    }
+    Named::default()
+}
+
+/// Device classes before the tablet and client-hint refinements.
+const DESKTOP: &str = "desktop";
+const MOBILE: &str = "mobile";
+
+/// The OS, and whether it is a desktop or a phone OS.
+fn os(ua: &str) -> Option<(Named, &'static str)> {
+    let has = |t: &str| ua.contains(t);
+    if has("Windows") && !has("Xbox") {
+        if let Some(found) = windows(ua) {
+            return Some(found);
+        }
+    }
+    if has("Mac OS X") {
+        return Some(apple(ua));
+    }
+    if has("Linux") || has("Android") {
+        return Some(if has("Android") {
+            (named("Android", android_version(ua)), MOBILE)
+        } else {
+            (named("Linux", ""), DESKTOP)
+        });
+    }
+    let found = if has("iPhone") || has("iPad") || has("iPod") {
+        let name = ["iPhone", "iPad", "iPod"].into_iter().find(|t| has(t));
+        (named(name.unwrap_or_default(), ""), MOBILE)
+    } else if has("CFNetwork") {
+        (named("iOS", ""), MOBILE)
+    } else if has("BB10") {
+        (
+            named(
+                "BlackBerry 10",
+                version_after(ua, "Version/").unwrap_or_default(),
+            ),
+            MOBILE,
+        )
+    } else if has("BlackBerry") {
+        (named("BlackBerry", ""), MOBILE)
+    } else if has("X11; CrOS ") {
+        (
+            named("ChromeOS", delimited_after(ua, "CrOS ", b')')),
+            DESKTOP,
+        )
+    } else if has("X11; FreeBSD ") {
+        (named("BSD", delimited_after(ua, "FreeBSD ", b';')), DESKTOP)
+    } else {
+        return None;
+    };
+    Some(found)
+}
+
+/// The text after `token` up to `end` (exclusive), or `""` when `end` never comes.
+fn delimited_after<'a>(ua: &'a str, token: &str, end: u8) -> &'a str {
+    ua.find(token)
+        .map(|at| &ua[at + token.len()..])
+        .and_then(|rest| rest.bytes().position(|b| b == end).map(|n| &rest[..n]))
+        .unwrap_or_default()
+}
+
+/// `Android 14`, `Android-4.4.2` → `14`, `4.4.2` (up to three numbers; the
+/// first `Android` followed by a version).
+fn android_version(ua: &str) -> &str {
+    ua.match_indices("Android")
+        .map(|(at, _)| &ua[at + "Android".len()..])
+        .filter_map(|rest| rest.strip_prefix([' ', '-']))
+        .map(|rest| {
+            let mut dots = 0;
+            let len = rest
+                .bytes()
+                .take_while(|&b| {
+                    dots += usize::from(b == b'.');
+                    b.is_ascii_digit() || (b == b'.' && dots < 3)
+                })
+                .count();
+            rest[..len].trim_end_matches('.')
+        })
+        .find(|v| !v.is_empty())
+        .unwrap_or_default()
+}
+
+/// `Windows NT 10.0` → `Windows 10` (`NT 10.0`); a phone is a phone; a
+/// version token this does not know is no answer (the other checks go on).
+fn windows(ua: &str) -> Option<(Named, &'static str)> {
+    let token = ua.find("Windows ").map(|at| {
+        let rest = &ua[at + "Windows ".len()..];
+        let len = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'.'))
+            .count();
+        rest[..len].trim_end()
+    });
+    let name = match token.unwrap_or_default() {
+        "NT 10.0" => "Windows 10",
+        "NT 6.3" => "Windows 8.1",
+        "NT 6.2" => "Windows 8",
+        "NT 6.1" => "Windows 7",
+        "NT 6.0" => "Windows Vista",
+        "NT 5.1" => "Windows XP",
+        "NT 5.0" => "Windows 2000",
+        "NT 4.0" => "Windows NT 4.0",
+        "98" => "Windows 98",
+        "95" => "Windows 95",
+        "CE" => return Some((named("Windows CE", "CE"), MOBILE)),
+        phone if phone.starts_with("Phone") => {
+            let version = phone
+                .trim_start_matches("Phone")
+                .trim_start_matches(" OS")
+                .trim();
+            return Some((named("Windows Phone OS", version), MOBILE));
+        }
+        "" => return Some((named("Windows UNKNOWN Ver", ""), DESKTOP)),
+        _ => return None,
+    };
+    Some((named(name, token.unwrap_or_default()), DESKTOP))
+}
+
+/// `Mac OS X 10_15_7` → `Mac OSX` `10.15.7`; `CPU iPhone OS 17_4 like Mac OS X` → `iPhone` `17.4`.
+fn apple(ua: &str) -> (Named, &'static str) {
+    let dotted = |v: &str| v.replace('_', ".");
+    let run = |rest: &str| {
+        let len = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_digit() || matches!(b, b'_' | b'.'))
+            .count();
+        rest[..len].trim_end_matches(['_', '.']).to_owned()
+    };
+    if let Some(like) = ua.find(" like Mac OS X") {
+        let name = ["iPhone;", "iPad;", "iPod"]
+            .into_iter()
+            .find(|t| ua.contains(t))
+            .map_or("Mac OSX", |t| t.trim_end_matches(';'));
+        let before = &ua[..like];
+        let version = before
+            .rfind(" OS ")
+            .map(|at| &before[at + " OS ".len()..])
+            .filter(|v| v.bytes().all(|b| b.is_ascii_digit() || b == b'_'))
+            .unwrap_or_default();
+        let category = if name == "Mac OSX" { DESKTOP } else { MOBILE };
+        return (named(name, &dotted(version)), category);
+    }
+    let version = ua
+        .find("Mac OS X ")
+        .map(|at| run(&ua[at + "Mac OS X ".len()..]))
+        .unwrap_or_default();
+    (named("Mac OSX", &dotted(&version)), DESKTOP)
 }
 
 /// Parse a user agent string, then let client hints fill in or correct it
 /// (Chrome's reduced UA string freezes the OS version and platform details).
 pub fn parse(ua: &str, hints: &ClientHints) -> UserAgent {
-    let mut out = match woothee::parser::Parser::new().parse(ua) {
-        Some(r) => UserAgent {
-            browser: Named {
-                name: known(r.name),
-                version: known(r.version),
-            },
-            os: Named {
-                name: known(r.os),
-                version: known(&r.os_version),
-            },
-            device_type: match r.category {
-                "pc" => "desktop",
-                "smartphone" | "mobilephone" => "mobile",
-                "crawler" => "bot",
-                "appliance" | "misc" => "other",
-                _ => "other",
-            },
-        },
-        None => UserAgent {
-            device_type: "other",
-            ..UserAgent::default()
-        },
+    let mut out = UserAgent {
+        device_type: "other",
+        ..UserAgent::default()
     };
+    if !ua.is_empty() && ua != "-" {
+        out.browser = browser(ua);
+        if let Some((os, class)) = os(ua) {
+            out.os = os;
+            out.device_type = class;
+        }
+        if super::botlist::is_listed(ua) {
+            out.device_type = "bot";
+        }
+    }
     if out.device_type == "mobile"
         && (ua.contains("iPad") || (ua.contains("Android") && !ua.contains("Mobile")))
     {
