@@ -19,9 +19,10 @@ export interface Options {
   apiHost?: string;
   /** Default "/v1/batch". */
   apiPath?: string;
-  /** Send when this many events are queued (default 20). */
+  /** With a `flushIntervalMs`: send as soon as this many events are waiting (default 20). */
   flushAt?: number;
-  /** …or after this long (default 1000 ms). */
+  /** How long an idle SDK waits to batch events before sending (default 0: real time, an event goes
+   * at once when no request is in flight; what arrives during a request goes in the next one). */
   flushIntervalMs?: number;
   /** Consecutive failed attempts before retries pause until `online` or the next page (default 10). */
   maxRetries?: number;

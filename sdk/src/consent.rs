@@ -10,7 +10,6 @@ use sluice_shared::consent::gpp::{opt_out_code, GppSignals};
 use sluice_shared::consent::tcf::TcfSignals;
 use sluice_shared::consent::{Consent, Purpose, Source, State};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 /// `context.consent` for an event.
 pub fn to_js(c: &Consent) -> Object {
@@ -114,154 +113,143 @@ pub fn gpc() -> bool {
     js::get_bool(&nav, "globalPrivacyControl").unwrap_or(false)
 }
 
-/// TCF purposes `{ "1": true, … }` → the ids set to true, of purposes 1–11
-/// (all that the mapping to Sluice's purposes reads).
-fn ids(obj: &JsValue) -> Vec<u16> {
-    const KEYS: [&str; 11] = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"];
-    (1..=11)
-        .zip(KEYS)
-        .filter(|(_, k)| js::get_bool(obj, k) == Some(true))
-        .map(|(id, _)| id)
-        .collect()
+/// TCF purposes as bits 1–11 (all that the mapping to Sluice's purposes
+/// reads) → the ids set.
+fn ids(bits: u32) -> Vec<u16> {
+    (1..=11).filter(|i| bits & (1 << i) != 0).collect()
 }
 
-/// Consent from a TCF `tcData` object (`None` when TCF does not apply or is not ready).
-pub fn from_tcdata(tc: &JsValue) -> Option<Consent> {
-    if js::get_bool(tc, "gdprApplies") == Some(false) {
+/// Consent from a TCF `tcData`, as the host reports it (see `watchCmps` in
+/// `sdk/js/host.js`): `None` when TCF does not apply or is not ready.
+pub fn from_tcf(data: &str, tc_string: Option<String>) -> Option<Consent> {
+    let mut fields = data.split(';');
+    let applies = fields.next()?;
+    let status = fields.next()?;
+    let mut bits = || {
+        fields
+            .next()
+            .and_then(|b| b.parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    let (consents, interests) = (bits(), bits());
+    if applies == "0" || (status != "tcloaded" && status != "useractioncomplete") {
         return None;
     }
-    let status = js::get_str(tc, "eventStatus").unwrap_or_default();
-    if status != "tcloaded" && status != "useractioncomplete" {
-        return None;
-    }
-    let purpose = js::get(tc, "purpose");
     let signals = TcfSignals {
-        purpose_consents: ids(&js::get(&purpose, "consents")),
-        purpose_legitimate_interests: ids(&js::get(&purpose, "legitimateInterests")),
+        purpose_consents: ids(consents),
+        purpose_legitimate_interests: ids(interests),
         ..TcfSignals::default()
     };
-    Some(signals.to_consent(js::get_str(tc, "tcString")))
+    Some(signals.to_consent(tc_string))
 }
 
-/// Consent from GPP `pingData` (`parsedSections`; `None` until the CMP is ready).
-pub fn from_gpp_ping(ping: &JsValue) -> Option<Consent> {
-    let ready = js::get_str(ping, "signalStatus").is_none_or(|s| s == "ready");
-    let sections = js::get(ping, "parsedSections");
-    if !ready || !sections.is_object() {
+/// Consent from GPP `pingData`, as the host reports it: `None` until the
+/// CMP is ready or without `parsedSections`.
+pub fn from_gpp(data: &str, gpp_string: Option<String>) -> Option<Consent> {
+    let (status, sections) = data.split_once('|')?;
+    if status != "ready" || sections == "-" {
         return None;
     }
     let mut signals = GppSignals::default();
-    for value in Object::values(&Object::from(sections)).iter() {
-        // A section is an object, or an array of sub-section objects.
-        let parts: Vec<JsValue> = if js_sys::Array::is_array(&value) {
-            js_sys::Array::from(&value).to_vec()
-        } else {
-            vec![value]
+    for part in sections.split(';').filter(|p| !p.is_empty()) {
+        let mut f = part.split(',');
+        let mut code = || {
+            f.next()
+                .and_then(|n| n.parse::<u8>().ok())
+                .and_then(opt_out_code)
         };
-        for part in parts {
-            let code = |k: &'static str| js::get_f64(&part, k).and_then(|n| opt_out_code(n as u8));
-            signals.merge(&GppSignals {
-                sale_opt_out: code("SaleOptOut"),
-                sharing_opt_out: code("SharingOptOut"),
-                targeted_advertising_opt_out: code("TargetedAdvertisingOptOut"),
-                gpc: js::get_bool(&part, "Gpc"),
-                section_ids: Vec::new(),
-            });
-        }
+        let (sale, sharing, targeted) = (code(), code(), code());
+        let gpc = match f.next() {
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            _ => None,
+        };
+        signals.merge(&GppSignals {
+            sale_opt_out: sale,
+            sharing_opt_out: sharing,
+            targeted_advertising_opt_out: targeted,
+            gpc,
+            section_ids: Vec::new(),
+        });
     }
-    Some(signals.to_consent(js::get_str(ping, "gppString")))
+    Some(signals.to_consent(gpp_string))
 }
 
-/// Consent from Google Consent Mode `gtag('consent', 'default'|'update', {...})` entries in the data layer.
-pub fn from_gcm_entry(entry: &JsValue) -> Option<Consent> {
-    if js::get_str(entry, "0").as_deref() != Some("consent") {
-        return None;
-    }
-    let settings = js::get(entry, "2");
-    if !settings.is_object() {
-        return None;
-    }
-    let mut pairs: Vec<(String, bool)> = Vec::new();
-    for e in Object::entries(&Object::from(settings)).iter() {
-        let pair = js_sys::Array::from(&e);
-        if let (Some(k), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
-            if let Some(granted) = sluice_shared::consent::gcm::is_granted(&v) {
-                pairs.push((k, granted));
-            }
-        }
-    }
-    let c = sluice_shared::consent::gcm::to_consent(pairs.iter().map(|(k, g)| (k.as_str(), *g)));
+/// Consent from a Google Consent Mode `gtag('consent', …, settings)`, as the
+/// host reports it (`key=value;…`): `None` when it names no known purpose.
+pub fn from_gcm(data: &str) -> Option<Consent> {
+    let pairs = data.split(';').filter_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        Some((k, sluice_shared::consent::gcm::is_granted(v)?))
+    });
+    let c = sluice_shared::consent::gcm::to_consent(pairs);
     (!c.categories.is_empty()).then_some(c)
 }
 
+#[wasm_bindgen(module = "/js/host.js")]
+extern "C" {
+    /// The host's `watchCmps` (see `sdk/js/host.js`).
+    #[wasm_bindgen(js_name = watchCmps)]
+    fn host_watch_cmps(on: &JsValue);
+}
+
 /// Subscribe to every CMP on the page; `on` is called with each consent they report.
-pub fn watch_cmps(on: impl Fn(Consent) + Clone + 'static) {
-    let w = js::global();
-    let tcfapi = js::get(&w, "__tcfapi");
-    if tcfapi.is_function() {
-        let f = on.clone();
-        let cb = Closure::<dyn FnMut(JsValue, JsValue)>::new(move |tc: JsValue, ok: JsValue| {
-            if ok.as_bool() != Some(false) {
-                if let Some(c) = from_tcdata(&tc) {
-                    f(c);
-                }
-            }
-        });
-        js::call(
-            &tcfapi,
-            &JsValue::NULL,
-            &["addEventListener".into(), 2.into(), cb.as_ref().clone()],
-        );
-        cb.forget();
-    }
-    let gpp = js::get(&w, "__gpp");
-    if gpp.is_function() {
-        let f = on.clone();
-        let cb = Closure::<dyn FnMut(JsValue, JsValue)>::new(move |data: JsValue, ok: JsValue| {
-            if ok.as_bool() != Some(false) {
-                // addEventListener passes {eventName, pingData}; ping passes pingData itself.
-                let ping = if js::get(&data, "pingData").is_object() {
-                    js::get(&data, "pingData")
-                } else {
-                    data
-                };
-                if let Some(c) = from_gpp_ping(&ping) {
-                    f(c);
-                }
-            }
-        });
-        js::call(
-            &gpp,
-            &JsValue::NULL,
-            &["addEventListener".into(), cb.as_ref().clone()],
-        );
-        js::call(&gpp, &JsValue::NULL, &["ping".into(), cb.as_ref().clone()]);
-        cb.forget();
-    }
-    // Google Consent Mode: what is already in the data layer, then every push.
-    let dl = js::get(&w, "dataLayer");
-    if js_sys::Array::is_array(&dl) {
-        let array = js_sys::Array::from(&dl);
-        for entry in array.iter() {
-            if let Some(c) = from_gcm_entry(&entry) {
+pub fn watch_cmps(on: impl Fn(Consent) + 'static) {
+    let cb = Closure::<dyn FnMut(u32, String, Option<String>)>::new(
+        move |kind: u32, data: String, text: Option<String>| {
+            let consent = match kind {
+                1 => from_tcf(&data, text),
+                2 => from_gpp(&data, text),
+                _ => from_gcm(&data),
+            };
+            if let Some(c) = consent {
                 on(c);
             }
-        }
-        let original = js::get(&dl, "push");
-        if let Some(original) = original.dyn_ref::<js_sys::Function>().cloned() {
-            let target = dl.clone();
-            let f = on;
-            let push = Closure::<dyn FnMut(JsValue) -> JsValue>::new(move |entry: JsValue| {
-                let result = original
-                    .call1(&target, &entry)
-                    .unwrap_or(JsValue::UNDEFINED);
-                if let Some(c) = from_gcm_entry(&entry) {
-                    f(c);
-                }
-                result
-            });
-            set(&Object::from(dl), "push", push.as_ref().clone());
-            push.forget();
-        }
+        },
+    );
+    host_watch_cmps(cb.as_ref());
+    cb.forget();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcf_is_read_only_when_it_applies_and_is_ready() {
+        // Consent for purposes 1, 8, 9 and 10 (bits 1, 8, 9, 10): analytics.
+        let c = from_tcf("1;tcloaded;1794;0", Some("TC".into())).unwrap();
+        assert_eq!(c.source, Source::Tcf);
+        assert_eq!(c.tc_string.as_deref(), Some("TC"));
+        assert_eq!(c.state(&Purpose::Analytics), State::Granted);
+        assert!(
+            from_tcf("0;tcloaded;1794;0", None).is_none(),
+            "gdprApplies false"
+        );
+        assert!(from_tcf("1;cmpuishown;1794;0", None).is_none(), "not ready");
+        assert!(from_tcf("", None).is_none());
+        let denied = from_tcf("1;useractioncomplete;0;0", None).unwrap();
+        assert_ne!(denied.state(&Purpose::Analytics), State::Granted);
+    }
+
+    #[test]
+    fn gpp_sections_are_merged_and_need_a_ready_cmp() {
+        // A US section opting out of sale (1 = opted out), beside one that did not.
+        let c = from_gpp("ready|2,2,2,;1,2,2,false", Some("GPP".into())).unwrap();
+        assert_eq!(c.source, Source::Gpp);
+        assert_eq!(c.state(&Purpose::SaleSharing), State::Denied);
+        assert_eq!(c.gpp_string.as_deref(), Some("GPP"));
+        assert!(from_gpp("loaded|1,1,1,", None).is_none(), "not ready");
+        assert!(from_gpp("ready|-", None).is_none(), "no parsedSections");
+        assert!(from_gpp("nonsense", None).is_none());
+    }
+
+    #[test]
+    fn gcm_settings_are_mapped_and_unknown_ones_ignored() {
+        let c = from_gcm("analytics_storage=granted;ad_storage=denied").unwrap();
+        assert_eq!(c.state(&Purpose::Analytics), State::Granted);
+        assert_eq!(c.state(&Purpose::Marketing), State::Denied);
+        assert!(from_gcm("wait_for_update=500").is_none());
+        assert!(from_gcm("").is_none());
     }
 }

@@ -24,6 +24,7 @@ mod pages;
 mod prelude;
 pub mod queue;
 pub mod retry;
+pub mod schedule;
 mod sdk;
 pub mod session;
 mod storage;

@@ -68,7 +68,7 @@ impl Default for Options {
             api_host: String::new(),
             api_path: "/v1/batch".into(),
             flush_at: 20,
-            flush_interval_ms: 1000.0,
+            flush_interval_ms: 0.0,
             max_retries: 10,
             retry_base_ms: 1000.0,
             retry_max_ms: 60_000.0,

@@ -11,6 +11,7 @@ use crate::options::{Options, Pending, StorageMode};
 use crate::prelude::*;
 use crate::queue::{self, Item, Queue};
 use crate::retry::{self, Verdict};
+use crate::schedule::{Decision, Policy, Scheduler};
 use crate::session::{self, Session};
 use crate::storage::{self, Store};
 use crate::{pages, tabs, transport};
@@ -61,10 +62,13 @@ pub struct Sdk {
     pending: Vec<Draft>,
     pub queue: Queue,
     tab_key: String,
-    attempt: u32,
-    retry_at: f64,
-    /// When the pending flush timer fires (0: none pending).
-    timer_at: f64,
+    /// When to send (the request in flight, backoff, the flush timer).
+    sched: Scheduler,
+    policy: Policy,
+    /// The request in flight (the SDK withdraws it at `pagehide` while its
+    /// body is still being compressed, and sends its events by beacon).
+    /// `withdraw()` of the request in flight, from [`transport::post`].
+    withdraw: Option<js_sys::Function>,
     /// The consent as sent in `context.consent` (JSON), built once per change.
     consent_json: Option<String>,
     /// When the session was last written to storage.
@@ -207,8 +211,8 @@ impl Sdk {
             .unwrap_or_else(|| Object::new().into());
         let session = store.get(SESSION_KEY).and_then(|s| Session::parse(&s));
         let tab_key = cat(&[queue::KEY_PREFIX, &storage::uuid()]);
-        let stable = context::stable(&window);
-        let page_ctx = context::page(&window);
+        let stable = context::stable();
+        let page_ctx = context::page();
         let campaign = js::location("search").and_then(|s| context::campaign(&s));
         let mut sdk = Sdk {
             url,
@@ -229,9 +233,9 @@ impl Sdk {
             pending: Vec::new(),
             queue: Queue::new(opts.max_queue_events),
             tab_key,
-            attempt: 0,
-            retry_at: 0.0,
-            timer_at: 0.0,
+            sched: Scheduler::default(),
+            policy: Policy::from(&opts),
+            withdraw: None,
             consent_json: None,
             session_saved_ms: 0.0,
             persist_scheduled: false,
@@ -468,11 +472,14 @@ impl Sdk {
             _ => {}
         }
         self.schedule_persist();
-        if self.queue.waiting() >= self.opts.flush_at {
-            self.flush_soon(0.0);
-        } else {
-            self.flush_soon(self.opts.flush_interval_ms);
-        }
+        self.queued();
+    }
+
+    /// Events were queued: let the scheduler decide when they go.
+    fn queued(&mut self) {
+        let now = js::now_ms();
+        let timer = self.sched.queued(now, self.queue.waiting(), &self.policy);
+        arm(now, timer);
     }
 
     /// Consent reported: remember it, release or drop what was waiting, start
@@ -548,43 +555,39 @@ impl Sdk {
         }
     }
 
-    /// Make sure a flush runs within `delay_ms` (or when the retry backoff ends, if later).
-    fn flush_soon(&mut self, delay_ms: f64) {
+    /// The next request, if one should go now (the timer fired, or `flush()`).
+    fn next_request(&mut self, timer: bool) -> Option<Request> {
         let now = js::now_ms();
-        let due = (now + delay_ms).max(self.retry_at);
-        if self.timer_at > 0.0 && self.timer_at <= due {
-            return; // one is already set to run in time
+        let waiting = self.queue.waiting();
+        let decision = if timer {
+            self.sched.timer_fired(now, waiting, &self.policy)
+        } else {
+            self.sched.flush(now, waiting, &self.policy)
+        };
+        match decision {
+            Decision::Wait => None,
+            Decision::TimerAt(at) => {
+                arm(now, Some(at));
+                None
+            }
+            Decision::Send => {
+                let Some(body) = self.queue.next_batch() else {
+                    // `waiting` > 0 was checked: not reached. Nothing is in flight.
+                    self.sched.withdrawn();
+                    return None;
+                };
+                Some(Request {
+                    url: self.url.clone(),
+                    auth: self.auth.clone(),
+                    body: queue::finish_body(body, &js::iso_now()),
+                })
+            }
         }
-        self.timer_at = due;
-        set_timeout(due - now, || {
-            with(|s| s.timer_at = 0.0);
-            flush();
-        });
-    }
-
-    /// The next request, if one should go now.
-    fn next_request(&mut self) -> Option<(String, String, String)> {
-        if self.queue.inflight == 0 && self.queue.waiting() > 0 && js::now_ms() < self.retry_at {
-            // Timers may fire a little early: try again when the backoff ends.
-            self.flush_soon(0.0);
-            return None;
-        }
-        if self.queue.inflight > 0
-            || js::now_ms() < self.retry_at
-            || self.attempt > self.opts.max_retries
-        {
-            return None;
-        }
-        let body = self.queue.next_batch()?;
-        Some((
-            self.url.clone(),
-            self.auth.clone(),
-            queue::finish_body(body, &js::iso_now()),
-        ))
     }
 
     /// What came back for the request in flight.
     fn answered(&mut self, answer: Option<transport::Answer>) {
+        self.withdraw = None;
         let n = self.queue.inflight as u32;
         let verdict = match &answer {
             Some(a) => retry::verdict(a.status, a.retry_after.as_deref()),
@@ -593,13 +596,10 @@ impl Sdk {
         match verdict {
             Verdict::Done => {
                 self.queue.sent();
-                self.attempt = 0;
-                self.retry_at = 0.0;
                 log(self.debug, "sent", &JsValue::from(n));
             }
             Verdict::Drop => {
                 self.queue.sent();
-                self.attempt = 0;
                 let status = answer.map_or(0, |a| a.status);
                 log(
                     self.debug,
@@ -607,37 +607,43 @@ impl Sdk {
                     &JsValue::from(status),
                 );
             }
-            Verdict::Retry(after) => {
-                self.queue.failed();
-                self.attempt += 1;
-                if self.attempt > self.opts.max_retries {
-                    log(
-                        self.debug,
-                        "retries paused until the browser is online again or the next page load",
-                        &JsValue::from(n),
-                    );
-                    return;
-                }
-                let wait = after.unwrap_or_else(|| {
-                    retry::backoff_ms(
-                        self.attempt,
-                        self.opts.retry_base_ms,
-                        self.opts.retry_max_ms,
-                        js_sys::Math::random(),
-                    )
-                });
-                self.retry_at = js::now_ms() + wait;
-                log(self.debug, "retry scheduled (ms)", &JsValue::from(wait));
-            }
+            Verdict::Retry(_) => self.queue.failed(),
+        }
+        let now = js::now_ms();
+        let a = self.sched.answered(
+            now,
+            verdict,
+            self.queue.waiting(),
+            js_sys::Math::random(),
+            &self.policy,
+        );
+        if a.paused {
+            log(
+                self.debug,
+                "retries paused until the browser is online again or the next page load",
+                &JsValue::from(n),
+            );
+        }
+        if let Some(wait) = a.retry_in {
+            log(self.debug, "retry scheduled (ms)", &JsValue::from(wait));
         }
         self.schedule_persist();
-        if self.queue.waiting() > 0 {
-            self.flush_soon(0.0);
-        }
+        arm(now, a.timer_at);
     }
 
     /// The page is being hidden or left: send everything not in flight by beacon.
     pub fn beacon_all(&mut self) {
+        // A request whose body is still being compressed may not leave
+        // before the page does: its events go by beacon with the rest.
+        let withdrawn = self
+            .withdraw
+            .take()
+            .and_then(|w| w.call0(&JsValue::NULL).ok())
+            .is_some_and(|v| v.is_truthy());
+        if withdrawn {
+            self.queue.failed();
+            self.sched.withdrawn();
+        }
         if !transport::online() {
             self.persist();
             return;
@@ -656,11 +662,9 @@ impl Sdk {
 
     /// The browser is back online: retry at once.
     pub fn online(&mut self) {
-        self.attempt = 0;
-        self.retry_at = 0.0;
-        if self.queue.waiting() > 0 {
-            self.flush_soon(0.0);
-        }
+        let now = js::now_ms();
+        let timer = self.sched.online(now, self.queue.waiting(), &self.policy);
+        arm(now, timer);
     }
 
     /// Take over stored queues of tabs that are gone (their lock is free).
@@ -697,9 +701,7 @@ impl Sdk {
                         "adopted events of a closed tab",
                         &JsValue::from(added as u32),
                     );
-                    if s.queue.waiting() > 0 {
-                        s.flush_soon(0.0);
-                    }
+                    s.queued();
                 });
             });
         }
@@ -716,7 +718,7 @@ impl Sdk {
             return false;
         }
         self.last_page = key;
-        self.page_ctx = context::page(&js::global());
+        self.page_ctx = context::page();
         self.campaign = js::location("search")
             .and_then(|s| context::campaign(&s))
             .or(self.campaign.take());
@@ -764,46 +766,67 @@ pub fn install(sdk: Sdk) {
     let has_pending_storage = !sdk.store.local_keys(queue::KEY_PREFIX).is_empty();
     SDK.with(|s| *s.borrow_mut() = Some(sdk));
     tabs::hold_forever(&tab);
-    let window = js::window();
-    let hide = Closure::<dyn FnMut()>::new(|| {
-        let document = js::get(&js::global(), "document");
-        let hidden = js::get_str(&document, "visibilityState").is_some_and(|v| v == "hidden");
-        if hidden {
-            with(Sdk::beacon_all);
-        }
-    });
-    let _ =
-        window.add_event_listener_with_callback("visibilitychange", hide.as_ref().unchecked_ref());
-    hide.forget();
-    let pagehide = Closure::<dyn FnMut()>::new(|| {
-        with(Sdk::beacon_all);
-    });
-    let _ = window.add_event_listener_with_callback("pagehide", pagehide.as_ref().unchecked_ref());
-    pagehide.forget();
-    let online = Closure::<dyn FnMut()>::new(|| {
-        with(Sdk::online);
-    });
-    let _ = window.add_event_listener_with_callback("online", online.as_ref().unchecked_ref());
-    online.forget();
     if has_pending_storage {
         with(Sdk::adopt_orphans);
     }
+    let hidden = Closure::<dyn FnMut()>::new(|| {
+        with(Sdk::beacon_all);
+    });
+    let online = Closure::<dyn FnMut()>::new(|| {
+        with(Sdk::online);
+    });
     let adopt = Closure::<dyn FnMut()>::new(|| {
         with(Sdk::adopt_orphans);
     });
-    let _ = window.set_interval_with_callback_and_timeout_and_arguments_0(
-        adopt.as_ref().unchecked_ref(),
+    listen(
+        hidden.as_ref(),
+        online.as_ref(),
+        adopt.as_ref(),
         ADOPT_EVERY_MS,
     );
+    hidden.forget();
+    online.forget();
     adopt.forget();
 }
 
-/// Send the next batch if one is due.
+#[wasm_bindgen(module = "/js/host.js")]
+extern "C" {
+    /// The host's page-life listeners (see `sdk/js/host.js`).
+    fn listen(hidden: &JsValue, online: &JsValue, every: &JsValue, every_ms: i32);
+}
+
+/// A request the scheduler let go.
+struct Request {
+    url: String,
+    auth: String,
+    body: String,
+}
+
+/// Set a timer for `at` (ms since the epoch), if the scheduler asked for one.
+fn arm(now: f64, at: Option<f64>) {
+    if let Some(at) = at {
+        set_timeout(at - now, || send(true));
+    }
+}
+
+/// `flush()`: send the next batch now if a request may go.
 pub fn flush() {
-    let Some(Some((url, auth, body))) = with(Sdk::next_request) else {
+    send(false);
+}
+
+/// Send the next batch if the scheduler says so (outside the SDK's borrow:
+/// the answer may come back at once).
+fn send(timer: bool) {
+    let Some(Some(r)) = with(|s| s.next_request(timer)) else {
         return;
     };
-    transport::post(&url, &auth, &body, |answer| {
+    let withdraw = transport::post(&r.url, &r.auth, &r.body, |answer| {
         with(|s| s.answered(answer));
+    });
+    // Kept only while the request is in flight (it may have been answered already).
+    with(|s| {
+        if s.sched.in_flight() && s.withdraw.is_none() {
+            s.withdraw = Some(withdraw);
+        }
     });
 }

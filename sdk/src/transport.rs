@@ -1,9 +1,10 @@
-//! Sending: `fetch` with `keepalive` (the request outlives the page) and
-//! `sendBeacon` when the page is being hidden or left.
+//! Sending: `fetch` with `keepalive` (the request outlives the page), the
+//! body gzipped by the browser's `CompressionStream` where there is one, and
+//! `sendBeacon` (plain: compression is asynchronous and may not finish) when
+//! the page is being hidden or left.
 
 use crate::js;
 use crate::prelude::*;
-use core::cell::Cell;
 use wasm_bindgen::prelude::*;
 
 /// The answer to a request: status and `Retry-After`, or `None` on a network error.
@@ -12,47 +13,31 @@ pub struct Answer {
     pub retry_after: Option<String>,
 }
 
-/// POST `body` with HTTP Basic auth (`authorization` is the full header value)
-/// and call `done` with the answer. Plain promise callbacks rather than an
-/// async executor: the SDK pays for every byte of code.
+#[wasm_bindgen(module = "/js/host.js")]
+extern "C" {
+    /// The host's `post` (see `sdk/js/host.js`): `fetch` with `keepalive`,
+    /// the body gzipped where the browser can; returns `withdraw()`.
+    #[wasm_bindgen(js_name = post)]
+    fn host_post(url: &str, authorization: &str, body: &str, done: JsValue) -> js_sys::Function;
+}
+
+/// POST `body` with HTTP Basic auth (`authorization` is the full header value),
+/// gzipped where the browser can, and call `done` with the answer. Returns
+/// `withdraw()`: true if it cancelled the request while its body was still
+/// being compressed (`done` is then never called).
 pub fn post(
     url: &str,
     authorization: &str,
     body: &str,
     done: impl FnOnce(Option<Answer>) + 'static,
-) {
-    // A plain init object: typed `RequestInit` / `Headers` bindings cost a glue function per setter.
-    let headers = js_sys::Object::new();
-    js::set(&headers, "content-type", "text/plain");
-    js::set(&headers, "authorization", authorization);
-    let init = js_sys::Object::new();
-    js::set(&init, "method", "POST");
-    js::set(&init, "body", body);
-    js::set(&init, "headers", headers);
-    // `keepalive` lets the request finish after the page is gone.
-    js::set(&init, "keepalive", true);
-    let Some(response) = fetch(url, &init) else {
-        return done(None);
-    };
-    let answer = Rc::new(Cell::new(None));
-    let seen = answer.clone();
-    let on_response = Closure::once_into_js(move |response: JsValue| -> JsValue {
-        // A network error arrives here too (no `status`): the answer stays `None`.
-        let Some(status) = js::get_f64(&response, "status") else {
-            return JsValue::UNDEFINED;
-        };
-        let headers = js::get(&response, "headers");
-        let retry_after = js::call(&js::get(&headers, "get"), &headers, &["retry-after".into()])
-            .and_then(|v| v.as_string());
-        seen.set(Some(Answer {
+) -> js_sys::Function {
+    let done = Closure::once_into_js(move |status: f64, retry_after: Option<String>| {
+        done((status > 0.0).then_some(Answer {
             status: status as u16,
             retry_after,
         }));
-        // Read the body so the request (and its keepalive quota) is finished.
-        js::call(&js::get(&response, "text"), &response, &[]).unwrap_or(JsValue::UNDEFINED)
     });
-    let on_done = Closure::once_into_js(move |_: JsValue| done(answer.take()));
-    settle(&settle(&response, &on_response), &on_done);
+    host_post(url, authorization, body, done)
 }
 
 /// `fetch(url, init)`: the response promise (`None` if `fetch` threw).

@@ -15,19 +15,27 @@ pub struct Browser {
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// Wraps `fetch` and `sendBeacon` to log the ids of events that left the page:
-/// fetches once the collector answered 2xx, beacons once the browser queued them.
+/// fetches once the collector answered 2xx (gzipped bodies are decompressed
+/// first), beacons once the browser queued them.
 const RECORD_SENDS: &str = r#"
 (function () {
   window.__sent = [];
   var ids = function (body) {
     try { return JSON.parse(body).batch.map(function (e) { return e.messageId; }); } catch (e) { return []; }
   };
+  var text = function (body) {
+    if (typeof body === "string") return Promise.resolve(body);
+    return new Response(new Blob([body]).stream().pipeThrough(new DecompressionStream("gzip"))).text();
+  };
   var f = window.fetch;
   window.fetch = function (url, init) {
     var body = init && init.body;
     return f.apply(this, arguments).then(function (r) {
-      if (r.ok && typeof body === "string") Array.prototype.push.apply(window.__sent, ids(body));
-      return r;
+      if (!r.ok || body == null) return r;
+      return text(body).then(function (t) {
+        Array.prototype.push.apply(window.__sent, ids(t));
+        return r;
+      });
     });
   };
   var b = navigator.sendBeacon.bind(navigator);

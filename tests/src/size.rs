@@ -6,6 +6,14 @@ use std::io::Write;
 
 /// The SDK's up-front files: (name, raw bytes, gzipped bytes).
 pub fn sdk_files() -> Vec<(&'static str, usize, usize)> {
+    sdk_parts()
+        .into_iter()
+        .map(|(name, bytes)| (name, bytes.len(), gzip_len(&bytes)))
+        .collect()
+}
+
+/// Every part a page loads, as built: (name, bytes).
+pub fn sdk_parts() -> Vec<(&'static str, Vec<u8>)> {
     let dir = root().join("dist/site/sluice/v1");
     let read = |p: std::path::PathBuf| {
         std::fs::read(&p)
@@ -22,11 +30,10 @@ pub fn sdk_files() -> Vec<(&'static str, usize, usize)> {
     [
         ("inline snippet", read(root().join("sdk/js/snippet.html"))),
         ("loader sluice.js", read(dir.join("sluice.js"))),
-        ("glue", named("glue")),
-        ("wasm", named("wasm")),
+        ("glue (wasm-bindgen, minified)", named("glue")),
+        ("core wasm", named("wasm")),
     ]
     .into_iter()
-    .map(|(name, bytes)| (name, bytes.len(), gzip_len(&bytes)))
     .collect()
 }
 

@@ -168,3 +168,38 @@ async fn consent_denied_means_nothing_is_sent_or_stored() {
         "denied"
     );
 }
+
+/// Uploads are gzipped (the browser has `CompressionStream`) and batched:
+/// a burst made in one task goes out in a request per ~32 KB of events, not
+/// one per event, and every event arrives once.
+#[tokio::test]
+async fn a_burst_goes_out_gzipped_in_few_requests() {
+    let stack = Stack::start();
+    let browser = Browser::start().await;
+    open(&stack, &browser, true).await;
+    browser
+        .js("window.__wire = { requests: 0, gzipped: 0 }; const f = window.fetch; window.fetch = function (url, init) { if (String(url).includes('/v1/batch')) { window.__wire.requests++; if (init.headers['content-encoding'] === 'gzip' && init.body instanceof ArrayBuffer) window.__wire.gzipped++; } return f.apply(this, arguments); }; return true")
+        .await;
+    browser
+        .js("for (let i = 0; i < 1000; i++) sluice.track('Gzip Burst', { i, sku: 'MUG-001', name: 'Blue Mug', price: 12, currency: 'EUR' }); return true")
+        .await;
+    let rows = rows_named(&stack, "Gzip Burst", 1000).await;
+    assert_eq!(rows.len(), 1000);
+    assert!(rows.iter().all(|r| r["copies"] == 1));
+    eventually("the queue to drain", Duration::from_secs(20), || async {
+        (browser.js("return sluice.stats().queued").await == json!(0)).then_some(())
+    })
+    .await;
+    let wire = browser.js("return window.__wire").await;
+    let requests = wire["requests"].as_u64().unwrap();
+    assert_eq!(
+        wire["gzipped"],
+        json!(requests),
+        "every upload gzipped: {wire}"
+    );
+    // ~1 KB per event before compression and 32 KB per body: ~32 requests.
+    assert!(
+        (1..=50).contains(&requests),
+        "1,000 events in {requests} requests"
+    );
+}

@@ -63,6 +63,8 @@ pub fn sdk() -> Result<()> {
             ]),
     )?;
     let work = root.join("target/sdk-bindgen");
+    // Fresh: wasm-bindgen writes `snippets/` by a hash of the crate, and an old one must not linger.
+    let _ = std::fs::remove_dir_all(&work);
     proc::run(
         Command::new(cargo_bin("wasm-bindgen"))
             .arg("--target")
@@ -106,8 +108,10 @@ pub fn sdk() -> Result<()> {
         &work.join("sdk.site.js"),
         &work.join("sdk.min.js"),
         "esm",
-        // Drops what nothing exports any more.
-        &["--tree-shaking=true".to_owned()],
+        // The host (`sdk/js/host.js`, imported by the glue from
+        // `snippets/`) goes into the same file: one request. Drops what
+        // nothing exports any more.
+        &["--bundle".to_owned(), "--tree-shaking=true".to_owned()],
     )?;
     let wasm = read(&work.join("sdk_bg.opt.wasm"))?;
     let glue = read(&work.join("sdk.min.js"))?;
@@ -144,11 +148,13 @@ pub fn sdk() -> Result<()> {
     write(&npm.join("sdk_bg.wasm"), &wasm)?;
     write(&npm.join("sdk.js"), &read(&work.join("sdk.renamed.js"))?)?;
     write(&npm.join("sdk.d.ts"), &read(&work.join("sdk.d.ts"))?)?;
+    // The host module the glue imports (`./snippets/<crate>/js/host.js`).
+    copy_dir(&work.join("snippets"), &npm.join("snippets"))?;
     for f in ["index.js", "index.d.ts"] {
         write(&npm.join(f), &read(&root.join("sdk/js").join(f))?)?;
     }
     let package = format!(
-        "{{\n  \"name\": \"@sluice/sdk\",\n  \"version\": \"{}\",\n  \"type\": \"module\",\n  \"main\": \"index.js\",\n  \"types\": \"index.d.ts\",\n  \"files\": [\"index.js\", \"index.d.ts\", \"sdk.js\", \"sdk.d.ts\", \"sdk_bg.wasm\"],\n  \"sideEffects\": false,\n  \"license\": \"Apache-2.0\"\n}}\n",
+        "{{\n  \"name\": \"@sluice/sdk\",\n  \"version\": \"{}\",\n  \"type\": \"module\",\n  \"main\": \"index.js\",\n  \"types\": \"index.d.ts\",\n  \"files\": [\"index.js\", \"index.d.ts\", \"sdk.js\", \"sdk.d.ts\", \"sdk_bg.wasm\", \"snippets\"],\n  \"sideEffects\": false,\n  \"license\": \"Apache-2.0\"\n}}\n",
         env!("CARGO_PKG_VERSION")
     );
     write(&npm.join("package.json"), package.as_bytes())

@@ -5,6 +5,12 @@
 //! wasm and again in the glue. `wasm-opt --minify-imports-and-exports-and-modules`
 //! renames them to one or two letters and prints the mapping as JSON; this
 //! module applies that mapping to the glue so the two still agree.
+//!
+//! The SDK's JavaScript host (`sdk/js/host.js`) is a wasm-bindgen snippet:
+//! imports that need no conversion come straight from its module
+//! (`./snippets/<crate>/js/host.js`), others through a `./sdk_bg.js` shim.
+//! binaryen moves every import into the one module `a`, so the snippet's
+//! functions join the glue's import object there under their new names.
 
 use crate::Result;
 use std::collections::HashMap;
@@ -19,6 +25,8 @@ pub struct Renames {
     /// The original import module (`./sdk_bg.js`).
     pub module: String,
     pub imports: HashMap<String, String>,
+    /// Imports straight from a snippet module: (module, name, new name).
+    pub snippets: Vec<(String, String, String)>,
     pub exports: HashMap<String, String>,
 }
 
@@ -48,6 +56,10 @@ pub fn parse(mapping: &str) -> Result<Renames> {
     for row in rows("imports")? {
         let [module, name, new] = <[String; 3]>::try_from(row)
             .map_err(|r| format!("wasm-opt's name mapping: bad import {r:?}"))?;
+        if module.starts_with("./snippets/") {
+            renames.snippets.push((module, name, new));
+            continue;
+        }
         if !renames.module.is_empty() && renames.module != module {
             return Err(format!(
                 "the SDK imports from two modules ({} and {module}); the glue rewrite expects one",
@@ -78,7 +90,10 @@ pub fn rewrite_glue(glue: &str, r: &Renames) -> Result<String> {
     if !glue.contains(&quoted) {
         return Err(format!("the glue does not name the module {quoted}"));
     }
-    let glue = glue.replace(&quoted, &format!("\"{MODULE}\""));
+    let mut glue = glue.replace(&quoted, &format!("\"{MODULE}\""));
+    if !r.snippets.is_empty() {
+        glue = with_snippets_in_main_module(&glue, r)?;
+    }
     let mut out = String::with_capacity(glue.len());
     let mut rest = glue.as_str();
     let mut seen = std::collections::HashSet::new();
@@ -110,6 +125,49 @@ pub fn rewrite_glue(glue: &str, r: &Renames) -> Result<String> {
             "the glue does not define the wasm's import `{missing}`: wasm-bindgen's output changed"
         ));
     }
+    Ok(out)
+}
+
+/// `"<snippet module>": importN,` entries of the import object become
+/// `new: importN.name` members of the main module's object.
+fn with_snippets_in_main_module(glue: &str, r: &Renames) -> Result<String> {
+    let ident_after = |key: &str| -> Result<String> {
+        let start = glue
+            .find(key)
+            .ok_or_else(|| format!("the glue does not name the module {key}"))?;
+        Ok(glue[start + key.len()..]
+            .chars()
+            .take_while(|c| is_ident(*c))
+            .collect())
+    };
+    let main = format!("\"{MODULE}\": ");
+    let main_object = ident_after(&main)?;
+    let mut members = Vec::new();
+    for (module, name, new) in &r.snippets {
+        let object = ident_after(&format!("\"{module}\": "))?;
+        members.push(format!("{new}: {object}.{name}"));
+    }
+    let keys: Vec<String> = r
+        .snippets
+        .iter()
+        .map(|(m, _, _)| format!("\"{m}\":"))
+        .collect();
+    let mut out: String = glue
+        .split_inclusive('\n')
+        .filter(|line| {
+            !keys
+                .iter()
+                .any(|k| line.trim_start().starts_with(k.as_str()))
+        })
+        .collect();
+    out = out.replacen(
+        &format!("{main}{main_object}"),
+        &format!(
+            "{main}Object.assign({main_object}, {{ {} }})",
+            members.join(", ")
+        ),
+        1,
+    );
     Ok(out)
 }
 
@@ -158,6 +216,26 @@ mod tests {
         let r = parse(MAPPING).expect("parses");
         assert!(rewrite_glue("return { \"./sdk_bg.js\": {} };", &r).is_err());
         assert!(rewrite_glue("no module here", &r).is_err());
+    }
+
+    #[test]
+    fn snippet_imports_join_the_main_module() {
+        let m = r#"{"imports": [["./sdk_bg.js", "__wbg_x_1", "A"], ["./snippets/c/js/host.js", "pageContext", "n"]], "exports": []}"#;
+        let r = parse(m).expect("parses");
+        let glue = "import * as import1 from \"./snippets/c/js/host.js\"\n\
+                    const import0 = { __wbg_x_1: function() {} };\n\
+                    return {\n\
+                    \"./sdk_bg.js\": import0,\n\
+                    \"./snippets/c/js/host.js\": import1,\n\
+                    };";
+        assert_eq!(
+            rewrite_glue(glue, &r).expect("rewrites"),
+            "import * as import1 from \"./snippets/c/js/host.js\"\n\
+             const import0 = { A: function() {} };\n\
+             return {\n\
+             \"a\": Object.assign(import0, { n: import1.pageContext }),\n\
+             };"
+        );
     }
 
     #[test]

@@ -1,0 +1,211 @@
+// The SDK's JavaScript host: what only JavaScript can do for the Wasm core,
+// with nothing decided here (when to send, what, and what an answer means
+// are the core's, in Rust). wasm-bindgen imports it; the build bundles it
+// into the glue.
+
+// POST `body` to `url` with `keepalive`, gzipped by the browser's
+// CompressionStream where it has one (plain where it has not, or where
+// compression fails). Calls done(status, retryAfter) once, status 0 on a
+// network error (or a `fetch` that throws), after reading the response so
+// the keepalive quota is freed. Returns withdraw(): while the body is still
+// being compressed it cancels the request and returns true (done is then
+// never called); afterwards it returns false.
+export function post(url, auth, body, done) {
+  var withdrawn = 0,
+    compressing = typeof CompressionStream == "function";
+  function send(b, gzipped) {
+    compressing = 0;
+    var headers = { "content-type": "text/plain", authorization: auth },
+      status = 0,
+      retryAfter = null;
+    if (gzipped) headers["content-encoding"] = "gzip";
+    function finish() {
+      done(status, retryAfter);
+    }
+    try {
+      fetch(url, { method: "POST", body: b, headers: headers, keepalive: true })
+        .then(function (r) {
+          status = r.status;
+          retryAfter = r.headers.get("retry-after");
+          return r.text();
+        })
+        .then(finish, finish);
+    } catch (e) {
+      finish();
+    }
+  }
+  if (compressing)
+    new Response(new Blob([body]).stream().pipeThrough(new CompressionStream("gzip")))
+      .arrayBuffer()
+      .then(
+        function (b) {
+          withdrawn || send(b, 1);
+        },
+        function () {
+          withdrawn || send(body);
+        }
+      );
+  else send(body);
+  return function () {
+    if (!compressing || withdrawn) return false;
+    withdrawn = 1;
+    return true;
+  };
+}
+
+// Every consent-management platform on the page, reported to
+// on(kind, data, text) as plain text that the core parses and decides on:
+// - 1, an IAB TCF v2 tcData (`__tcfapi`): data is
+//   "<0 if gdprApplies is false, else 1>;<eventStatus>;<purpose consents>;<legitimate interests>"
+//   (purposes 1-11 as bits 1-11), text the tcString;
+// - 2, an IAB GPP pingData (`__gpp`, on every event and once by `ping`): data is
+//   "<signalStatus>|<parsedSections>" with one
+//   "<SaleOptOut>,<SharingOptOut>,<TargetedAdvertisingOptOut>,<Gpc>" per section
+//   or sub-section, joined by ";" (empty without parsedSections), text the gppString;
+// - 3, a Google Consent Mode `gtag('consent', …, settings)` in the `dataLayer`
+//   (those already there, then every push): data is "<key>=<value>;…".
+export function watchCmps(on) {
+  var w = window,
+    dl = w.dataLayer,
+    push = dl && dl.push;
+  function str(x) {
+    return typeof x == "string" ? x : undefined;
+  }
+  function bits(o) {
+    for (var b = 0, i = 1; i < 12; i++) if (o && o[i] === true) b |= 1 << i;
+    return b;
+  }
+  if (typeof w.__tcfapi == "function")
+    w.__tcfapi("addEventListener", 2, function (tc, ok) {
+      if (ok === false || !tc) return;
+      var p = tc.purpose || {};
+      on(1, [tc.gdprApplies === false ? 0 : 1, tc.eventStatus, bits(p.consents), bits(p.legitimateInterests)].join(";"), str(tc.tcString));
+    });
+  if (typeof w.__gpp == "function") {
+    var gpp = function (d, ok) {
+      if (ok === false || !d) return;
+      // addEventListener passes {eventName, pingData}; ping passes pingData itself.
+      var p = d.pingData && typeof d.pingData == "object" ? d.pingData : d,
+        s = p.parsedSections,
+        parts = [];
+      if (s && typeof s == "object")
+        Object.keys(s).forEach(function (k) {
+          [].concat(s[k]).forEach(function (x) {
+            if (x) parts.push([x.SaleOptOut, x.SharingOptOut, x.TargetedAdvertisingOptOut, x.Gpc].join(","));
+          });
+        });
+      on(2, (p.signalStatus === undefined ? "ready" : p.signalStatus) + "|" + (s && typeof s == "object" ? parts.join(";") : "-"), str(p.gppString));
+    };
+    w.__gpp("addEventListener", gpp);
+    w.__gpp("ping", gpp);
+  }
+  if (!Array.isArray(dl)) return;
+  function gcm(e) {
+    var s = e && e[0] === "consent" && e[2];
+    if (s && typeof s == "object")
+      on(
+        3,
+        Object.keys(s)
+          .filter(function (k) {
+            return typeof s[k] == "string";
+          })
+          .map(function (k) {
+            return k + "=" + s[k];
+          })
+          .join(";")
+      );
+  }
+  dl.forEach(gcm);
+  if (typeof push == "function")
+    dl.push = function (e) {
+      var r = push.apply(dl, arguments);
+      gcm(e);
+      return r;
+    };
+}
+
+// Page facts for the automatic context: the parts that do not change during
+// the page's life (library, user agent and its low-entropy client hints,
+// locale, timezone, screen)…
+export function stableContext(version) {
+  var n = navigator,
+    s = window.screen,
+    u = n.userAgentData,
+    c = { library: { name: "sluice.js", version: version }, userAgent: n.userAgent, locale: n.language },
+    tz;
+  try {
+    tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  } catch (e) {}
+  if (typeof tz == "string") c.timezone = tz;
+  if (s) c.screen = { width: s.width, height: s.height, density: window.devicePixelRatio };
+  if (u) c.userAgentData = { brands: u.brands, mobile: u.mobile, platform: u.platform };
+  return c;
+}
+
+// …and `context.page`, read again after an SPA navigation.
+export function pageContext() {
+  var l = location,
+    d = document,
+    link = d.querySelector("link[rel=canonical]"),
+    href = link && link.getAttribute("href"),
+    p = { path: l.pathname, referrer: d.referrer, search: l.search, title: d.title };
+  if (typeof href == "string") {
+    p.url = href;
+    p.canonicalUrl = href;
+  } else p.url = l.href.split("#")[0];
+  return p;
+}
+
+// The page's life: hidden(), when it is hidden or left (`visibilitychange`
+// to hidden, `pagehide`: never `unload`, so the back/forward cache keeps
+// working); online(), when the browser is back online; every(), every
+// `everyMs`.
+export function listen(hidden, online, every, everyMs) {
+  addEventListener("visibilitychange", function () {
+    document.visibilityState == "hidden" && hidden();
+  });
+  addEventListener("pagehide", function () {
+    hidden();
+  });
+  addEventListener("online", function () {
+    online();
+  });
+  setInterval(function () {
+    every();
+  }, everyMs);
+}
+
+// changed() after every `history.pushState` / `replaceState` and `popstate`.
+export function watchHistory(changed) {
+  var h = history;
+  ["pushState", "replaceState"].forEach(function (m) {
+    var f = h[m];
+    if (typeof f == "function")
+      h[m] = function () {
+        var r = f.apply(h, arguments);
+        changed();
+        return r;
+      };
+  });
+  addEventListener("popstate", function () {
+    changed();
+  });
+}
+
+// Web Locks: hold `name` for the life of the page…
+export function holdLock(name) {
+  var l = navigator.locks;
+  l && l.request(name, function () {
+    return new Promise(function () {});
+  });
+}
+
+// …or, if it is free, take it and call f(true) while holding it (f(false)
+// if it is taken). Without Web Locks, f is never called.
+export function tryLock(name, f) {
+  var l = navigator.locks;
+  l &&
+    l.request(name, { ifAvailable: true }, function (lock) {
+      f(!!lock);
+    });
+}
