@@ -76,6 +76,9 @@ pub struct BatchResponse {
     pub rejected: usize,
     pub dropped: usize,
     pub results: Vec<EventResult>,
+    /// Envelope fields that were ignored (a bad `sentAt`, …): the events are kept.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Problem>,
 }
 
 enum Disposition {
@@ -108,15 +111,23 @@ pub async fn accept<P: Platform>(
         .client
         .ip
         .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let limit_key = [source.write_key.as_str(), ":", client.as_str()].concat();
     s.limiter
         .borrow_mut()
-        .check(
-            &[source.write_key.as_str(), ":", client.as_str()].concat(),
-            source.rate_limit,
-            s.now.0 as f64,
-        )
+        .check(&limit_key, source.rate_limit, s.now.0 as f64)
         .map_err(|retry_after_s| ApiError::RateLimited { retry_after_s })?;
+    // Fails open: if the shared limiter cannot answer, the per-isolate limit still holds.
+    if let Ok(Some(false)) = s.platform.shared_rate_limit(&limit_key).await {
+        return Err(ApiError::RateLimited {
+            retry_after_s: crate::ratelimit::SHARED_RETRY_AFTER_S,
+        });
+    }
 
+    let envelope_warnings: Vec<Problem> = parsed
+        .warnings
+        .iter()
+        .map(|w| Problem::new(w.code(), w))
+        .collect();
     let facts = facts(req);
     let mut messages = Vec::new();
     let mut dropped: BTreeMap<String, u32> = BTreeMap::new();
@@ -206,6 +217,7 @@ pub async fn accept<P: Platform>(
             rejected: count("rejected"),
             dropped: count("dropped"),
             results,
+            warnings: envelope_warnings,
         },
     ))
 }

@@ -26,6 +26,11 @@ pub trait Platform: Sql + ObjectStore {
     fn new_uuid(&self) -> String;
     /// Show these summaries of refused events in the live debugger (best-effort, after the response).
     fn observe(&self, _summaries: Vec<serde_json::Value>) {}
+    /// Take one request for `key` from the rate limit shared by every isolate
+    /// (Cloudflare's Rate Limiting binding): `Ok(None)` when none is configured.
+    async fn shared_rate_limit(&self, _key: &str) -> Result<Option<bool>, String> {
+        Ok(None)
+    }
 }
 
 /// Everything a request is handled with.

@@ -85,6 +85,8 @@ impl Stack {
                         .flat_map(|(k, v)| ["--var".to_owned(), format!("{k}:{v}")]),
                 )
                 .args(args)
+                // The demo shop too: production serves only dist/public.
+                .args(["--assets", "../dist/site"])
                 .arg("--show-interactive-dev-session=false")
                 .stdout(log.try_clone().expect("clone log"))
                 .stderr(log),

@@ -101,6 +101,7 @@ struct Bindings {
     dedup: Option<worker::ObjectNamespace>,
     live: Option<worker::ObjectNamespace>,
     assets: Option<assets::Assets>,
+    rate_limiter: Option<worker::RateLimiter>,
     observed: RefCell<Vec<serde_json::Value>>,
 }
 
@@ -119,6 +120,7 @@ impl Bindings {
             dedup: env.durable_object(durable::DEDUP).ok(),
             live: env.durable_object(crate::live::LIVE).ok(),
             assets: env.assets(ASSETS).ok().map(assets::Assets),
+            rate_limiter: env.rate_limiter(crate::ratelimit::RATE_LIMITER).ok(),
             observed: RefCell::new(Vec::new()),
             env,
         }
@@ -212,6 +214,17 @@ impl Platform for Bindings {
 
     fn observe(&self, summaries: Vec<serde_json::Value>) {
         self.observed.borrow_mut().extend(summaries);
+    }
+
+    async fn shared_rate_limit(&self, key: &str) -> std::result::Result<Option<bool>, String> {
+        let Some(limiter) = &self.rate_limiter else {
+            return Ok(None);
+        };
+        limiter
+            .limit(key.to_owned())
+            .await
+            .map(|outcome| Some(outcome.success))
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -333,8 +346,15 @@ async fn live_socket(req: Request, env: Env, config: &Config) -> Result<Response
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
-    let allowed = tokens::find(&config.admin_tokens, &token)
-        .is_some_and(|t| t.allows(tokens::Scope::ReadEvents));
+    let url = req.url()?;
+    let allowed =
+        tokens::authenticate(&config.admin_tokens, &token, url.host_str()).and_then(|t| {
+            if t.allows(tokens::Scope::ReadEvents) {
+                Ok(())
+            } else {
+                Err(ApiError::Forbidden(tokens::Scope::ReadEvents.as_str()))
+            }
+        });
     let upgrade = req
         .headers()
         .get("upgrade")
@@ -342,9 +362,9 @@ async fn live_socket(req: Request, env: Env, config: &Config) -> Result<Response
         .flatten()
         .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
     let error = match (allowed, upgrade) {
-        (false, _) => ApiError::Unauthorized,
-        (true, false) => ApiError::BadRequest("expected a WebSocket upgrade".into()),
-        (true, true) => return live::connect(&env.durable_object(crate::live::LIVE)?, req).await,
+        (Err(refused), _) => refused,
+        (Ok(()), false) => ApiError::BadRequest("expected a WebSocket upgrade".into()),
+        (Ok(()), true) => return live::connect(&env.durable_object(crate::live::LIVE)?, req).await,
     };
     into_response(error.into_response())
 }
