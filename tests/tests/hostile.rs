@@ -37,6 +37,15 @@ fn envelope(events: &[&[u8]], rest: &str) -> Vec<u8> {
     body
 }
 
+/// Poll a condition from a synchronous step (the stores are read by subprocess).
+fn eventually_sync(mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "timed out");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     e.write_all(data).unwrap();
@@ -164,23 +173,49 @@ fn events_that_cannot_be_decoded_are_rejected_alone(stack: &Stack, ledger: &mut 
         "]".repeat(depth)
     );
     let duplicate = br#"{"type":"track","messageId":"h-dup-bad","messageId":"h-dup-other","anonymousId":"v","event":"E"}"#;
+    let body = envelope(
+        &[
+            g1.as_bytes(),
+            not_utf8,
+            surrogate,
+            nan,
+            deep.as_bytes(),
+            duplicate,
+            g2.as_bytes(),
+        ],
+        r#","sentAt":"2024-05-01T10:00:01.000Z""#,
+    );
     let a = send(
         stack,
         &batch_path(),
         &[("content-type", "text/plain")],
-        &envelope(
-            &[
-                g1.as_bytes(),
-                not_utf8,
-                surrogate,
-                nan,
-                deep.as_bytes(),
-                duplicate,
-                g2.as_bytes(),
-            ],
-            r#","sentAt":"2024-05-01T10:00:01.000Z""#,
-        ),
+        &body,
     );
+    let expected = [
+        (Some("h-utf8-good-1"), None),
+        (Some("h-utf8-bad"), Some("invalid_utf8")),
+        (Some("h-surrogate-bad"), Some("malformed_event")),
+        (Some("h-nan-bad"), Some("malformed_event")),
+        (Some("h-deep-bad"), Some("too_deep")),
+        (Some("h-dup-bad"), Some("malformed_event")),
+        (Some("h-utf8-good-2"), None),
+    ];
+    assert_results("undecodable events", &a, &expected);
+    // A client retries the same request once its first copy is stored (another
+    // consumer batch): the same answer, and still one copy in storage (below).
+    eventually_sync(|| {
+        stack
+            .d1("SELECT 1 FROM events WHERE message_id IN ('h-utf8-good-1', 'h-utf8-good-2')")
+            .len()
+            == 2
+    });
+    let again = send(
+        stack,
+        &batch_path(),
+        &[("content-type", "text/plain")],
+        &body,
+    );
+    assert_results("the same request again", &again, &expected);
     assert_results(
         "undecodable events",
         &a,
