@@ -20,6 +20,18 @@ async fn open(stack: &Stack, browser: &Browser, consent: bool) {
         .await;
 }
 
+/// How many `Offline …` events the tab's stored queue holds.
+const HELD_OFFLINE: &str = "return Object.keys(localStorage).filter(k => k.startsWith('sluice:q:'))
+    .flatMap(k => JSON.parse(localStorage.getItem(k))).filter(e => (e.event || '').startsWith('Offline ')).length";
+
+/// Record every Web Lock the page asks for with `ifAvailable` (the SDK's
+/// adoption of other tabs' queues) and whether it got it, in `window.__tried`.
+const RECORD_LOCK_TRIES: &str = "window.__tried = [];
+    const locks = navigator.locks, request = locks.request.bind(locks);
+    locks.request = (name, options, callback) => typeof options === 'function' ? request(name, options)
+        : request(name, options, (lock) => { if (options.ifAvailable) window.__tried.push([name, lock !== null]); return callback(lock); });
+    return true";
+
 /// A sentinel straight to the collector, waited for in D1.
 async fn sentinel(stack: &Stack, id: &str) {
     let (status, _) = stack.post_json(
@@ -63,20 +75,15 @@ async fn offline_then_online_delivers_everything_exactly_once() {
     let stack = Stack::start();
     let browser = Browser::start().await;
     open(&stack, &browser, true).await;
-    // The consent change is delivered first, so the queue holds only what follows.
-    rows_named(&stack, "Consent Updated", 1).await;
-    eventually("the queue to empty", Duration::from_secs(20), || async {
-        (browser.js("return sluice.stats().queued").await == json!(0)).then_some(())
-    })
-    .await;
     browser.offline(true).await;
     browser
         .js("for (let i = 0; i < 5; i++) sluice.track('Offline ' + i, { i }); return true")
         .await;
+    // Exactly the five, held in the tab's stored queue.
     eventually(
         "the five events held while offline",
         Duration::from_secs(20),
-        || async { (browser.js("return sluice.stats().queued").await == json!(5)).then_some(()) },
+        || async { (browser.js(HELD_OFFLINE).await == json!(5)).then_some(()) },
     )
     .await;
     // A sentinel through the collector: once stored, anything the page had
@@ -136,13 +143,20 @@ async fn two_tabs_do_not_double_send() {
     browser.js("sluice.track('Tab B 0'); return true").await;
     rows_named(&stack, "Tab B %", 1).await;
     // Tab A is alive (its queue's lock is held): tab B must leave A's events
-    // alone. The sentinel: an orphaned queue (no tab holds its lock) that B's
-    // periodic adoption takes and delivers; the same pass skips A's live queue.
-    browser
-        .js(r#"localStorage.setItem('sluice:q:orphan-sentinel', JSON.stringify([{type: 'track', messageId: 'orphan-sentinel',
-                anonymousId: 'orphan', event: 'Orphan Sentinel', context: {consent: {categories: {analytics: 'granted'}}}}])); return true"#)
-        .await;
-    rows_named(&stack, "Orphan Sentinel", 1).await;
+    // alone. Instead of waiting a fixed time, wait for B's periodic adoption
+    // pass to have asked for A's queue lock and been refused.
+    browser.js(RECORD_LOCK_TRIES).await;
+    eventually(
+        "tab B's adoption pass to try tab A's queue",
+        Duration::from_secs(30),
+        || async {
+            let tried = browser
+                .js("return window.__tried.filter(([name, got]) => name.startsWith('sluice:q:') && !got).length")
+                .await;
+            (tried.as_u64().unwrap_or(0) >= 1).then_some(())
+        },
+    )
+    .await;
     assert!(
         stack
             .d1("SELECT 1 FROM events WHERE event LIKE 'Tab A %'")
