@@ -87,6 +87,9 @@ impl Stack {
                 .args(args)
                 // The demo shop too: production serves only dist/public.
                 .args(["--assets", "../dist/site"])
+                // Its own inspector port: workerd fails to start if another
+                // wrangler dev on the machine holds the default 9229.
+                .args(["--inspector-port", &free_port().to_string()])
                 .arg("--show-interactive-dev-session=false")
                 .stdout(log.try_clone().expect("clone log"))
                 .stderr(log),
