@@ -20,6 +20,9 @@ pub enum ApiError {
     BadEncoding(String),
     /// No write key, or one we do not know.
     Unauthorized,
+    /// A public local-development credential (the demo write key, the dev
+    /// admin token) used on a host other than the local machine.
+    DevCredential(&'static str),
     /// The admin token lacks the scope this call needs.
     Forbidden(&'static str),
     /// An admin request is malformed.
@@ -43,6 +46,7 @@ impl ApiError {
             ApiError::Parse(e) => e.code(),
             ApiError::BadEncoding(_) => "bad_content_encoding",
             ApiError::Unauthorized => "unauthorized",
+            ApiError::DevCredential(_) => "dev_credential_refused",
             ApiError::OriginNotAllowed(_) => "origin_not_allowed",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::BadRequest(_) => "bad_request",
@@ -60,7 +64,9 @@ impl ApiError {
             ApiError::Parse(ParseError::TooLarge { .. }) => 413,
             ApiError::Parse(_) | ApiError::BadEncoding(_) => 400,
             ApiError::Unauthorized => 401,
-            ApiError::OriginNotAllowed(_) | ApiError::Forbidden(_) => 403,
+            ApiError::OriginNotAllowed(_) | ApiError::Forbidden(_) | ApiError::DevCredential(_) => {
+                403
+            }
             ApiError::BadRequest(_) => 400,
             ApiError::RateLimited { .. } => 429,
             ApiError::Config(_) => 500,
@@ -76,6 +82,10 @@ impl ApiError {
             ApiError::Parse(e) => e.to_string(),
             ApiError::BadEncoding(why) => format!("cannot decode the request body: {why}"),
             ApiError::Unauthorized => "missing or unknown write key or admin token".into(),
+            ApiError::DevCredential(what) => format!(
+                "{what} is a public local-development credential and only works on localhost; \
+                 configure your own (README, Deploying)"
+            ),
             ApiError::OriginNotAllowed(o) => {
                 format!("origin {o} is not allowed to send to this source")
             }

@@ -15,6 +15,24 @@ pub struct Client {
     pub https: bool,
 }
 
+/// Is `host` (a `Host` header or URL host, port optional) the local machine:
+/// `localhost`, `*.localhost`, `127.0.0.0/8` or `[::1]`?
+pub fn is_local_host(host: &str) -> bool {
+    let host = host.trim().to_ascii_lowercase();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        host.rsplit_once(':')
+            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(host.as_str(), |(name, _)| name)
+    };
+    if name == "localhost" || name.ends_with(".localhost") || name == "::1" {
+        return true;
+    }
+    name.parse::<std::net::Ipv4Addr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// An incoming request, already read into memory.
 #[derive(Debug, Clone, Default)]
 pub struct HttpRequest {

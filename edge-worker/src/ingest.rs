@@ -13,7 +13,8 @@ use crate::config::Source;
 use crate::decode;
 use crate::error::ApiError;
 use crate::http::{HttpRequest, HttpResponse};
-use crate::ports::{Platform, Services};
+use crate::ports::Platform;
+use crate::services::Services;
 use serde::Serialize;
 use serde_json::Value;
 use sluice_shared::consent::{self, Collect};
@@ -99,6 +100,9 @@ pub struct BatchResponse {
     pub rejected: usize,
     pub dropped: usize,
     pub results: Vec<EventResult>,
+    /// Envelope fields that were ignored (a bad `sentAt`, …): the events are kept.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Problem>,
 }
 
 enum Disposition {
@@ -115,7 +119,12 @@ pub async fn accept<P: Platform>(
     s: &Services<'_, P>,
 ) -> Result<HttpResponse, ApiError> {
     let limits = Limits::default();
-    let (parsed, source) = admit(req, endpoint, &limits, s)?;
+    let (parsed, source) = admit(req, endpoint, &limits, s).await?;
+    let envelope_warnings: Vec<Problem> = parsed
+        .warnings
+        .iter()
+        .map(|w| Problem::new(w.code(), w))
+        .collect();
     let judged = judge(parsed, source, &facts(req), &limits, s.now)?;
     s.platform.observe(refused(&judged.results, source, s.now));
     // Many events a Queue message: Queues bill and limit per message.
@@ -142,12 +151,13 @@ pub async fn accept<P: Platform>(
             rejected: count(EventStatus::Rejected),
             dropped: count(EventStatus::Dropped),
             results,
+            warnings: envelope_warnings,
         },
     ))
 }
 
 /// The whole request: decode (gzip, size) → parse → authenticate → origin → rate limit.
-fn admit<'c, P>(
+async fn admit<'c, P: Platform>(
     req: &HttpRequest,
     endpoint: Endpoint,
     limits: &Limits,
@@ -170,14 +180,17 @@ fn admit<'c, P>(
         .client
         .ip
         .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let limit_key = [source.write_key.as_str(), ":", client.as_str()].concat();
     s.limiter
         .borrow_mut()
-        .check(
-            &[source.write_key.as_str(), ":", client.as_str()].concat(),
-            source.rate_limit,
-            s.now.0 as f64,
-        )
+        .check(&limit_key, source.rate_limit, s.now.0 as f64)
         .map_err(|retry_after_s| ApiError::RateLimited { retry_after_s })?;
+    // Fails open: if the shared limiter cannot answer, the per-isolate limit still holds.
+    if let Ok(Some(false)) = s.platform.shared_rate_limit(&limit_key).await {
+        return Err(ApiError::RateLimited {
+            retry_after_s: crate::ratelimit::SHARED_RETRY_AFTER_S,
+        });
+    }
     Ok((parsed, source))
 }
 

@@ -22,6 +22,7 @@ pub mod privacy;
 pub mod ratelimit;
 pub mod router;
 pub mod serve;
+pub mod services;
 pub mod sinks;
 
 use worker::{

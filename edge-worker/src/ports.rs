@@ -9,13 +9,10 @@
 //! give up is typed where it is made: a missing binding is permanent, an
 //! unavailable service is worth retrying.
 
-use crate::config::Config;
 use crate::delivery::dedup::{ClaimResponse, ShardRequest};
-use crate::ratelimit::Limiter;
 use serde_json::Value;
 use sluice_shared::dest::{HttpAnswer, HttpRequest as Outbound};
 use sluice_shared::Timestamp;
-use std::cell::RefCell;
 use std::fmt;
 
 /// Why a port call failed.
@@ -171,12 +168,23 @@ pub trait Assets {
     async fn asset(&self, path: &str) -> Result<Option<Asset>, PortError>;
 }
 
+/// The rate limit shared by every isolate (Cloudflare's Rate Limiting binding).
+#[allow(async_fn_in_trait)]
+pub trait SharedRateLimit {
+    /// Take one request for `key`: `Ok(Some(allowed))`, or `Ok(None)` when no
+    /// binding is configured (the per-isolate limit is then the only one).
+    async fn shared_rate_limit(&self, key: &str) -> Result<Option<bool>, PortError>;
+}
+
 /// What the HTTP handlers need.
 pub trait Platform:
-    Runtime + Sql + ObjectStore + EventQueue + JobQueue + Assets + LiveFeed
+    Runtime + Sql + ObjectStore + EventQueue + JobQueue + Assets + LiveFeed + SharedRateLimit
 {
 }
-impl<T: Runtime + Sql + ObjectStore + EventQueue + JobQueue + Assets + LiveFeed> Platform for T {}
+impl<T> Platform for T where
+    T: Runtime + Sql + ObjectStore + EventQueue + JobQueue + Assets + LiveFeed + SharedRateLimit
+{
+}
 
 /// What the Queue consumers need.
 pub trait DeliveryPorts:
@@ -191,12 +199,3 @@ impl<T: Runtime + Sql + ObjectStore + HttpClient + DedupShards + DeliveryQueue +
 /// What the privacy jobs and retention need.
 pub trait JobPorts: Runtime + Sql + ObjectStore + HttpClient {}
 impl<T: Runtime + Sql + ObjectStore + HttpClient> JobPorts for T {}
-
-/// Everything a request is handled with.
-pub struct Services<'a, P> {
-    pub config: &'a Config,
-    pub platform: &'a P,
-    pub limiter: &'a RefCell<Limiter>,
-    /// The current time, read once per request by the caller.
-    pub now: Timestamp,
-}

@@ -1,10 +1,22 @@
-//! Token buckets per write key and client, in the isolate's memory.
+//! Rate limits per write key and client IP, in two layers:
 //!
-//! Each isolate keeps its own buckets, so the effective limit across the edge
-//! is a multiple of the configured one: this protects the pipeline from a
-//! runaway client, it is not a billing meter.
+//! - per isolate: token buckets in the isolate's memory, with each source's
+//!   `rate_limit` (requests per second and burst). Always on, no I/O; but each
+//!   isolate keeps its own buckets, so across the edge the effective limit is
+//!   a multiple of the configured one.
+//! - across isolates: Cloudflare's Rate Limiting binding (`RATE_LIMITER` in
+//!   `wrangler.toml`, a fixed limit per 10 or 60 s period), asked after the
+//!   local bucket allowed the request. Where the binding is not configured
+//!   (or cannot answer) only the per-isolate limit applies.
+//!
+//! Both protect the pipeline from a runaway client; neither is a billing meter.
 
 use crate::config::RateLimit;
+
+/// Binding name of the shared rate limiter (as in wrangler.toml).
+pub const RATE_LIMITER: &str = "RATE_LIMITER";
+/// `Retry-After` when the shared limit is reached: its period in wrangler.toml.
+pub const SHARED_RETRY_AFTER_S: u32 = 10;
 use std::collections::HashMap;
 
 /// Most buckets kept; beyond this the fullest (idle) ones are forgotten.

@@ -4,8 +4,9 @@ use crate::cors;
 use crate::error::ApiError;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::ingest::{self, Endpoint};
-use crate::ports::{Platform, Services};
+use crate::ports::Platform;
 use crate::serve;
+use crate::services::Services;
 use sluice_shared::EventType;
 
 /// Handle one request. Never panics, never returns an error: errors are responses.

@@ -31,6 +31,8 @@ pub mod pipeline;
 #[cfg(feature = "plan")]
 pub mod plan;
 #[cfg(feature = "std")]
+pub mod scan;
+#[cfg(feature = "std")]
 pub mod skew;
 pub mod text;
 pub mod time;

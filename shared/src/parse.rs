@@ -4,10 +4,9 @@
 //! `/v1/{t,p,s,i,g,a}`.
 
 use crate::event::{kind_of, Event, EventType, Object};
+use crate::scan::{self, ScanError};
 use crate::time::Timestamp;
 use crate::validate::{validate, Limits, ValidEvent, ValidationError};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::Value;
 use std::fmt;
 
@@ -79,6 +78,51 @@ pub struct Slot {
     pub result: Result<Event, ValidationError>,
 }
 
+/// An envelope field that was ignored, and why. The events do not depend on
+/// it being right (a bad `sentAt` only means no clock-skew correction), so a
+/// bad one is a warning, never a reason to lose the batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EnvelopeWarning {
+    /// The field has the wrong JSON type (or cannot be decoded).
+    Invalid {
+        field: String,
+        expected: &'static str,
+        got: String,
+    },
+    /// The field appears more than once: which one was meant is unknowable.
+    Duplicate { field: String },
+}
+
+impl EnvelopeWarning {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EnvelopeWarning::Invalid { .. } => "invalid_envelope_field",
+            EnvelopeWarning::Duplicate { .. } => "duplicate_envelope_field",
+        }
+    }
+}
+
+impl fmt::Display for EnvelopeWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EnvelopeWarning::Invalid {
+                field,
+                expected,
+                got,
+            } => write!(
+                f,
+                "the envelope's `{field}` must be {expected}, got {got}; it is ignored"
+            ),
+            EnvelopeWarning::Duplicate { field } => write!(
+                f,
+                "the envelope's `{field}` appears more than once; it is ignored"
+            ),
+        }
+    }
+}
+
 /// A parsed request: the envelope and each event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParsedBatch {
@@ -89,6 +133,8 @@ pub struct ParsedBatch {
     /// `_metadata` and other envelope fields.
     pub extra: Object,
     pub events: Vec<Slot>,
+    /// Envelope fields that were ignored.
+    pub warnings: Vec<EnvelopeWarning>,
 }
 
 /// The outcome for one event after validation.
@@ -97,23 +143,6 @@ pub struct Checked {
     pub index: usize,
     pub message_id: Option<String>,
     pub result: Result<ValidEvent, Vec<ValidationError>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Envelope<'a> {
-    #[serde(borrow)]
-    batch: Option<Vec<&'a RawValue>>,
-    #[serde(default)]
-    sent_at: Option<String>,
-    #[serde(default)]
-    write_key: Option<String>,
-    #[serde(default)]
-    context: Option<Object>,
-    #[serde(default)]
-    integrations: Option<Object>,
-    #[serde(flatten)]
-    extra: Object,
 }
 
 fn check_size(bytes: &[u8], limits: &Limits) -> Result<(), ParseError> {
@@ -129,39 +158,141 @@ fn check_size(bytes: &[u8], limits: &Limits) -> Result<(), ParseError> {
     Ok(())
 }
 
-fn not_json_or_envelope(bytes: &[u8], e: &serde_json::Error) -> ParseError {
+/// The whole body cannot be split: say why as precisely as the decoder can.
+fn unsplittable(bytes: &[u8], scan: &ScanError) -> ParseError {
     match serde_json::from_slice::<Value>(bytes) {
-        Err(_) => ParseError::NotJson(e.to_string()),
-        Ok(Value::Object(_)) => ParseError::BadEnvelope(e.to_string()),
+        Err(e) => ParseError::NotJson(e.to_string()),
+        Ok(Value::Object(_)) => ParseError::NotJson(scan.to_string()),
         Ok(other) => ParseError::NotAnObject(kind_of(&other)),
     }
 }
 
+/// What a span holds, for messages: `number`, `string`, … or `invalid JSON`.
+fn kind_of_raw(raw: &[u8]) -> String {
+    serde_json::from_slice::<Value>(raw).map_or_else(
+        |e| format!("invalid JSON ({e})"),
+        |v| kind_of(&v).to_owned(),
+    )
+}
+
+/// An optional envelope field of type `T` (`null` is absent); anything else is
+/// ignored with a warning.
+fn envelope_field<T: serde::de::DeserializeOwned>(
+    field: &str,
+    raw: &[u8],
+    expected: &'static str,
+    warnings: &mut Vec<EnvelopeWarning>,
+) -> Option<T> {
+    if raw == b"null" {
+        return None;
+    }
+    match serde_json::from_slice::<T>(raw) {
+        Ok(v) => Some(v),
+        Err(_) => {
+            warnings.push(EnvelopeWarning::Invalid {
+                field: field.to_owned(),
+                expected,
+                got: kind_of_raw(raw),
+            });
+            None
+        }
+    }
+}
+
 /// Parse a batch body: `{ "batch": [ … ], "sentAt", "writeKey", "context", … }`.
+///
+/// Only a body that cannot be split into its envelope and events, or has no
+/// usable `batch`, fails as a whole. Each event is decoded on its own, so what
+/// is wrong inside one (not UTF-8, `NaN`, too deep, duplicate keys, wrong
+/// types) rejects only that one; a bad envelope field is ignored with a warning.
 pub fn parse_batch(bytes: &[u8], limits: &Limits) -> Result<ParsedBatch, ParseError> {
     check_size(bytes, limits)?;
-    let env: Envelope<'_> =
-        serde_json::from_slice(bytes).map_err(|e| not_json_or_envelope(bytes, &e))?;
-    let raw = env.batch.ok_or(ParseError::MissingBatch)?;
-    if raw.len() > limits.max_batch_events {
+    let members = scan::object_members(bytes).map_err(|e| unsplittable(bytes, &e))?;
+    let mut warnings = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    let mut duplicates: Vec<String> = Vec::new();
+    let mut named: Vec<(String, &[u8])> = Vec::with_capacity(members.len());
+    for m in &members {
+        let Ok(key) = serde_json::from_slice::<String>(m.key) else {
+            warnings.push(EnvelopeWarning::Invalid {
+                field: String::from_utf8_lossy(m.key).into_owned(),
+                expected: "a valid JSON string key",
+                got: "an undecodable key".to_owned(),
+            });
+            continue;
+        };
+        if seen.contains(&key) {
+            if !duplicates.contains(&key) {
+                duplicates.push(key.clone());
+            }
+        } else {
+            seen.push(key.clone());
+        }
+        named.push((key, m.value));
+    }
+    if duplicates.iter().any(|d| d == "batch") {
+        return Err(ParseError::BadEnvelope(
+            "`batch` appears more than once".into(),
+        ));
+    }
+    let mut batch = None;
+    let mut parsed = ParsedBatch {
+        sent_at: None,
+        write_key: None,
+        context: None,
+        integrations: None,
+        extra: Object::new(),
+        events: Vec::new(),
+        warnings: Vec::new(),
+    };
+    for (key, raw) in named {
+        if key != "batch" && duplicates.contains(&key) {
+            continue;
+        }
+        match key.as_str() {
+            "batch" if raw == b"null" => {}
+            "batch" => batch = Some(raw),
+            "sentAt" => parsed.sent_at = envelope_field(&key, raw, "a string", &mut warnings),
+            "writeKey" => {
+                parsed.write_key = envelope_field(&key, raw, "a string", &mut warnings);
+            }
+            "context" => parsed.context = envelope_field(&key, raw, "an object", &mut warnings),
+            "integrations" => {
+                parsed.integrations = envelope_field(&key, raw, "an object", &mut warnings);
+            }
+            _ => {
+                if let Some(v) = envelope_field::<Value>(&key, raw, "valid JSON", &mut warnings) {
+                    parsed.extra.insert(key, v);
+                }
+            }
+        }
+    }
+    warnings.extend(
+        duplicates
+            .into_iter()
+            .map(|field| EnvelopeWarning::Duplicate { field }),
+    );
+    let raw = batch.ok_or(ParseError::MissingBatch)?;
+    let elements = scan::array_elements(raw).map_err(|e| {
+        if raw.first() == Some(&b'[') {
+            ParseError::NotJson(["in `batch`: ", &e.to_string()].concat())
+        } else {
+            ParseError::BadEnvelope(["`batch` must be an array, got ", &kind_of_raw(raw)].concat())
+        }
+    })?;
+    if elements.len() > limits.max_batch_events {
         return Err(ParseError::TooManyEvents {
-            count: raw.len(),
+            count: elements.len(),
             limit: limits.max_batch_events,
         });
     }
-    let events = raw
+    parsed.events = elements
         .into_iter()
         .enumerate()
-        .map(|(index, raw)| parse_event(index, raw.get(), None))
+        .map(|(index, raw)| parse_event(index, raw, None))
         .collect();
-    Ok(ParsedBatch {
-        sent_at: env.sent_at,
-        write_key: env.write_key,
-        context: env.context,
-        integrations: env.integrations,
-        extra: env.extra,
-        events,
-    })
+    parsed.warnings = warnings;
+    Ok(parsed)
 }
 
 /// Parse a single-event body (analytics.js's `/v1/t` etc.): the event itself,
@@ -178,25 +309,35 @@ pub fn parse_single(
     let Value::Object(object) = &mut value else {
         return Err(ParseError::NotAnObject(kind_of(&value)));
     };
-    let write_key = match object.remove("writeKey") {
-        Some(Value::String(k)) => Some(k),
-        Some(Value::Null) | None => None,
-        Some(other) => {
-            return Err(ParseError::BadEnvelope(format!(
-                "`writeKey` must be a string, got {}",
-                kind_of(&other)
-            )))
+    let object: &mut Object = object;
+    let mut warnings = Vec::new();
+    let mut take_string = |object: &mut Object, field: &str, remove: bool| {
+        let value = if remove {
+            object.remove(field)
+        } else {
+            object.get(field).cloned()
+        };
+        match value {
+            Some(Value::String(v)) => Some(v),
+            Some(Value::Null) | None => None,
+            Some(other) => {
+                object.remove(field);
+                warnings.push(EnvelopeWarning::Invalid {
+                    field: field.to_owned(),
+                    expected: "a string",
+                    got: kind_of(&other).to_owned(),
+                });
+                None
+            }
         }
     };
+    let write_key = take_string(object, "writeKey", true);
+    let sent_at = take_string(object, "sentAt", false);
     object
         .entry("type")
         .or_insert_with(|| Value::from(kind.as_str()));
-    let sent_at = object
-        .get("sentAt")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
     let text = value.to_string();
-    let mut slot = parse_event(0, &text, Some(kind));
+    let mut slot = parse_event(0, text.as_bytes(), Some(kind));
     slot.bytes = bytes.len();
     Ok(ParsedBatch {
         sent_at,
@@ -205,15 +346,16 @@ pub fn parse_single(
         integrations: None,
         extra: Object::new(),
         events: vec![slot],
+        warnings,
     })
 }
 
-fn parse_event(index: usize, raw: &str, expected: Option<EventType>) -> Slot {
+fn parse_event(index: usize, raw: &[u8], expected: Option<EventType>) -> Slot {
     let bytes = raw.len();
-    let result = match serde_json::from_str::<Event>(raw) {
+    let result = match serde_json::from_slice::<Event>(raw) {
         Ok(mut event) => {
             if event.message_id.is_empty() {
-                event.message_id = derive_message_id(raw.as_bytes());
+                event.message_id = derive_message_id(raw);
             }
             match expected {
                 Some(kind) if kind != event.kind => Err(ValidationError::Malformed(format!(
@@ -228,11 +370,7 @@ fn parse_event(index: usize, raw: &str, expected: Option<EventType>) -> Slot {
     };
     let message_id = match &result {
         Ok(e) => Some(e.message_id.clone()),
-        Err(_) => serde_json::from_str::<Value>(raw).ok().and_then(|v| {
-            v.get("messageId")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        }),
+        Err(_) => reported_message_id(raw),
     };
     Slot {
         index,
@@ -242,9 +380,31 @@ fn parse_event(index: usize, raw: &str, expected: Option<EventType>) -> Slot {
     }
 }
 
+/// The `messageId` of an event that could not be decoded, for the client's
+/// report: read from the event's top-level members only, so it is found even
+/// when something elsewhere in the event is broken.
+fn reported_message_id(raw: &[u8]) -> Option<String> {
+    let members = scan::object_members(raw).ok()?;
+    let id = members.iter().find(|m| m.key == b"\"messageId\"")?.value;
+    serde_json::from_slice::<String>(id)
+        .ok()
+        .or_else(|| serde_json::from_str::<String>(&String::from_utf8_lossy(id)).ok())
+}
+
 /// Turn a serde error on one event into the most useful validation error.
-fn diagnose(raw: &str, e: &serde_json::Error) -> ValidationError {
-    let Ok(value) = serde_json::from_str::<Value>(raw) else {
+fn diagnose(raw: &[u8], e: &serde_json::Error) -> ValidationError {
+    if let Err(bad) = std::str::from_utf8(raw) {
+        return ValidationError::InvalidUtf8 {
+            at: bad.valid_up_to(),
+        };
+    }
+    if e.to_string().starts_with("recursion limit exceeded") {
+        return ValidationError::TooDeep {
+            field: "event",
+            limit: SERDE_RECURSION_LIMIT,
+        };
+    }
+    let Ok(value) = serde_json::from_slice::<Value>(raw) else {
         return ValidationError::Malformed(e.to_string());
     };
     let Value::Object(o) = &value else {
@@ -262,6 +422,9 @@ fn diagnose(raw: &str, e: &serde_json::Error) -> ValidationError {
         Some(other) => ValidationError::UnknownType(kind_of(other).into()),
     }
 }
+
+/// How deep `serde_json` decodes before it gives up (its fixed limit).
+pub const SERDE_RECURSION_LIMIT: usize = 128;
 
 /// A stable `messageId` for an event sent without one: the same bytes give the
 /// same id, so a client's retry of the identical event is still deduplicated.
@@ -392,10 +555,29 @@ mod tests {
             "invalid_envelope"
         );
         assert_eq!(
-            parse_batch(br#"{"batch":[],"sentAt":5}"#, &l)
+            parse_batch(br#"{"batch":"x"}"#, &l).unwrap_err().code(),
+            "invalid_envelope"
+        );
+        assert_eq!(
+            parse_batch(br#"{"batch":[],"batch":[]}"#, &l)
                 .unwrap_err()
                 .code(),
-            "invalid_envelope"
+            "invalid_envelope",
+            "two batches: which one was meant is unknowable"
+        );
+        assert_eq!(
+            parse_batch(br#"{"batch":[1 2]}"#, &l).unwrap_err().code(),
+            "invalid_json"
+        );
+        assert_eq!(
+            parse_batch(br#"{"batch":[{}]} trailing"#, &l)
+                .unwrap_err()
+                .code(),
+            "invalid_json"
+        );
+        assert_eq!(
+            parse_batch(br#"{"batch":null}"#, &l).unwrap_err().code(),
+            "missing_batch"
         );
         let big = vec![b' '; 600 * 1024];
         let mut body = b"{\"batch\":[]}".to_vec();
@@ -469,5 +651,150 @@ mod tests {
         );
         assert_ne!(ids[0], ids[2]);
         assert!(ids[0].starts_with("sluice-") && ids[0].len() == 39);
+    }
+
+    const GOOD: &str = r#"{"type":"track","messageId":"good","anonymousId":"x","event":"Ok"}"#;
+
+    fn codes(body: &[u8]) -> Vec<Option<&'static str>> {
+        parse_batch(body, &limits())
+            .unwrap()
+            .events
+            .iter()
+            .map(|s| s.result.as_ref().err().map(ValidationError::code))
+            .collect()
+    }
+
+    #[test]
+    fn a_bad_envelope_field_is_ignored_with_a_warning_and_the_events_are_kept() {
+        let body = format!(
+            r#"{{"batch":[{GOOD}],"sentAt":5,"writeKey":["wk"],"context":"ctx","integrations":7,"_metadata":{{"a":1}}}}"#
+        );
+        let parsed = parse_batch(body.as_bytes(), &limits()).unwrap();
+        assert_eq!(parsed.events.len(), 1);
+        assert!(parsed.events[0].result.is_ok());
+        assert_eq!(
+            (parsed.sent_at.as_deref(), parsed.write_key.as_deref()),
+            (None, None)
+        );
+        assert_eq!(parsed.context, None);
+        assert_eq!(parsed.extra["_metadata"]["a"], 1);
+        let warned: Vec<String> = parsed.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            warned,
+            [
+                "the envelope's `sentAt` must be a string, got number; it is ignored",
+                "the envelope's `writeKey` must be a string, got array; it is ignored",
+                "the envelope's `context` must be an object, got string; it is ignored",
+                "the envelope's `integrations` must be an object, got number; it is ignored",
+            ]
+        );
+        assert!(parsed
+            .warnings
+            .iter()
+            .all(|w| w.code() == "invalid_envelope_field"));
+        let checked = parsed.check(&limits(), Timestamp(1_700_000_000_000));
+        assert!(checked[0].result.is_ok(), "{checked:?}");
+    }
+
+    #[test]
+    fn a_duplicate_envelope_field_is_ignored_with_a_warning() {
+        let body = format!(
+            r#"{{"batch":[{GOOD}],"sentAt":"2023-11-14T22:13:20Z","sentAt":"2020-01-01T00:00:00Z"}}"#
+        );
+        let parsed = parse_batch(body.as_bytes(), &limits()).unwrap();
+        assert_eq!(parsed.sent_at, None);
+        assert_eq!(
+            parsed.warnings,
+            [EnvelopeWarning::Duplicate {
+                field: "sentAt".into()
+            }]
+        );
+        assert!(parsed.events[0].result.is_ok());
+    }
+
+    #[test]
+    fn what_is_wrong_inside_one_event_rejects_only_that_event() {
+        let deep = format!(
+            r#"{{"type":"track","messageId":"deep","anonymousId":"x","event":"E","properties":{{"p":{}1{}}}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let mut body = b"{\"batch\":[".to_vec();
+        for event in [
+            GOOD.as_bytes(),
+            b"{\"type\":\"track\",\"messageId\":\"utf8\",\"anonymousId\":\"x\",\"event\":\"\xff\xfe\"}",
+            br#"{"type":"track","messageId":"surrogate","anonymousId":"x","event":"\ud800"}"#,
+            br#"{"type":"track","messageId":"nan","anonymousId":"x","event":"E","properties":{"v":NaN}}"#,
+            br#"{"type":"track","messageId":"dup","messageId":"dup2","anonymousId":"x","event":"E"}"#,
+            deep.as_bytes(),
+            br#"{"type":"launch","messageId":"unknown","anonymousId":"x"}"#,
+            br#"{"type":"track","messageId":"wrong-type","anonymousId":"x","event":"E","properties":[1]}"#,
+            br#"{"type":"track","messageId":"g2","anonymousId":"x","event":"E"}"#,
+        ] {
+            body.extend_from_slice(event);
+            body.push(b',');
+        }
+        body.pop();
+        body.extend_from_slice(b"]}");
+        let parsed = parse_batch(&body, &limits()).unwrap();
+        let ids: Vec<_> = parsed
+            .events
+            .iter()
+            .map(|s| s.message_id.as_deref())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                Some("good"),
+                Some("utf8"),
+                Some("surrogate"),
+                Some("nan"),
+                Some("dup"),
+                Some("deep"),
+                Some("unknown"),
+                Some("wrong-type"),
+                Some("g2")
+            ]
+        );
+        assert_eq!(
+            codes(&body),
+            [
+                None,
+                Some("invalid_utf8"),
+                Some("malformed_event"),
+                Some("malformed_event"),
+                Some("malformed_event"),
+                Some("too_deep"),
+                Some("unknown_type"),
+                Some("malformed_event"),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn nesting_far_past_the_recursion_limit_is_one_events_error() {
+        let depth = 100_000;
+        let body = format!(
+            r#"{{"batch":[{GOOD},{{"type":"track","messageId":"d","anonymousId":"x","event":"E","properties":{{"p":{}{}}}}}]}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        assert_eq!(codes(body.as_bytes()), [None, Some("too_deep")]);
+    }
+
+    #[test]
+    fn a_single_event_body_ignores_a_bad_write_key_or_sent_at() {
+        let parsed = parse_single(
+            br#"{"event":"E","anonymousId":"x","messageId":"m","writeKey":5,"sentAt":true}"#,
+            EventType::Track,
+            &limits(),
+        )
+        .unwrap();
+        assert_eq!(parsed.write_key, None);
+        assert_eq!(parsed.warnings.len(), 2);
+        let event = parsed.events[0].result.clone().unwrap();
+        assert_eq!(event.sent_at, None);
+        assert!(!event.extra.contains_key("writeKey"));
     }
 }

@@ -87,6 +87,8 @@ pub enum ValidationError {
     AbsurdTimestamp { field: &'static str, value: String },
     /// `messageId` is too long or has characters outside `[A-Za-z0-9._:~+/=@-]`.
     InvalidMessageId(String),
+    /// The event's bytes are not UTF-8 (at this offset into the event).
+    InvalidUtf8 { at: usize },
 }
 
 impl ValidationError {
@@ -104,6 +106,7 @@ impl ValidationError {
             ValidationError::InvalidTimestamp { .. } => "invalid_timestamp",
             ValidationError::AbsurdTimestamp { .. } => "absurd_timestamp",
             ValidationError::InvalidMessageId(_) => "invalid_message_id",
+            ValidationError::InvalidUtf8 { .. } => "invalid_utf8",
         }
     }
 
@@ -153,6 +156,9 @@ impl fmt::Display for ValidationError {
                 )
             }
             ValidationError::InvalidMessageId(why) => write!(f, "`messageId` {why}"),
+            ValidationError::InvalidUtf8 { at } => {
+                write!(f, "the event is not valid UTF-8 (byte {at} of the event)")
+            }
         }
     }
 }

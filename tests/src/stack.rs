@@ -85,6 +85,11 @@ impl Stack {
                         .flat_map(|(k, v)| ["--var".to_owned(), format!("{k}:{v}")]),
                 )
                 .args(args)
+                // The demo shop too: production serves only dist/public.
+                .args(["--assets", "../dist/site"])
+                // Its own inspector port: workerd fails to start if another
+                // wrangler dev on the machine holds the default 9229.
+                .args(["--inspector-port", &free_port().to_string()])
                 .arg("--show-interactive-dev-session=false")
                 .stdout(log.try_clone().expect("clone log"))
                 .stderr(log),
@@ -299,11 +304,19 @@ fn raw_http_full(
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .ok()?;
+    // A test may address another host (e.g. to check what only works on localhost).
+    let host = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .map_or_else(|| format!("127.0.0.1:{port}"), |(_, v)| (*v).to_owned());
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
-    for (k, v) in headers {
+    for (k, v) in headers
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("host"))
+    {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");

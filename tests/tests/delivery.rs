@@ -139,7 +139,11 @@ async fn every_event_lands_exactly_once_in_every_store_and_destination() {
         },
     )
     .await;
-    assert!(flaky.received().iter().filter(|r| r.status == 500).count() >= 3);
+    assert_eq!(
+        flaky.received().iter().filter(|r| r.status == 500).count(),
+        3,
+        "FailFirst(3): exactly three failures"
+    );
     assert_eq!(
         counts(&got),
         ids.iter().map(|i| (i.clone(), 1)).collect(),
@@ -232,6 +236,24 @@ async fn every_event_lands_exactly_once_in_every_store_and_destination() {
             .map(|c| c["n"].as_i64().unwrap())
     };
     assert_eq!(counter("withheld_ads"), Some(2), "{counters:?}");
-    assert!(counter("dead_lettered_down").is_some(), "{counters:?}");
-    assert!(counter("retried_flaky").unwrap_or(0) >= 3, "{counters:?}");
+    assert_eq!(
+        counter("dead_lettered_down"),
+        Some(dead.1.len() as i64),
+        "each dead-lettered event counted once: {counters:?}"
+    );
+    assert_eq!(
+        counter("retried_flaky"),
+        Some(retried_flaky_events(&flaky)),
+        "each retried event counted per retry: {counters:?}"
+    );
+}
+
+/// Events in the requests the flaky receiver failed: each is one retry.
+fn retried_flaky_events(flaky: &Receiver) -> i64 {
+    flaky
+        .received()
+        .iter()
+        .filter(|r| r.status == 500)
+        .map(|r| r.body["batch"].as_array().map_or(0, Vec::len) as i64)
+        .sum()
 }

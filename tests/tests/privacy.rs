@@ -153,7 +153,10 @@ async fn a_person_is_linked_exported_deleted_and_stays_deleted() {
         "{profile}"
     );
     assert_eq!(profile["traits"]["email"], "ada@example.com");
-    assert!(["pro", "enterprise"].contains(&profile["traits"]["plan"].as_str().unwrap()));
+    assert_eq!(
+        profile["traits"]["plan"], "enterprise",
+        "the latest value by event time wins: the phone signed in last"
+    );
     assert!(!profile["consentHistory"].as_array().unwrap().is_empty());
     let (_, by_device) = admin(
         &stack,
@@ -216,14 +219,15 @@ async fn a_person_is_linked_exported_deleted_and_stays_deleted() {
         "every stored event, from both devices"
     );
     assert_eq!(export["profile"]["userId"], "user-42");
-    assert!(
-        export["lake"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| o["events"].as_array().unwrap().len())
-            .sum::<usize>()
-            >= 8
+    let lake_stored: usize = export["lake"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["events"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(
+        lake_stored as i64, stored,
+        "the lake holds every stored event of the person, once"
     );
 
     // Delete: gone from D1 and R2, destinations told, future events suppressed.
@@ -234,8 +238,8 @@ async fn a_person_is_linked_exported_deleted_and_stays_deleted() {
         "t-dpo",
         Some(json!({"type": "delete", "userId": "user-42"})),
     );
-    let done = wait_request(&stack, req["id"].as_str().unwrap()).await;
-    assert_eq!(done["status"], "done", "{done}");
+    let deletion = wait_request(&stack, req["id"].as_str().unwrap()).await;
+    assert_eq!(deletion["status"], "done", "{deletion}");
     assert_eq!(stack.d1(&person_sql)[0]["n"], 0);
     let lake = lake_lines(&stack);
     assert!(
@@ -315,9 +319,16 @@ async fn a_person_is_linked_exported_deleted_and_stays_deleted() {
         "{entries:?}"
     );
     assert!(has("dpo", "delete", "done"));
-    assert!(entries.iter().any(|e| e["actor"] == "dpo"
-        && e["action"] == "delete"
-        && e["records"].as_i64().unwrap() >= 8));
+    let deleted = &deletion["result"];
+    assert_eq!(deleted["events"].as_i64(), Some(stored), "{deletion}");
+    let lake_removed = deleted["lakeEvents"].as_i64().unwrap();
+    assert_eq!(lake_removed, lake_stored as i64, "{deletion}");
+    assert!(
+        entries.iter().any(|e| e["actor"] == "dpo"
+            && e["action"] == "delete"
+            && e["records"].as_i64() == Some(stored + lake_removed)),
+        "{entries:?}"
+    );
     assert!(has("dpo", "access", "done"));
     assert_eq!(
         admin(&stack, "GET", "/admin/v1/audit", "t-dpo", None).0,

@@ -20,6 +20,35 @@ async fn open(stack: &Stack, browser: &Browser, consent: bool) {
         .await;
 }
 
+/// How many `Offline …` events the tab's stored queue holds.
+const HELD_OFFLINE: &str = "return Object.keys(localStorage).filter(k => k.startsWith('sluice:q:'))
+    .flatMap(k => JSON.parse(localStorage.getItem(k))).filter(e => (e.event || '').startsWith('Offline ')).length";
+
+/// Record every Web Lock the page asks for with `ifAvailable` (the SDK's
+/// adoption of other tabs' queues) and whether it got it, in `window.__tried`.
+const RECORD_LOCK_TRIES: &str = "window.__tried = [];
+    const locks = navigator.locks, request = locks.request.bind(locks);
+    locks.request = (name, options, callback) => typeof options === 'function' ? request(name, options)
+        : request(name, options, (lock) => { if (options.ifAvailable) window.__tried.push([name, lock !== null]); return callback(lock); });
+    return true";
+
+/// A sentinel straight to the collector, waited for in D1.
+async fn sentinel(stack: &Stack, id: &str) {
+    let (status, _) = stack.post_json(
+        "/v1/batch?writeKey=demo-write-key",
+        &[],
+        &json!({"batch": [{"type": "track", "messageId": id, "anonymousId": "s", "event": "Sentinel"}]}),
+    );
+    assert_eq!(status, 200);
+    eventually("the sentinel in D1", Duration::from_secs(30), || async {
+        (!stack
+            .d1(&format!("SELECT 1 FROM events WHERE message_id = '{id}'"))
+            .is_empty())
+        .then_some(())
+    })
+    .await;
+}
+
 async fn rows_named(stack: &Stack, like: &str, expect: usize) -> Vec<Value> {
     let sql = format!("SELECT message_id, event, COUNT(*) AS copies FROM events WHERE event LIKE '{like}' GROUP BY message_id ORDER BY event");
     eventually(
@@ -50,16 +79,16 @@ async fn offline_then_online_delivers_everything_exactly_once() {
     browser
         .js("for (let i = 0; i < 5; i++) sluice.track('Offline ' + i, { i }); return true")
         .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(
-        browser
-            .js("return sluice.stats().queued")
-            .await
-            .as_u64()
-            .unwrap()
-            >= 5,
-        "held while offline"
-    );
+    // Exactly the five, held in the tab's stored queue.
+    eventually(
+        "the five events held while offline",
+        Duration::from_secs(20),
+        || async { (browser.js(HELD_OFFLINE).await == json!(5)).then_some(()) },
+    )
+    .await;
+    // A sentinel through the collector: once stored, anything the page had
+    // managed to send before it would be stored too.
+    sentinel(&stack, "offline-sentinel").await;
     assert!(
         stack
             .d1("SELECT 1 FROM events WHERE event LIKE 'Offline %'")
@@ -98,7 +127,13 @@ async fn two_tabs_do_not_double_send() {
     browser
         .js("for (let i = 0; i < 3; i++) sluice.track('Tab A ' + i); return true")
         .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    eventually("tab A's queue to be stored", Duration::from_secs(20), || async {
+        let stored = browser
+            .js("return Object.keys(localStorage).filter(k => k.startsWith('sluice:q:')).map(k => localStorage.getItem(k)).join()")
+            .await;
+        stored.as_str().unwrap().contains("Tab A 2").then_some(())
+    })
+    .await;
 
     let tab_b = c.new_window(true).await.unwrap().handle;
     c.switch_to_window(tab_b.clone()).await.unwrap();
@@ -107,8 +142,21 @@ async fn two_tabs_do_not_double_send() {
     browser.wait_for_sdk().await;
     browser.js("sluice.track('Tab B 0'); return true").await;
     rows_named(&stack, "Tab B %", 1).await;
-    // Tab A is alive (its queue's lock is held): tab B must leave A's events alone.
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    // Tab A is alive (its queue's lock is held): tab B must leave A's events
+    // alone. Instead of waiting a fixed time, wait for B's periodic adoption
+    // pass to have asked for A's queue lock and been refused.
+    browser.js(RECORD_LOCK_TRIES).await;
+    eventually(
+        "tab B's adoption pass to try tab A's queue",
+        Duration::from_secs(30),
+        || async {
+            let tried = browser
+                .js("return window.__tried.filter(([name, got]) => name.startsWith('sluice:q:') && !got).length")
+                .await;
+            (tried.as_u64().unwrap_or(0) >= 1).then_some(())
+        },
+    )
+    .await;
     assert!(
         stack
             .d1("SELECT 1 FROM events WHERE event LIKE 'Tab A %'")
@@ -142,31 +190,36 @@ async fn consent_denied_means_nothing_is_sent_or_stored() {
     browser.record_sends().await;
     open(&stack, &browser, false).await;
     browser.js("sluice.track('Denied 1'); sluice.page('Denied Page'); sluice.identify('u-denied', { email: 'x@example.com' }); return true").await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(
-        browser.js("return window.__sent").await,
-        json!([]),
-        "nothing left the page"
-    );
-    // A sentinel straight to the collector: once it is stored, anything sent before it would be too.
-    let (status, _) = stack.post_json(
-        "/v1/batch?writeKey=demo-write-key",
-        &[],
-        &json!({"batch": [{"type": "track", "messageId": "sentinel-1", "anonymousId": "s", "event": "Sentinel"}]}),
-    );
-    assert_eq!(status, 200);
-    rows_named(&stack, "Sentinel", 1).await;
-    assert_eq!(
-        stack.d1("SELECT COUNT(*) AS n FROM events")[0]["n"],
-        1,
-        "only the sentinel is stored"
-    );
     assert_eq!(
         browser
             .js("return sluice.consent.get().categories.analytics")
             .await,
         "denied"
     );
+    // The sentinel goes the same way: the visitor now consents and the page
+    // tracks one more event. Once it is stored, anything the SDK had queued
+    // before it would have been sent first.
+    browser
+        .js("sluice.consent.set({ analytics: true }); sluice.track('SDK Sentinel'); sluice.flush(); return true")
+        .await;
+    let rows = rows_named(&stack, "SDK Sentinel", 1).await;
+    let stored: Vec<String> = stack
+        .d1("SELECT event FROM events ORDER BY event")
+        .iter()
+        .map(|r| r["event"].as_str().unwrap_or("(none)").to_owned())
+        .collect();
+    assert_eq!(
+        stored,
+        ["Consent Updated", "SDK Sentinel"],
+        "nothing captured while consent was denied is stored"
+    );
+    let sent = ids(&browser.js("return window.__sent").await);
+    assert_eq!(
+        sent.len(),
+        2,
+        "only the consent change and the sentinel left the page: {sent:?}"
+    );
+    assert!(sent.contains(&rows[0]["message_id"].as_str().unwrap().to_owned()));
 }
 
 /// Uploads are gzipped (the browser has `CompressionStream`) and batched:

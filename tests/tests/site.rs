@@ -196,25 +196,29 @@ async fn refusing_marketing_consent_keeps_the_marketing_destination_empty() {
         .then_some(())
     })
     .await;
-    let withheld = eventually(
-        "the ads destination's events to be withheld",
-        Duration::from_secs(30),
+    // Every stored event was withheld from the ads destination (no marketing
+    // consent) and delivered to the lake (analytics): the three counts agree.
+    let counter = |name: &str| {
+        stack.d1(&format!(
+            "SELECT SUM(count) AS n FROM counters WHERE name = '{name}'"
+        ))[0]["n"]
+            .as_i64()
+            .unwrap_or(0)
+    };
+    let (stored, withheld, delivered) = eventually(
+        "every stored event withheld from ads and delivered to the lake",
+        Duration::from_secs(45),
         || async {
-            let c = stack.d1("SELECT SUM(count) AS n FROM counters WHERE name = 'withheld_ads'");
-            c[0]["n"].as_i64().filter(|n| *n >= 7)
+            let stored = stack.d1("SELECT COUNT(*) AS n FROM events")[0]["n"]
+                .as_i64()
+                .unwrap();
+            let (withheld, delivered) = (counter("withheld_ads"), counter("delivered_lake"));
+            (stored >= 7 && withheld == stored && delivered == stored)
+                .then_some((stored, withheld, delivered))
         },
     )
     .await;
-    let delivered = eventually(
-        "the analytics lake to get the events",
-        Duration::from_secs(30),
-        || async {
-            let c = stack.d1("SELECT SUM(count) AS n FROM counters WHERE name = 'delivered_lake'");
-            c[0]["n"].as_i64().filter(|n| *n >= withheld)
-        },
-    )
-    .await;
-    assert!(delivered >= withheld);
+    assert_eq!((withheld, delivered), (stored, stored));
     assert!(
         ads.received().is_empty(),
         "the marketing webhook received {:?}",

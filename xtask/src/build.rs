@@ -8,10 +8,20 @@ use crate::Result;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Where the assembled static site goes (`[assets]` in wrangler.toml points here).
+/// Where the assembled local site goes: the SDK files, the demo shop and the
+/// debugger (`wrangler dev --assets ../dist/site`, for `dev` and the tests).
 pub fn site_dir() -> PathBuf {
     root().join("dist/site")
 }
+
+/// What a production deploy serves (`[assets]` in wrangler.toml points here):
+/// the SDK files and the debugger, without the demo shop.
+pub fn public_dir() -> PathBuf {
+    root().join("dist/public")
+}
+
+/// The files of `www/` that production serves too (the debugger).
+pub const PUBLIC_FILES: &[&str] = &["debugger.html", "assets/debugger.css", "assets/debugger.js"];
 
 /// Where the SDK files are served from, relative to the site root.
 pub const SDK_PATH: &str = "sluice/v1";
@@ -212,10 +222,23 @@ fn minify(from: &Path, to: &Path, format: &str, extra: &[String]) -> Result<()> 
     )
 }
 
-/// Copy `www/` into the site directory (beside the SDK files).
+/// Copy `www/` into the site directory (beside the SDK files), and the SDK
+/// files and the debugger into the public directory.
 pub fn site() -> Result<()> {
-    step("assembling the static site");
-    copy_dir(&root().join("www"), &site_dir())
+    step("assembling the static site (dist/site) and what production serves (dist/public)");
+    copy_dir(&root().join("www"), &site_dir())?;
+    let public = public_dir();
+    let _ = std::fs::remove_dir_all(&public);
+    copy_dir(&site_dir().join(SDK_PATH), &public.join(SDK_PATH))?;
+    for file in PUBLIC_FILES {
+        let to = public.join(file);
+        if let Some(dir) = to.parent() {
+            mkdir(dir)?;
+        }
+        std::fs::copy(root().join("www").join(file), &to)
+            .map_err(|e| format!("cannot copy www/{file}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// The worker, with worker-build pointed at the local wasm-bindgen, wasm-opt and esbuild

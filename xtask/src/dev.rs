@@ -19,6 +19,9 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     let status = wrangler_env(&mut Command::new(npm_bin("wrangler")))
         .current_dir(root().join("edge-worker"))
         .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+        // The demo shop too (production serves only dist/public); `.dev.vars`
+        // beside wrangler.toml adds the demo source and the local admin token.
+        .args(["--assets", "../dist/site"])
         .arg("--persist-to")
         .arg(&state)
         .args(["--show-interactive-dev-session=false", "--log-level=info"])
@@ -59,6 +62,8 @@ fn print_guide(port: u16, state: &std::path::Path) {
         "
   demo site         {base}/
   ingestion         POST {base}/v1/batch   (write key: demo-write-key, HTTP Basic or body `writeKey`)
+  debugger          {base}/debugger        (token: dev-admin-token)
+  local credentials edge-worker/.dev.vars  (refused on any host but localhost; never deployed)
   SDK files         {base}/sluice/v1/sluice.js
   data lands in     D1 `events` table, persisted under {state}
   query it          (cd edge-worker && npx wrangler d1 execute DB --local --persist-to {state} \\

@@ -1,4 +1,4 @@
-//! `cargo xtask dev | test | bench`: the developer commands.
+//! `cargo xtask dev | test | build | bench | deploy | fuzz`: the developer commands.
 //!
 //! Each installs what is missing on a fresh machine (wasm32 target, pinned
 //! wasm-bindgen-cli, worker-build, npm packages from the lockfile, Debian's
@@ -6,7 +6,9 @@
 
 mod bench;
 mod build;
+mod deploy;
 mod dev;
+mod fuzz;
 mod names;
 mod proc;
 mod setup;
@@ -21,6 +23,8 @@ commands:
   test              install what is missing, build, run every check and test
   build             install what is missing, build the SDK, the site and the worker
   bench [what]      measure SDK size and speed, collector and delivery throughput (all|sdk|worker|delivery)
+  deploy [--dry-run] build, check that no local credential would ship (wrangler deploy --dry-run), deploy
+  fuzz [seconds]    fuzz the whole router natively, longer than `test` does (default 600 s)
 ";
 
 fn main() -> ExitCode {
@@ -29,6 +33,8 @@ fn main() -> ExitCode {
         Some("dev") => dev::run(&args[1..]),
         Some("test") => test::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("deploy") => deploy::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("build") => setup::toolchain()
             .and_then(|()| build::all())
             .map(|()| ExitCode::SUCCESS),

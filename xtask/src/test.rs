@@ -100,6 +100,10 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
             .env("CHROMEDRIVER", "/usr/bin/chromedriver")
             .current_dir(root().join("sdk")),
     ));
+    outcomes.push(step_outcome(
+        "fuzz targets build (shared/fuzz: router, parse_batch; nightly)",
+        crate::fuzz::build_targets,
+    ));
     let built = build::all();
     outcomes.push(Outcome {
         name: "build SDK, site and worker".into(),
@@ -110,6 +114,10 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     if let Err(e) = &built {
         eprintln!("xtask: build failed: {e}");
     } else {
+        outcomes.push(step_outcome(
+            "production deploy holds no local credential (wrangler deploy --dry-run)",
+            crate::deploy::check,
+        ));
         outcomes.push(tests(
             "end-to-end (Chromium, workerd, D1, R2, webhooks, ClickHouse)",
             Command::new("cargo").args(["test", "-p", "sluice-e2e", "--", "--test-threads=1"]),
@@ -136,6 +144,21 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// A step run in-process that passes or fails as a whole.
+fn step_outcome(name: &str, run: impl FnOnce() -> Result<()>) -> Outcome {
+    step(name);
+    let result = run();
+    if let Err(e) = &result {
+        eprintln!("xtask: {name}: {e}");
+    }
+    Outcome {
+        name: name.into(),
+        passed: usize::from(result.is_ok()),
+        failed: usize::from(result.is_err()),
+        ok: result.is_ok(),
+    }
 }
 
 /// A check that passes or fails as a whole (fmt, clippy).

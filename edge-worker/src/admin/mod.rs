@@ -16,8 +16,9 @@ pub mod tokens;
 use crate::db::{text_value, SqlValue, Statement};
 use crate::error::ApiError;
 use crate::http::{HttpRequest, HttpResponse};
-use crate::ports::{Platform, Services};
+use crate::ports::Platform;
 use crate::privacy::{self, JobMessage, JobStatus, RequestType, Subject};
+use crate::services::Services;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokens::{AdminToken, Scope};
@@ -36,21 +37,21 @@ pub async fn handle<P: Platform>(
         .map(str::trim)
         .unwrap_or_default();
     let action = [req.method.as_str(), " ", req.path.as_str()].concat();
-    let token = (!bearer.is_empty())
-        .then(|| tokens::find(&s.config.admin_tokens, bearer))
-        .flatten();
-    let Some(token) = token else {
-        let _ = privacy::audit(
-            s.platform,
-            s.now,
-            "(unauthenticated)",
-            &action,
-            "",
-            "unauthorized",
-            0,
-        )
-        .await;
-        return Err(ApiError::Unauthorized);
+    let token = match tokens::authenticate(&s.config.admin_tokens, bearer, req.header("host")) {
+        Ok(token) => token,
+        Err(refused) => {
+            let _ = privacy::audit(
+                s.platform,
+                s.now,
+                "(unauthenticated)",
+                &action,
+                "",
+                refused.code(),
+                0,
+            )
+            .await;
+            return Err(refused);
+        }
     };
     let result = route(req, s, token).await;
     let outcome = match &result {

@@ -1,13 +1,20 @@
 //! Admin API tokens: stored as SHA-256 hashes (`SLUICE_ADMIN_TOKENS`), compared
 //! in constant time, each with scopes. Write keys can only ingest; they are
-//! never admin tokens.
+//! never admin tokens. The local development token (`dev-admin-token`, in
+//! `edge-worker/.dev.vars`) is public: [`authenticate`] refuses it on any host
+//! but the local machine, even if a deployment lists its hash.
 
+use crate::error::ApiError;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::fmt;
 
 /// Var (or secret) holding the tokens.
 pub const TOKENS_VAR: &str = "SLUICE_ADMIN_TOKENS";
+
+/// SHA-256 of `dev-admin-token`, the public local development token.
+pub const DEV_TOKEN_SHA256: &str =
+    "1734d503f6aa6a047c36d113cbad769f719c93784b469b771c4c3e7c63adbefd";
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -119,9 +126,55 @@ pub fn find<'t>(tokens: &'t [AdminToken], bearer: &str) -> Option<&'t AdminToken
     found
 }
 
+/// The token of a request to `host` carrying `bearer`: unknown or empty is
+/// `Unauthorized`; the public dev token outside localhost is `DevCredential`.
+pub fn authenticate<'t>(
+    tokens: &'t [AdminToken],
+    bearer: &str,
+    host: Option<&str>,
+) -> Result<&'t AdminToken, ApiError> {
+    if bearer.is_empty() {
+        return Err(ApiError::Unauthorized);
+    }
+    let token = find(tokens, bearer).ok_or(ApiError::Unauthorized)?;
+    if same(&token.sha256.to_ascii_lowercase(), DEV_TOKEN_SHA256)
+        && !host.is_some_and(crate::http::is_local_host)
+    {
+        return Err(ApiError::DevCredential("the dev admin token"));
+    }
+    Ok(token)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dev_token_only_works_on_localhost() {
+        assert_eq!(hash("dev-admin-token"), DEV_TOKEN_SHA256);
+        let json = format!(
+            r#"[{{"name":"dev","sha256":"{DEV_TOKEN_SHA256}","scopes":["admin"]}},{{"name":"ops","sha256":"{}","scopes":["admin"]}}]"#,
+            hash("ops-token")
+        );
+        let tokens = parse(Some(&json)).unwrap();
+        let name = |bearer, host| authenticate(&tokens, bearer, host).map(|t| t.name.as_str());
+        assert_eq!(name("dev-admin-token", Some("127.0.0.1:8787")), Ok("dev"));
+        assert_eq!(name("dev-admin-token", Some("localhost")), Ok("dev"));
+        assert_eq!(
+            name("dev-admin-token", Some("sluice.example.com")),
+            Err(ApiError::DevCredential("the dev admin token"))
+        );
+        assert_eq!(
+            name("dev-admin-token", None),
+            Err(ApiError::DevCredential("the dev admin token"))
+        );
+        assert_eq!(name("ops-token", Some("sluice.example.com")), Ok("ops"));
+        assert_eq!(
+            name("wrong", Some("localhost")),
+            Err(ApiError::Unauthorized)
+        );
+        assert_eq!(name("", Some("localhost")), Err(ApiError::Unauthorized));
+    }
 
     #[test]
     fn tokens_are_matched_by_hash_with_scopes() {

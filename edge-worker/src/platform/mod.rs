@@ -20,11 +20,12 @@ use crate::error::ApiError;
 use crate::http::{Client, HttpRequest, HttpResponse};
 use crate::ports::{
     Asset, Assets, DedupShards, DeliveryQueue, EventQueue, HttpClient, JobQueue, LiveFeed,
-    ObjectStore, PortError, Runtime, Services, Sql,
+    ObjectStore, PortError, Runtime, SharedRateLimit, Sql,
 };
 use crate::privacy::{self, JobError, JobMessage};
 use crate::ratelimit::Limiter;
 use crate::router;
+use crate::services::Services;
 use serde::Deserialize;
 use sluice_shared::dest::{HttpAnswer, HttpRequest as Outbound};
 use sluice_shared::enrich::bot::CfBot;
@@ -103,6 +104,7 @@ struct Bindings {
     dedup: Option<worker::ObjectNamespace>,
     live: Option<worker::ObjectNamespace>,
     assets: Option<assets::Assets>,
+    rate_limiter: Option<worker::RateLimiter>,
     observed: RefCell<Vec<serde_json::Value>>,
 }
 
@@ -117,6 +119,7 @@ impl Bindings {
             dedup: env.durable_object(durable::DEDUP).ok(),
             live: env.durable_object(crate::live::LIVE).ok(),
             assets: env.assets(ASSETS).ok().map(assets::Assets),
+            rate_limiter: env.rate_limiter(crate::ratelimit::RATE_LIMITER).ok(),
             observed: RefCell::new(Vec::new()),
             env,
         }
@@ -166,6 +169,19 @@ impl Sql for Bindings {
 
     async fn query(&self, sql: &str, params: Vec<SqlValue>) -> PortResult<Vec<serde_json::Value>> {
         self.db()?.query(sql, params).await
+    }
+}
+
+impl SharedRateLimit for Bindings {
+    async fn shared_rate_limit(&self, key: &str) -> PortResult<Option<bool>> {
+        let Some(limiter) = &self.rate_limiter else {
+            return Ok(None);
+        };
+        limiter
+            .limit(key.to_owned())
+            .await
+            .map(|outcome| Some(outcome.success))
+            .map_err(|e| PortError::Unavailable(format!("rate limiter: {e}")))
     }
 }
 
@@ -309,8 +325,15 @@ async fn live_socket(req: Request, env: Env, config: &Config) -> Result<Response
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
-    let allowed = tokens::find(&config.admin_tokens, &token)
-        .is_some_and(|t| t.allows(tokens::Scope::ReadEvents));
+    let url = req.url()?;
+    let allowed =
+        tokens::authenticate(&config.admin_tokens, &token, url.host_str()).and_then(|t| {
+            if t.allows(tokens::Scope::ReadEvents) {
+                Ok(())
+            } else {
+                Err(ApiError::Forbidden(tokens::Scope::ReadEvents.as_str()))
+            }
+        });
     let upgrade = req
         .headers()
         .get("upgrade")
@@ -318,9 +341,9 @@ async fn live_socket(req: Request, env: Env, config: &Config) -> Result<Response
         .flatten()
         .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
     let error = match (allowed, upgrade) {
-        (false, _) => ApiError::Unauthorized,
-        (true, false) => ApiError::BadRequest("expected a WebSocket upgrade".into()),
-        (true, true) => return live::connect(&env.durable_object(crate::live::LIVE)?, req).await,
+        (Err(refused), _) => refused,
+        (Ok(()), false) => ApiError::BadRequest("expected a WebSocket upgrade".into()),
+        (Ok(()), true) => return live::connect(&env.durable_object(crate::live::LIVE)?, req).await,
     };
     into_response(error.into_response())
 }

@@ -10,12 +10,16 @@ mod sqlite;
 #[path = "sqlite_wasm.rs"]
 mod sqlite;
 
+pub mod fuzz;
+mod harness;
+pub use harness::*;
+
 use serde_json::Value;
 use sluice_edge_worker::db::{text_value, SqlValue, Statement};
 use sluice_edge_worker::delivery::dedup::{self, Claim, ClaimResponse, Seen, ShardRequest};
 use sluice_edge_worker::ports::{
     Asset, Assets, DedupShards, DeliveryQueue, EventQueue, HttpClient, JobQueue, LiveFeed,
-    ObjectStore, PortError, Runtime, Sql,
+    ObjectStore, PortError, Runtime, SharedRateLimit, Sql,
 };
 use sluice_shared::dest::{HttpAnswer, HttpRequest as Outbound};
 use sluice_shared::{QueueMessage, Timestamp};
@@ -63,6 +67,8 @@ pub struct Fake {
     pub http_body: RefCell<Option<String>>,
     // Assets, live feed
     pub assets: HashMap<String, Asset>,
+    /// What the shared (cross-isolate) rate limiter answers: `None` = not configured.
+    pub shared_limit: Option<bool>,
     pub observed: RefCell<Vec<Value>>,
 }
 
@@ -277,6 +283,12 @@ impl DedupShards for Fake {
 impl Assets for Fake {
     async fn asset(&self, path: &str) -> Result<Option<Asset>, PortError> {
         Ok(self.assets.get(path).cloned())
+    }
+}
+
+impl SharedRateLimit for Fake {
+    async fn shared_rate_limit(&self, _key: &str) -> Result<Option<bool>, PortError> {
+        Ok(self.shared_limit)
     }
 }
 

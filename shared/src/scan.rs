@@ -1,0 +1,291 @@
+//! The structure of a JSON body without decoding it: the members of its
+//! top-level object and the elements of an array, as byte spans.
+//!
+//! A batch is split this way before any event is decoded, so that what is
+//! wrong inside one event (bytes that are not UTF-8, a lone surrogate, `NaN`,
+//! nesting past the decoder's recursion limit, a duplicate key) is that
+//! event's error and not the whole request's. The scan is iterative (no
+//! recursion, so no stack to exhaust) and strict only where it splits: the
+//! top-level object, and the array it is asked to split. Inside a member or an
+//! element it only balances brackets and skips strings; `serde_json` then
+//! decodes each span on its own and reports what is wrong with it.
+
+use core::fmt;
+
+/// Why a body cannot be split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ScanError {
+    /// The body (or the span) is not the kind of value asked for.
+    Expected { what: &'static str, at: usize },
+    /// A string, object or array is not closed, or a bracket closes the wrong one.
+    Unbalanced { at: usize },
+    /// Something other than whitespace follows the value.
+    Trailing { at: usize },
+}
+
+impl ScanError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ScanError::Expected { .. } => "scan_expected",
+            ScanError::Unbalanced { .. } => "scan_unbalanced",
+            ScanError::Trailing { .. } => "scan_trailing",
+        }
+    }
+}
+
+impl fmt::Display for ScanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScanError::Expected { what, at } => write!(f, "expected {what} at byte {at}"),
+            ScanError::Unbalanced { at } => {
+                write!(
+                    f,
+                    "unterminated or mismatched string, object or array at byte {at}"
+                )
+            }
+            ScanError::Trailing { at } => write!(f, "unexpected data after the value at byte {at}"),
+        }
+    }
+}
+
+/// One member of an object: the key as written (with its quotes and escapes)
+/// and the value's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member<'a> {
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+}
+
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
+    while bytes.get(at).copied().is_some_and(is_ws) {
+        at += 1;
+    }
+    at
+}
+
+/// End (exclusive) of the string starting at `at` (which is a `"`).
+fn skip_string(bytes: &[u8], at: usize) -> Result<usize, ScanError> {
+    let mut i = at + 1;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'\\' => i += 2,
+            b'"' => return Ok(i + 1),
+            _ => i += 1,
+        }
+    }
+    Err(ScanError::Unbalanced { at })
+}
+
+/// End (exclusive) of the value starting at `at` (after whitespace).
+fn skip_value(bytes: &[u8], at: usize) -> Result<usize, ScanError> {
+    match bytes.get(at) {
+        None => Err(ScanError::Expected {
+            what: "a value",
+            at,
+        }),
+        Some(b'"') => skip_string(bytes, at),
+        Some(b'{' | b'[') => {
+            let mut closers: Vec<u8> = Vec::new();
+            let mut i = at;
+            while let Some(&b) = bytes.get(i) {
+                match b {
+                    b'"' => {
+                        i = skip_string(bytes, i)?;
+                        continue;
+                    }
+                    b'{' => closers.push(b'}'),
+                    b'[' => closers.push(b']'),
+                    b'}' | b']' => {
+                        if closers.pop() != Some(b) {
+                            return Err(ScanError::Unbalanced { at: i });
+                        }
+                        if closers.is_empty() {
+                            return Ok(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            Err(ScanError::Unbalanced { at })
+        }
+        Some(_) => {
+            // A scalar (number, literal, or junk the decoder will name): up to the next delimiter.
+            let mut i = at;
+            while let Some(&b) = bytes.get(i) {
+                if is_ws(b) || matches!(b, b',' | b':' | b'}' | b']' | b'{' | b'[' | b'"') {
+                    break;
+                }
+                i += 1;
+            }
+            if i == at {
+                Err(ScanError::Expected {
+                    what: "a value",
+                    at,
+                })
+            } else {
+                Ok(i)
+            }
+        }
+    }
+}
+
+fn expect(bytes: &[u8], at: usize, byte: u8, what: &'static str) -> Result<usize, ScanError> {
+    if bytes.get(at) == Some(&byte) {
+        Ok(at + 1)
+    } else {
+        Err(ScanError::Expected { what, at })
+    }
+}
+
+fn end(bytes: &[u8], at: usize) -> Result<(), ScanError> {
+    let at = skip_ws(bytes, at);
+    if at == bytes.len() {
+        Ok(())
+    } else {
+        Err(ScanError::Trailing { at })
+    }
+}
+
+/// The members of the object `bytes` holds (surrounding whitespace allowed), in order.
+pub fn object_members(bytes: &[u8]) -> Result<Vec<Member<'_>>, ScanError> {
+    let mut at = expect(bytes, skip_ws(bytes, 0), b'{', "an object")?;
+    let mut members = Vec::new();
+    at = skip_ws(bytes, at);
+    if bytes.get(at) == Some(&b'}') {
+        end(bytes, at + 1)?;
+        return Ok(members);
+    }
+    loop {
+        at = skip_ws(bytes, at);
+        if bytes.get(at) != Some(&b'"') {
+            return Err(ScanError::Expected {
+                what: "a string key",
+                at,
+            });
+        }
+        let key_end = skip_string(bytes, at)?;
+        let key = &bytes[at..key_end];
+        at = expect(bytes, skip_ws(bytes, key_end), b':', "`:`")?;
+        let start = skip_ws(bytes, at);
+        let value_end = skip_value(bytes, start)?;
+        members.push(Member {
+            key,
+            value: &bytes[start..value_end],
+        });
+        at = skip_ws(bytes, value_end);
+        match bytes.get(at) {
+            Some(b',') => at += 1,
+            Some(b'}') => {
+                end(bytes, at + 1)?;
+                return Ok(members);
+            }
+            _ => {
+                return Err(ScanError::Expected {
+                    what: "`,` or `}`",
+                    at,
+                })
+            }
+        }
+    }
+}
+
+/// The elements of the array `bytes` holds (surrounding whitespace allowed), in order.
+pub fn array_elements(bytes: &[u8]) -> Result<Vec<&[u8]>, ScanError> {
+    let mut at = expect(bytes, skip_ws(bytes, 0), b'[', "an array")?;
+    let mut elements = Vec::new();
+    at = skip_ws(bytes, at);
+    if bytes.get(at) == Some(&b']') {
+        end(bytes, at + 1)?;
+        return Ok(elements);
+    }
+    loop {
+        let start = skip_ws(bytes, at);
+        let value_end = skip_value(bytes, start)?;
+        elements.push(&bytes[start..value_end]);
+        at = skip_ws(bytes, value_end);
+        match bytes.get(at) {
+            Some(b',') => at += 1,
+            Some(b']') => {
+                end(bytes, at + 1)?;
+                return Ok(elements);
+            }
+            _ => {
+                return Err(ScanError::Expected {
+                    what: "`,` or `]`",
+                    at,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_an_envelope_into_members_and_a_batch_into_elements() {
+        let body = br#" {"batch": [ {"a":[1,{"b":"]}"}]} , 42,"x\"y", [] ], "sentAt" : 5 } "#;
+        let members = object_members(body).unwrap();
+        assert_eq!(members.len(), 2);
+        assert_eq!(members[0].key, br#""batch""#);
+        assert_eq!(members[1].key, br#""sentAt""#);
+        assert_eq!(members[1].value, b"5");
+        let elements = array_elements(members[0].value).unwrap();
+        assert_eq!(
+            elements,
+            [&br#"{"a":[1,{"b":"]}"}]}"#[..], b"42", br#""x\"y""#, b"[]"]
+        );
+    }
+
+    #[test]
+    fn what_is_inside_a_value_is_left_to_the_decoder() {
+        // Not UTF-8, NaN and deep nesting inside an element still split.
+        let mut body = b"[{\"p\":\"\xff\xfe\"},NaN,".to_vec();
+        body.extend(std::iter::repeat_n(b'[', 100_000));
+        body.extend(std::iter::repeat_n(b']', 100_000));
+        body.extend_from_slice(b",{}]");
+        let elements = array_elements(&body).unwrap();
+        assert_eq!(elements.len(), 4);
+        assert_eq!(elements[1], b"NaN");
+        assert_eq!(elements[2].len(), 200_000);
+    }
+
+    #[test]
+    fn broken_structure_is_an_error() {
+        for bad in [
+            &b""[..],
+            b"[",
+            b"{",
+            b"{\"a\":1",
+            b"{\"a\" 1}",
+            b"{\"a\":1,}",
+            b"{a:1}",
+            b"{\"a\":[}",
+            b"{\"a\":\"unterminated}",
+            b"{} x",
+            b"[1 2]",
+            b"[1,]",
+            b"42",
+        ] {
+            assert!(
+                object_members(bad).is_err() && array_elements(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(
+            object_members(b"{\"a\":[1}").unwrap_err(),
+            ScanError::Unbalanced { at: 7 }
+        );
+        assert_eq!(object_members(b" {} ").unwrap(), vec![]);
+        assert_eq!(array_elements(b"[]").unwrap(), Vec::<&[u8]>::new());
+    }
+}
