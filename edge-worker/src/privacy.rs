@@ -520,8 +520,11 @@ async fn delete(
                 ("idempotency-key".to_owned(), ["delete-", id].concat()),
             ];
             let result = sinks::post(deps, url, &headers, body, *timeout_ms).await;
-            if let Err(SinkError::Retryable(e)) = &result {
-                return Err(format!("retry: deletion notice to {}: {e}", d.name));
+            match &result {
+                Err(e) if e.is_retryable() => {
+                    return Err(format!("retry: deletion notice to {}: {e}", d.name));
+                }
+                _ => {}
             }
             notified.push(json!({"destination": d.name, "ok": result.is_ok()}));
         }

@@ -8,7 +8,7 @@ use sluice_edge_worker::delivery::config::{self, Destination};
 use sluice_edge_worker::delivery::dedup::{self, Claim, ClaimResponse, Seen, ShardRequest};
 use sluice_edge_worker::delivery::{consume_events, deliver, Deps, Outcome, Settings};
 use sluice_edge_worker::sinks::d1::{Sql, SqlValue, Statement};
-use sluice_edge_worker::sinks::{DeliveryBatch, HttpClient, ObjectStore};
+use sluice_edge_worker::sinks::{DeliveryBatch, HttpClient, ObjectStore, Reply};
 use sluice_shared::{Event, EventType, QueueMessage, QueuedEvent, Timestamp};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -28,6 +28,7 @@ struct Fake {
     objects: RefCell<BTreeMap<String, Vec<u8>>>,
     http_calls: RefCell<Vec<Call>>,
     http_status: Cell<u16>,
+    http_retry_after: Cell<Option<u32>>,
     suppressed: RefCell<Vec<(String, String)>>,
     indexed: RefCell<Vec<String>>,
 }
@@ -89,11 +90,14 @@ impl HttpClient for Fake {
         headers: &[(String, String)],
         body: Vec<u8>,
         _timeout_ms: u32,
-    ) -> Result<(u16, String), String> {
+    ) -> Result<Reply, String> {
         self.http_calls
             .borrow_mut()
             .push((url.to_owned(), headers.to_vec(), body));
-        Ok((self.http_status.get(), "body".into()))
+        Ok(Reply {
+            retry_after_s: self.http_retry_after.get(),
+            ..Reply::new(self.http_status.get(), "body")
+        })
     }
 }
 
@@ -217,6 +221,7 @@ fn run(fake: &Fake, messages: &[String]) -> Vec<Outcome> {
         config: &config,
         destinations: &dests,
         shards: 4,
+        faults: Default::default(),
     };
     pollster::block_on(consume_events(messages, &settings, fake))
 }
@@ -274,7 +279,9 @@ fn an_id_being_written_elsewhere_is_retried_later() {
     );
     assert_eq!(
         run(&fake, &[message("m1", &["analytics"])]),
-        [Outcome::Retry(Some(5))]
+        [Outcome::Retry(Some(
+            sluice_edge_worker::delivery::IN_FLIGHT_RETRY_S
+        ))]
     );
     assert!(fake.rows.borrow().is_empty());
 }
@@ -505,4 +512,55 @@ fn r2_writes_are_indexed_by_person() {
     .unwrap();
     pollster::block_on(deliver(&batch, &destinations(), &fake));
     assert_eq!(fake.indexed.borrow().len(), 2);
+}
+
+#[test]
+fn a_destinations_retry_after_is_honoured_when_longer_than_its_backoff() {
+    let fake = Fake::default();
+    fake.http_status.set(429);
+    fake.http_retry_after.set(Some(40));
+    let dests = destinations();
+    assert_eq!(
+        pollster::block_on(deliver(&batch_for("hook", 1), &dests, &fake)),
+        Outcome::Ack
+    );
+    fake.http_retry_after.set(None);
+    assert_eq!(
+        pollster::block_on(deliver(&batch_for("hook", 2), &dests, &fake)),
+        Outcome::Ack
+    );
+    let delays: Vec<u32> = fake.deliveries.borrow().iter().map(|(_, d)| *d).collect();
+    assert_eq!(delays, [40, 2], "Retry-After 40 s, then the backoff's 2 s");
+}
+
+#[test]
+fn a_dead_consumers_lease_runs_out_before_the_queue_gives_up_on_its_batch() {
+    // The events consumer's max_retries, from wrangler.toml.
+    let toml = include_str!("../wrangler.toml");
+    let section = toml
+        .split("[[queues.consumers]]")
+        .skip(1)
+        .find(|s| s.trim_start().starts_with("queue = \"sluice-events\""))
+        .unwrap();
+    let max_retries: i64 = section
+        .lines()
+        .find_map(|l| l.strip_prefix("max_retries = "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let waited_ms = max_retries * i64::from(sluice_edge_worker::delivery::IN_FLIGHT_RETRY_S) * 1000;
+    assert!(
+        waited_ms > dedup::LEASE_MS,
+        "{max_retries} retries of an in-flight id span {waited_ms} ms, less than the {} ms lease",
+        dedup::LEASE_MS
+    );
+}
+
+#[test]
+fn transient_failures_back_off_by_the_messages_age() {
+    use sluice_edge_worker::delivery::backoff_s;
+    assert_eq!(backoff_s(0), 5);
+    assert_eq!(backoff_s(40_000), 40);
+    assert_eq!(backoff_s(10_000_000), 300);
 }

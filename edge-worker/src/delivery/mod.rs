@@ -24,6 +24,7 @@
 
 pub mod config;
 pub mod dedup;
+pub mod faults;
 
 use crate::config::Config;
 use crate::sinks::d1::{self, Counter, Sql};
@@ -39,8 +40,20 @@ use std::collections::{BTreeMap, HashSet};
 pub const MAX_DELIVERY_BYTES: usize = 100 * 1024;
 /// Most events in one delivery batch.
 pub const MAX_DELIVERY_EVENTS: usize = 100;
-/// Wait before retrying an id another consumer holds.
-const IN_FLIGHT_RETRY_S: u32 = 5;
+/// Wait before retrying an id another consumer holds. The holder's lease
+/// ([`dedup::LEASE_MS`], 60 s) must run out within the events Queue's
+/// `max_retries` (10): 10 × 15 s = 150 s. At 5 s the retries of a batch whose
+/// consumer died mid-write ran out after 50 s, while the lease still held it,
+/// and the batch was dead-lettered instead of delivered.
+pub const IN_FLIGHT_RETRY_S: u32 = 15;
+
+/// Delay before retrying a message that failed for a transient reason (D1 or
+/// a dedup shard unavailable), from how long ago it was first sent: about
+/// doubling each time, 5 s to 5 min, so the Queue's 10 retries span about
+/// 20 minutes of outage instead of a few seconds of immediate retries.
+pub fn backoff_s(age_ms: i64) -> u32 {
+    u32::try_from((age_ms / 1000).clamp(5, 300)).unwrap_or(300)
+}
 
 /// What to do with a Queue message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +77,8 @@ pub trait Deps: Sql + HttpClient + ObjectStore {
     /// Show these event summaries in the live debugger (best-effort).
     async fn publish(&self, _summaries: Vec<serde_json::Value>) {}
     fn now(&self) -> Timestamp;
+    /// Wait (only used by the local-only fault injection, [`faults`]).
+    async fn sleep(&self, _ms: u32) {}
 }
 
 /// Settings of the events consumer.
@@ -71,6 +86,18 @@ pub struct Settings<'a> {
     pub config: &'a Config,
     pub destinations: &'a [Destination],
     pub shards: u32,
+    /// Local-only fault injection (none in a deployment).
+    pub faults: faults::Faults,
+}
+
+/// A counter of one event's source, today.
+fn counter(deps: &impl Deps, source: &str, name: &str) -> Counter {
+    Counter {
+        day: day(deps.now()),
+        source: source.to_owned(),
+        name: name.to_owned(),
+        count: 1,
+    }
 }
 
 fn day(now: Timestamp) -> String {
@@ -96,11 +123,15 @@ pub async fn consume_events(raw: &[String], s: &Settings<'_>, deps: &impl Deps) 
                 });
                 counter_pos.push(i);
             }
+            Ok(QueueMessage::Event(q)) if s.faults.poisons(&q.event.message_id) => {
+                outcomes[i] = Outcome::Retry(Some(0)); // local-only fault injection
+            }
             Ok(QueueMessage::Event(q)) => {
                 if seen.insert(q.event.message_id.clone()) {
                     events.push((i, *q));
                 } else {
                     outcomes[i] = Outcome::Ack; // an in-batch duplicate: the first copy is delivered
+                    counters.push(counter(deps, &q.source, "duplicates_in_batch"));
                 }
             }
             Err(_) => {}
@@ -110,7 +141,10 @@ pub async fn consume_events(raw: &[String], s: &Settings<'_>, deps: &impl Deps) 
     // Suppressed people: drop their events (counted); opted-out people: mark
     // theirs, so no sale/sharing or marketing destination gets them.
     match suppressions(deps, &events).await {
-        Err(_) => {
+        Err(e) => {
+            worker_log(&format!(
+                "sluice: suppression lookup failed, will retry: {e}"
+            ));
             for (pos, _) in &events {
                 outcomes[*pos] = Outcome::Retry(None);
             }
@@ -176,6 +210,7 @@ pub async fn consume_events(raw: &[String], s: &Settings<'_>, deps: &impl Deps) 
                         Claim::Duplicate => {
                             outcomes[pos] = Outcome::Ack;
                             let q = &events[*n].1;
+                            counters.push(counter(deps, &q.source, "duplicates_dropped"));
                             live.push(crate::live::summary(
                                 &q.source,
                                 &q.event,
@@ -184,7 +219,11 @@ pub async fn consume_events(raw: &[String], s: &Settings<'_>, deps: &impl Deps) 
                                 serde_json::json!({}),
                             ));
                         }
-                        Claim::InFlight => outcomes[pos] = Outcome::Retry(Some(IN_FLIGHT_RETRY_S)),
+                        Claim::InFlight => {
+                            outcomes[pos] = Outcome::Retry(Some(IN_FLIGHT_RETRY_S));
+                            let q = &events[*n].1;
+                            counters.push(counter(deps, &q.source, "claims_in_flight"));
+                        }
                     }
                 }
             }
@@ -205,10 +244,40 @@ pub async fn consume_events(raw: &[String], s: &Settings<'_>, deps: &impl Deps) 
             name,
             count,
         }));
-        let written = match d1::write(deps, &winners).await {
+        // Counted in the same atomic D1 batch as the rows: every write that
+        // took effect, a repeated one included (the primary key would hide it).
+        let mut d1_written: BTreeMap<&str, u32> = BTreeMap::new();
+        for q in &winners {
+            *d1_written.entry(q.source.as_str()).or_default() += 1;
+        }
+        let d1_written: Vec<Counter> = d1_written
+            .into_iter()
+            .map(|(source, count)| Counter {
+                count,
+                ..counter(deps, source, "d1_written")
+            })
+            .collect();
+        let marked: Vec<&str> = winners
+            .iter()
+            .map(|q| q.event.message_id.as_str())
+            .collect();
+        let written = match d1::write(deps, &winners, &d1_written).await {
             Err(e) => Err(e.to_string()),
-            Ok(()) if batches.is_empty() => Ok(()),
-            Ok(()) => deps.enqueue_deliveries(batches, 0).await,
+            Ok(()) if s.faults.dies(&marked) => {
+                // Local-only fault: a consumer that died here. Nothing is
+                // released, committed or acknowledged; the batch comes back.
+                return vec![Outcome::Retry(None); raw.len()];
+            }
+            Ok(()) => {
+                if s.faults.applies(&marked) && s.faults.hold_after_d1_write_ms > 0 {
+                    deps.sleep(s.faults.hold_after_d1_write_ms).await;
+                }
+                if batches.is_empty() {
+                    Ok(())
+                } else {
+                    deps.enqueue_deliveries(batches, 0).await
+                }
+            }
         };
         let committed = match written {
             Ok(()) => commit(deps, s.shards, &winners, true).await,
@@ -499,12 +568,15 @@ pub async fn deliver(raw: &str, destinations: &[Destination], deps: &impl Deps) 
             let _ = d1::count(deps, &[count("delivered_")]).await;
             Outcome::Ack
         }
-        (Err(SinkError::Retryable(e)), Some(r)) if batch.attempt < r.max_attempts => {
+        (Err(e), Some(r)) if e.is_retryable() && batch.attempt < r.max_attempts => {
             worker_log(&format!(
                 "sluice: {} attempt {} failed, retrying: {e}",
                 batch.destination, batch.attempt
             ));
-            let delay = r.delay_s(batch.attempt);
+            // Not before the destination's `Retry-After` (the Queue delays at most 12 h).
+            let delay = r
+                .delay_s(batch.attempt)
+                .max(e.retry_after_s().unwrap_or(0).min(43_200));
             batch.attempt += 1;
             let again = serde_json::to_string(&batch).unwrap_or_default();
             match deps.enqueue_deliveries(vec![again], delay).await {

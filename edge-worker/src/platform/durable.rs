@@ -114,7 +114,7 @@ impl DurableObject for Dedup {
         if left.first().is_some_and(|c| c.n > 0) {
             self.state
                 .storage()
-                .set_alarm(js_sys::Date::now() as i64 + SWEEP_EVERY_MS)
+                .set_alarm(js_sys::Date::now() as i64 + self.sweep_every_ms())
                 .await?;
         }
         Response::ok("swept")
@@ -122,11 +122,17 @@ impl DurableObject for Dedup {
 }
 
 impl Dedup {
+    /// Sweep every hour, or sooner when the window is shorter (a test's).
+    fn sweep_every_ms(&self) -> i64 {
+        let window_ms = i64::try_from(self.window_s.saturating_mul(1000)).unwrap_or(i64::MAX);
+        SWEEP_EVERY_MS.min(window_ms.max(1000))
+    }
+
     async fn ensure_alarm(&self) -> Result<()> {
         if self.state.storage().get_alarm().await?.is_none() {
             self.state
                 .storage()
-                .set_alarm(js_sys::Date::now() as i64 + SWEEP_EVERY_MS)
+                .set_alarm(js_sys::Date::now() as i64 + self.sweep_every_ms())
                 .await?;
         }
         Ok(())

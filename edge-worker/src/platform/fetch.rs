@@ -1,6 +1,6 @@
 //! Outbound HTTP (`fetch`), with a timeout.
 
-use crate::sinks::HttpClient;
+use crate::sinks::{HttpClient, Reply};
 use futures_util::future::{select, Either};
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ impl HttpClient for Fetch {
         headers: &[(String, String)],
         body: Vec<u8>,
         timeout_ms: u32,
-    ) -> Result<(u16, String), String> {
+    ) -> Result<Reply, String> {
         let h = worker::Headers::new();
         for (k, v) in headers {
             h.set(k, v).map_err(|e| e.to_string())?;
@@ -30,8 +30,18 @@ impl HttpClient for Fetch {
                 .send_with_signal(&signal)
                 .await?;
             let status = res.status_code();
+            let retry_after_s = res
+                .headers()
+                .get("retry-after")
+                .ok()
+                .flatten()
+                .and_then(|v| retry_after_s(&v, js_sys::Date::now()));
             let text = res.text().await.unwrap_or_default();
-            Ok::<_, worker::Error>((status, text))
+            Ok::<_, worker::Error>(Reply {
+                status,
+                body: text,
+                retry_after_s,
+            })
         });
         let timer = Box::pin(worker::Delay::from(Duration::from_millis(u64::from(
             timeout_ms,
@@ -44,4 +54,14 @@ impl HttpClient for Fetch {
             }
         }
     }
+}
+
+/// `Retry-After` as seconds from `now_ms`: delta-seconds or an HTTP date.
+fn retry_after_s(value: &str, now_ms: f64) -> Option<u32> {
+    let value = value.trim();
+    if let Ok(s) = value.parse::<u32>() {
+        return Some(s);
+    }
+    let at = js_sys::Date::parse(value);
+    (!at.is_nan()).then(|| ((at - now_ms) / 1000.0).ceil().clamp(0.0, 43_200.0) as u32)
 }

@@ -23,7 +23,7 @@ use crate::ratelimit::Limiter;
 use crate::router::{self, Platform, Services};
 use crate::serve::Asset;
 use crate::sinks::d1::{Sql, SqlValue, Statement};
-use crate::sinks::{HttpClient, ObjectStore};
+use crate::sinks::{HttpClient, ObjectStore, Reply};
 use serde::Deserialize;
 use sluice_shared::enrich::bot::CfBot;
 use sluice_shared::enrich::Geo;
@@ -177,7 +177,7 @@ impl HttpClient for Bindings {
         headers: &[(String, String)],
         body: Vec<u8>,
         timeout_ms: u32,
-    ) -> std::result::Result<(u16, String), String> {
+    ) -> std::result::Result<Reply, String> {
         fetch::Fetch.post(url, headers, body, timeout_ms).await
     }
 }
@@ -253,6 +253,10 @@ impl Deps for Bindings {
         if let Some(live) = &self.live {
             live::publish(live, &summaries).await;
         }
+    }
+
+    async fn sleep(&self, ms: u32) {
+        worker::Delay::from(std::time::Duration::from_millis(u64::from(ms))).await;
     }
 }
 
@@ -373,6 +377,13 @@ pub async fn queue(batch: MessageBatch<String>, env: Env) -> Result<()> {
             config,
             destinations: dests,
             shards,
+            faults: delivery::faults::Faults::from_var(
+                deps.env
+                    .var(delivery::faults::FAULTS_VAR)
+                    .ok()
+                    .map(|v| v.to_string())
+                    .as_deref(),
+            ),
         };
         delivery::consume_events(&bodies, &settings, &deps).await
     } else if queue_name == DELIVERIES_QUEUE_NAME {
@@ -408,10 +419,20 @@ pub async fn queue(batch: MessageBatch<String>, env: Env) -> Result<()> {
         }
         out
     };
+    let now_ms = js_sys::Date::now();
     for (message, outcome) in messages.iter().zip(outcomes) {
         match outcome {
             Outcome::Ack => message.ack(),
-            Outcome::Retry(None) => message.retry(),
+            Outcome::Retry(None) => {
+                // Transient (D1, a dedup shard): back off by the message's age
+                // instead of the platform's immediate retry.
+                let age_ms = (now_ms - message.timestamp().as_millis() as f64) as i64;
+                message.retry_with_options(
+                    &worker::QueueRetryOptionsBuilder::new()
+                        .with_delay_seconds(delivery::backoff_s(age_ms))
+                        .build(),
+                );
+            }
             Outcome::Retry(Some(delay_s)) => {
                 message.retry_with_options(
                     &worker::QueueRetryOptionsBuilder::new()

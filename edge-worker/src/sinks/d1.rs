@@ -98,8 +98,13 @@ pub fn row(q: &QueuedEvent) -> Vec<SqlValue> {
     ]
 }
 
-/// Write events and their identity-graph updates, in one atomic batch (idempotent).
-pub async fn write(db: &impl Sql, events: &[QueuedEvent]) -> Result<(), SinkError> {
+/// Write events, their identity-graph updates and `counters`, in one atomic
+/// batch (idempotent for the rows; the counters count every write).
+pub async fn write(
+    db: &impl Sql,
+    events: &[QueuedEvent],
+    counters: &[Counter],
+) -> Result<(), SinkError> {
     if events.is_empty() {
         return Ok(());
     }
@@ -110,9 +115,22 @@ pub async fn write(db: &impl Sql, events: &[QueuedEvent]) -> Result<(), SinkErro
     for q in events {
         statements.extend(crate::identity::statements(q));
     }
+    statements.extend(counters.iter().map(count_statement));
     db.run(statements)
         .await
         .map_err(|e| SinkError::Retryable(format!("D1 write failed: {e}")))
+}
+
+fn count_statement(c: &Counter) -> Statement {
+    Statement::new(
+        COUNT,
+        vec![
+            SqlValue::Text(c.day.clone()),
+            SqlValue::Text(c.source.clone()),
+            SqlValue::Text(c.name.clone()),
+            SqlValue::Int(i64::from(c.count)),
+        ],
+    )
 }
 
 /// Add counters.
@@ -120,20 +138,7 @@ pub async fn count(db: &impl Sql, counters: &[Counter]) -> Result<(), SinkError>
     if counters.is_empty() {
         return Ok(());
     }
-    let statements = counters
-        .iter()
-        .map(|c| {
-            Statement::new(
-                COUNT,
-                vec![
-                    SqlValue::Text(c.day.clone()),
-                    SqlValue::Text(c.source.clone()),
-                    SqlValue::Text(c.name.clone()),
-                    SqlValue::Int(i64::from(c.count)),
-                ],
-            )
-        })
-        .collect();
+    let statements = counters.iter().map(count_statement).collect();
     db.run(statements)
         .await
         .map_err(|e| SinkError::Retryable(format!("D1 count failed: {e}")))

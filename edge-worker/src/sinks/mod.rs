@@ -42,6 +42,8 @@ pub enum SinkError {
     Retryable(String),
     /// Retrying cannot help (a 4xx, a missing binding): dead-letter it now.
     Permanent(String),
+    /// The destination asked to wait (`429`/`503` with `Retry-After`): retry, not sooner than this.
+    Throttled { message: String, retry_after_s: u32 },
 }
 
 impl SinkError {
@@ -50,6 +52,34 @@ impl SinkError {
         match self {
             SinkError::Retryable(_) => "sink_retryable",
             SinkError::Permanent(_) => "sink_permanent",
+            SinkError::Throttled { .. } => "sink_throttled",
+        }
+    }
+
+    /// Whether another attempt may succeed.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, SinkError::Permanent(_))
+    }
+
+    /// The least wait the destination asked for before the next attempt.
+    pub fn retry_after_s(&self) -> Option<u32> {
+        match self {
+            SinkError::Throttled { retry_after_s, .. } => Some(*retry_after_s),
+            _ => None,
+        }
+    }
+
+    /// Classify a destination's answer, honouring its `Retry-After`.
+    pub fn from_reply(reply: &Reply) -> SinkError {
+        match (
+            SinkError::from_status(reply.status, &reply.body),
+            reply.retry_after_s,
+        ) {
+            (SinkError::Retryable(message), Some(retry_after_s)) => SinkError::Throttled {
+                message,
+                retry_after_s,
+            },
+            (e, _) => e,
         }
     }
 
@@ -70,6 +100,30 @@ impl fmt::Display for SinkError {
         match self {
             SinkError::Retryable(m) => write!(f, "retryable: {m}"),
             SinkError::Permanent(m) => write!(f, "permanent: {m}"),
+            SinkError::Throttled {
+                message,
+                retry_after_s,
+            } => write!(f, "retryable after {retry_after_s} s: {message}"),
+        }
+    }
+}
+
+/// A destination's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    /// Its `Retry-After`, in seconds from now, if it sent one.
+    pub retry_after_s: Option<u32>,
+}
+
+impl Reply {
+    /// An answer without `Retry-After`.
+    pub fn new(status: u16, body: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            body: body.into(),
+            retry_after_s: None,
         }
     }
 }
@@ -77,14 +131,14 @@ impl fmt::Display for SinkError {
 /// An outbound HTTP client (`fetch` in production).
 #[allow(async_fn_in_trait)]
 pub trait HttpClient {
-    /// POST and return the status and body; `Err` for network errors and timeouts.
+    /// POST and return the answer; `Err` for network errors and timeouts.
     async fn post(
         &self,
         url: &str,
         headers: &[(String, String)],
         body: Vec<u8>,
         timeout_ms: u32,
-    ) -> Result<(u16, String), String>;
+    ) -> Result<Reply, String>;
 }
 
 /// An object store (R2 in production).
@@ -107,8 +161,8 @@ pub async fn post(
     timeout_ms: u32,
 ) -> Result<(), SinkError> {
     match http.post(url, headers, body, timeout_ms).await {
-        Ok((status, _)) if (200..300).contains(&status) => Ok(()),
-        Ok((status, body)) => Err(SinkError::from_status(status, &body)),
+        Ok(reply) if (200..300).contains(&reply.status) => Ok(()),
+        Ok(reply) => Err(SinkError::from_reply(&reply)),
         Err(e) => Err(SinkError::Retryable(e)),
     }
 }
@@ -149,6 +203,20 @@ mod tests {
         assert_eq!(
             SinkError::from_status(404, "x").to_string(),
             "permanent: HTTP 404: x"
+        );
+        let throttled = Reply {
+            retry_after_s: Some(7),
+            ..Reply::new(429, "slow down")
+        };
+        assert_eq!(SinkError::from_reply(&throttled).retry_after_s(), Some(7));
+        assert!(SinkError::from_reply(&throttled).is_retryable());
+        assert_eq!(
+            SinkError::from_reply(&Reply {
+                retry_after_s: Some(7),
+                ..Reply::new(400, "bad")
+            }),
+            SinkError::Permanent("HTTP 400: bad".into()),
+            "Retry-After on a permanent failure changes nothing"
         );
     }
 }
