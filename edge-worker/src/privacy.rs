@@ -4,7 +4,7 @@
 
 use crate::delivery::config::{Destination, Kind};
 use crate::sinks::d1::{text_value, Sql, SqlValue, Statement};
-use crate::sinks::{self, HttpClient, ObjectStore, SinkError};
+use crate::sinks::{self, HttpClient, ObjectStore};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sluice_shared::Timestamp;
