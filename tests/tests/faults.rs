@@ -1,6 +1,6 @@
 //! Faults through the real pipeline on workerd: the worker process killed
-//! mid-delivery and restarted on its persisted state, D1 unavailable (its
-//! SQLite file locked by another process), a destination answering 429 with
+//! mid-delivery and restarted on its persisted state, D1 unavailable for
+//! 30 s (its SQLite file locked by another process), a destination answering 429 with
 //! `Retry-After`, and the dead-letter queue's consumer. Conditions are
 //! polled; every "nothing more arrived" check waits for a sentinel sent
 //! after it through the same path.
@@ -187,12 +187,18 @@ async fn while_d1_is_unavailable_events_wait_and_then_land_once_and_nothing_is_d
         &stack,
         vec![event("during-1", "v1"), event("during-2", "v2")],
     );
+    // The outage lasts 30 s: longer than the Queue's 10 retries take when
+    // they come back at once (about 1 s apart locally), so only backing off
+    // keeps the events out of the dead-letter queue. 30 s is the fault's
+    // length, not a wait for a condition; the consumer failing is polled.
+    let outage = tokio::time::Instant::now() + Duration::from_secs(30);
     eventually(
         "the consumer to fail on D1 twice",
-        Duration::from_secs(60),
+        Duration::from_secs(30),
         || async { (failures(&stack.log()) >= before + 2).then_some(()) },
     )
     .await;
+    tokio::time::sleep_until(outage).await;
     assert!(
         !hook
             .accepted_ids()
