@@ -310,7 +310,11 @@ for f in glob.glob(state + "/v3/r2/miniflare-R2BucketObject/*.sqlite"):
     if f.endswith("metadata.sqlite"):
         continue
     db = sqlite3.connect(f, timeout=30)
-    for key, blob in db.execute("SELECT key, blob_id FROM _mf_objects"):
+    try:
+        objects = db.execute("SELECT key, blob_id FROM _mf_objects").fetchall()
+    except sqlite3.OperationalError:
+        continue  # the bucket's file exists before its first object (and table)
+    for key, blob in objects:
         src = os.path.join(state, "v3", "r2", bucket, "blobs", blob)
         if not os.path.exists(src):
             continue
