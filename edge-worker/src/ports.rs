@@ -154,6 +154,12 @@ pub trait LiveFeed {
     fn observe(&self, summaries: Vec<Value>);
 }
 
+/// Waiting (only the local-only fault injection waits on purpose).
+#[allow(async_fn_in_trait)]
+pub trait Timer {
+    async fn sleep(&self, ms: u32);
+}
+
 /// A static file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Asset {
@@ -188,11 +194,11 @@ impl<T> Platform for T where
 
 /// What the Queue consumers need.
 pub trait DeliveryPorts:
-    Runtime + Sql + ObjectStore + HttpClient + DedupShards + DeliveryQueue + LiveFeed
+    Runtime + Sql + ObjectStore + HttpClient + DedupShards + DeliveryQueue + LiveFeed + Timer
 {
 }
-impl<T: Runtime + Sql + ObjectStore + HttpClient + DedupShards + DeliveryQueue + LiveFeed>
-    DeliveryPorts for T
+impl<T> DeliveryPorts for T where
+    T: Runtime + Sql + ObjectStore + HttpClient + DedupShards + DeliveryQueue + LiveFeed + Timer
 {
 }
 

@@ -65,6 +65,7 @@ fn run(fake: &Fake, messages: &[String]) -> Vec<Outcome> {
         config: &config,
         destinations: &dests,
         shards: 4,
+        faults: Default::default(),
     };
     pollster::block_on(consume_events(messages, &settings, fake))
 }
@@ -122,7 +123,9 @@ fn an_id_being_written_elsewhere_is_retried_later() {
     );
     assert_eq!(
         run(&fake, &[message("m1", &["analytics"])]),
-        [Outcome::Retry(Some(5))]
+        [Outcome::Retry(Some(
+            sluice_edge_worker::delivery::IN_FLIGHT_RETRY_S
+        ))]
     );
     assert!(fake.rows.borrow().is_empty());
 }
@@ -408,11 +411,18 @@ fn duplicates_are_counted_in_batch_and_across_batches() {
     run(&fake, &[m.clone(), m.clone(), m.clone()]);
     run(&fake, &[m]);
     assert_eq!(fake.rows.borrow().len(), 1);
+    let counters = fake.counters.borrow();
     assert_eq!(
-        fake.counters.borrow().get("web/duplicates_dropped"),
-        Some(&3),
-        "two in the first batch, one replayed"
+        counters.get("web/duplicates_in_batch"),
+        Some(&2),
+        "two copies in the first batch"
     );
+    assert_eq!(
+        counters.get("web/duplicates_dropped"),
+        Some(&1),
+        "one replayed later"
+    );
+    assert_eq!(counters.get("web/d1_written"), Some(&1), "written once");
 }
 
 fn batch_of(dest: &str, ids: &[&str]) -> String {
@@ -531,7 +541,12 @@ fn a_message_of_many_events_is_acknowledged_only_when_all_are_stored() {
             at_ms: NOW.0 - 1_000,
         },
     );
-    assert_eq!(run(&fake, &packed), [Outcome::Retry(Some(5))]);
+    assert_eq!(
+        run(&fake, &packed),
+        [Outcome::Retry(Some(
+            sluice_edge_worker::delivery::IN_FLIGHT_RETRY_S
+        ))]
+    );
     assert_eq!(fake.rows.borrow().len(), 1, "p1 is stored meanwhile");
     // The other consumer gave up; the redelivered message stores p2 and p1 is a duplicate.
     fake.shards.borrow_mut().remove("p2");
@@ -610,4 +625,36 @@ fn google_ads_exchanges_its_refresh_token_for_an_access_token_before_uploading()
         "{}",
         calls[1].0
     );
+}
+
+#[test]
+fn a_dead_consumers_lease_runs_out_before_the_queue_gives_up_on_its_batch() {
+    // The events consumer's max_retries, from wrangler.toml.
+    let toml = include_str!("../wrangler.toml");
+    let section = toml
+        .split("[[queues.consumers]]")
+        .skip(1)
+        .find(|s| s.trim_start().starts_with("queue = \"sluice-events\""))
+        .unwrap();
+    let max_retries: i64 = section
+        .lines()
+        .find_map(|l| l.strip_prefix("max_retries = "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let waited_ms = max_retries * i64::from(sluice_edge_worker::delivery::IN_FLIGHT_RETRY_S) * 1000;
+    assert!(
+        waited_ms > sluice_edge_worker::delivery::dedup::LEASE_MS,
+        "{max_retries} retries of an in-flight id span {waited_ms} ms, less than the {} ms lease",
+        sluice_edge_worker::delivery::dedup::LEASE_MS
+    );
+}
+
+#[test]
+fn transient_failures_back_off_by_the_messages_age() {
+    use sluice_edge_worker::delivery::backoff_s;
+    assert_eq!(backoff_s(0), 5);
+    assert_eq!(backoff_s(40_000), 40);
+    assert_eq!(backoff_s(10_000_000), 300);
 }

@@ -74,6 +74,7 @@ fn store(fake: &Fake, events: Vec<Event>) {
         config: &config,
         destinations: &dests,
         shards: 4,
+        faults: Default::default(),
     };
     let out = pollster::block_on(consume_events(&messages, &settings, fake));
     assert!(out.iter().all(|o| *o == Outcome::Ack), "{out:?}");

@@ -9,6 +9,7 @@ pub mod browser;
 pub mod clickhouse;
 pub mod size;
 pub mod stack;
+pub mod stores;
 pub mod webhook;
 
 pub use browser::Browser;
@@ -90,6 +91,15 @@ impl Process {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// SIGKILL the whole group now (a crash, not a shutdown) and reap it.
+    pub fn kill(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = self.child.wait();
     }
 }
 

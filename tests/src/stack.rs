@@ -66,64 +66,46 @@ impl Stack {
             "migrations failed: {}",
             String::from_utf8_lossy(&migrated.stderr)
         );
-        let port = free_port();
-        let log = std::fs::File::create(state.join("wrangler.log")).expect("create log");
-        let mut process = Process::spawn(
-            "wrangler dev",
-            wrangler()
-                .args([
-                    "dev",
-                    "--ip",
-                    "127.0.0.1",
-                    "--port",
-                    &port.to_string(),
-                    "--persist-to",
-                ])
-                .arg(&state)
-                .args(
-                    vars.iter()
-                        .flat_map(|(k, v)| ["--var".to_owned(), format!("{k}:{v}")]),
-                )
-                .args(args)
-                // The demo shop too: production serves only dist/public.
-                .args(["--assets", "../dist/site"])
-                // Its own inspector port: workerd fails to start if another
-                // wrangler dev on the machine holds the default 9229.
-                .args(["--inspector-port", &free_port().to_string()])
-                .arg("--show-interactive-dev-session=false")
-                .stdout(log.try_clone().expect("clone log"))
-                .stderr(log),
-        );
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            process.assert_running();
-            // The worker answers 405 for GET on the ingestion route once it is up
-            // (500 if the configuration is broken: fail fast with its message).
-            if let Some((status, _)) = raw_http(port, "GET", "/v1/batch", &[], b"") {
-                if status == 405 {
-                    break;
-                }
-                if status == 500 {
-                    let (_, body) =
-                        raw_http(port, "GET", "/v1/batch", &[], b"").unwrap_or_default();
-                    panic!(
-                        "the worker reports a broken configuration: {}",
-                        String::from_utf8_lossy(&body)
-                    );
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "wrangler dev did not become ready; see {}",
-                state.join("wrangler.log").display()
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        let (port, process) = launch(&state, vars, args);
         Stack {
             port,
             state,
             process,
         }
+    }
+
+    /// Kill the worker at once (SIGKILL to wrangler and workerd, as a crash
+    /// would), then start it again on the same persisted state (D1, R2,
+    /// Durable Objects) with these vars. The local Queue keeps its messages
+    /// in workerd's memory, so what it held is gone after this.
+    pub fn restart_with(&mut self, vars: &[(&str, &str)]) {
+        self.process.kill();
+        let (port, process) = launch(&self.state, vars, &[]);
+        self.port = port;
+        self.process = process;
+    }
+
+    /// What the worker has logged so far (wrangler's and the worker's console).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.state.join("wrangler.log")).unwrap_or_default()
+    }
+
+    /// Rows `{id, done, at_ms}` of every dedup shard (the Durable Objects'
+    /// SQLite files), read directly.
+    pub fn dedup_seen(&self) -> Vec<Value> {
+        python_json(DEDUP_QUERY, &[&self.state.display().to_string()])
+    }
+
+    /// The sum of a counter over days and sources (0 if never counted).
+    pub fn counter(&self, name: &str) -> i64 {
+        let sql = format!(
+            "SELECT COALESCE(SUM(count), 0) AS n FROM counters WHERE name = '{}'",
+            name.replace('\'', "''")
+        );
+        self.d1(&sql)
+            .first()
+            .and_then(|r| r["n"].as_i64())
+            .unwrap_or(0)
     }
 
     /// `http://127.0.0.1:<port><path>`.
@@ -215,6 +197,68 @@ impl Stack {
     }
 }
 
+/// Start `wrangler dev` on `state` (already migrated) and wait until it serves.
+/// Its output is appended to `state/wrangler.log`.
+fn launch(state: &std::path::Path, vars: &[(&str, &str)], args: &[&str]) -> (u16, Process) {
+    let port = free_port();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(state.join("wrangler.log"))
+        .expect("open log");
+    let mut process = Process::spawn(
+        "wrangler dev",
+        wrangler()
+            .args([
+                "dev",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--persist-to",
+            ])
+            .arg(state)
+            .args(
+                vars.iter()
+                    .flat_map(|(k, v)| ["--var".to_owned(), format!("{k}:{v}")]),
+            )
+            .args(args)
+            // The demo shop too: production serves only dist/public.
+            .args(["--assets", "../dist/site"])
+            // Its own inspector port: workerd fails to start if another
+            // wrangler dev on the machine holds the default 9229.
+            .args(["--inspector-port", &free_port().to_string()])
+            .arg("--show-interactive-dev-session=false")
+            .stdout(log.try_clone().expect("clone log"))
+            .stderr(log),
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        process.assert_running();
+        // The worker answers 405 for GET on the ingestion route once it is up
+        // (500 if the configuration is broken: fail fast with its message).
+        if let Some((status, _)) = raw_http(port, "GET", "/v1/batch", &[], b"") {
+            if status == 405 {
+                break;
+            }
+            if status == 500 {
+                let (_, body) = raw_http(port, "GET", "/v1/batch", &[], b"").unwrap_or_default();
+                panic!(
+                    "the worker reports a broken configuration: {}",
+                    String::from_utf8_lossy(&body)
+                );
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "wrangler dev did not become ready; see {}",
+            state.join("wrangler.log").display()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    (port, process)
+}
+
 fn raw_http(
     port: u16,
     method: &str,
@@ -236,6 +280,22 @@ db.row_factory = sqlite3.Row
 print(json.dumps([dict(r) for r in db.execute(sys.argv[2])]))
 "#;
 
+/// Every dedup shard's `seen` rows: argv = state dir. Prints rows as JSON objects.
+const DEDUP_QUERY: &str = r#"
+import glob, json, sqlite3, sys
+rows = []
+for f in glob.glob(sys.argv[1] + "/v3/do/*Dedup*/*.sqlite"):
+    if f.endswith("metadata.sqlite"):
+        continue
+    db = sqlite3.connect(f, timeout=30)
+    db.row_factory = sqlite3.Row
+    try:
+        rows += [dict(r) for r in db.execute("SELECT id, done, at_ms FROM seen")]
+    except sqlite3.OperationalError:
+        pass
+print(json.dumps(sorted(rows, key=lambda r: r["id"])))
+"#;
+
 /// Write to local D1's SQLite file: argv = state dir, SQL.
 const D1_WRITE: &str = r#"
 import glob, sqlite3, sys
@@ -255,7 +315,11 @@ for f in glob.glob(state + "/v3/r2/miniflare-R2BucketObject/*.sqlite"):
     if f.endswith("metadata.sqlite"):
         continue
     db = sqlite3.connect(f, timeout=30)
-    for key, blob in db.execute("SELECT key, blob_id FROM _mf_objects"):
+    try:
+        objects = db.execute("SELECT key, blob_id FROM _mf_objects").fetchall()
+    except sqlite3.OperationalError:
+        continue  # the bucket's file exists before its first object (and table)
+    for key, blob in objects:
         src = os.path.join(state, "v3", "r2", bucket, "blobs", blob)
         if not os.path.exists(src):
             continue

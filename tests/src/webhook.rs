@@ -17,6 +17,8 @@ pub enum Behaviour {
     FailFirst(usize),
     /// Always 500.
     Down,
+    /// 429 with `Retry-After: <retry_after_s>` for the first `n` requests, then 200.
+    Throttle { n: usize, retry_after_s: u32 },
 }
 
 /// One request as received.
@@ -25,6 +27,9 @@ pub struct Received {
     pub status: u16,
     pub signature_valid: bool,
     pub body: Value,
+    /// When the request had been read.
+    pub at: std::time::Instant,
+    pub idempotency_key: Option<String>,
 }
 
 /// A running receiver; requests are recorded in order.
@@ -83,16 +88,26 @@ impl Receiver {
                     Behaviour::FailFirst(k) if n < k => 500,
                     Behaviour::FailFirst(_) => 200,
                     Behaviour::Down => 500,
+                    Behaviour::Throttle { n: k, .. } if n < k => 429,
+                    Behaviour::Throttle { .. } => 200,
+                };
+                let retry_after = match behaviour {
+                    Behaviour::Throttle { retry_after_s, .. } if status == 429 => {
+                        format!("Retry-After: {retry_after_s}\r\n")
+                    }
+                    _ => String::new(),
                 };
                 log.push(Received {
                     status,
                     signature_valid,
                     body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                    at: std::time::Instant::now(),
+                    idempotency_key: header("idempotency-key"),
                 });
                 drop(log);
                 let _ = write!(
                     stream,
-                    "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                    "HTTP/1.1 {status} X\r\n{retry_after}Content-Length: 2\r\nConnection: close\r\n\r\nok"
                 );
             }
         });

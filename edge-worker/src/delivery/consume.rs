@@ -3,8 +3,9 @@
 //! [`commit`]. Every message a step is done with is settled in the
 //! [`Ledger`]; the events it passes on are the only ones the next step sees.
 
+use super::faults::Faults;
 use super::ledger::Ledger;
-use super::{Outcome, Settings};
+use super::{Outcome, Settings, IN_FLIGHT_RETRY_S};
 use crate::db;
 use crate::delivery::dedup::{self, Claim, ClaimResponse, ShardRequest};
 use crate::delivery::fanout;
@@ -12,9 +13,6 @@ use crate::ports::{DedupShards, DeliveryPorts, PortError, Sql};
 use crate::sinks::{self, d1::Counter, DeliveryBatch};
 use sluice_shared::{QueueMessage, QueuedEvent};
 use std::collections::{BTreeMap, HashSet};
-
-/// Wait before retrying an id another consumer holds.
-const IN_FLIGHT_RETRY_S: u32 = 5;
 
 /// An event and the Queue message it came in.
 #[derive(Debug, Clone)]
@@ -63,7 +61,7 @@ impl SuppressionKind {
 
 /// Step 1: decode the messages; count messages go to the ledger; the second
 /// copy of an id in the same batch is acknowledged (the first is delivered).
-pub fn decode(raw: &[String], ledger: &mut Ledger) -> Decoded {
+pub fn decode(raw: &[String], faults: &Faults, ledger: &mut Ledger) -> Decoded {
     let mut seen = HashSet::new();
     let mut events = Vec::new();
     for (message, text) in raw.iter().enumerate() {
@@ -83,11 +81,15 @@ pub fn decode(raw: &[String], ledger: &mut Ledger) -> Decoded {
                     ledger.settle(message, Outcome::Ack); // nothing to deliver
                 }
                 for queued in queued_events {
+                    if faults.poisons(&queued.event.message_id) {
+                        ledger.settle(message, Outcome::Retry(Some(0))); // local-only fault
+                        continue;
+                    }
                     if seen.insert(queued.event.message_id.clone()) {
                         events.push(Tracked { message, queued });
                     } else {
                         ledger.settle(message, Outcome::Ack);
-                        ledger.count(&queued.source, "duplicates_dropped", 1);
+                        ledger.count(&queued.source, "duplicates_in_batch", 1);
                     }
                 }
             }
@@ -214,6 +216,7 @@ pub async fn claim(
                         }
                         Claim::InFlight => {
                             ledger.settle(t.message, Outcome::Retry(Some(IN_FLIGHT_RETRY_S)));
+                            ledger.count(&t.queued.source, "claims_in_flight", 1);
                         }
                     }
                 }
@@ -248,6 +251,24 @@ pub async fn store(
         ledger.count(&source, &name, count);
     }
     let result = write_d1(&events, ports).await;
+    if result.is_ok() {
+        let marked: Vec<&str> = events
+            .iter()
+            .map(|t| t.queued.event.message_id.as_str())
+            .collect();
+        if s.faults.dies(&marked) {
+            // Local-only fault: a consumer that died right after its D1 write.
+            // Nothing is fanned out, committed, released or acknowledged.
+            ledger.die();
+            return Stored {
+                events: Vec::new(),
+                result: Ok(()),
+            };
+        }
+        if s.faults.applies(&marked) && s.faults.hold_after_d1_write_ms > 0 {
+            ports.sleep(s.faults.hold_after_d1_write_ms).await;
+        }
+    }
     let result = match result {
         Ok(()) if !batches.is_empty() => ports
             .enqueue_deliveries(batches, 0)
@@ -274,7 +295,13 @@ async fn write_d1(events: &[Tracked], ports: &impl DeliveryPorts) -> Result<(), 
             attempt: 1,
             events,
         };
-        let report = sinks::write(&sinks::d1::D1 { db: ports }, &batch, ports.now()).await;
+        // Every write that took effect is counted in the same atomic batch
+        // (`d1_written`), a repeated one included: the primary key would hide it.
+        let sink = sinks::d1::D1 {
+            db: ports,
+            count_written: true,
+        };
+        let report = sinks::write(&sink, &batch, ports.now()).await;
         if let Some(e) = report.first_error() {
             return Err(e.to_owned());
         }

@@ -19,6 +19,8 @@ pub struct Ledger {
     count_messages: Vec<usize>,
     live: Vec<Value>,
     day: String,
+    /// The consumer "died" (local-only fault injection): nothing is settled.
+    died: bool,
 }
 
 impl Ledger {
@@ -30,6 +32,7 @@ impl Ledger {
             count_messages: Vec::new(),
             live: Vec::new(),
             day: day(now),
+            died: false,
         }
     }
 
@@ -73,8 +76,17 @@ impl Ledger {
         ));
     }
 
+    /// The consumer stops here as a crashed one would (local-only fault
+    /// injection): every message comes back, nothing is counted or shown.
+    pub fn die(&mut self) {
+        self.died = true;
+    }
+
     /// Publish the summaries, write the counters, and return the outcomes.
     pub async fn finish(mut self, ports: &(impl Sql + LiveFeed)) -> Vec<Outcome> {
+        if self.died {
+            return vec![Outcome::Retry(None); self.outcomes.len()];
+        }
         ports.observe(std::mem::take(&mut self.live));
         if !self.counters.is_empty() {
             let outcome = match d1::count(ports, &self.counters).await {

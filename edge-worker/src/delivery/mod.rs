@@ -32,6 +32,7 @@ pub mod consume;
 pub mod dedup;
 pub mod deliver;
 pub mod fanout;
+pub mod faults;
 pub mod ledger;
 
 pub use deliver::{dead_letter_key, dead_letter_raw, deliver, DeadLetter, ErrorBody};
@@ -41,6 +42,21 @@ use crate::config::Config;
 use crate::ports::DeliveryPorts;
 use config::Destination;
 use ledger::Ledger;
+
+/// Wait before retrying an id another consumer holds. The holder's lease
+/// ([`dedup::LEASE_MS`], 60 s) must run out within the events Queue's
+/// `max_retries` (10): 10 × 15 s = 150 s. At 5 s the retries of a batch whose
+/// consumer died mid-write ran out after 50 s, while the lease still held it,
+/// and the batch was dead-lettered instead of delivered.
+pub const IN_FLIGHT_RETRY_S: u32 = 15;
+
+/// Delay before retrying a message that failed for a transient reason (D1 or
+/// a dedup shard unavailable), from how long ago it was first sent: about
+/// doubling each time, 5 s to 5 min, so the Queue's 10 retries span about
+/// 20 minutes of outage instead of a few seconds of immediate retries.
+pub fn backoff_s(age_ms: i64) -> u32 {
+    u32::try_from((age_ms / 1000).clamp(5, 300)).unwrap_or(300)
+}
 
 /// What to do with a Queue message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +73,8 @@ pub struct Settings<'a> {
     pub config: &'a Config,
     pub destinations: &'a [Destination],
     pub shards: u32,
+    /// Local-only fault injection (none in a deployment).
+    pub faults: faults::Faults,
 }
 
 /// Consume a batch from the events Queue. One outcome per message, in order.
@@ -66,7 +84,7 @@ pub async fn consume_events(
     ports: &impl DeliveryPorts,
 ) -> Vec<Outcome> {
     let mut ledger = Ledger::new(raw.len(), ports.now());
-    let decoded = consume::decode(raw, &mut ledger);
+    let decoded = consume::decode(raw, &s.faults, &mut ledger);
     let admitted = consume::drop_suppressed(decoded, ports, &mut ledger).await;
     let claimed = consume::claim(admitted, s.shards, ports, &mut ledger).await;
     let stored = consume::store(claimed, s, ports, &mut ledger).await;

@@ -115,7 +115,7 @@ impl DurableObject for Dedup {
         if left.first().is_some_and(|c| c.n > 0) {
             self.state
                 .storage()
-                .set_alarm(js_sys::Date::now() as i64 + SWEEP_EVERY_MS)
+                .set_alarm(self.sweep_every_ms())
                 .await?;
         }
         Response::ok("swept")
@@ -123,11 +123,23 @@ impl DurableObject for Dedup {
 }
 
 impl Dedup {
+    /// Sweep every hour, or sooner when the window is shorter (a test's).
+    /// `set_alarm` takes an `i64` as an offset from now, not a time: it was
+    /// given `now + offset`, which put the first sweep decades away, so ids
+    /// were never forgotten and the shards grew without bound.
+    fn sweep_every_ms(&self) -> i64 {
+        let window_ms = i64::try_from(self.window_s.saturating_mul(1000)).unwrap_or(i64::MAX);
+        SWEEP_EVERY_MS.min(window_ms.max(1000))
+    }
+
     async fn ensure_alarm(&self) -> Result<()> {
-        if self.state.storage().get_alarm().await?.is_none() {
+        // Also resets an alarm set too far away (by the offset bug above).
+        let latest = js_sys::Date::now() as i64 + self.sweep_every_ms();
+        let due = self.state.storage().get_alarm().await?;
+        if due.is_none_or(|at| at > latest) {
             self.state
                 .storage()
-                .set_alarm(js_sys::Date::now() as i64 + SWEEP_EVERY_MS)
+                .set_alarm(self.sweep_every_ms())
                 .await?;
         }
         Ok(())

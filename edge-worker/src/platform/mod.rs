@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use crate::http::{Client, HttpRequest, HttpResponse};
 use crate::ports::{
     Asset, Assets, DedupShards, DeliveryQueue, EventQueue, HttpClient, JobQueue, LiveFeed,
-    ObjectStore, PortError, Runtime, SharedRateLimit, Sql,
+    ObjectStore, PortError, Runtime, SharedRateLimit, Sql, Timer,
 };
 use crate::privacy::{self, JobError, JobMessage};
 use crate::ratelimit::Limiter;
@@ -252,6 +252,12 @@ impl Assets for Bindings {
     }
 }
 
+impl Timer for Bindings {
+    async fn sleep(&self, ms: u32) {
+        worker::Delay::from(std::time::Duration::from_millis(u64::from(ms))).await;
+    }
+}
+
 impl LiveFeed for Bindings {
     fn observe(&self, summaries: Vec<serde_json::Value>) {
         self.observed.borrow_mut().extend(summaries);
@@ -372,6 +378,13 @@ pub async fn queue(batch: MessageBatch<String>, env: Env) -> Result<()> {
             config,
             destinations: dests,
             shards,
+            faults: delivery::faults::Faults::from_var(
+                deps.env
+                    .var(delivery::faults::FAULTS_VAR)
+                    .ok()
+                    .map(|v| v.to_string())
+                    .as_deref(),
+            ),
         };
         delivery::consume_events(&bodies, &settings, &deps).await
     } else if queue_name == DELIVERIES_QUEUE_NAME {
@@ -419,10 +432,20 @@ pub async fn queue(batch: MessageBatch<String>, env: Env) -> Result<()> {
     if let (false, Some(live)) = (observed.is_empty(), &deps.live) {
         live::publish(live, &observed).await;
     }
+    let now_ms = js_sys::Date::now();
     for (message, outcome) in messages.iter().zip(outcomes) {
         match outcome {
             Outcome::Ack => message.ack(),
-            Outcome::Retry(None) => message.retry(),
+            Outcome::Retry(None) => {
+                // Transient (D1, a dedup shard): back off by the message's age
+                // instead of the platform's immediate retry.
+                let age_ms = (now_ms - message.timestamp().as_millis() as f64) as i64;
+                message.retry_with_options(
+                    &worker::QueueRetryOptionsBuilder::new()
+                        .with_delay_seconds(delivery::backoff_s(age_ms))
+                        .build(),
+                );
+            }
             Outcome::Retry(Some(delay_s)) => {
                 message.retry_with_options(
                     &worker::QueueRetryOptionsBuilder::new()

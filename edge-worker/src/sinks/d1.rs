@@ -62,6 +62,8 @@ pub fn row(source: &str, e: &Event) -> Vec<SqlValue> {
 /// statement batch per delivery batch (idempotent).
 pub struct D1<'a, S> {
     pub db: &'a S,
+    /// Count the rows written (`d1_written`) in the same atomic batch.
+    pub count_written: bool,
 }
 
 impl<S: Sql> Sink for D1<'_, S> {
@@ -71,7 +73,7 @@ impl<S: Sql> Sink for D1<'_, S> {
     fn encode(
         &self,
         batch: &DeliveryBatch,
-        _now: Timestamp,
+        now: Timestamp,
     ) -> Result<Encoded<Vec<Statement>>, super::SinkError> {
         let mut statements: Vec<Statement> = batch
             .events
@@ -80,6 +82,14 @@ impl<S: Sql> Sink for D1<'_, S> {
             .collect();
         for e in &batch.events {
             statements.extend(crate::identity::statements(e));
+        }
+        if self.count_written && !batch.events.is_empty() {
+            statements.push(count_statement(&Counter {
+                day: now.to_rfc3339()[..10].to_owned(),
+                source: batch.source.clone(),
+                name: "d1_written".into(),
+                count: u32::try_from(batch.events.len()).unwrap_or(u32::MAX),
+            }));
         }
         Ok(Encoded::whole(statements, batch))
     }
@@ -98,21 +108,20 @@ pub async fn count(db: &impl Sql, counters: &[Counter]) -> Result<(), PortError>
     if counters.is_empty() {
         return Ok(());
     }
-    let statements = counters
-        .iter()
-        .map(|c| {
-            Statement::new(
-                COUNT,
-                vec![
-                    SqlValue::Text(c.day.clone()),
-                    SqlValue::Text(c.source.clone()),
-                    SqlValue::Text(c.name.clone()),
-                    SqlValue::Int(i64::from(c.count)),
-                ],
-            )
-        })
-        .collect();
-    db.run(statements).await
+    db.run(counters.iter().map(count_statement).collect()).await
+}
+
+/// The statement that adds a counter.
+pub fn count_statement(c: &Counter) -> Statement {
+    Statement::new(
+        COUNT,
+        vec![
+            SqlValue::Text(c.day.clone()),
+            SqlValue::Text(c.source.clone()),
+            SqlValue::Text(c.name.clone()),
+            SqlValue::Int(i64::from(c.count)),
+        ],
+    )
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use sluice_edge_worker::db::{text_value, SqlValue, Statement};
 use sluice_edge_worker::delivery::dedup::{self, Claim, ClaimResponse, Seen, ShardRequest};
 use sluice_edge_worker::ports::{
     Asset, Assets, DedupShards, DeliveryQueue, EventQueue, HttpClient, JobQueue, LiveFeed,
-    ObjectStore, PortError, Runtime, SharedRateLimit, Sql,
+    ObjectStore, PortError, Runtime, SharedRateLimit, Sql, Timer,
 };
 use sluice_shared::dest::{HttpAnswer, HttpRequest as Outbound};
 use sluice_shared::{QueueMessage, Timestamp};
@@ -284,6 +284,10 @@ impl Assets for Fake {
     async fn asset(&self, path: &str) -> Result<Option<Asset>, PortError> {
         Ok(self.assets.get(path).cloned())
     }
+}
+
+impl Timer for Fake {
+    async fn sleep(&self, _ms: u32) {}
 }
 
 impl SharedRateLimit for Fake {
