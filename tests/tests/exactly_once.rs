@@ -127,12 +127,15 @@ async fn a_copy_resent_while_the_first_is_being_written_waits_then_is_dropped() 
         },
     )
     .await;
-    // 100 messages fill a consumer batch, so the local Queue dispatches it at
-    // once, while the first batch is still in flight.
-    let mut second = vec![event("held-x", "v1")];
+    // Ten Queue messages fill a consumer batch (`max_batch_size = 10`), so
+    // the local Queue dispatches it at once, while the first batch is still
+    // in flight. A request's events travel in one message: the copy goes
+    // alone, the 99 fillers in nine more requests.
+    post(&stack, vec![event("held-x", "v1")]);
     let fillers: Vec<String> = (1..100).map(|i| format!("f{i:02}")).collect();
-    second.extend(fillers.iter().map(|f| event(f, "v2")));
-    post(&stack, second);
+    for chunk in fillers.chunks(11) {
+        post(&stack, chunk.iter().map(|f| event(f, "v2")).collect());
+    }
 
     eventually(
         "the copy to be dropped after the first commit",
