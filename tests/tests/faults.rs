@@ -298,12 +298,22 @@ async fn the_dead_letter_consumer_writes_what_the_queue_gave_up_on_to_r2() {
     );
     assert_eq!(letter["queue"], "sluice-events-dlq");
     assert_eq!(letter["error"]["code"], "queue_retries_exhausted");
-    // The message itself, as the collector queued it: the event with what
-    // the worker added (receivedAt, context.sluice…).
+    // The message itself, as the collector queued it: the request's events
+    // (one Queue message a request) with what the worker added (receivedAt,
+    // context.sluice…). The good event travels in the same message; it was
+    // stored once (above), and a replay of the dead letter would find it a
+    // duplicate.
     let message = &letter["message"];
-    assert_eq!(message["kind"], "event", "{message}");
+    assert_eq!(message["kind"], "events", "{message}");
     assert_eq!(message["source"], "demo", "{message}");
-    let stored = &message["event"];
+    let ids: Vec<&str> = message["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["messageId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["poison-1", "good-1"], "{message}");
+    let stored = &message["events"][0];
     assert_eq!(stored["messageId"], "poison-1", "{message}");
     assert_eq!(stored["anonymousId"], poison["anonymousId"]);
     assert_eq!(stored["event"], poison["event"]);

@@ -134,7 +134,14 @@ pub async fn drop_suppressed(batch: Decoded, db: &impl Sql, ledger: &mut Ledger)
     let Decoded(mut events) = batch;
     let held = match suppressions(db, &events).await {
         Ok(held) => held,
-        Err(_) => {
+        Err(e) => {
+            super::log(
+                &[
+                    "sluice: suppression lookup failed, will retry: ",
+                    &e.to_string(),
+                ]
+                .concat(),
+            );
             for t in &events {
                 ledger.settle(t.message, Outcome::Retry(None));
             }

@@ -104,31 +104,7 @@ async fn write(
             .secret(var)
             .ok_or_else(|| SinkError::Permanent(format!("the secret `{var}` is not set")))
     };
-    let failed = |e: SinkError| Report {
-        verdicts: vec![e.verdict(); batch.events.len()],
-    };
-    if let Kind::GoogleAds(v) = &dest.kind {
-        return match vendor::google_ads_settings(ports, &v.settings, ports, v.timeout_ms).await {
-            // Already resolved: no `<field>_var` is left to look up.
-            Ok(settings) => {
-                match Vendor::<GoogleAds, _>::new(ports, &settings, ports, v.timeout_ms) {
-                    Ok(sink) => sinks::write(&sink, batch, now).await,
-                    Err(e) => failed(e),
-                }
-            }
-            Err(e) => failed(e),
-        };
-    }
-    if dest.kind.vendor().is_some() {
-        return with_vendor!(
-            &dest.kind,
-            |D, v| match Vendor::<D, _>::new(ports, &v.settings, ports, v.timeout_ms) {
-                Ok(sink) => sinks::write(&sink, batch, now).await,
-                Err(e) => failed(e),
-            },
-            failed(SinkError::Permanent("not a vendor".into()))
-        );
-    }
+    let failed = |e: SinkError| failed(batch, e);
     match &dest.kind {
         Kind::R2 { prefix, format } => {
             let sink = r2::Lake {
@@ -177,8 +153,48 @@ async fn write(
                 sinks::write(&sink, batch, now).await
             }
         },
-        _ => failed(SinkError::Permanent("unknown destination kind".into())),
+        _ => write_vendor(dest, batch, ports, now).await,
     }
+}
+
+/// Every event of the batch failed the same way.
+fn failed(batch: &DeliveryBatch, e: SinkError) -> Report {
+    Report {
+        verdicts: vec![e.verdict(); batch.events.len()],
+    }
+}
+
+/// A catalogue vendor's batch, through the one vendor sink (Google Ads first
+/// exchanges its refresh token for an access token).
+async fn write_vendor(
+    dest: &Destination,
+    batch: &DeliveryBatch,
+    ports: &impl DeliveryPorts,
+    now: Timestamp,
+) -> Report {
+    if let Kind::GoogleAds(v) = &dest.kind {
+        return match vendor::google_ads_settings(ports, &v.settings, ports, v.timeout_ms).await {
+            // Already resolved: no `<field>_var` is left to look up.
+            Ok(settings) => {
+                match Vendor::<GoogleAds, _>::new(ports, &settings, ports, v.timeout_ms) {
+                    Ok(sink) => sinks::write(&sink, batch, now).await,
+                    Err(e) => failed(batch, e),
+                }
+            }
+            Err(e) => failed(batch, e),
+        };
+    }
+    with_vendor!(
+        &dest.kind,
+        |D, v| match Vendor::<D, _>::new(ports, &v.settings, ports, v.timeout_ms) {
+            Ok(sink) => sinks::write(&sink, batch, now).await,
+            Err(e) => failed(batch, e),
+        },
+        failed(
+            batch,
+            SinkError::Permanent("not a vendor destination".into())
+        )
+    )
 }
 
 /// The events of `batch` at `indices`, as a batch of their own (same id if all).

@@ -367,17 +367,10 @@ pub async fn queue(batch: MessageBatch<String>, env: Env) -> Result<()> {
     let messages = batch.messages()?;
     let bodies: Vec<String> = messages.iter().map(|m| m.body().clone()).collect();
     let outcomes = if queue_name == EVENTS_QUEUE_NAME {
-        let shards = deps
-            .env
-            .var(dedup::SHARDS_VAR)
-            .ok()
-            .and_then(|v| v.to_string().parse().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or(dedup::DEFAULT_SHARDS);
         let settings = Settings {
             config,
             destinations: dests,
-            shards,
+            shards: shards(&deps.env),
             faults: delivery::faults::Faults::from_var(
                 deps.env
                     .var(delivery::faults::FAULTS_VAR)
@@ -387,44 +380,15 @@ pub async fn queue(batch: MessageBatch<String>, env: Env) -> Result<()> {
             ),
         };
         delivery::consume_events(&bodies, &settings, &deps).await
-    } else if queue_name == DELIVERIES_QUEUE_NAME {
-        let mut out = Vec::with_capacity(bodies.len());
-        for body in &bodies {
-            out.push(delivery::deliver(body, dests, &deps).await);
-        }
-        out
-    } else if queue_name == JOBS_QUEUE_NAME {
-        let mut out = Vec::with_capacity(bodies.len());
-        for body in &bodies {
-            let outcome = match serde_json::from_str::<JobMessage>(body) {
-                Err(_) => Outcome::Reject,
-                Ok(job) => match privacy::run_job(&deps, &job.request_id, dests).await {
-                    Ok(()) => Outcome::Ack,
-                    Err(e @ JobError::Retry(_)) => {
-                        worker::console_error!(
-                            "sluice: privacy job {} will be retried: {e}",
-                            job.request_id
-                        );
-                        Outcome::Retry(Some(5))
-                    }
-                    Err(e) => {
-                        // Marked failed and audited: nothing is left to run.
-                        worker::console_error!(
-                            "sluice: privacy job {} failed: {e}",
-                            job.request_id
-                        );
-                        Outcome::Ack
-                    }
-                },
-            };
-            out.push(outcome);
-        }
-        out
     } else {
-        // A dead-letter queue: the platform gave up on these messages.
         let mut out = Vec::with_capacity(bodies.len());
         for body in &bodies {
-            out.push(delivery::dead_letter_raw(&queue_name, body, &deps).await);
+            out.push(match queue_name.as_str() {
+                DELIVERIES_QUEUE_NAME => delivery::deliver(body, dests, &deps).await,
+                JOBS_QUEUE_NAME => job(body, dests, &deps).await,
+                // A dead-letter queue: the platform gave up on these messages.
+                _ => delivery::dead_letter_raw(&queue_name, body, &deps).await,
+            });
         }
         out
     };
@@ -434,35 +398,67 @@ pub async fn queue(batch: MessageBatch<String>, env: Env) -> Result<()> {
     }
     let now_ms = js_sys::Date::now();
     for (message, outcome) in messages.iter().zip(outcomes) {
-        match outcome {
-            Outcome::Ack => message.ack(),
-            Outcome::Retry(None) => {
-                // Transient (D1, a dedup shard): back off by the message's age
-                // instead of the platform's immediate retry.
-                let age_ms = (now_ms - message.timestamp().as_millis() as f64) as i64;
-                message.retry_with_options(
-                    &worker::QueueRetryOptionsBuilder::new()
-                        .with_delay_seconds(delivery::backoff_s(age_ms))
-                        .build(),
-                );
-            }
-            Outcome::Retry(Some(delay_s)) => {
-                message.retry_with_options(
-                    &worker::QueueRetryOptionsBuilder::new()
-                        .with_delay_seconds(delay_s)
-                        .build(),
-                );
-            }
-            Outcome::Reject => {
-                worker::console_error!(
-                    "sluice: undecodable message {} on {queue_name}",
-                    message.id()
-                );
-                message.ack();
-            }
-        }
+        settle(message, outcome, now_ms, &queue_name);
     }
     Ok(())
+}
+
+/// The dedup shards configured (`SLUICE_DEDUP_SHARDS`).
+fn shards(env: &Env) -> u32 {
+    env.var(dedup::SHARDS_VAR)
+        .ok()
+        .and_then(|v| v.to_string().parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(dedup::DEFAULT_SHARDS)
+}
+
+/// Run one privacy job from the jobs Queue.
+async fn job(body: &str, dests: &[Destination], deps: &Bindings) -> Outcome {
+    let Ok(job) = serde_json::from_str::<JobMessage>(body) else {
+        return Outcome::Reject;
+    };
+    match privacy::run_job(deps, &job.request_id, dests).await {
+        Ok(()) => Outcome::Ack,
+        Err(e @ JobError::Retry(_)) => {
+            worker::console_error!(
+                "sluice: privacy job {} will be retried: {e}",
+                job.request_id
+            );
+            Outcome::Retry(Some(5))
+        }
+        Err(e) => {
+            // Marked failed and audited: nothing is left to run.
+            worker::console_error!("sluice: privacy job {} failed: {e}", job.request_id);
+            Outcome::Ack
+        }
+    }
+}
+
+/// Tell the Queue what became of a message.
+fn settle(message: &worker::Message<String>, outcome: Outcome, now_ms: f64, queue_name: &str) {
+    let retry_in = |delay_s: u32| {
+        message.retry_with_options(
+            &worker::QueueRetryOptionsBuilder::new()
+                .with_delay_seconds(delay_s)
+                .build(),
+        );
+    };
+    match outcome {
+        Outcome::Ack => message.ack(),
+        // Transient (D1, a dedup shard): back off by the message's age
+        // instead of the platform's immediate retry.
+        Outcome::Retry(None) => retry_in(delivery::backoff_s(
+            (now_ms - message.timestamp().as_millis() as f64) as i64,
+        )),
+        Outcome::Retry(Some(delay_s)) => retry_in(delay_s),
+        Outcome::Reject => {
+            worker::console_error!(
+                "sluice: undecodable message {} on {queue_name}",
+                message.id()
+            );
+            message.ack();
+        }
+    }
 }
 
 /// The scheduled entry point: retention, per source, daily.
