@@ -193,47 +193,17 @@ async fn erase_at_vendors(
     let mut out = Vec::new();
     for d in destinations {
         for user in &ids.user_ids {
+            macro_rules! erase {
+                ($vendor:ty, $v:expr) => {
+                    vendor::delete_user::<$vendor, _>(deps, &$v.settings, deps, user, $v.timeout_ms)
+                        .await
+                };
+            }
             let verdict = match &d.kind {
-                Kind::Mixpanel(v) => {
-                    vendor::delete_user::<mixpanel::Mixpanel, _>(
-                        deps,
-                        &v.settings,
-                        deps,
-                        user,
-                        v.timeout_ms,
-                    )
-                    .await
-                }
-                Kind::Amplitude(v) => {
-                    vendor::delete_user::<amplitude::Amplitude, _>(
-                        deps,
-                        &v.settings,
-                        deps,
-                        user,
-                        v.timeout_ms,
-                    )
-                    .await
-                }
-                Kind::Posthog(v) => {
-                    vendor::delete_user::<posthog::PostHog, _>(
-                        deps,
-                        &v.settings,
-                        deps,
-                        user,
-                        v.timeout_ms,
-                    )
-                    .await
-                }
-                Kind::Braze(v) => {
-                    vendor::delete_user::<braze::Braze, _>(
-                        deps,
-                        &v.settings,
-                        deps,
-                        user,
-                        v.timeout_ms,
-                    )
-                    .await
-                }
+                Kind::Mixpanel(v) => erase!(mixpanel::Mixpanel, v),
+                Kind::Amplitude(v) => erase!(amplitude::Amplitude, v),
+                Kind::Posthog(v) => erase!(posthog::PostHog, v),
+                Kind::Braze(v) => erase!(braze::Braze, v),
                 _ => break,
             };
             let reason = match &verdict {
