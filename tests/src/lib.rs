@@ -143,3 +143,12 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Lower-case hex SHA-256 of a text (admin tokens are configured by hash).
+pub fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -113,6 +113,29 @@ impl Stack {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// Call the admin API with a bearer token; returns status and the JSON
+    /// body (`null` if it is not JSON).
+    pub fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let auth = format!("Bearer {token}");
+        let bytes = body.map(|b| b.to_string()).unwrap_or_default();
+        let (status, out) = self.request(
+            method,
+            path,
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            bytes.as_bytes(),
+        );
+        (status, serde_json::from_slice(&out).unwrap_or(Value::Null))
+    }
+
     /// Send a request over real HTTP; returns status and body.
     pub fn request(
         &self,

@@ -8,47 +8,12 @@ use std::time::Duration;
 
 const SECRET: &str = "privacy-hook-secret";
 
-fn sha256(s: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn admin(
-    stack: &Stack,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let auth = format!("Bearer {token}");
-    let bytes = body.map(|b| b.to_string()).unwrap_or_default();
-    let (status, out) = stack.request(
-        method,
-        path,
-        &[
-            ("authorization", &auth),
-            ("content-type", "application/json"),
-        ],
-        bytes.as_bytes(),
-    );
-    (status, serde_json::from_slice(&out).unwrap_or(Value::Null))
-}
-
 async fn wait_request(stack: &Stack, id: &str) -> Value {
     eventually(
         &format!("request {id} to finish"),
         Duration::from_secs(60),
         || async {
-            let (_, r) = admin(
-                stack,
-                "GET",
-                &format!("/admin/v1/requests/{id}"),
-                "t-dpo",
-                None,
-            );
+            let (_, r) = stack.admin("GET", &format!("/admin/v1/requests/{id}"), "t-dpo", None);
             (r["status"] == "done" || r["status"] == "failed").then_some(r)
         },
     )
@@ -95,9 +60,9 @@ fn lake_lines(stack: &Stack) -> Vec<Value> {
 async fn a_person_is_linked_exported_deleted_and_stays_deleted() {
     let hook = Receiver::start(SECRET, Behaviour::Healthy);
     let tokens = json!([
-        {"name": "dpo", "sha256": sha256("t-dpo"), "scopes": ["export", "delete", "read:profiles", "read:events"]},
-        {"name": "analyst", "sha256": sha256("t-analyst"), "scopes": ["read:events"]},
-        {"name": "root", "sha256": sha256("t-root"), "scopes": ["admin"]}
+        {"name": "dpo", "sha256": sluice_e2e::sha256_hex("t-dpo"), "scopes": ["export", "delete", "read:profiles", "read:events"]},
+        {"name": "analyst", "sha256": sluice_e2e::sha256_hex("t-analyst"), "scopes": ["read:events"]},
+        {"name": "root", "sha256": sluice_e2e::sha256_hex("t-root"), "scopes": ["admin"]}
     ]);
     let sources = json!([{"name": "demo", "write_key": "demo-write-key", "allowed_origins": [], "consent": {"regime": "opt_out"},
                           "destinations": ["lake", "hook"], "retention_days": 30}]);
@@ -140,7 +105,7 @@ async fn a_person_is_linked_exported_deleted_and_stays_deleted() {
     .await;
 
     // The profile links both anonymousIds.
-    let (status, profile) = admin(&stack, "GET", "/admin/v1/profiles/user-42", "t-dpo", None);
+    let (status, profile) = stack.admin("GET", "/admin/v1/profiles/user-42", "t-dpo", None);
     assert_eq!(status, 200, "{profile}");
     let anon_ids: Vec<&str> = profile["anonymousIds"]
         .as_array()
@@ -158,8 +123,7 @@ async fn a_person_is_linked_exported_deleted_and_stays_deleted() {
         "the latest value by event time wins: the phone signed in last"
     );
     assert!(!profile["consentHistory"].as_array().unwrap().is_empty());
-    let (_, by_device) = admin(
-        &stack,
+    let (_, by_device) = stack.admin(
         "GET",
         &format!("/admin/v1/profiles?anonymousId={a2}"),
         "t-dpo",
@@ -168,8 +132,7 @@ async fn a_person_is_linked_exported_deleted_and_stays_deleted() {
     assert_eq!(by_device["userId"], "user-42", "a device finds its person");
 
     // Scopes: an analyst may read events but not delete.
-    let (status, body) = admin(
-        &stack,
+    let (status, body) = stack.admin(
         "POST",
         "/admin/v1/requests",
         "t-analyst",
@@ -180,24 +143,20 @@ async fn a_person_is_linked_exported_deleted_and_stays_deleted() {
         (403, Some("forbidden"))
     );
     assert_eq!(
-        admin(
-            &stack,
-            "GET",
-            "/admin/v1/events?userId=user-42",
-            "t-analyst",
-            None
-        )
-        .0,
+        stack
+            .admin("GET", "/admin/v1/events?userId=user-42", "t-analyst", None)
+            .0,
         200
     );
     assert_eq!(
-        admin(&stack, "GET", "/admin/v1/profiles/user-42", "nope", None).0,
+        stack
+            .admin("GET", "/admin/v1/profiles/user-42", "nope", None)
+            .0,
         401
     );
 
     // Access: everything about the person, from D1 and the lake.
-    let (status, req) = admin(
-        &stack,
+    let (status, req) = stack.admin(
         "POST",
         "/admin/v1/requests",
         "t-dpo",
@@ -206,8 +165,7 @@ async fn a_person_is_linked_exported_deleted_and_stays_deleted() {
     assert_eq!(status, 202, "{req}");
     let done = wait_request(&stack, req["id"].as_str().unwrap()).await;
     assert_eq!(done["status"], "done", "{done}");
-    let (_, export) = admin(
-        &stack,
+    let (_, export) = stack.admin(
         "GET",
         &format!("/admin/v1/requests/{}/export", req["id"].as_str().unwrap()),
         "t-dpo",
@@ -231,8 +189,7 @@ async fn a_person_is_linked_exported_deleted_and_stays_deleted() {
     );
 
     // Delete: gone from D1 and R2, destinations told, future events suppressed.
-    let (_, req) = admin(
-        &stack,
+    let (_, req) = stack.admin(
         "POST",
         "/admin/v1/requests",
         "t-dpo",
@@ -284,16 +241,14 @@ async fn a_person_is_linked_exported_deleted_and_stays_deleted() {
         "a deleted person stays deleted"
     );
     // Proof of deletion: a new export is empty.
-    let (_, req) = admin(
-        &stack,
+    let (_, req) = stack.admin(
         "POST",
         "/admin/v1/requests",
         "t-dpo",
         Some(json!({"type": "access", "userId": "user-42"})),
     );
     wait_request(&stack, req["id"].as_str().unwrap()).await;
-    let (_, export) = admin(
-        &stack,
+    let (_, export) = stack.admin(
         "GET",
         &format!("/admin/v1/requests/{}/export", req["id"].as_str().unwrap()),
         "t-dpo",
@@ -304,7 +259,7 @@ async fn a_person_is_linked_exported_deleted_and_stays_deleted() {
     drop(phone);
 
     // The audit log has it all, refusals included.
-    let (status, audit) = admin(&stack, "GET", "/admin/v1/audit?limit=200", "t-root", None);
+    let (status, audit) = stack.admin("GET", "/admin/v1/audit?limit=200", "t-root", None);
     assert_eq!(status, 200);
     let entries = audit["entries"].as_array().unwrap();
     let has = |actor: &str, action: &str, outcome: &str| {
@@ -331,7 +286,7 @@ async fn a_person_is_linked_exported_deleted_and_stays_deleted() {
     );
     assert!(has("dpo", "access", "done"));
     assert_eq!(
-        admin(&stack, "GET", "/admin/v1/audit", "t-dpo", None).0,
+        stack.admin("GET", "/admin/v1/audit", "t-dpo", None).0,
         403,
         "the audit log needs the admin scope"
     );

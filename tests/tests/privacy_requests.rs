@@ -11,39 +11,9 @@ use std::time::Duration;
 
 const SECRET: &str = "privacy-requests-secret";
 
-fn sha256(s: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn admin(
-    stack: &Stack,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let auth = format!("Bearer {token}");
-    let bytes = body.map(|b| b.to_string()).unwrap_or_default();
-    let (status, out) = stack.request(
-        method,
-        path,
-        &[
-            ("authorization", &auth),
-            ("content-type", "application/json"),
-        ],
-        bytes.as_bytes(),
-    );
-    (status, serde_json::from_slice(&out).unwrap_or(Value::Null))
-}
-
 /// File a request and wait until its job is done; returns the finished request.
 async fn request(stack: &Stack, kind: &str, user_id: &str) -> Value {
-    let (status, filed) = admin(
-        stack,
+    let (status, filed) = stack.admin(
         "POST",
         "/admin/v1/requests",
         "t-dpo",
@@ -56,13 +26,7 @@ async fn request(stack: &Stack, kind: &str, user_id: &str) -> Value {
         &format!("{kind} request {id}"),
         Duration::from_secs(60),
         || async {
-            let (_, r) = admin(
-                stack,
-                "GET",
-                &format!("/admin/v1/requests/{id}"),
-                "t-dpo",
-                None,
-            );
+            let (_, r) = stack.admin("GET", &format!("/admin/v1/requests/{id}"), "t-dpo", None);
             (r["status"] == "done" || r["status"] == "failed").then_some(r)
         },
     )
@@ -89,8 +53,8 @@ async fn suppressed_people_are_dropped_and_opted_out_people_kept_from_marketing_
 {
     let hook = Receiver::start(SECRET, Behaviour::Healthy);
     let ads = Receiver::start(SECRET, Behaviour::Healthy);
-    let tokens = json!([{"name": "dpo", "sha256": sha256("t-dpo"), "scopes": ["export", "delete"]},
-                        {"name": "root", "sha256": sha256("t-root"), "scopes": ["admin"]}]);
+    let tokens = json!([{"name": "dpo", "sha256": sluice_e2e::sha256_hex("t-dpo"), "scopes": ["export", "delete"]},
+                        {"name": "root", "sha256": sluice_e2e::sha256_hex("t-root"), "scopes": ["admin"]}]);
     let destinations = json!([
         {"name": "lake", "kind": "r2", "purposes": ["analytics"]},
         {"name": "hook", "kind": "webhook", "url": hook.url(), "secret_var": "HOOK_SECRET", "purposes": ["analytics"]},
@@ -238,7 +202,7 @@ async fn suppressed_people_are_dropped_and_opted_out_people_kept_from_marketing_
     );
 
     // The audit log records each request as done, with the ids covered.
-    let (status, audit) = admin(&stack, "GET", "/admin/v1/audit?limit=100", "t-root", None);
+    let (status, audit) = stack.admin("GET", "/admin/v1/audit?limit=100", "t-root", None);
     assert_eq!(status, 200);
     let done: Vec<(String, i64)> = audit["entries"]
         .as_array()
