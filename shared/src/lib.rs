@@ -13,6 +13,8 @@
 
 extern crate alloc;
 
+#[cfg(feature = "std")]
+pub mod audience;
 pub mod campaign;
 pub mod consent;
 #[cfg(feature = "std")]
