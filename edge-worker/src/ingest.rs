@@ -2,7 +2,8 @@
 //! decode (gzip, size) → parse → authenticate (write key) → origin → rate limit
 //! → per event: validate → normalise (ids, clock skew) → tracking plan
 //! → enrich → consent → bot policy → Queue (up to 100 events a message)
-//! → 200 with per-event results.
+//! → audiences (the visitor's person state, fed these events)
+//! → 200 with per-event results and the visitor's audiences.
 //!
 //! Delivery guarantee: at-least-once. Events are on the Queue before the 200;
 //! if the Queue send fails the client gets a retryable 503 and nothing is
@@ -103,6 +104,10 @@ pub struct BatchResponse {
     /// Envelope fields that were ignored (a bad `sentAt`, …): the events are kept.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Problem>,
+    /// The visitor's audiences and browser-visible traits, these events
+    /// included (when audiences are configured and the visitor has a state).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<sluice_shared::audience::View>,
 }
 
 enum Disposition {
@@ -125,7 +130,8 @@ pub async fn accept<P: Platform>(
         .iter()
         .map(|w| Problem::new(w.code(), w))
         .collect();
-    let judged = judge(parsed, source, &facts(req), &limits, s.now)?;
+    let keep = !s.config.audiences.is_empty();
+    let mut judged = judge(parsed, source, &facts(req), &limits, s.now, keep)?;
     s.platform.observe(refused(&judged.results, source, s.now));
     // Many events a Queue message: Queues bill and limit per message.
     let mut messages = sluice_shared::pipeline::pack_events(&source.name, &judged.events);
@@ -142,6 +148,7 @@ pub async fn accept<P: Platform>(
     if !messages.is_empty() {
         s.platform.enqueue(messages).await?;
     }
+    let profile = audiences(std::mem::take(&mut judged.fed), s).await;
     let results = judged.results;
     let count = |status| results.iter().filter(|r| r.status == status).count();
     Ok(HttpResponse::json(
@@ -152,8 +159,30 @@ pub async fn accept<P: Platform>(
             dropped: count(EventStatus::Dropped),
             results,
             warnings: envelope_warnings,
+            profile,
         },
     ))
+}
+
+/// Feed the accepted events to the visitor's audience state; its view goes
+/// in the answer. Best-effort: the events are on the Queue already (the
+/// consumer feeds them again), so a failure only leaves the answer without it.
+async fn audiences<P: Platform>(
+    fed: Vec<crate::audience::person::Fed>,
+    s: &Services<'_, P>,
+) -> Option<sluice_shared::audience::View> {
+    if fed.is_empty() {
+        return None;
+    }
+    match crate::audience::feed(s.platform, &s.config.audiences, fed).await {
+        Ok(view) => view,
+        Err(e) => {
+            crate::delivery::log(
+                &["sluice: audiences at the collector: ", &e.to_string()].concat(),
+            );
+            None
+        }
+    }
 }
 
 /// The whole request: decode (gzip, size) → parse → authenticate → origin → rate limit.
@@ -198,6 +227,8 @@ async fn admit<'c, P: Platform>(
 /// reason, and one result per event.
 struct Judged {
     events: Vec<String>,
+    /// The accepted events, for the audiences.
+    fed: Vec<crate::audience::person::Fed>,
     dropped: BTreeMap<String, u32>,
     results: Vec<EventResult>,
 }
@@ -208,9 +239,11 @@ fn judge(
     facts: &RequestFacts,
     limits: &Limits,
     now: Timestamp,
+    keep_for_audiences: bool,
 ) -> Result<Judged, ApiError> {
     let mut judged = Judged {
         events: Vec::new(),
+        fed: Vec::new(),
         dropped: BTreeMap::new(),
         results: Vec::new(),
     };
@@ -240,6 +273,13 @@ fn judge(
                 let json = serde_json::to_string(&queued.event)
                     .map_err(|e| ApiError::Unavailable(format!("event cannot be encoded: {e}")))?;
                 judged.events.push(json);
+                if keep_for_audiences {
+                    judged.fed.push(crate::audience::person::Fed {
+                        source: queued.source,
+                        regime: source.consent.regime,
+                        event: queued.event,
+                    });
+                }
             }
             Disposition::Reject(errors) => {
                 r.status = EventStatus::Rejected;

@@ -5,6 +5,7 @@
 //! run natively in unit tests; the `worker` bindings sit in [`platform`].
 
 pub mod admin;
+pub mod audience;
 pub mod auth;
 pub mod config;
 pub mod cors;
@@ -48,3 +49,4 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 
 pub use platform::durable::Dedup;
 pub use platform::live::Live;
+pub use platform::person::Person;

@@ -9,6 +9,7 @@
 //! give up is typed where it is made: a missing binding is permanent, an
 //! unavailable service is worth retrying.
 
+use crate::audience::person::{PersonAnswer, PersonRequest};
 use crate::delivery::dedup::{ClaimResponse, ShardRequest};
 use serde_json::Value;
 use sluice_shared::dest::{HttpAnswer, HttpRequest as Outbound};
@@ -148,6 +149,13 @@ pub trait DedupShards {
     async fn shard(&self, shard: u32, request: &ShardRequest) -> Result<ClaimResponse, PortError>;
 }
 
+/// The per-person audience states (a Durable Object per person, keyed
+/// `u:<userId>` or `a:<anonymousId>`).
+#[allow(async_fn_in_trait)]
+pub trait PersonStates {
+    async fn person(&self, key: &str, request: &PersonRequest) -> Result<PersonAnswer, PortError>;
+}
+
 /// The live debugger's feed. Best-effort: what is observed is published
 /// once the request or Queue batch is handled.
 pub trait LiveFeed {
@@ -184,24 +192,56 @@ pub trait SharedRateLimit {
 
 /// What the HTTP handlers need.
 pub trait Platform:
-    Runtime + Sql + ObjectStore + EventQueue + JobQueue + Assets + LiveFeed + SharedRateLimit
+    Runtime
+    + Sql
+    + ObjectStore
+    + EventQueue
+    + JobQueue
+    + Assets
+    + LiveFeed
+    + SharedRateLimit
+    + PersonStates
 {
 }
 impl<T> Platform for T where
-    T: Runtime + Sql + ObjectStore + EventQueue + JobQueue + Assets + LiveFeed + SharedRateLimit
+    T: Runtime
+        + Sql
+        + ObjectStore
+        + EventQueue
+        + JobQueue
+        + Assets
+        + LiveFeed
+        + SharedRateLimit
+        + PersonStates
 {
 }
 
 /// What the Queue consumers need.
 pub trait DeliveryPorts:
-    Runtime + Sql + ObjectStore + HttpClient + DedupShards + DeliveryQueue + LiveFeed + Timer
+    Runtime
+    + Sql
+    + ObjectStore
+    + HttpClient
+    + DedupShards
+    + DeliveryQueue
+    + LiveFeed
+    + Timer
+    + PersonStates
 {
 }
 impl<T> DeliveryPorts for T where
-    T: Runtime + Sql + ObjectStore + HttpClient + DedupShards + DeliveryQueue + LiveFeed + Timer
+    T: Runtime
+        + Sql
+        + ObjectStore
+        + HttpClient
+        + DedupShards
+        + DeliveryQueue
+        + LiveFeed
+        + Timer
+        + PersonStates
 {
 }
 
 /// What the privacy jobs and retention need.
-pub trait JobPorts: Runtime + Sql + ObjectStore + HttpClient {}
-impl<T: Runtime + Sql + ObjectStore + HttpClient> JobPorts for T {}
+pub trait JobPorts: Runtime + Sql + ObjectStore + HttpClient + PersonStates {}
+impl<T: Runtime + Sql + ObjectStore + HttpClient + PersonStates> JobPorts for T {}

@@ -43,6 +43,9 @@ async fn route<P: Platform>(
     if path.starts_with("/admin/v1/") {
         return crate::admin::handle(req, s).await;
     }
+    if let Some(id) = path.strip_prefix(crate::audience::api::PROFILES_PATH) {
+        return crate::audience::api::handle(req, id, s).await;
+    }
     let endpoint = match path {
         "/v1/batch" | "/v1/b" | "/beacon/v1/batch" => Endpoint::Batch,
         _ => match path.strip_prefix("/v1/").and_then(EventType::from_name) {

@@ -13,6 +13,9 @@
 //!    so every destination keeps its own delivery state;
 //! 5. `commit` the claims: only now is an id "seen".
 //!
+//! Between 4 and 5, the stored events feed the people's audience states
+//! ([`crate::audience::feed_stored`], best-effort).
+//!
 //! A failure before 5 releases the claims and retries the messages; the
 //! writes are idempotent, so the retry stores nothing twice. Outcomes,
 //! counters and live-debugger summaries are kept in one [`ledger::Ledger`].
@@ -88,6 +91,10 @@ pub async fn consume_events(
     let admitted = consume::drop_suppressed(decoded, ports, &mut ledger).await;
     let claimed = consume::claim(admitted, s.shards, ports, &mut ledger).await;
     let stored = consume::store(claimed, s, ports, &mut ledger).await;
+    if stored.result.is_ok() {
+        let events = stored.events.iter().map(|t| &t.queued);
+        crate::audience::feed_stored(ports, s.config, events).await;
+    }
     consume::commit(stored, s, ports, &mut ledger).await;
     ledger.finish(ports).await
 }

@@ -7,10 +7,12 @@ mod d1;
 pub mod durable;
 mod fetch;
 pub mod live;
+pub mod person;
 mod queue;
 mod r2;
 
 use crate::admin::tokens::{self, TOKENS_VAR};
+use crate::audience::person::{PersonAnswer, PersonRequest};
 use crate::config::{Config, ConfigError, COOKIE_DOMAIN_VAR, SDK_PATH_VAR, SOURCES_VAR};
 use crate::db::{SqlValue, Statement};
 use crate::delivery::config::{self as destinations, Destination, DESTINATIONS_VAR};
@@ -20,7 +22,7 @@ use crate::error::ApiError;
 use crate::http::{Client, HttpRequest, HttpResponse};
 use crate::ports::{
     Asset, Assets, DedupShards, DeliveryQueue, EventQueue, HttpClient, JobQueue, LiveFeed,
-    ObjectStore, PortError, Runtime, SharedRateLimit, Sql, Timer,
+    ObjectStore, PersonStates, PortError, Runtime, SharedRateLimit, Sql, Timer,
 };
 use crate::privacy::{self, JobError, JobMessage};
 use crate::ratelimit::Limiter;
@@ -78,6 +80,12 @@ fn config(env: &Env) -> Loaded {
                     .map_err(|e| format!("{e} ({})", e.code()))?;
                     config.admin_tokens = tokens::parse(var(TOKENS_VAR).as_deref())
                         .map_err(|e| format!("{e} ({})", e.code()))?;
+                    config.audiences = sluice_shared::audience::Catalog::parse(
+                        var(crate::audience::AUDIENCES_VAR).as_deref(),
+                    )
+                    .map_err(|e| {
+                        format!("{}: {e} ({})", crate::audience::AUDIENCES_VAR, e.code())
+                    })?;
                     let dests = destinations::parse(var(DESTINATIONS_VAR).as_deref())
                         .map_err(|e| format!("{e} ({})", e.code()))?;
                     Ok((config, dests))
@@ -103,6 +111,7 @@ struct Bindings {
     jobs: Option<queue::EventsQueue>,
     dedup: Option<worker::ObjectNamespace>,
     live: Option<worker::ObjectNamespace>,
+    people: Option<worker::ObjectNamespace>,
     assets: Option<assets::Assets>,
     rate_limiter: Option<worker::RateLimiter>,
     observed: RefCell<Vec<serde_json::Value>>,
@@ -118,6 +127,7 @@ impl Bindings {
             jobs: env.queue(JOBS_QUEUE).ok().map(queue::EventsQueue),
             dedup: env.durable_object(durable::DEDUP).ok(),
             live: env.durable_object(crate::live::LIVE).ok(),
+            people: env.durable_object(person::PEOPLE).ok(),
             assets: env.assets(ASSETS).ok().map(assets::Assets),
             rate_limiter: env.rate_limiter(crate::ratelimit::RATE_LIMITER).ok(),
             observed: RefCell::new(Vec::new()),
@@ -240,6 +250,16 @@ impl DedupShards for Bindings {
             .as_ref()
             .ok_or(PortError::MissingBinding(durable::DEDUP))?;
         durable::call(namespace, shard, request).await
+    }
+}
+
+impl PersonStates for Bindings {
+    async fn person(&self, key: &str, request: &PersonRequest) -> PortResult<PersonAnswer> {
+        let namespace = self
+            .people
+            .as_ref()
+            .ok_or(PortError::MissingBinding(person::PEOPLE))?;
+        person::call(namespace, key, request).await
     }
 }
 

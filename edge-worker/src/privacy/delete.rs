@@ -6,7 +6,8 @@
 //! webhook destination a signed deletion notice
 //! ([`sinks::webhook::deletion_request`], idempotent by request id); cut
 //! their lines out of every lake object that holds them (an object left
-//! empty is removed); delete their D1 rows, the identity graph last of all,
+//! empty is removed); delete their audience states (one Durable Object
+//! per linked id, counted in the result as `audienceStates`); delete their D1 rows, the identity graph last of all,
 //! in one atomic batch. A notice answered with a 5xx (or not answered) makes
 //! the job retry before anything is deleted, so the retry still knows every
 //! linked id and notifies again; a 4xx notice is recorded as not
@@ -236,10 +237,12 @@ pub async fn delete(
     let notified = notify(deps, id, &ids, destinations).await?;
     let stored = stored_events(deps, &all).await?;
     let lake_removed = cut_lake(deps, &ids).await?;
+    let audience_states =
+        crate::audience::feed::forget(deps, &ids.user_ids, &ids.anonymous_ids).await?;
     deps.run(d1_deletes(&all)).await?;
     let records = u64::try_from(stored + lake_removed).unwrap_or(u64::MAX);
     Ok((
-        json!({"events": stored, "lakeEvents": lake_removed, "suppressed": all, "notified": notified}),
+        json!({"events": stored, "lakeEvents": lake_removed, "audienceStates": audience_states, "suppressed": all, "notified": notified}),
         records,
     ))
 }

@@ -15,12 +15,14 @@ mod harness;
 pub use harness::*;
 
 use serde_json::Value;
+use sluice_edge_worker::audience::person::{self, PersonAnswer, PersonRequest, Record};
 use sluice_edge_worker::db::{text_value, SqlValue, Statement};
 use sluice_edge_worker::delivery::dedup::{self, Claim, ClaimResponse, Seen, ShardRequest};
 use sluice_edge_worker::ports::{
     Asset, Assets, DedupShards, DeliveryQueue, EventQueue, HttpClient, JobQueue, LiveFeed,
-    ObjectStore, PortError, Runtime, SharedRateLimit, Sql, Timer,
+    ObjectStore, PersonStates, PortError, Runtime, SharedRateLimit, Sql, Timer,
 };
+use sluice_shared::audience::Catalog;
 use sluice_shared::dest::{HttpAnswer, HttpRequest as Outbound};
 use sluice_shared::{QueueMessage, Timestamp};
 use std::cell::{Cell, RefCell};
@@ -70,6 +72,12 @@ pub struct Fake {
     /// What the shared (cross-isolate) rate limiter answers: `None` = not configured.
     pub shared_limit: Option<bool>,
     pub observed: RefCell<Vec<Value>>,
+    // Person states (the audience Durable Objects), run by the same step function
+    /// The definitions the person objects read (`SLUICE_AUDIENCES`).
+    pub audiences: Catalog,
+    pub people: RefCell<BTreeMap<String, Record>>,
+    /// What the person objects put on the events Queue: (source, event).
+    pub emitted: RefCell<Vec<(String, sluice_shared::Event)>>,
 }
 
 impl Runtime for Fake {
@@ -222,6 +230,18 @@ impl EventQueue for Fake {
                 .push(serde_json::from_str(&m).unwrap());
         }
         Ok(())
+    }
+}
+
+impl PersonStates for Fake {
+    async fn person(&self, key: &str, request: &PersonRequest) -> Result<PersonAnswer, PortError> {
+        let stored = self.people.borrow_mut().remove(key);
+        let step = person::step(key, stored, request.clone(), &self.audiences, NOW.0);
+        if let Some(r) = step.record {
+            self.people.borrow_mut().insert(key.to_owned(), r);
+        }
+        self.emitted.borrow_mut().extend(step.emit);
+        Ok(step.answer)
     }
 }
 

@@ -1,0 +1,148 @@
+//! The per-person audience state: a SQLite-backed Durable Object per person
+//! (`u:<userId>` or `a:<anonymousId>`), and the client that reaches it. The
+//! decisions are in [`crate::audience::person`]; this file stores the
+//! record (one JSON value), arms the alarm at the next window exit and puts
+//! the `Audience Entered` / `Audience Exited` events on the events Queue.
+
+use super::queue::EventsQueue;
+use crate::audience::person::{self, PersonAnswer, PersonRequest, Record, Step};
+use crate::audience::AUDIENCES_VAR;
+use crate::ports::PortError;
+use serde::{Deserialize, Serialize};
+use sluice_shared::audience::Catalog;
+use std::cell::RefCell;
+use std::rc::Rc;
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+
+/// Binding name of the people namespace.
+pub const PEOPLE: &str = "PEOPLE";
+const RECORD: &str = "record";
+const KEY: &str = "key";
+
+thread_local! {
+    static CATALOG: RefCell<Option<Rc<Catalog>>> = const { RefCell::new(None) };
+}
+
+/// The definitions, parsed once per isolate (the worker refuses to start
+/// with invalid ones, so an error here means none).
+fn catalog(env: &Env) -> Rc<Catalog> {
+    CATALOG.with(|c| {
+        c.borrow_mut()
+            .get_or_insert_with(|| {
+                let text = env.var(AUDIENCES_VAR).ok().map(|v| v.to_string());
+                Rc::new(Catalog::parse(text.as_deref()).unwrap_or_default())
+            })
+            .clone()
+    })
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    key: String,
+    request: PersonRequest,
+}
+
+#[durable_object]
+pub struct Person {
+    state: State,
+    env: Env,
+}
+
+impl DurableObject for Person {
+    fn new(state: State, env: Env) -> Self {
+        Person { state, env }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let Envelope { key, request } = req.json().await?;
+        let stored = self.load().await?;
+        let now = js_sys::Date::now() as i64;
+        let step = person::step(&key, stored, request, &catalog(&self.env), now);
+        let answer = self.settle(&key, step, now).await?;
+        Response::from_json(&answer)
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        let Some(key) = self.state.storage().get::<String>(KEY).await? else {
+            return Response::ok("empty");
+        };
+        let stored = self.load().await?;
+        let now = js_sys::Date::now() as i64;
+        let step = person::tick(&key, stored, &catalog(&self.env), now);
+        // An error (the Queue down) makes the platform retry the alarm.
+        self.settle(&key, step, now).await?;
+        Response::ok("evaluated")
+    }
+}
+
+impl Person {
+    async fn load(&self) -> Result<Option<Record>> {
+        let text = self.state.storage().get::<String>(RECORD).await?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    /// Emit, then store (so a failed store re-emits rather than loses an
+    /// exit), then arm the alarm.
+    async fn settle(&self, key: &str, step: Step, now: i64) -> Result<PersonAnswer> {
+        let Step {
+            answer,
+            record,
+            emit,
+            alarm_at,
+        } = step;
+        if !emit.is_empty() {
+            let queue = EventsQueue(self.env.queue(super::EVENTS_QUEUE)?);
+            let mut messages = Vec::new();
+            for (source, event) in &emit {
+                let json = serde_json::to_string(event)?;
+                messages.extend(sluice_shared::pipeline::pack_events(source, &[json]));
+            }
+            queue
+                .send(messages)
+                .await
+                .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        }
+        let storage = self.state.storage();
+        match record {
+            Some(r) => {
+                storage.put(KEY, key.to_owned()).await?;
+                storage.put(RECORD, serde_json::to_string(&r)?).await?;
+            }
+            None => {
+                storage.delete_all().await?;
+            }
+        }
+        match alarm_at {
+            Some(at) => storage.set_alarm((at - now).max(0)).await?,
+            None => storage.delete_alarm().await?,
+        }
+        Ok(answer)
+    }
+}
+
+/// Send a request to the person `key`'s object.
+pub async fn call(
+    namespace: &worker::ObjectNamespace,
+    key: &str,
+    request: &PersonRequest,
+) -> std::result::Result<PersonAnswer, PortError> {
+    let failed = |e: worker::Error| PortError::Unavailable(format!("person state: {e}"));
+    let stub = namespace.get_by_name(key).map_err(failed)?;
+    let body = serde_json::to_string(&Envelope {
+        key: key.to_owned(),
+        request: request.clone(),
+    })
+    .map_err(|e| PortError::Rejected(format!("person request: {e}")))?;
+    let mut init = worker::RequestInit::new();
+    init.with_method(worker::Method::Post)
+        .with_body(Some(body.into()));
+    let req = Request::new_with_init("https://person/", &init).map_err(failed)?;
+    let mut res = stub.fetch_with_request(req).await.map_err(failed)?;
+    if res.status_code() != 200 {
+        return Err(PortError::Unavailable(format!(
+            "person state answered {}",
+            res.status_code()
+        )));
+    }
+    res.json().await.map_err(failed)
+}
