@@ -5,7 +5,7 @@
 
 // POST `body` to `url` with `keepalive`, gzipped by the browser's
 // CompressionStream where it has one (plain where it has not, or where
-// compression fails). Calls done(status, retryAfter) once, status 0 on a
+// compression fails). Calls done(status, retryAfter, body) once, status 0 on a
 // network error (or a `fetch` that throws), after reading the response so
 // the keepalive quota is freed. Returns withdraw(): while the body is still
 // being compressed it cancels the request and returns true (done is then
@@ -17,10 +17,11 @@ export function post(url, auth, body, done) {
     compressing = 0;
     var headers = { "content-type": "text/plain", authorization: auth },
       status = 0,
-      retryAfter = null;
+      retryAfter = null,
+      text = null;
     if (gzipped) headers["content-encoding"] = "gzip";
     function finish() {
-      done(status, retryAfter);
+      done(status, retryAfter, text);
     }
     try {
       fetch(url, { method: "POST", body: b, headers: headers, keepalive: true })
@@ -28,6 +29,9 @@ export function post(url, auth, body, done) {
           status = r.status;
           retryAfter = r.headers.get("retry-after");
           return r.text();
+        })
+        .then(function (t) {
+          text = t;
         })
         .then(finish, finish);
     } catch (e) {

@@ -80,11 +80,24 @@ export interface Sluice {
   debug(on: boolean): void;
   flush(): void;
   stats(): { queued: number; dropped: number };
+  /** The (browser-visible) audiences the visitor is in, as of the collector's last answer. */
+  audiences(): string[];
+  /** The browser-visible computed traits. */
+  traits(): Record<string, unknown>;
+  /** Called after an answer in which the visitor entered or left an audience. */
+  on(kind: "audience", callback: (change: AudienceChange) => void): void;
   consent: {
     set(choice: Partial<Record<Purpose, boolean>>): void;
     get(): ConsentState;
     on(callback: (consent: ConsentState) => void): void;
   };
+}
+
+export interface AudienceChange {
+  audiences: string[];
+  entered: string[];
+  exited: string[];
+  traits: Record<string, unknown>;
 }
 
 /** Errors thrown on misuse carry a stable `code`. */

@@ -21,6 +21,9 @@ export function load(writeKey, options) {
       debug: m.debug,
       flush: m.flush,
       stats: m.stats,
+      audiences: m.audiences,
+      traits: m.traits,
+      on: m.on,
       consent: { set: m.consentSet, get: m.consentGet, on: m.consentOn },
     };
   });

@@ -7,7 +7,7 @@
   var q = (w.sluice = w.sluice || []);
   if (q.loaded || q.started) return;
   q.started = 1;
-  var methods = ["load", "track", "page", "screen", "identify", "group", "alias", "reset", "ready", "debug", "flush", "consent.set", "consent.on"];
+  var methods = ["load", "track", "page", "screen", "identify", "group", "alias", "reset", "ready", "debug", "flush", "on", "consent.set", "consent.on"];
   methods.forEach(function (m) {
     var p = m.split("."), o = p[1] ? (q[p[0]] = q[p[0]] || {}) : q, f = p[1] || m;
     o[f] = o[f] || function () {
@@ -42,6 +42,9 @@
           flush: m.flush,
           stats: m.stats,
           ready: function (cb) { cb(api); },
+          audiences: m.audiences,
+          traits: m.traits,
+          on: m.on,
           consent: { set: m.consentSet, get: m.consentGet, on: m.consentOn },
         };
         var calls = q.slice(), loads = calls.filter(function (c) { return c[0] === "load"; });

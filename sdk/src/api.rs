@@ -92,6 +92,7 @@ pub fn load(write_key: JsValue, options: JsValue) -> Result<(), JsValue> {
     if let Some(endpoint) = s.opts.id_endpoint.clone() {
         server_id(endpoint, s.anonymous_id.clone());
     }
+    crate::audiences::restore(&s.store);
     sdk::install(s);
     consent::watch_cmps(apply_consent);
     if track_pages {
@@ -300,6 +301,32 @@ pub fn consent_get() -> Result<JsValue, JsValue> {
 #[wasm_bindgen(js_name = consentOn)]
 pub fn consent_on(callback: js_sys::Function) -> Result<(), JsValue> {
     sdk::with(|s| s.listeners.push(callback)).ok_or_else(not_loaded)
+}
+
+/// `audiences()`: the (browser-visible) audiences the visitor is in, as of
+/// the collector's last answer.
+#[wasm_bindgen]
+pub fn audiences() -> Result<JsValue, JsValue> {
+    sdk::with(|_| crate::audiences::audiences()).ok_or_else(not_loaded)
+}
+
+/// `traits()`: the browser-visible computed traits.
+#[wasm_bindgen]
+pub fn traits() -> Result<JsValue, JsValue> {
+    sdk::with(|_| crate::audiences::traits()).ok_or_else(not_loaded)
+}
+
+/// `on("audience", cb)`: `cb({audiences, entered, exited, traits})` after
+/// an answer in which the visitor entered or left an audience.
+#[wasm_bindgen]
+pub fn on(kind: JsValue, callback: JsValue) -> Result<(), JsValue> {
+    if kind.as_string().as_deref() != Some("audience") {
+        return Err(bad("on() takes \"audience\""));
+    }
+    let f = callback
+        .dyn_into::<js_sys::Function>()
+        .map_err(|_| bad("the callback must be a function"))?;
+    sdk::with(|_| crate::audiences::listen(f)).ok_or_else(not_loaded)
 }
 
 /// `debug(true)`: log every decision to the console.

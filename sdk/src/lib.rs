@@ -14,6 +14,7 @@
 extern crate alloc;
 
 pub mod api;
+mod audiences;
 mod consent;
 mod context;
 mod global;

@@ -11,6 +11,8 @@ use wasm_bindgen::prelude::*;
 pub struct Answer {
     pub status: u16,
     pub retry_after: Option<String>,
+    /// The body, when it could be read.
+    pub body: Option<String>,
 }
 
 #[wasm_bindgen(module = "/js/host.js")]
@@ -31,12 +33,15 @@ pub fn post(
     body: &str,
     done: impl FnOnce(Option<Answer>) + 'static,
 ) -> js_sys::Function {
-    let done = Closure::once_into_js(move |status: f64, retry_after: Option<String>| {
-        done((status > 0.0).then_some(Answer {
-            status: status as u16,
-            retry_after,
-        }));
-    });
+    let done = Closure::once_into_js(
+        move |status: f64, retry_after: Option<String>, body: Option<String>| {
+            done((status > 0.0).then_some(Answer {
+                status: status as u16,
+                retry_after,
+                body,
+            }));
+        },
+    );
     host_post(url, authorization, body, done)
 }
 

@@ -215,13 +215,11 @@ pub fn step(
                         .cloned();
                 }
             }
-            if !record.state.is_empty() {
-                answer.missing_devices = devices
-                    .into_iter()
-                    .filter(|d| !record.devices.contains(d))
-                    .collect();
-                answer.missing_devices.dedup();
-            }
+            answer.missing_devices = devices
+                .into_iter()
+                .filter(|d| !record.devices.contains(d))
+                .collect();
+            answer.missing_devices.dedup();
             finish(key, record, catalog, now_ms, answer)
         }
         PersonRequest::Merge {

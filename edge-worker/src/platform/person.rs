@@ -54,7 +54,8 @@ impl DurableObject for Person {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let Envelope { key, request } = req.json().await?;
+        // serde_json, not `req.json()` (JS numbers): fingerprints are u64s.
+        let Envelope { key, request } = serde_json::from_str(&req.text().await?)?;
         let stored = self.load().await?;
         let now = js_sys::Date::now() as i64;
         let step = person::step(&key, stored, request, &catalog(&self.env), now);
