@@ -122,7 +122,7 @@ pub fn change_event(key: &str, change: &Change, consent: Option<&Value>) -> Even
         .concat()
         .as_bytes(),
     );
-    let mut e = Event::new(EventType::Track, &format!("aud-{fp:016x}"));
+    let mut e = Event::new(EventType::Track, format!("aud-{fp:016x}"));
     match key.split_once(':') {
         Some(("u", id)) => e.user_id = Some(id.to_owned()),
         Some((_, id)) => e.anonymous_id = Some(id.to_owned()),
