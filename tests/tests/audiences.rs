@@ -334,3 +334,87 @@ async fn two_devices_linked_by_identify_share_one_state() {
         "a linked device reads its user's state"
     );
 }
+
+#[tokio::test]
+async fn entering_an_audience_reaches_a_webhook_once() {
+    use sluice_e2e::{Behaviour, Receiver};
+    const SECRET: &str = "aud-hook-secret";
+    let hook = Receiver::start(SECRET, Behaviour::Healthy);
+    let destinations = json!([{"name": "hook", "kind": "webhook", "url": hook.url(), "secret_var": "HOOK_SECRET",
+                               "retry": {"initial_delay_s": 1, "max_delay_s": 2, "max_attempts": 6}}]);
+    let sources = json!([{"name": "server", "write_key": "server-key", "allowed_origins": [],
+                          "consent": {"regime": "opt_in"}, "destinations": ["hook"]}]);
+    let stack = Stack::start_with(&[
+        ("SLUICE_SOURCES", &sources.to_string()),
+        ("SLUICE_DESTINATIONS", &destinations.to_string()),
+        ("SLUICE_AUDIENCES", &definitions(3600)),
+        ("HOOK_SECRET", SECRET),
+    ]);
+    let consent = json!({"categories": {"analytics": "granted", "personalization": "granted"}});
+    let views: Vec<Value> = (1..=3)
+        .map(|i| {
+            json!({"type": "track", "messageId": format!("w-view-{i}"), "anonymousId": "w1",
+                        "event": "Product Viewed", "context": {"consent": consent}})
+        })
+        .collect();
+    let (status, answer) = stack.post_json(
+        "/v1/batch?writeKey=server-key",
+        &[],
+        &json!({"batch": views}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["profile"]["audiences"],
+        json!(["hot_shoppers"]),
+        "{answer}"
+    );
+    // The same batch again (a client retry) changes nothing.
+    let (_, again) = stack.post_json(
+        "/v1/batch?writeKey=server-key",
+        &[],
+        &json!({"batch": views}),
+    );
+    assert_eq!(again["profile"]["traits"]["views"], 3, "{again}");
+    let entered = |hook: &Receiver| -> Vec<Value> {
+        hook.received()
+            .iter()
+            .filter(|r| r.status == 200 && r.signature_valid)
+            .flat_map(|r| r.body["batch"].as_array().cloned().unwrap_or_default())
+            .filter(|e| e["event"] == "Audience Entered")
+            .collect()
+    };
+    let got = eventually(
+        "Audience Entered at the webhook",
+        Duration::from_secs(40),
+        || async {
+            let e = entered(&hook);
+            (!e.is_empty()).then_some(e)
+        },
+    )
+    .await;
+    assert_eq!(got[0]["anonymousId"], "w1");
+    assert_eq!(got[0]["properties"]["audience"], "hot_shoppers");
+    // A sentinel through the same path: once it has arrived, a second copy would have too.
+    let sentinel = json!({"type": "track", "messageId": "w-sentinel", "anonymousId": "w2", "event": "Sentinel",
+                          "context": {"consent": consent}});
+    stack.post_json(
+        "/v1/batch?writeKey=server-key",
+        &[],
+        &json!({"batch": [sentinel]}),
+    );
+    eventually(
+        "the sentinel at the webhook",
+        Duration::from_secs(40),
+        || async {
+            hook.accepted_ids()
+                .contains(&"w-sentinel".to_owned())
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        entered(&hook).len(),
+        1,
+        "entered once, though fed by the collector and the consumer"
+    );
+}
