@@ -1,8 +1,8 @@
 //! The accept path, top to bottom:
 //! decode (gzip, size) → parse → authenticate (write key) → origin → rate limit
 //! → per event: validate → normalise (ids, clock skew) → tracking plan
-//! → enrich → consent → bot policy → Queue (up to 100 events a message)
-//! → audiences (the visitor's person state, fed these events)
+//! → enrich → consent → bot policy → audiences (the people's states fed
+//! these events) → Queue (up to 100 events a message)
 //! → 200 with per-event results and the visitor's audiences.
 //!
 //! Delivery guarantee: at-least-once. Events are on the Queue before the 200;
@@ -133,6 +133,7 @@ pub async fn accept<P: Platform>(
     let keep = !s.config.audiences.is_empty();
     let mut judged = judge(parsed, source, &facts(req), &limits, s.now, keep)?;
     s.platform.observe(refused(&judged.results, source, s.now));
+    let profile = audiences(&mut judged, s).await?;
     // Many events a Queue message: Queues bill and limit per message.
     let mut messages = sluice_shared::pipeline::pack_events(&source.name, &judged.events);
     let day = s.now.to_rfc3339()[..10].to_owned();
@@ -148,7 +149,6 @@ pub async fn accept<P: Platform>(
     if !messages.is_empty() {
         s.platform.enqueue(messages).await?;
     }
-    let profile = audiences(std::mem::take(&mut judged.fed), s).await;
     let results = judged.results;
     let count = |status| results.iter().filter(|r| r.status == status).count();
     Ok(HttpResponse::json(
@@ -164,25 +164,41 @@ pub async fn accept<P: Platform>(
     ))
 }
 
-/// Feed the accepted events to the visitor's audience state; its view goes
-/// in the answer. Best-effort: the events are on the Queue already (the
-/// consumer feeds them again), so a failure only leaves the answer without it.
+/// Feed the accepted events to their people's audience states (the
+/// visitor's view goes in the answer), then encode them for the Queue,
+/// marked as fed (`context.sluice.audiences: "fed"`) so the consumer does
+/// not feed them again. If feeding fails they go unmarked: the consumer
+/// feeds them after they are stored, and the answer has no profile.
 async fn audiences<P: Platform>(
-    fed: Vec<crate::audience::person::Fed>,
+    judged: &mut Judged,
     s: &Services<'_, P>,
-) -> Option<sluice_shared::audience::View> {
+) -> Result<Option<sluice_shared::audience::View>, ApiError> {
+    let fed = std::mem::take(&mut judged.fed);
     if fed.is_empty() {
-        return None;
+        return Ok(None);
     }
-    match crate::audience::feed(s.platform, &s.config.audiences, fed).await {
-        Ok(view) => view,
-        Err(e) => {
-            crate::delivery::log(
-                &["sluice: audiences at the collector: ", &e.to_string()].concat(),
-            );
-            None
+    let (view, marked) =
+        match crate::audience::feed(s.platform, &s.config.audiences, fed.clone()).await {
+            Ok(view) => (view, true),
+            Err(e) => {
+                crate::delivery::log(
+                    &["sluice: audiences at the collector: ", &e.to_string()].concat(),
+                );
+                (None, false)
+            }
+        };
+    for mut f in fed {
+        if marked {
+            crate::audience::feed::mark_fed(&mut f.event);
         }
+        judged.events.push(encode(&f.event)?);
     }
+    Ok(view)
+}
+
+fn encode(event: &sluice_shared::Event) -> Result<String, ApiError> {
+    serde_json::to_string(event)
+        .map_err(|e| ApiError::Unavailable(format!("event cannot be encoded: {e}")))
 }
 
 /// The whole request: decode (gzip, size) → parse → authenticate → origin → rate limit.
@@ -270,15 +286,15 @@ fn judge(
         match disposition {
             Disposition::Accept(queued, warnings) => {
                 r.warnings = warnings;
-                let json = serde_json::to_string(&queued.event)
-                    .map_err(|e| ApiError::Unavailable(format!("event cannot be encoded: {e}")))?;
-                judged.events.push(json);
                 if keep_for_audiences {
+                    // Encoded once fed (see `audiences`).
                     judged.fed.push(crate::audience::person::Fed {
                         source: queued.source,
                         regime: source.consent.regime,
                         event: queued.event,
                     });
+                } else {
+                    judged.events.push(encode(&queued.event)?);
                 }
             }
             Disposition::Reject(errors) => {

@@ -415,6 +415,6 @@ async fn entering_an_audience_reaches_a_webhook_once() {
     assert_eq!(
         entered(&hook).len(),
         1,
-        "entered once, though fed by the collector and the consumer"
+        "entered once, for a batch sent twice"
     );
 }

@@ -18,6 +18,23 @@ pub fn device_key(id: &str) -> String {
     ["a:", id].concat()
 }
 
+/// Mark an event as fed at the collector (`context.sluice.audiences: "fed"`).
+pub fn mark_fed(e: &mut sluice_shared::Event) {
+    sluice_shared::enrich::sluice_context(e).insert(FED.0.into(), FED.1.into());
+}
+
+/// Whether the collector fed this event already.
+pub fn was_fed(e: &sluice_shared::Event) -> bool {
+    e.context
+        .as_ref()
+        .and_then(|c| c.get("sluice"))
+        .and_then(|s| s.get(FED.0))
+        .and_then(serde_json::Value::as_str)
+        == Some(FED.1)
+}
+
+const FED: (&str, &str) = ("audiences", "fed");
+
 fn is_own(e: &sluice_shared::Event) -> bool {
     e.kind == EventType::Track
         && matches!(
@@ -166,9 +183,9 @@ async fn apply(
     Ok(answer.view)
 }
 
-/// The consumer's step after `store`: feed the stored events (best-effort:
-/// the collector fed them already unless its call failed; a failure here is
-/// logged, the events stay stored and delivered).
+/// The consumer's step after `store`: feed the stored events the collector
+/// did not (its call failed, or they came another way). Best-effort: a
+/// failure is logged; the events stay stored and delivered.
 pub async fn feed_stored<'e>(
     ports: &(impl Sql + PersonStates),
     config: &crate::config::Config,
@@ -179,6 +196,7 @@ pub async fn feed_stored<'e>(
     }
     let events: Vec<Fed> = stored
         .into_iter()
+        .filter(|q| !was_fed(&q.event))
         .map(|q| Fed {
             source: q.source.clone(),
             regime: config
@@ -190,6 +208,9 @@ pub async fn feed_stored<'e>(
             event: q.event.clone(),
         })
         .collect();
+    if events.is_empty() {
+        return;
+    }
     if let Err(e) = feed(ports, &config.audiences, events).await {
         crate::delivery::log(&["sluice: feeding audiences failed: ", &e.to_string()].concat());
     }
@@ -236,4 +257,20 @@ pub async fn forget(
         }
     }
     Ok(held)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_shared::Event;
+
+    #[test]
+    fn a_marked_event_is_known_as_fed() {
+        let mut e = Event::new(EventType::Track, "m1");
+        assert!(!was_fed(&e));
+        mark_fed(&mut e);
+        assert!(was_fed(&e));
+        let text = serde_json::to_string(&e).unwrap();
+        assert!(text.contains(r#""sluice":{"audiences":"fed"}"#), "{text}");
+    }
 }

@@ -2,14 +2,16 @@
 //! Durable Object of its own ([`person`] decides, `platform::person` stores),
 //! fed from two places:
 //!
-//! 1. the collector, right after the events are on the Queue, so the answer
-//!    to the request carries the visitor's audiences and browser-visible
+//! 1. the collector, before the events go on the Queue, so the answer to
+//!    the request carries the visitor's audiences and browser-visible
 //!    traits as they are *with* these events (the third product view's
-//!    answer already says "hot shoppers");
-//! 2. the events consumer, after the events are stored: events the
-//!    collector could not feed (its call failed, or they came some other
-//!    way) still count. The object recognises an event it has seen by its
-//!    `messageId`, so feeding twice counts once.
+//!    answer already says "hot shoppers"); the events it fed are marked
+//!    (`context.sluice.audiences: "fed"`);
+//! 2. the events consumer, after the events are stored, for the unmarked
+//!    ones (the collector's call failed, or they came another way).
+//!
+//! The object also recognises the last messageIds it was fed, so a client
+//! retrying a batch counts once.
 //!
 //! Who: the resolved person — `u:<userId>`, or for an anonymous event the
 //! user its device is linked to (`identity_links`), else `a:<anonymousId>`.
