@@ -5,7 +5,8 @@
 
 // POST `body` to `url` with `keepalive`, gzipped by the browser's
 // CompressionStream where it has one (plain where it has not, or where
-// compression fails). Calls done(status, retryAfter, body) once, status 0 on a
+// compression fails). Calls done(status, retryAfter, profile) once (profile:
+// the answer's `profile` field, if any), status 0 on a
 // network error (or a `fetch` that throws), after reading the response so
 // the keepalive quota is freed. Returns withdraw(): while the body is still
 // being compressed it cancels the request and returns true (done is then
@@ -18,10 +19,10 @@ export function post(url, auth, body, done) {
     var headers = { "content-type": "text/plain", authorization: auth },
       status = 0,
       retryAfter = null,
-      text = null;
+      profile;
     if (gzipped) headers["content-encoding"] = "gzip";
     function finish() {
-      done(status, retryAfter, text);
+      done(status, retryAfter, profile);
     }
     try {
       fetch(url, { method: "POST", body: b, headers: headers, keepalive: true })
@@ -31,7 +32,9 @@ export function post(url, auth, body, done) {
           return r.text();
         })
         .then(function (t) {
-          text = t;
+          try {
+            profile = JSON.parse(t).profile;
+          } catch (e) {}
         })
         .then(finish, finish);
     } catch (e) {

@@ -84,7 +84,7 @@ export interface Sluice {
   audiences(): string[];
   /** The browser-visible computed traits. */
   traits(): Record<string, unknown>;
-  /** Called after an answer in which the visitor entered or left an audience. */
+  /** Called after an answer in which the visitor's audiences changed. */
   on(kind: "audience", callback: (change: AudienceChange) => void): void;
   consent: {
     set(choice: Partial<Record<Purpose, boolean>>): void;
@@ -95,8 +95,6 @@ export interface Sluice {
 
 export interface AudienceChange {
   audiences: string[];
-  entered: string[];
-  exited: string[];
   traits: Record<string, unknown>;
 }
 

@@ -316,8 +316,8 @@ pub fn traits() -> Result<JsValue, JsValue> {
     sdk::with(|_| crate::audiences::traits()).ok_or_else(not_loaded)
 }
 
-/// `on("audience", cb)`: `cb({audiences, entered, exited, traits})` after
-/// an answer in which the visitor entered or left an audience.
+/// `on("audience", cb)`: `cb({audiences, traits})` after an answer in
+/// which the visitor's audiences changed.
 #[wasm_bindgen]
 pub fn on(kind: JsValue, callback: JsValue) -> Result<(), JsValue> {
     if kind.as_string().as_deref() != Some("audience") {

@@ -588,9 +588,6 @@ impl Sdk {
     /// What came back for the request in flight.
     fn answered(&mut self, answer: Option<transport::Answer>) {
         self.withdraw = None;
-        if let Some(body) = answer.as_ref().and_then(|a| a.body.as_deref()) {
-            crate::audiences::answered(&self.store, body);
-        }
         let n = self.queue.inflight as u32;
         let verdict = match &answer {
             Some(a) => retry::verdict(a.status, a.retry_after.as_deref()),

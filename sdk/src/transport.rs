@@ -11,8 +11,6 @@ use wasm_bindgen::prelude::*;
 pub struct Answer {
     pub status: u16,
     pub retry_after: Option<String>,
-    /// The body, when it could be read.
-    pub body: Option<String>,
 }
 
 #[wasm_bindgen(module = "/js/host.js")]
@@ -24,7 +22,8 @@ extern "C" {
 }
 
 /// POST `body` with HTTP Basic auth (`authorization` is the full header value),
-/// gzipped where the browser can, and call `done` with the answer. Returns
+/// gzipped where the browser can, and call `done` with the answer (its
+/// `profile`, the visitor's audiences, is taken first). Returns
 /// `withdraw()`: true if it cancelled the request while its body was still
 /// being compressed (`done` is then never called).
 pub fn post(
@@ -34,11 +33,11 @@ pub fn post(
     done: impl FnOnce(Option<Answer>) + 'static,
 ) -> js_sys::Function {
     let done = Closure::once_into_js(
-        move |status: f64, retry_after: Option<String>, body: Option<String>| {
+        move |status: f64, retry_after: Option<String>, profile: JsValue| {
+            crate::audiences::answered(profile);
             done((status > 0.0).then_some(Answer {
                 status: status as u16,
                 retry_after,
-                body,
             }));
         },
     );

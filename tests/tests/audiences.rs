@@ -156,7 +156,7 @@ async fn three_views_enter_the_audience_in_the_third_answer_and_buying_leaves_it
         (c.as_array().unwrap().len() == 1).then_some(c)
     })
     .await;
-    assert_eq!(changes[0]["entered"], json!(["hot_shoppers"]));
+    assert_eq!(changes[0]["audiences"], json!(["hot_shoppers"]));
 
     let bought = answer_to(&browser, "sluice.track('Order Completed', { revenue: 40 })").await;
     assert_eq!(bought["audiences"], json!([]), "{bought}");

@@ -9,9 +9,12 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// A ceiling on snippet + loader + glue (with the JavaScript host bundled
 /// in) + wasm, gzipped, that keeps the size from creeping back up (lowered
 /// from 39 KB when the host took over the CMP, context, listener and lock
-/// plumbing). It is above the 24 KB the SDK issue asks for: that budget is
-/// not met yet (see the README's "Size and speed").
-const UP_FRONT_CEILING_GZ: usize = 38 * 1024;
+/// plumbing), then raised by 0.5 KB for the audiences' read path
+/// (`audiences()`, `traits()`, `on("audience")` and the cached profile:
+/// about 1 KB gzipped of Wasm and glue). It is above the 24 KB the SDK
+/// issue asks for: that budget is not met yet (see the README's "Size and
+/// speed").
+const UP_FRONT_CEILING_GZ: usize = 38 * 1024 + 512;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {
