@@ -321,12 +321,13 @@ pub fn flush() {
     sdk::flush();
 }
 
-/// Queue statistics: `{ queued, dropped }` (for debugging and tests).
+/// Queue statistics: `{ queued, inflight, dropped }` (for debugging and tests).
 #[wasm_bindgen]
 pub fn stats() -> Result<JsValue, JsValue> {
     sdk::with(|s| {
         let o = Object::new();
         set(&o, "queued", s.queue.len() as u32);
+        set(&o, "inflight", s.queue.inflight as u32);
         set(&o, "dropped", s.queue.dropped);
         o.into()
     })

@@ -204,7 +204,7 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
         "invalid_argument"
     );
 
-    let persisted = sdk::with(|s| s.queue.persisted()).unwrap();
+    let persisted = sdk::with(|s| s.queue.persisted(0)).unwrap();
     let body = [
         "{\"batch\":",
         &persisted,
@@ -283,7 +283,7 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
     // A change of consent emits one `Consent Updated` and tells listeners once;
     // the same consent reported again (CMPs re-report) emits nothing.
     let updates = || {
-        sdk::with(|s| s.queue.persisted())
+        sdk::with(|s| s.queue.persisted(0))
             .unwrap()
             .matches("Consent Updated")
             .count()

@@ -544,9 +544,26 @@ impl Sdk {
 
     /// Write the queue to this tab's key (or remove it when empty).
     pub fn persist(&mut self) {
-        if self.queue.is_empty() {
+        self.save(0);
+    }
+
+    /// The page is hidden or left: persist what is not in flight. The
+    /// request in flight is `keepalive`, so the browser completes it after
+    /// the page is gone, like a beacon; storing its events too would have
+    /// the tab that adopts this queue (or this page after a reload) send
+    /// them a second time. If the page lives on and the request fails, its
+    /// events are back in the queue and persisted with the answer.
+    fn persist_at_exit(&mut self) {
+        self.save(self.queue.inflight);
+    }
+
+    fn save(&mut self, from: usize) {
+        if self.queue.len() <= from {
             self.store.local_remove(&self.tab_key);
-        } else if !self.store.local_set(&self.tab_key, &self.queue.persisted()) {
+        } else if !self
+            .store
+            .local_set(&self.tab_key, &self.queue.persisted(from))
+        {
             log(
                 self.debug,
                 "not persisted (storage unavailable or full)",
@@ -645,6 +662,7 @@ impl Sdk {
             self.sched.withdrawn();
         }
         if !transport::online() {
+            // Offline, the request in flight cannot succeed: keep it all.
             self.persist();
             return;
         }
@@ -657,7 +675,7 @@ impl Sdk {
                 break;
             }
         }
-        self.persist();
+        self.persist_at_exit();
     }
 
     /// The browser is back online: retry at once.
