@@ -69,6 +69,10 @@ pub struct Sdk {
     /// body is still being compressed, and sends its events by beacon).
     /// `withdraw()` of the request in flight, from [`transport::post`].
     withdraw: Option<js_sys::Function>,
+    /// The request in flight is on the wire: `fetch` has it (`keepalive`),
+    /// so the browser completes it even if this page goes, and its events
+    /// are left out of the stored queue (see [`Sdk::persist`]).
+    on_wire: bool,
     /// The consent as sent in `context.consent` (JSON), built once per change.
     consent_json: Option<String>,
     /// When the session was last written to storage.
@@ -236,6 +240,7 @@ impl Sdk {
             sched: Scheduler::default(),
             policy: Policy::from(&opts),
             withdraw: None,
+            on_wire: false,
             consent_json: None,
             session_saved_ms: 0.0,
             persist_scheduled: false,
@@ -542,19 +547,20 @@ impl Sdk {
         });
     }
 
-    /// Write the queue to this tab's key (or remove it when empty).
+    /// Write the queue to this tab's key (or remove it when empty), less the
+    /// request on the wire: the browser owns that one now, and storing its
+    /// events too would have the tab that adopts this queue (or this page
+    /// after a reload, or after a crash) send them a second time. If the
+    /// request fails, its events are back in the queue and stored again.
     pub fn persist(&mut self) {
-        self.save(0);
+        let from = if self.on_wire { self.queue.inflight } else { 0 };
+        self.save(from);
     }
 
-    /// The page is hidden or left: persist what is not in flight. The
-    /// request in flight is `keepalive`, so the browser completes it after
-    /// the page is gone, like a beacon; storing its events too would have
-    /// the tab that adopts this queue (or this page after a reload) send
-    /// them a second time. If the page lives on and the request fails, its
-    /// events are back in the queue and persisted with the answer.
-    fn persist_at_exit(&mut self) {
-        self.save(self.queue.inflight);
+    /// The request in flight was handed to `fetch`.
+    fn wired(&mut self) {
+        self.on_wire = self.sched.in_flight();
+        self.schedule_persist();
     }
 
     fn save(&mut self, from: usize) {
@@ -605,6 +611,7 @@ impl Sdk {
     /// What came back for the request in flight.
     fn answered(&mut self, answer: Option<transport::Answer>) {
         self.withdraw = None;
+        self.on_wire = false;
         let n = self.queue.inflight as u32;
         let verdict = match &answer {
             Some(a) => retry::verdict(a.status, a.retry_after.as_deref()),
@@ -662,8 +669,8 @@ impl Sdk {
             self.sched.withdrawn();
         }
         if !transport::online() {
-            // Offline, the request in flight cannot succeed: keep it all.
-            self.persist();
+            // Offline, the request on the wire cannot succeed: keep it all.
+            self.save(0);
             return;
         }
         let sent_at = js::iso_now();
@@ -675,7 +682,7 @@ impl Sdk {
                 break;
             }
         }
-        self.persist_at_exit();
+        self.persist();
     }
 
     /// The browser is back online: retry at once.
@@ -838,9 +845,17 @@ fn send(timer: bool) {
     let Some(Some(r)) = with(|s| s.next_request(timer)) else {
         return;
     };
-    let withdraw = transport::post(&r.url, &r.auth, &r.body, |answer| {
-        with(|s| s.answered(answer));
-    });
+    let withdraw = transport::post(
+        &r.url,
+        &r.auth,
+        &r.body,
+        || {
+            with(Sdk::wired);
+        },
+        |answer| {
+            with(|s| s.answered(answer));
+        },
+    );
     // Kept only while the request is in flight (it may have been answered already).
     with(|s| {
         if s.sched.in_flight() && s.withdraw.is_none() {
