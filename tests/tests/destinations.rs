@@ -11,7 +11,7 @@
 
 use serde_json::{json, Value};
 use sluice_e2e::stores::{once, tally};
-use sluice_e2e::{eventually, Answer, Stack, Vendor, VendorStub};
+use sluice_e2e::{eventually, Answer, Browser, Stack, Vendor, VendorStub};
 use std::time::Duration;
 
 const CHROME: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
@@ -342,4 +342,105 @@ async fn a_rate_limited_vendor_gets_the_batch_again_after_retry_after_and_keeps_
     counted(&stack, "delivered_meta", 3).await;
     counted(&stack, "delivered_ga4", 3).await;
     assert_eq!(stack.counter("dead_lettered_meta"), 0);
+}
+
+#[tokio::test]
+async fn the_debugger_shows_each_destinations_deliveries_for_the_last_hour_and_day() {
+    let meta = VendorStub::start(
+        Vendor::Meta,
+        Answer::ThrottleFirst {
+            n: 1,
+            retry_after_s: 1,
+        },
+    );
+    let ga4 = VendorStub::start(Vendor::Ga4, Answer::Refuse);
+    let stack = start(&meta, &ga4);
+    post(
+        &stack,
+        vec![
+            event("ov-1", &BOTH),
+            event("ov-2", &BOTH),
+            event("ov-no-mkt", &NO_MARKETING),
+            event("ov-no-ana", &NO_ANALYTICS),
+        ],
+    );
+    // Meta: three events throttled once, then delivered; one withheld.
+    // GA4: three events refused for good (dead-lettered); one withheld.
+    delivered(&meta, &["ov-1", "ov-2", "ov-no-ana"]).await;
+    counted(&stack, "delivered_meta", 3).await;
+    counted(&stack, "dead_lettered_ga4", 3).await;
+    counted(&stack, "withheld_meta", 1).await;
+    counted(&stack, "withheld_ga4", 1).await;
+
+    let (status, o) = stack.admin("GET", "/admin/v1/deliveries", "dev-admin-token", None);
+    assert_eq!(status, 200, "{o}");
+    let dest = |name: &str| {
+        o["destinations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {o:#}"))
+    };
+    let (m, g) = (dest("meta"), dest("ga4"));
+    assert_eq!(m["kind"], "meta_capi");
+    for window in ["hour", "day"] {
+        let counts = |d: &Value| {
+            [
+                "delivered",
+                "retrying",
+                "withheld",
+                "deadLettered",
+                "skipped",
+            ]
+            .map(|k| d[window][k].as_i64().unwrap())
+        };
+        assert_eq!(counts(&m), [3, 3, 1, 0, 0], "meta {window}: {m:#}");
+        assert_eq!(counts(&g), [0, 0, 1, 3, 0], "ga4 {window}: {g:#}");
+    }
+    // Delivered after a throttled attempt and a Retry-After of 1 s.
+    let latency = m["hour"]["latencyMsMax"].as_i64().unwrap();
+    assert!(latency >= 1000, "meta latency {latency} ms: {m:#}");
+    assert!(m["hour"]["latencyMsAvg"].as_i64().unwrap() <= latency);
+    assert_eq!(g["hour"]["latencyMsAvg"], Value::Null, "nothing delivered");
+    let error = |d: &Value| d["lastError"]["message"].as_str().unwrap_or("").to_owned();
+    assert!(error(&m).contains("meta_rate_limited"), "{m:#}");
+    assert!(error(&g).contains("ga4_http_error"), "{g:#}");
+    let (refused, _) = stack.admin("GET", "/admin/v1/deliveries", "not-a-token", None);
+    assert_eq!(refused, 401, "the overview needs an admin token");
+
+    // The same overview in the debugger page, in Chromium.
+    let browser = Browser::start().await;
+    browser.client.goto(&stack.url("/debugger")).await.unwrap();
+    browser
+        .js("document.getElementById('token').value = 'dev-admin-token'; document.querySelector('#connect button').click();")
+        .await;
+    let row = |name: &str, window: &str| {
+        format!(
+            "return Array.from(document.querySelectorAll('tr[data-destination=\"{name}\"][data-window=\"{window}\"] td')).map(function (td) {{ return td.textContent; }})"
+        )
+    };
+    let cells = eventually("the debugger's delivery overview", WAIT, || async {
+        let cells = browser.js(&row("meta", "hour")).await;
+        (cells.as_array().is_some_and(|c| c.len() == 9)).then_some(cells)
+    })
+    .await;
+    assert_eq!(cells[0], "meta (meta_capi)");
+    assert_eq!(cells[1], "last hour");
+    assert_eq!(
+        cells.as_array().unwrap()[2..7],
+        [json!("3"), json!("3"), json!("1"), json!("0"), json!("0")]
+    );
+    assert!(
+        cells[8].as_str().unwrap().contains("meta_rate_limited"),
+        "{cells}"
+    );
+    let ga4_day = browser.js(&row("ga4", "day")).await;
+    assert_eq!(ga4_day[1], "last day");
+    assert_eq!(
+        ga4_day.as_array().unwrap()[2..7],
+        [json!("0"), json!("0"), json!("1"), json!("3"), json!("0")]
+    );
+    assert_eq!(ga4_day[7], "—", "no latency without a delivery");
 }
