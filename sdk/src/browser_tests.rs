@@ -158,6 +158,8 @@ fn google_consent_mode_defaults_and_updates_are_followed() {
 
 #[wasm_bindgen_test]
 fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
+    // A GA tag's and Meta pixel's cookies; only analytics is granted at first.
+    eval("document.cookie = '_ga=GA1.1.111.222; path=/'; document.cookie = '_fbp=fb.1.1700000000000.42; path=/'");
     let opts = eval("({ flushAt: 1000, flushIntervalMs: 600000, storage: 'memory', consent: { defaultGranted: true } })");
     api::load(JsValue::from("wk-test"), opts).unwrap();
     assert_eq!(
@@ -165,7 +167,7 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
         "invalid_argument"
     );
     let props = eval("({ revenue: 42, products: [{ id: 'p1' }] })");
-    api::track("Order Completed".into(), props.clone(), JsValue::UNDEFINED).unwrap();
+    let first_id = api::track("Order Completed".into(), props.clone(), JsValue::UNDEFINED).unwrap();
     // The event is what the page passed at the time of the call.
     js_sys::Reflect::set(&props, &"revenue".into(), &JsValue::from(0)).unwrap();
     api::page(
@@ -189,12 +191,17 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
         eval("({ timestamp: 1714557600000 })"),
     )
     .unwrap();
-    api::track(
+    let given_id = api::track(
         "With Options".into(),
         JsValue::UNDEFINED,
         eval("({ messageId: 'page-id-1', timestamp: '2024-05-01T10:00:00Z', context: { locale: 'fr-FR', app: { name: 'shop' } }, integrations: { All: false } })"),
     )
     .unwrap();
+    assert_eq!(
+        given_id,
+        JsValue::from("page-id-1"),
+        "track returns the messageId"
+    );
     assert_eq!(
         code_of(api::track(JsValue::from(3), JsValue::UNDEFINED, JsValue::UNDEFINED).unwrap_err()),
         "invalid_argument"
@@ -244,6 +251,11 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
     assert!(ctx["sessionId"].is_number() && ctx["page"].is_object());
     assert_eq!(given.integrations.as_ref().unwrap()["All"], false);
     let id = &events[0].message_id;
+    assert_eq!(
+        first_id.as_string().as_ref(),
+        Some(id),
+        "track returns the messageId"
+    );
     assert!(
         sluice_shared::id::is_uuid(&id[..36]) && id[36..].starts_with('-'),
         "an automatic messageId is <page UUID>-<n>: {id}"
@@ -270,6 +282,14 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
         "an explicit time is kept"
     );
     let ctx = events[0].context.as_ref().unwrap();
+    assert_eq!(
+        ctx["ga"]["clientId"], "111.222",
+        "analytics granted: the _ga client id"
+    );
+    assert!(
+        ctx.get("fbp").is_none(),
+        "marketing not granted: no Meta id"
+    );
     assert_eq!(ctx["library"]["name"], "sluice.js");
     assert_eq!(ctx["consent"]["categories"]["analytics"], "granted");
     assert!(ctx["sessionId"].is_number());
@@ -291,13 +311,52 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
     let before = updates();
     api::consent_on(eval("window.__heard = 0; (function () { window.__heard++; })").into())
         .unwrap();
+    // A landing URL with Meta's click id: an `fbc` once marketing is granted.
+    eval("history.replaceState(null, '', location.pathname + '?fbclid=IwAR-test')");
     api::consent_set(eval("({ marketing: true })")).unwrap();
     api::consent_set(eval("({ marketing: 'granted' })")).unwrap();
     assert_eq!(updates(), before + 1);
     assert_eq!(eval("window.__heard"), 1);
+    api::track(
+        "With Marketing".into(),
+        JsValue::UNDEFINED,
+        JsValue::UNDEFINED,
+    )
+    .unwrap();
+    eval("history.replaceState(null, '', location.pathname)");
     api::consent_set(eval("({ marketing: false })")).unwrap();
     assert_eq!(updates(), before + 2);
     assert_eq!(eval("window.__heard"), 2);
+    api::track(
+        "Without Marketing".into(),
+        JsValue::UNDEFINED,
+        JsValue::UNDEFINED,
+    )
+    .unwrap();
+    let queued = |name: &str| {
+        let all: Vec<serde_json::Value> =
+            serde_json::from_str(&sdk::with(|s| s.queue.persisted()).unwrap()).unwrap();
+        all.into_iter().rev().find(|e| e["event"] == name).unwrap()["context"].clone()
+    };
+    let with = queued("With Marketing");
+    assert_eq!(with["fbp"], "fb.1.1700000000000.42");
+    let fbc = with["fbc"].as_str().unwrap();
+    assert!(
+        fbc.starts_with("fb.1.") && fbc.ends_with(".IwAR-test"),
+        "{fbc}"
+    );
+    assert_eq!(with["ga"]["clientId"], "111.222");
+    let without = queued("Without Marketing");
+    for key in ["fbp", "fbc"] {
+        assert!(
+            without.get(key).is_none(),
+            "{key} without marketing: {without}"
+        );
+    }
+    assert_eq!(without["ga"]["clientId"], "111.222");
+    eval(
+        "document.cookie = '_ga=; max-age=0; path=/'; document.cookie = '_fbp=; max-age=0; path=/'",
+    );
 
     api::reset().unwrap();
     assert_ne!(

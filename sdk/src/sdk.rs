@@ -27,6 +27,8 @@ const USER_KEY: &str = "sluice_uid";
 const TRAITS_KEY: &str = "sluice_traits";
 const SESSION_KEY: &str = "sluice_session";
 const CONSENT_KEY: &str = "sluice_consent";
+/// How often the vendors' cookies are read again (a pixel may set them late).
+const MATCH_KEYS_EVERY_MS: f64 = 1000.0;
 /// Most calls held while waiting for consent.
 const MAX_PENDING: usize = 1000;
 /// A queue this long is persisted at most once per `PERSIST_LARGE_EVERY_MS`.
@@ -87,6 +89,12 @@ pub struct Sdk {
     pub debug: bool,
     /// `user_id` as JSON (it is the page's string: escaped by `JSON.stringify`).
     user_id_json: Option<String>,
+    /// The match keys the consent allows (`sluice_shared::match_keys`), as
+    /// JSON members, and when they were read.
+    keys_json: String,
+    keys_at: f64,
+    /// When the SDK loaded (ms): the landing time of an `fbc` it builds.
+    loaded_ms: f64,
 }
 
 /// An event as a call made it: what the call gave and the automatic context
@@ -94,6 +102,8 @@ pub struct Sdk {
 /// it is released (it may wait for consent first).
 pub struct Draft {
     kind: &'static str,
+    /// Its messageId (returned to the page).
+    pub id: JsValue,
     /// `,"messageId":…,"timestamp":…` and the call's own fields, each after a comma.
     members: String,
     /// The automatic context (library, page, campaign, …) when the call was made.
@@ -251,6 +261,9 @@ impl Sdk {
             last_page: pages::current_key(),
             debug: opts.debug,
             user_id_json: None,
+            keys_json: String::new(),
+            keys_at: f64::NEG_INFINITY,
+            loaded_ms: js::now_ms(),
             opts,
         };
         sdk.set_user_id(user_id_from_store);
@@ -271,9 +284,9 @@ impl Sdk {
         // gave goes first (`queue::Item::message_id` reads the first one).
         let given = Object::new();
         let mut members = String::with_capacity(96);
-        let id = js::get(options, "messageId");
+        let mut id = js::get(options, "messageId");
         if id.is_string() {
-            set(&given, "messageId", id);
+            set(&given, "messageId", id.clone());
         } else {
             self.id_seq += 1;
             let n = decimal(self.id_seq.into());
@@ -281,6 +294,7 @@ impl Sdk {
                 &mut members,
                 &[",\"messageId\":\"", &self.id_prefix, &n, "\""],
             );
+            id = JsValue::from_str(&cat(&[self.id_prefix.as_str(), n.as_str()]));
         }
         let ts = js::get(options, "timestamp");
         if ts.is_string() {
@@ -312,6 +326,7 @@ impl Sdk {
         let extra = js::get(options, "context");
         Some(Draft {
             kind,
+            id,
             members,
             context: self.context_json.clone(),
             viewport: (
@@ -444,6 +459,10 @@ impl Sdk {
             if started {
                 ctx.push_str(",\"sessionStart\":true");
             }
+            if now - self.keys_at >= MATCH_KEYS_EVERY_MS {
+                self.read_match_keys(now);
+            }
+            json::push_members(&mut ctx, &self.keys_json);
         }
         let consent = &self.consent;
         let consent = self.consent_json.get_or_insert_with(|| {
@@ -480,6 +499,24 @@ impl Sdk {
         self.queued();
     }
 
+    /// Read the vendors' cookies (and `fbclid`) again and decide, by the
+    /// consent, which go with the events (`sluice_shared::match_keys`).
+    fn read_match_keys(&mut self, now: f64) {
+        use sluice_shared::match_keys::{decide, Seen};
+        self.keys_at = now;
+        let cookies = js::get_str(&js::get(&js::global(), "document"), "cookie");
+        let search = js::location("search");
+        self.keys_json = decide(
+            &Seen {
+                cookies: cookies.as_deref().unwrap_or_default(),
+                search: search.as_deref().unwrap_or_default(),
+                page_ms: self.loaded_ms as u64,
+            },
+            purpose_allowed(&self.consent, &Purpose::Marketing),
+            purpose_allowed(&self.consent, &Purpose::Analytics),
+        );
+    }
+
     /// Events were queued: let the scheduler decide when they go.
     fn queued(&mut self) {
         let now = js::now_ms();
@@ -497,6 +534,7 @@ impl Sdk {
             return false;
         }
         self.consent_json = None;
+        self.keys_at = f64::NEG_INFINITY; // what may be sent changed
         self.consent.updated_at = Some(js::iso_now());
         self.consent_known = true;
         if self.opts.storage == StorageMode::None {

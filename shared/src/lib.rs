@@ -24,6 +24,7 @@ pub mod event;
 pub mod id;
 #[cfg(feature = "lake")]
 pub mod lake;
+pub mod match_keys;
 #[cfg(feature = "std")]
 pub mod parse;
 #[cfg(feature = "std")]

@@ -9,9 +9,12 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// A ceiling on snippet + loader + glue (with the JavaScript host bundled
 /// in) + wasm, gzipped, that keeps the size from creeping back up (lowered
 /// from 39 KB when the host took over the CMP, context, listener and lock
-/// plumbing). It is above the 24 KB the SDK issue asks for: that budget is
+/// plumbing; raised from 38 KB again when the SDK started sending the
+/// vendors' match keys — `_fbp`, `_fbc` / `fbclid`, `_ttp`, `_ga`, gated by
+/// consent — and returning each call's messageId: 38,206 → 39,464 bytes,
+/// +1.26 KB). It is above the 24 KB the SDK issue asks for: that budget is
 /// not met yet (see the README's "Size and speed").
-const UP_FRONT_CEILING_GZ: usize = 38 * 1024;
+const UP_FRONT_CEILING_GZ: usize = 39 * 1024;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {

@@ -15,6 +15,7 @@ use crate::config::{Config, ConfigError, COOKIE_DOMAIN_VAR, SDK_PATH_VAR, SOURCE
 use crate::db::{SqlValue, Statement};
 use crate::delivery::config::{self as destinations, Destination, DESTINATIONS_VAR};
 use crate::delivery::dedup::{self, ClaimResponse, ShardRequest};
+use crate::delivery::overview;
 use crate::delivery::{self, Outcome, Settings};
 use crate::error::ApiError;
 use crate::http::{Client, HttpRequest, HttpResponse};
@@ -298,7 +299,7 @@ pub const LIVE_PATH: &str = "/admin/v1/live";
 /// The fetch entry point.
 pub async fn fetch(mut req: Request, env: Env, ctx: worker::Context) -> Result<Response> {
     let loaded = config(&env);
-    let (config, _) = match loaded.as_ref() {
+    let (config, destinations) = match loaded.as_ref() {
         Ok(c) => c,
         Err(e) => return into_response(ApiError::Config(e.clone()).into_response()),
     };
@@ -310,6 +311,7 @@ pub async fn fetch(mut req: Request, env: Env, ctx: worker::Context) -> Result<R
     let limiter = LIMITER.with(Rc::clone);
     let services = Services {
         config,
+        destinations,
         platform: &bindings,
         limiter: &limiter,
         now: now(),
@@ -477,6 +479,9 @@ pub async fn scheduled(env: Env) -> Result<()> {
         if let Err(e) = run.await {
             worker::console_error!("sluice: retention for {} failed: {e}", source.name);
         }
+    }
+    if let Err(e) = deps.run(vec![overview::prune(now())]).await {
+        worker::console_error!("sluice: pruning the delivery overview failed: {e}");
     }
     Ok(())
 }
