@@ -625,6 +625,12 @@ fn google_ads_exchanges_its_refresh_token_for_an_access_token_before_uploading()
         "{}",
         calls[1].0
     );
+    drop(calls);
+    // The next delivery in this isolate reuses the token.
+    pollster::block_on(deliver(&batch.to_string(), &dests, &fake));
+    let calls = fake.http_calls.borrow();
+    assert_eq!(calls.len(), 3, "no second token exchange: {calls:?}");
+    assert!(calls[2].0.contains("uploadClickConversions"));
 }
 
 #[test]
