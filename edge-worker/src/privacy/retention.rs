@@ -65,7 +65,7 @@ pub async fn retention(
             if r2::partition_day(&key).is_some_and(|day| day < cutoff_day) {
                 deps.delete(&key).await?;
                 deps.run(vec![Statement::new(
-                    "DELETE FROM lake_index WHERE key = ?1",
+                    "DELETE FROM lake_objects WHERE key = ?1",
                     vec![text_value(&key)],
                 )])
                 .await?;

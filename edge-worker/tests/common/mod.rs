@@ -115,8 +115,12 @@ impl Sql for Fake {
                     .borrow_mut()
                     .entry(format!("{src}/{name}"))
                     .or_default() += n;
-            } else if sql.starts_with("INSERT INTO lake_index") {
-                self.indexed.borrow_mut().push(format!("{:?}", row[1]));
+            } else if sql.starts_with("INSERT INTO lake_objects") {
+                let SqlValue::Text(people) = &row[2] else {
+                    panic!("people")
+                };
+                let people: Vec<String> = serde_json::from_str(people).unwrap();
+                self.indexed.borrow_mut().extend(people);
             }
             self.statements.borrow_mut().push(statement);
         }
