@@ -205,7 +205,7 @@ pub async fn claim(
             .shard(shard, &ShardRequest::Claim { ids })
             .await
         {
-            Ok(ClaimResponse { claims }) if claims.len() == members.len() => {
+            Ok(ClaimResponse { claims, .. }) if claims.len() == members.len() => {
                 for (t, claim) in members.into_iter().zip(claims) {
                     match claim {
                         Claim::Won => won.push(t),

@@ -8,11 +8,28 @@
 //! followed by a retry is never mistaken for a duplicate. Ids are forgotten
 //! after the dedup window by the shard's alarm (the sweep is idempotent).
 //!
+//! What is written (a Durable Object bills each SQLite row written): a commit
+//! writes **one row for all the ids it commits** (`committed(at_ms, ids)`, a
+//! JSON array), so an event costs at most one row per window, and a batch of
+//! `k` events at one shard `1/k` of a row (plus the row's delete by the sweep
+//! when the window has passed). Claims live in the shard's memory
+//! ([`ShardState`]): a claim writes nothing, except a lease horizon
+//! (`lease.until_ms`, one row, rewritten at most every
+//! [`HORIZON_STEP_MS`] while claims are made): the time until which claims
+//! made so far may still hold. A shard that starts again (a crash, a deploy)
+//! before its horizon has passed answers `in_flight` for every id it does not
+//! know until then, so the claims of the instance before it still protect
+//! their ids; after an idle eviction (no calls for 70 s or more) the horizon
+//! has passed and nothing waits.
+//!
 //! Sizing: a shard serves its calls one at a time. Each consumer batch makes
 //! one claim and one commit call per shard it touches, each a few ms. Pick
 //! shards ≥ peak batches per second ÷ 50; the default 16 shards carry several
-//! hundred batches (tens of thousands of events) per second. Changing the
-//! count re-homes ids, so a change only loses dedup memory for in-window ids.
+//! hundred batches (tens of thousands of events) per second. A shard keeps
+//! its window's ids in memory (about 100 bytes each, loaded when it starts):
+//! keep ids per shard per window under about 500,000 (16 shards: 8 M events a
+//! window). Changing the count re-homes ids, so a change only loses dedup
+//! memory for in-window ids.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +41,10 @@ pub const DEFAULT_SHARDS: u32 = 16;
 pub const DEFAULT_WINDOW_S: u64 = 7 * 24 * 3600;
 /// How long a claim protects an id being written.
 pub const LEASE_MS: i64 = 60_000;
+/// How far past a claim's lease the stored horizon reaches, so it is
+/// rewritten at most this often. Below the 70 s idle eviction minus the
+/// lease, so an idle shard's horizon has always passed when it starts again.
+pub const HORIZON_STEP_MS: i64 = 10_000;
 
 /// The shard of an id (FNV-1a, stable across releases).
 pub fn shard_of(message_id: &str, shards: u32) -> u32 {
@@ -71,10 +92,117 @@ pub enum ShardRequest {
     Release { ids: Vec<String> },
 }
 
-/// A shard's answer to a claim: one decision per id, in order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A shard's answer to a claim: one decision per id, in order; with what the
+/// call cost the shard (its SQL cursors' `rowsRead` / `rowsWritten`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimResponse {
     pub claims: Vec<Claim>,
+    #[serde(default)]
+    pub rows_read: u64,
+    #[serde(default)]
+    pub rows_written: u64,
+}
+
+/// What a shard must write after a call ([`ShardState`] decides, the Durable
+/// Object stores).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Writes {
+    /// A new lease horizon to store.
+    pub horizon_ms: Option<i64>,
+    /// Ids to store as committed, in one row.
+    pub committed: Vec<String>,
+}
+
+/// A shard's state in memory: the committed ids of the window (loaded from
+/// its rows when it starts) and the claims of consumers writing right now.
+#[derive(Debug, Clone, Default)]
+pub struct ShardState {
+    done: std::collections::HashMap<String, i64>,
+    claims: std::collections::HashMap<String, i64>,
+    /// Claims made before this instance started may hold until then.
+    guard_until_ms: i64,
+    /// The horizon last stored.
+    horizon_ms: i64,
+}
+
+impl ShardState {
+    /// A shard starting at `now_ms` with its stored committed ids and horizon.
+    pub fn start(
+        committed: impl IntoIterator<Item = (String, i64)>,
+        stored_horizon_ms: i64,
+        now_ms: i64,
+    ) -> ShardState {
+        ShardState {
+            done: committed.into_iter().collect(),
+            claims: Default::default(),
+            guard_until_ms: if stored_horizon_ms > now_ms {
+                stored_horizon_ms
+            } else {
+                0
+            },
+            horizon_ms: stored_horizon_ms,
+        }
+    }
+
+    fn seen(&self, id: &str) -> Option<Seen> {
+        if let Some(&at_ms) = self.done.get(id) {
+            return Some(Seen::Done { at_ms });
+        }
+        self.claims.get(id).map(|&at_ms| Seen::Claimed { at_ms })
+    }
+
+    /// Claim each id; a claim won is held in memory, and the horizon moved
+    /// when the lease would pass it.
+    pub fn claim(&mut self, ids: &[String], now_ms: i64) -> (Vec<Claim>, Writes) {
+        let mut claims = Vec::with_capacity(ids.len());
+        for id in ids {
+            let claim = match self.seen(id) {
+                None if now_ms < self.guard_until_ms => Claim::InFlight,
+                seen => decide(seen, now_ms),
+            };
+            if claim == Claim::Won {
+                self.claims.insert(id.clone(), now_ms);
+            }
+            claims.push(claim);
+        }
+        let mut writes = Writes::default();
+        if claims.contains(&Claim::Won) && now_ms + LEASE_MS > self.horizon_ms {
+            self.horizon_ms = now_ms + LEASE_MS + HORIZON_STEP_MS;
+            writes.horizon_ms = Some(self.horizon_ms);
+        }
+        (claims, writes)
+    }
+
+    /// The ids are written: done from now on (to be stored in one row).
+    pub fn commit(&mut self, ids: &[String], now_ms: i64) -> Writes {
+        for id in ids {
+            self.claims.remove(id);
+            self.done.insert(id.clone(), now_ms);
+        }
+        Writes {
+            horizon_ms: None,
+            committed: ids.to_vec(),
+        }
+    }
+
+    /// The write failed: the ids may be claimed again at once.
+    pub fn release(&mut self, ids: &[String]) {
+        for id in ids {
+            self.claims.remove(id);
+        }
+    }
+
+    /// Forget committed ids before the window and expired claims.
+    pub fn sweep(&mut self, now_ms: i64, window_s: u64) {
+        let (done_before, claimed_before) = sweep_bounds(now_ms, window_s);
+        self.done.retain(|_, at| *at >= done_before);
+        self.claims.retain(|_, at| *at >= claimed_before);
+    }
+
+    /// Ids committed in the window.
+    pub fn remembered(&self) -> usize {
+        self.done.len()
+    }
 }
 
 /// The sweep: what an alarm at `now_ms` deletes, as SQL over `seen(id, done, at_ms)`.
@@ -113,6 +241,62 @@ mod tests {
             decide(Some(Seen::Claimed { at_ms: 0 }), LEASE_MS + 1),
             Claim::Won,
             "an abandoned claim expires"
+        );
+    }
+
+    fn ids(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_claim_writes_nothing_but_the_horizon_at_most_once_per_step() {
+        let mut s = ShardState::start([], 0, 1_000);
+        let (c, w) = s.claim(&ids(&["a", "b"]), 1_000);
+        assert_eq!(c, [Claim::Won, Claim::Won]);
+        assert_eq!(w.horizon_ms, Some(1_000 + LEASE_MS + HORIZON_STEP_MS));
+        assert!(w.committed.is_empty());
+        let (c, w) = s.claim(&ids(&["a", "c"]), 2_000);
+        assert_eq!(c, [Claim::InFlight, Claim::Won]);
+        assert_eq!(w, Writes::default(), "within the step: no write");
+        let (_, w) = s.claim(&ids(&["d"]), 1_000 + HORIZON_STEP_MS + 1);
+        assert!(w.horizon_ms.is_some(), "the lease would pass the horizon");
+    }
+
+    #[test]
+    fn a_commit_is_one_row_and_makes_later_copies_duplicates() {
+        let mut s = ShardState::start([], 0, 0);
+        s.claim(&ids(&["a", "b", "c"]), 0);
+        let w = s.commit(&ids(&["a", "b", "c"]), 10);
+        assert_eq!(w.committed, ids(&["a", "b", "c"]));
+        let (c, _) = s.claim(&ids(&["a", "x"]), 20);
+        assert_eq!(c, [Claim::Duplicate, Claim::Won]);
+        s.release(&ids(&["x"]));
+        assert_eq!(s.claim(&ids(&["x"]), 30).0, [Claim::Won], "released");
+    }
+
+    #[test]
+    fn a_shard_started_before_its_horizon_waits_for_unknown_ids() {
+        // The instance before it claimed ids it never committed; they are not
+        // in its rows, so every id it does not know waits until the horizon.
+        let horizon = 50_000;
+        let mut s = ShardState::start([("done".to_owned(), 1)], horizon, 10_000);
+        assert_eq!(
+            s.claim(&ids(&["done", "new"]), 20_000).0,
+            [Claim::Duplicate, Claim::InFlight]
+        );
+        assert_eq!(s.claim(&ids(&["new"]), horizon).0, [Claim::Won]);
+        let mut idle = ShardState::start([], horizon, horizon + 1);
+        assert_eq!(idle.claim(&ids(&["new"]), horizon + 1).0, [Claim::Won]);
+    }
+
+    #[test]
+    fn the_sweep_forgets_committed_ids_after_the_window() {
+        let mut s = ShardState::start([("old".to_owned(), 0), ("new".to_owned(), 9_000)], 0, 0);
+        s.sweep(10_000, 5);
+        assert_eq!(s.remembered(), 1);
+        assert_eq!(
+            s.claim(&ids(&["old", "new"]), 10_000).0,
+            [Claim::Won, Claim::Duplicate]
         );
     }
 

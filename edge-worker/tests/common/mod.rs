@@ -265,12 +265,13 @@ impl DedupShards for Fake {
                         c
                     })
                     .collect(),
+                ..ClaimResponse::default()
             },
             ShardRequest::Commit { ids } => {
                 for id in ids {
                     seen.insert(id.clone(), Seen::Done { at_ms: now });
                 }
-                ClaimResponse { claims: vec![] }
+                ClaimResponse::default()
             }
             ShardRequest::Release { ids } => {
                 for id in ids {
@@ -278,7 +279,7 @@ impl DedupShards for Fake {
                         seen.remove(id);
                     }
                 }
-                ClaimResponse { claims: vec![] }
+                ClaimResponse::default()
             }
         })
     }
