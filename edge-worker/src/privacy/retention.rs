@@ -76,6 +76,27 @@ pub async fn retention(
     Ok(removed)
 }
 
+/// The hot window's retention: every source's D1 event rows older than
+/// `days` (the lake keeps them). Returns how many left.
+pub async fn hot_window(deps: &impl Sql, days: u32, now: Timestamp) -> Result<u64, PortError> {
+    let cutoff = now
+        .plus_millis(-i64::from(days) * sluice_shared::time::DAY_MS)
+        .to_rfc3339();
+    let old = || vec![text_value(&cutoff)];
+    let before = deps
+        .query(
+            "SELECT COUNT(*) AS n FROM events WHERE received_at < ?1",
+            old(),
+        )
+        .await?;
+    deps.run(vec![Statement::new(
+        "DELETE FROM events WHERE received_at < ?1",
+        old(),
+    )])
+    .await?;
+    Ok(before.first().and_then(|r| r["n"].as_u64()).unwrap_or(0))
+}
+
 /// One source's retention run, recorded in the audit log as `done` (with the
 /// records removed) or `failed`.
 pub async fn run_audited(

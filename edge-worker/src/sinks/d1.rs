@@ -139,6 +139,9 @@ pub struct D1<'a, S> {
     pub db: &'a S,
     /// Count the rows written (`d1_written`) in the same atomic batch.
     pub count_written: bool,
+    /// Write the event rows (`false`: lake-only, or D1 full): the identity
+    /// graph's statements are written either way.
+    pub events: bool,
 }
 
 impl<S: Sql> Sink for D1<'_, S> {
@@ -153,12 +156,13 @@ impl<S: Sql> Sink for D1<'_, S> {
         let mut statements: Vec<Statement> = batch
             .events
             .iter()
+            .filter(|_| self.events)
             .map(|e| Statement::new(INSERT, row(&batch.source, e)))
             .collect();
         for e in &batch.events {
             statements.extend(crate::identity::statements(e));
         }
-        if self.count_written && !batch.events.is_empty() {
+        if self.count_written && self.events && !batch.events.is_empty() {
             statements.push(count_statement(&Counter {
                 day: now.to_rfc3339()[..10].to_owned(),
                 source: batch.source.clone(),

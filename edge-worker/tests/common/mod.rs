@@ -40,6 +40,8 @@ pub struct Fake {
     pub rows: RefCell<BTreeMap<String, Vec<SqlValue>>>,
     pub counters: RefCell<BTreeMap<String, i64>>,
     pub d1_down: Cell<bool>,
+    /// The size D1 reports (`meta.size_after`), if any.
+    pub d1_size: Cell<Option<u64>>,
     /// Suppressions a test seeds (id, kind): written to the database before
     /// every query. What privacy jobs record is in the database.
     pub suppressed: RefCell<Vec<(String, String)>>,
@@ -144,6 +146,10 @@ impl Sql for Fake {
             .collect();
         self.db.run(&seeded).unwrap();
         self.db.query(sql, &params).map_err(PortError::Rejected)
+    }
+
+    async fn size_bytes(&self) -> Result<Option<u64>, PortError> {
+        Ok(self.d1_size.get())
     }
 }
 
