@@ -2,7 +2,7 @@
 //!
 //! A realistic mix (page views with campaign context, e-commerce `track`
 //! calls with products, `identify` with traits), 20 events per request (the
-//! SDK's `flushAt`), through the whole local pipeline on workerd: accept →
+//! SDK's `flushAt`; `SLUICE_BENCH_PER_REQUEST` changes it), through the whole local pipeline on workerd: accept →
 //! Queue → dedup shards → D1 → the Parquet lake and a webhook on a loopback
 //! receiver. The worker's cost meter (`SLUICE_COST_METER=on`) counts what
 //! the platform answered (D1's `meta.rows_read` / `rows_written`, the shards'
@@ -20,8 +20,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 const SECRET: &str = "bench-secret";
-/// Events per request (the SDK's `flushAt`).
-pub const PER_REQUEST: usize = 20;
+/// Events per request: the SDK's `flushAt` (20), unless
+/// `SLUICE_BENCH_PER_REQUEST` says otherwise (server-side sources batch more).
+pub fn per_request() -> usize {
+    std::env::var("SLUICE_BENCH_PER_REQUEST")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| (1..=100).contains(n))
+        .unwrap_or(20)
+}
 
 /// Event `i` of the mix: of every 10, 3 page views, 5 e-commerce tracks, 1
 /// identify and 1 `Order Completed`; 250 visitors, a third of them signed in.
@@ -207,7 +214,7 @@ pub async fn measure(label: &'static str, d1_events: bool, events: usize) -> Mea
     let cpu_before = workerd_cpu_ms(stack.pid());
     let run = format!("cost{}", std::process::id());
     let mut requests = 0;
-    for chunk in (0..events).collect::<Vec<_>>().chunks(PER_REQUEST) {
+    for chunk in (0..events).collect::<Vec<_>>().chunks(per_request()) {
         let body = json!({"batch": chunk.iter().map(|i| mix_event(&run, *i)).collect::<Vec<_>>(),
                           "sentAt": "2024-05-01T10:00:01.000Z"});
         let (status, answer) = stack.post_json("/v1/batch?writeKey=demo-write-key", &[], &body);
@@ -278,8 +285,9 @@ pub async fn measure(label: &'static str, d1_events: bool, events: usize) -> Mea
 /// Print the usage per event and the price per million of each configuration.
 pub fn report(runs: &[Measured]) {
     println!(
-        "{} events per configuration in requests of {PER_REQUEST} (3 page, 6 track with e-commerce properties, 1 identify per 10; 250 visitors, a third signed in); Parquet lake + one webhook on a loopback receiver; local Queue batches of 10 messages.\n",
-        runs.first().map_or(0, |r| r.events)
+        "{} events per configuration in requests of {} (3 page, 6 track with e-commerce properties, 1 identify per 10; 250 visitors, a third signed in); Parquet lake + one webhook on a loopback receiver; local Queue batches of 10 messages.\n",
+        runs.first().map_or(0, |r| r.events),
+        per_request()
     );
     let head: Vec<&str> = runs.iter().map(|r| r.label).collect();
     println!("| per event | {} |", head.join(" | "));
