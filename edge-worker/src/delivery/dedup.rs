@@ -8,19 +8,16 @@
 //! followed by a retry is never mistaken for a duplicate. Ids are forgotten
 //! after the dedup window by the shard's alarm (the sweep is idempotent).
 //!
-//! What is written (a Durable Object bills each SQLite row written): a commit
-//! writes **one row for all the ids it commits** (`committed(at_ms, ids)`, a
-//! JSON array), so an event costs at most one row per window, and a batch of
-//! `k` events at one shard `1/k` of a row (plus the row's delete by the sweep
-//! when the window has passed). Claims live in the shard's memory
-//! ([`ShardState`]): a claim writes nothing, except a lease horizon
-//! (`lease.until_ms`, one row, rewritten at most every
-//! [`HORIZON_STEP_MS`] while claims are made): the time until which claims
-//! made so far may still hold. A shard that starts again (a crash, a deploy)
-//! before its horizon has passed answers `in_flight` for every id it does not
-//! know until then, so the claims of the instance before it still protect
-//! their ids; after an idle eviction (no calls for 70 s or more) the horizon
-//! has passed and nothing waits.
+//! What is written (a Durable Object bills each SQLite row written): a claim
+//! call writes **one row for all the ids it wins** (`claims(at_ms, ids)`, a
+//! JSON array) and a commit call one row for all the ids it commits
+//! (`committed(at_ms, ids)`), so a batch of `k` events at one shard costs
+//! `2/k` rows (plus their deletes by the sweep: claim rows once their lease
+//! has passed, commit rows after the window), where one row per id and call
+//! cost two per event before. The shard answers from its memory
+//! ([`ShardState`]), loaded from both tables when it starts, so a shard that
+//! restarts (a crash, a deploy, an eviction) still knows the claims of the
+//! instance before it until their lease runs out.
 //!
 //! Sizing: a shard serves its calls one at a time. Each consumer batch makes
 //! one claim and one commit call per shard it touches, each a few ms. Pick
@@ -41,10 +38,6 @@ pub const DEFAULT_SHARDS: u32 = 16;
 pub const DEFAULT_WINDOW_S: u64 = 7 * 24 * 3600;
 /// How long a claim protects an id being written.
 pub const LEASE_MS: i64 = 60_000;
-/// How far past a claim's lease the stored horizon reaches, so it is
-/// rewritten at most this often. Below the 70 s idle eviction minus the
-/// lease, so an idle shard's horizon has always passed when it starts again.
-pub const HORIZON_STEP_MS: i64 = 10_000;
 
 /// The shard of an id (FNV-1a, stable across releases).
 pub fn shard_of(message_id: &str, shards: u32) -> u32 {
@@ -107,8 +100,8 @@ pub struct ClaimResponse {
 /// Object stores).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Writes {
-    /// A new lease horizon to store.
-    pub horizon_ms: Option<i64>,
+    /// Ids to store as claimed, in one row.
+    pub claimed: Vec<String>,
     /// Ids to store as committed, in one row.
     pub committed: Vec<String>,
 }
@@ -119,29 +112,23 @@ pub struct Writes {
 pub struct ShardState {
     done: std::collections::HashMap<String, i64>,
     claims: std::collections::HashMap<String, i64>,
-    /// Claims made before this instance started may hold until then.
-    guard_until_ms: i64,
-    /// The horizon last stored.
-    horizon_ms: i64,
 }
 
 impl ShardState {
-    /// A shard starting at `now_ms` with its stored committed ids and horizon.
+    /// A shard starting with its stored committed and claimed ids.
     pub fn start(
         committed: impl IntoIterator<Item = (String, i64)>,
-        stored_horizon_ms: i64,
-        now_ms: i64,
+        claimed: impl IntoIterator<Item = (String, i64)>,
     ) -> ShardState {
-        ShardState {
-            done: committed.into_iter().collect(),
-            claims: Default::default(),
-            guard_until_ms: if stored_horizon_ms > now_ms {
-                stored_horizon_ms
-            } else {
-                0
-            },
-            horizon_ms: stored_horizon_ms,
+        let done: std::collections::HashMap<String, i64> = committed.into_iter().collect();
+        let mut claims = std::collections::HashMap::new();
+        for (id, at) in claimed {
+            if !done.contains_key(&id) {
+                let latest = claims.entry(id).or_insert(at);
+                *latest = (*latest).max(at);
+            }
         }
+        ShardState { done, claims }
     }
 
     fn seen(&self, id: &str) -> Option<Seen> {
@@ -151,24 +138,17 @@ impl ShardState {
         self.claims.get(id).map(|&at_ms| Seen::Claimed { at_ms })
     }
 
-    /// Claim each id; a claim won is held in memory, and the horizon moved
-    /// when the lease would pass it.
+    /// Claim each id; the ids won are to be stored in one row.
     pub fn claim(&mut self, ids: &[String], now_ms: i64) -> (Vec<Claim>, Writes) {
         let mut claims = Vec::with_capacity(ids.len());
+        let mut writes = Writes::default();
         for id in ids {
-            let claim = match self.seen(id) {
-                None if now_ms < self.guard_until_ms => Claim::InFlight,
-                seen => decide(seen, now_ms),
-            };
+            let claim = decide(self.seen(id), now_ms);
             if claim == Claim::Won {
                 self.claims.insert(id.clone(), now_ms);
+                writes.claimed.push(id.clone());
             }
             claims.push(claim);
-        }
-        let mut writes = Writes::default();
-        if claims.contains(&Claim::Won) && now_ms + LEASE_MS > self.horizon_ms {
-            self.horizon_ms = now_ms + LEASE_MS + HORIZON_STEP_MS;
-            writes.horizon_ms = Some(self.horizon_ms);
         }
         (claims, writes)
     }
@@ -180,7 +160,7 @@ impl ShardState {
             self.done.insert(id.clone(), now_ms);
         }
         Writes {
-            horizon_ms: None,
+            claimed: Vec::new(),
             committed: ids.to_vec(),
         }
     }
@@ -249,22 +229,20 @@ mod tests {
     }
 
     #[test]
-    fn a_claim_writes_nothing_but_the_horizon_at_most_once_per_step() {
-        let mut s = ShardState::start([], 0, 1_000);
+    fn a_claim_call_writes_one_row_for_the_ids_it_wins() {
+        let mut s = ShardState::start([], []);
         let (c, w) = s.claim(&ids(&["a", "b"]), 1_000);
         assert_eq!(c, [Claim::Won, Claim::Won]);
-        assert_eq!(w.horizon_ms, Some(1_000 + LEASE_MS + HORIZON_STEP_MS));
-        assert!(w.committed.is_empty());
+        assert_eq!(w.claimed, ids(&["a", "b"]));
         let (c, w) = s.claim(&ids(&["a", "c"]), 2_000);
         assert_eq!(c, [Claim::InFlight, Claim::Won]);
-        assert_eq!(w, Writes::default(), "within the step: no write");
-        let (_, w) = s.claim(&ids(&["d"]), 1_000 + HORIZON_STEP_MS + 1);
-        assert!(w.horizon_ms.is_some(), "the lease would pass the horizon");
+        assert_eq!(w.claimed, ids(&["c"]), "only what it won");
+        assert!(w.committed.is_empty());
     }
 
     #[test]
     fn a_commit_is_one_row_and_makes_later_copies_duplicates() {
-        let mut s = ShardState::start([], 0, 0);
+        let mut s = ShardState::start([], []);
         s.claim(&ids(&["a", "b", "c"]), 0);
         let w = s.commit(&ids(&["a", "b", "c"]), 10);
         assert_eq!(w.committed, ids(&["a", "b", "c"]));
@@ -275,23 +253,26 @@ mod tests {
     }
 
     #[test]
-    fn a_shard_started_before_its_horizon_waits_for_unknown_ids() {
-        // The instance before it claimed ids it never committed; they are not
-        // in its rows, so every id it does not know waits until the horizon.
-        let horizon = 50_000;
-        let mut s = ShardState::start([("done".to_owned(), 1)], horizon, 10_000);
-        assert_eq!(
-            s.claim(&ids(&["done", "new"]), 20_000).0,
-            [Claim::Duplicate, Claim::InFlight]
+    fn a_restarted_shard_still_knows_the_claims_before_it() {
+        // The instance before it claimed `x` and `y`, committed `y`, and stopped.
+        let mut s = ShardState::start(
+            [("y".to_owned(), 1_500)],
+            [("x".to_owned(), 1_000), ("y".to_owned(), 1_000)],
         );
-        assert_eq!(s.claim(&ids(&["new"]), horizon).0, [Claim::Won]);
-        let mut idle = ShardState::start([], horizon, horizon + 1);
-        assert_eq!(idle.claim(&ids(&["new"]), horizon + 1).0, [Claim::Won]);
+        assert_eq!(
+            s.claim(&ids(&["x", "y", "new"]), 2_000).0,
+            [Claim::InFlight, Claim::Duplicate, Claim::Won]
+        );
+        assert_eq!(
+            s.claim(&ids(&["x"]), 1_000 + LEASE_MS).0,
+            [Claim::Won],
+            "once its lease has run out"
+        );
     }
 
     #[test]
     fn the_sweep_forgets_committed_ids_after_the_window() {
-        let mut s = ShardState::start([("old".to_owned(), 0), ("new".to_owned(), 9_000)], 0, 0);
+        let mut s = ShardState::start([("old".to_owned(), 0), ("new".to_owned(), 9_000)], []);
         s.sweep(10_000, 5);
         assert_eq!(s.remembered(), 1);
         assert_eq!(

@@ -15,13 +15,25 @@ pub const DEDUP: &str = "DEDUP";
 /// How often the sweep runs while ids remain.
 const SWEEP_EVERY_MS: i64 = 3_600_000;
 
-/// The shard's tables: one row per commit call (its ids as a JSON array),
-/// and the one-row lease horizon. Rowid tables with no index: each insert,
-/// update or delete is one row written.
+/// The shard's tables: one row per claim call (the ids it won) and one per
+/// commit call (the ids committed), each a JSON array. Rowid tables with no
+/// index: each insert or delete is one row written.
 const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS claims (at_ms INTEGER NOT NULL, ids TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS committed (at_ms INTEGER NOT NULL, ids TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS lease (id INTEGER PRIMARY KEY, until_ms INTEGER NOT NULL)",
 ];
+
+/// `(id, at_ms)` of every id in the rows of a table of [`SCHEMA`].
+fn unpack(rows: Vec<serde_json::Value>) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for row in rows {
+        let at = row["at_ms"].as_i64().unwrap_or(0);
+        let ids: Vec<String> =
+            serde_json::from_str(row["ids"].as_str().unwrap_or("[]")).unwrap_or_default();
+        out.extend(ids.into_iter().map(|id| (id, at)));
+    }
+    out
+}
 
 #[durable_object]
 pub struct Dedup {
@@ -80,37 +92,30 @@ impl Dedup {
             }
             self.exec(sql, "DROP TABLE seen", vec![])?;
         }
-        let mut committed = Vec::new();
-        for row in self.exec(sql, "SELECT at_ms, ids FROM committed", vec![])? {
-            let at = row["at_ms"].as_i64().unwrap_or(0);
-            let ids: Vec<String> =
-                serde_json::from_str(row["ids"].as_str().unwrap_or("[]")).unwrap_or_default();
-            committed.extend(ids.into_iter().map(|id| (id, at)));
-        }
-        let horizon = self
-            .exec(sql, "SELECT until_ms FROM lease WHERE id = 1", vec![])?
-            .first()
-            .and_then(|r| r["until_ms"].as_i64())
-            .unwrap_or(0);
-        Ok(ShardState::start(committed, horizon, now))
+        let committed = unpack(self.exec(sql, "SELECT at_ms, ids FROM committed", vec![])?);
+        let claimed = unpack(self.exec(
+            sql,
+            "SELECT at_ms, ids FROM claims WHERE at_ms >= ?",
+            vec![SqlStorageValue::from(now - dedup::LEASE_MS)],
+        )?);
+        Ok(ShardState::start(committed, claimed))
     }
 
     /// Store what the state decided must be written.
     fn store(&self, sql: &SqlStorage, writes: &Writes, now: i64) -> Result<()> {
-        if let Some(until) = writes.horizon_ms {
+        for (table, ids) in [
+            ("claims", &writes.claimed),
+            ("committed", &writes.committed),
+        ] {
+            if ids.is_empty() {
+                continue;
+            }
             self.exec(
                 sql,
-                "INSERT INTO lease (id, until_ms) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET until_ms = excluded.until_ms",
-                vec![SqlStorageValue::from(until)],
-            )?;
-        }
-        if !writes.committed.is_empty() {
-            self.exec(
-                sql,
-                "INSERT INTO committed (at_ms, ids) VALUES (?, ?)",
+                &["INSERT INTO ", table, " (at_ms, ids) VALUES (?, ?)"].concat(),
                 vec![
                     SqlStorageValue::from(now),
-                    SqlStorageValue::from(serde_json::json!(writes.committed).to_string()),
+                    SqlStorageValue::from(serde_json::json!(ids).to_string()),
                 ],
             )?;
         }
@@ -147,7 +152,7 @@ impl DurableObject for Dedup {
                 let (claims, writes) = shard.claim(ids, now);
                 let stored = self.store(&sql, &writes, now);
                 if stored.is_err() {
-                    // Not protected by a stored horizon: give the claims back.
+                    // Not stored: give the claims back (the call fails and is retried).
                     let won: Vec<String> = ids
                         .iter()
                         .zip(&claims)
@@ -161,7 +166,7 @@ impl DurableObject for Dedup {
             ShardRequest::Commit { ids } => {
                 // Stored first: an id is only done in memory once it is done in its row.
                 let writes = Writes {
-                    horizon_ms: None,
+                    claimed: Vec::new(),
                     committed: ids.clone(),
                 };
                 self.store(&sql, &writes, now).map(|()| {
@@ -189,7 +194,7 @@ impl DurableObject for Dedup {
 
     async fn alarm(&self) -> Result<Response> {
         let now = js_sys::Date::now() as i64;
-        let (done_before, _) = dedup::sweep_bounds(now, self.window_s);
+        let (done_before, claimed_before) = dedup::sweep_bounds(now, self.window_s);
         let sql = self.state.storage().sql();
         let mut shard = match self.shard.take() {
             Some(s) => s,
@@ -203,6 +208,11 @@ impl DurableObject for Dedup {
             &sql,
             "DELETE FROM committed WHERE at_ms < ?",
             vec![SqlStorageValue::from(done_before)],
+        )?;
+        self.exec(
+            &sql,
+            "DELETE FROM claims WHERE at_ms < ?",
+            vec![SqlStorageValue::from(claimed_before)],
         )?;
         self.alarm_due.set(None);
         if left > 0 {
