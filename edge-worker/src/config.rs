@@ -119,6 +119,8 @@ pub struct Config {
     pub cookie_domain: Option<String>,
     /// Admin API tokens (hashed).
     pub admin_tokens: Vec<crate::admin::tokens::AdminToken>,
+    /// D1's hot window (`SLUICE_D1_*`).
+    pub d1: crate::sinks::window::HotWindow,
 }
 
 /// Why the configuration could not be read.
@@ -203,6 +205,7 @@ impl Config {
             sources,
             sdk_path,
             admin_tokens: Vec::new(),
+            d1: Default::default(),
             cookie_domain: cookie_domain
                 .map(str::trim)
                 .filter(|d| !d.is_empty())

@@ -15,6 +15,7 @@ extern crate alloc;
 
 pub mod campaign;
 pub mod consent;
+pub mod cost;
 #[cfg(feature = "std")]
 pub mod dest;
 #[cfg(feature = "enrich")]

@@ -7,6 +7,7 @@
 
 pub mod browser;
 pub mod clickhouse;
+pub mod cost;
 pub mod size;
 pub mod stack;
 pub mod stores;

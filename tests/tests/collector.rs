@@ -145,9 +145,9 @@ async fn payloads_from_analytics_js_and_rudderstack_land_enriched(stack: &Stack)
     );
     assert_eq!(ctx["sluice"]["consent"], "full");
     assert!(ajs["received_at"].as_str().unwrap().ends_with('Z'));
-    let raw: Value = serde_json::from_str(ajs["raw"].as_str().unwrap()).unwrap();
-    assert_eq!(raw["originalTimestamp"], "2024-05-01T10:00:00.123Z");
-    assert!(raw["_metadata"].is_object(), "unknown fields are kept");
+    let extra: Value = serde_json::from_str(ajs["extra"].as_str().unwrap()).unwrap();
+    assert_eq!(extra["originalTimestamp"], "2024-05-01T10:00:00.123Z");
+    assert!(extra["_metadata"].is_object(), "unknown fields are kept");
     assert_eq!(
         ctx["ip"], "127.0.0.0",
         "the client IP (loopback here), truncated to /24: {ctx}"

@@ -68,7 +68,7 @@
     var proto = location.protocol === "https:" ? "wss:" : "ws:";
     socket = new WebSocket(proto + "//" + location.host + "/admin/v1/live?token=" + encodeURIComponent(token));
     status("connecting…", false);
-    socket.onopen = function () { status("live", true); };
+    socket.onopen = function () { status("live", true); d1Status(); };
     socket.onclose = function () { status("disconnected", false); };
     socket.onmessage = function (m) {
       if (m.data === "pong") return;
@@ -109,6 +109,17 @@
     overviewTimer = setInterval(deliveries, 10000);
   }
   $("deliveries-refresh").addEventListener("click", deliveries);
+  // D1's hot window: its capacity guard's warning (from 80 %), as text.
+  function d1Status() {
+    fetch("/admin/v1/status", { headers: { authorization: "Bearer " + token } })
+      .then(function (r) { return r.json(); })
+      .then(function (s) {
+        var w = s && s.d1 && s.d1.warning;
+        $("d1-warning").textContent = w ? w + " (" + s.d1.percent + " % of " + s.d1.capacityBytes + " bytes)" : "";
+        $("d1-warning").hidden = !w;
+      })
+      .catch(function () {});
+  }
   function profile(userId) {
     fetch("/admin/v1/profiles/" + encodeURIComponent(userId), { headers: { authorization: "Bearer " + token } })
       .then(function (r) { return r.json(); })

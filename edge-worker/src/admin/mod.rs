@@ -11,6 +11,7 @@
 //! | `GET /admin/v1/requests/{id}/export` | `export` |
 //! | `GET /admin/v1/audit?limit=` | `admin` |
 //! | `GET /admin/v1/deliveries` (per destination: the last hour and day, see [`crate::delivery::overview`]) | `read:events` |
+//! | `GET /admin/v1/status` (D1's hot window: mode, size, capacity, warning) | `read:events` |
 
 pub mod tokens;
 
@@ -130,6 +131,14 @@ async fn route<P: Platform>(
             need(token, Scope::ReadProfiles)?;
             let subject = subject_from_query(req)?;
             profile_response(privacy::profile(db, &subject).await.map_err(unavailable)?)
+        }
+        ("GET", ["status"]) => {
+            need(token, Scope::ReadEvents)?;
+            let size = db.size_bytes().await.map_err(unavailable)?;
+            Ok(HttpResponse::json(
+                200,
+                &json!({"d1": s.config.d1.status(size)}),
+            ))
         }
         ("GET", ["events"]) => {
             need(token, Scope::ReadEvents)?;
