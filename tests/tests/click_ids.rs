@@ -47,6 +47,12 @@ async fn a_click_id_reaches_a_later_page_only_with_marketing_consent() {
         serde_json::json!([null, 0]),
         "no marketing consent: nothing kept"
     );
+    b.js("sluice.track('Landed Without Marketing'); sluice.flush(); return true")
+        .await;
+    // (The collector itself reads `campaign.clickIds` from `page.url` on
+    // this landing page; the SDK sends no click id of its own.)
+    let ctx = context_of(&stack, "Landed Without Marketing").await;
+    assert!(ctx.get("gclid").is_none(), "{ctx}");
     b.js("sluice.consent.set({ marketing: true }); return true")
         .await;
     let stored = kept(&b).await;
