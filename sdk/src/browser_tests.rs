@@ -160,8 +160,11 @@ fn google_consent_mode_defaults_and_updates_are_followed() {
 fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
     // A GA tag's and Meta pixel's cookies; only analytics is granted at first.
     eval("document.cookie = '_ga=GA1.1.111.222; path=/'; document.cookie = '_fbp=fb.1.1700000000000.42; path=/'");
+    // A landing URL with a campaign and Google's and Meta's click ids.
+    eval("history.replaceState(null, '', location.pathname + '?utm_source=news&gclid=G-test&fbclid=IwAR-test')");
     let opts = eval("({ flushAt: 1000, flushIntervalMs: 600000, storage: 'memory', consent: { defaultGranted: true } })");
     api::load(JsValue::from("wk-test"), opts).unwrap();
+    eval("history.replaceState(null, '', location.pathname)");
     assert_eq!(
         code_of(api::load(JsValue::from(""), JsValue::UNDEFINED).unwrap_err()),
         "invalid_argument"
@@ -311,8 +314,19 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
     let before = updates();
     api::consent_on(eval("window.__heard = 0; (function () { window.__heard++; })").into())
         .unwrap();
-    // A landing URL with Meta's click id: an `fbc` once marketing is granted.
-    eval("history.replaceState(null, '', location.pathname + '?fbclid=IwAR-test')");
+    assert_eq!(
+        ctx["campaign"],
+        serde_json::json!({"source": "news"}),
+        "utm_* is analytics attribution; a click id needs marketing consent"
+    );
+    assert!(ctx.get("gclid").is_none(), "{ctx:?}");
+    let stored = || sdk::with(|s| s.store.get("sluice_clk")).unwrap();
+    assert_eq!(
+        stored(),
+        None,
+        "no click is stored without marketing consent"
+    );
+    // The landing URL's click ids: sent and kept once marketing is granted.
     api::consent_set(eval("({ marketing: true })")).unwrap();
     api::consent_set(eval("({ marketing: 'granted' })")).unwrap();
     assert_eq!(updates(), before + 1);
@@ -323,8 +337,15 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
         JsValue::UNDEFINED,
     )
     .unwrap();
-    eval("history.replaceState(null, '', location.pathname)");
+    let kept = stored().unwrap();
+    assert!(
+        kept.starts_with("gclid=")
+            && kept.contains(".G-test&fbclid=")
+            && kept.ends_with(".IwAR-test"),
+        "{kept}"
+    );
     api::consent_set(eval("({ marketing: false })")).unwrap();
+    assert_eq!(stored(), None, "withdrawn: the clicks are removed");
     assert_eq!(updates(), before + 2);
     assert_eq!(eval("window.__heard"), 2);
     api::track(
@@ -335,7 +356,7 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
     .unwrap();
     let queued = |name: &str| {
         let all: Vec<serde_json::Value> =
-            serde_json::from_str(&sdk::with(|s| s.queue.persisted()).unwrap()).unwrap();
+            serde_json::from_str(&sdk::with(|s| s.queue.persisted(0)).unwrap()).unwrap();
         all.into_iter().rev().find(|e| e["event"] == name).unwrap()["context"].clone()
     };
     let with = queued("With Marketing");
@@ -346,8 +367,9 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
         "{fbc}"
     );
     assert_eq!(with["ga"]["clientId"], "111.222");
+    assert_eq!(with["gclid"], "G-test");
     let without = queued("Without Marketing");
-    for key in ["fbp", "fbc"] {
+    for key in ["fbp", "fbc", "gclid"] {
         assert!(
             without.get(key).is_none(),
             "{key} without marketing: {without}"

@@ -27,6 +27,8 @@ const USER_KEY: &str = "sluice_uid";
 const TRAITS_KEY: &str = "sluice_traits";
 const SESSION_KEY: &str = "sluice_session";
 const CONSENT_KEY: &str = "sluice_consent";
+/// The ad clicks kept for later pages (`sluice_shared::match_keys::clicks`).
+const CLICKS_KEY: &str = "sluice_clk";
 /// How often the vendors' cookies are read again (a pixel may set them late).
 const MATCH_KEYS_EVERY_MS: f64 = 1000.0;
 /// Most calls held while waiting for consent.
@@ -93,8 +95,9 @@ pub struct Sdk {
     /// JSON members, and when they were read.
     keys_json: String,
     keys_at: f64,
-    /// When the SDK loaded (ms): the landing time of an `fbc` it builds.
-    loaded_ms: f64,
+    /// The ad clicks of this visit (`sluice_shared::match_keys::clicks`):
+    /// the stored record, read once per page load, with the landing URL's.
+    clicks: String,
 }
 
 /// An event as a call made it: what the call gave and the automatic context
@@ -227,7 +230,13 @@ impl Sdk {
         let tab_key = cat(&[queue::KEY_PREFIX, &storage::uuid()]);
         let stable = context::stable();
         let page_ctx = context::page();
-        let campaign = js::location("search").and_then(|s| context::campaign(&s));
+        let search = js::location("search").unwrap_or_default();
+        let campaign = context::campaign(&search);
+        let clicks = sluice_shared::match_keys::clicks(
+            &store.get(CLICKS_KEY).unwrap_or_default(),
+            &search,
+            js::now_ms() as u64,
+        );
         let mut sdk = Sdk {
             url,
             beacon_url,
@@ -263,9 +272,12 @@ impl Sdk {
             user_id_json: None,
             keys_json: String::new(),
             keys_at: f64::NEG_INFINITY,
-            loaded_ms: js::now_ms(),
+            clicks,
             opts,
         };
+        if sdk.consent_known {
+            sdk.keep_clicks();
+        }
         sdk.set_user_id(user_id_from_store);
         sdk.rebuild_context();
         sdk
@@ -499,18 +511,27 @@ impl Sdk {
         self.queued();
     }
 
-    /// Read the vendors' cookies (and `fbclid`) again and decide, by the
-    /// consent, which go with the events (`sluice_shared::match_keys`).
+    /// The consent is known: store the clicks with marketing consent,
+    /// remove them without it.
+    fn keep_clicks(&mut self) {
+        if purpose_allowed(&self.consent, &Purpose::Marketing) && !self.clicks.is_empty() {
+            let clicks = self.clicks.clone();
+            self.store.set(CLICKS_KEY, &clicks);
+        } else {
+            self.store.remove(CLICKS_KEY);
+        }
+    }
+
+    /// Read the vendors' cookies again and decide, by the consent, which
+    /// ids and clicks go with the events (`sluice_shared::match_keys`).
     fn read_match_keys(&mut self, now: f64) {
         use sluice_shared::match_keys::{decide, Seen};
         self.keys_at = now;
         let cookies = js::get_str(&js::get(&js::global(), "document"), "cookie");
-        let search = js::location("search");
         self.keys_json = decide(
             &Seen {
                 cookies: cookies.as_deref().unwrap_or_default(),
-                search: search.as_deref().unwrap_or_default(),
-                page_ms: self.loaded_ms as u64,
+                clicks: &self.clicks,
             },
             purpose_allowed(&self.consent, &Purpose::Marketing),
             purpose_allowed(&self.consent, &Purpose::Analytics),
@@ -545,6 +566,7 @@ impl Sdk {
                 self.store.set(ANON_KEY, &id);
             }
         }
+        self.keep_clicks();
         if self.consent.source == Source::Explicit {
             let cats = Object::new();
             for (p, s) in self.consent.categories.iter() {

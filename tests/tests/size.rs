@@ -12,9 +12,12 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// plumbing; raised from 38 KB again when the SDK started sending the
 /// vendors' match keys — `_fbp`, `_fbc` / `fbclid`, `_ttp`, `_ga`, gated by
 /// consent — and returning each call's messageId: 38,206 → 39,464 bytes,
-/// +1.26 KB). It is above the 24 KB the SDK issue asks for: that budget is
-/// not met yet (see the README's "Size and speed").
-const UP_FRONT_CEILING_GZ: usize = 39 * 1024;
+/// +1.26 KB; raised again by the measured growth when the SDK started
+/// keeping the ad click ids for later pages under marketing consent —
+/// `match_keys::clicks`, issue 17 — 39,572 → 40,059 bytes, +487). It is
+/// above the 24 KB the SDK issue asks for: that budget is not met yet (see
+/// the README's "Size and speed").
+const UP_FRONT_CEILING_GZ: usize = 39 * 1024 + 487;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {
