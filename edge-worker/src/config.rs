@@ -121,6 +121,8 @@ pub struct Config {
     pub admin_tokens: Vec<crate::admin::tokens::AdminToken>,
     /// Computed traits and audiences (`SLUICE_AUDIENCES`); empty: none.
     pub audiences: sluice_shared::audience::Catalog,
+    /// D1's hot window (`SLUICE_D1_*`).
+    pub d1: crate::sinks::window::HotWindow,
 }
 
 /// Why the configuration could not be read.
@@ -206,6 +208,7 @@ impl Config {
             sdk_path,
             admin_tokens: Vec::new(),
             audiences: sluice_shared::audience::Catalog::default(),
+            d1: Default::default(),
             cookie_domain: cookie_domain
                 .map(str::trim)
                 .filter(|d| !d.is_empty())

@@ -9,13 +9,22 @@ use crate::db::{opt_text, text_value, SqlValue, Statement};
 use serde_json::Value;
 use sluice_shared::{Event, EventType};
 
+// D1 bills rows written, and a logged-in visitor's every event would rewrite
+// their link and profile rows: an existing row is only rewritten when it moves
+// (an earlier first sighting, or a last sighting in a later hour), so
+// `last_seen` is exact to the hour and most events write neither row. A trait
+// sent again with the same value is rewritten at most once an hour too (its
+// `at` is then exact to the hour).
 const LINK: &str = "INSERT INTO identity_links (anonymous_id, user_id, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3) \
-     ON CONFLICT (anonymous_id, user_id) DO UPDATE SET first_seen = MIN(first_seen, excluded.first_seen), last_seen = MAX(last_seen, excluded.last_seen)";
+     ON CONFLICT (anonymous_id, user_id) DO UPDATE SET first_seen = MIN(first_seen, excluded.first_seen), last_seen = MAX(last_seen, excluded.last_seen) \
+     WHERE excluded.first_seen < identity_links.first_seen OR substr(excluded.last_seen, 1, 13) > substr(identity_links.last_seen, 1, 13)";
 const PROFILE: &str = "INSERT INTO profiles (user_id, first_seen, last_seen) VALUES (?1, ?2, ?2) \
-     ON CONFLICT (user_id) DO UPDATE SET first_seen = MIN(first_seen, excluded.first_seen), last_seen = MAX(last_seen, excluded.last_seen)";
+     ON CONFLICT (user_id) DO UPDATE SET first_seen = MIN(first_seen, excluded.first_seen), last_seen = MAX(last_seen, excluded.last_seen) \
+     WHERE excluded.first_seen < profiles.first_seen OR substr(excluded.last_seen, 1, 13) > substr(profiles.last_seen, 1, 13)";
 const TRAIT: &str = "INSERT INTO profile_traits (user_id, trait, value, at, message_id) VALUES (?1, ?2, ?3, ?4, ?5) \
      ON CONFLICT (user_id, trait) DO UPDATE SET value = excluded.value, at = excluded.at, message_id = excluded.message_id \
-     WHERE excluded.at > profile_traits.at OR (excluded.at = profile_traits.at AND excluded.message_id > profile_traits.message_id)";
+     WHERE (excluded.at > profile_traits.at OR (excluded.at = profile_traits.at AND excluded.message_id > profile_traits.message_id)) \
+     AND (excluded.value IS NOT profile_traits.value OR substr(excluded.at, 1, 13) > substr(profile_traits.at, 1, 13))";
 const CONSENT: &str = "INSERT INTO consent_events (message_id, anonymous_id, user_id, at, consent) VALUES (?1, ?2, ?3, ?4, ?5) \
      ON CONFLICT (message_id) DO NOTHING";
 

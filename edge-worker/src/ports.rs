@@ -101,6 +101,11 @@ pub trait Sql {
     async fn run(&self, statements: Vec<Statement>) -> Result<(), PortError>;
     /// The rows of a query, as JSON objects.
     async fn query(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<Value>, PortError>;
+    /// The database's size in bytes as it last reported it (D1's
+    /// `meta.size_after`), if known.
+    async fn size_bytes(&self) -> Result<Option<u64>, PortError> {
+        Ok(None)
+    }
 }
 
 /// An object store (R2): the lake, exports and the dead letters.

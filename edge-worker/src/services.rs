@@ -2,6 +2,7 @@
 //! the isolate's rate limiter and the time, read once per request.
 
 use crate::config::Config;
+use crate::delivery::config::Destination;
 use crate::ratelimit::Limiter;
 use sluice_shared::Timestamp;
 use std::cell::RefCell;
@@ -9,6 +10,8 @@ use std::cell::RefCell;
 /// Everything a request is handled with.
 pub struct Services<'a, P> {
     pub config: &'a Config,
+    /// `SLUICE_DESTINATIONS`, as read with the config.
+    pub destinations: &'a [Destination],
     pub platform: &'a P,
     pub limiter: &'a RefCell<Limiter>,
     /// The current time, read once per request by the caller.

@@ -59,7 +59,10 @@ fn message(id: &str, purposes: &[&str]) -> String {
 }
 
 fn run(fake: &Fake, messages: &[String]) -> Vec<Outcome> {
-    let config = sources();
+    run_with(fake, messages, sources())
+}
+
+fn run_with(fake: &Fake, messages: &[String], config: Config) -> Vec<Outcome> {
     let dests = destinations();
     let settings = Settings {
         config: &config,
@@ -625,6 +628,12 @@ fn google_ads_exchanges_its_refresh_token_for_an_access_token_before_uploading()
         "{}",
         calls[1].0
     );
+    drop(calls);
+    // The next delivery in this isolate reuses the token.
+    pollster::block_on(deliver(&batch.to_string(), &dests, &fake));
+    let calls = fake.http_calls.borrow();
+    assert_eq!(calls.len(), 3, "no second token exchange: {calls:?}");
+    assert!(calls[2].0.contains("uploadClickConversions"));
 }
 
 #[test]
@@ -657,4 +666,61 @@ fn transient_failures_back_off_by_the_messages_age() {
     assert_eq!(backoff_s(0), 5);
     assert_eq!(backoff_s(40_000), 40);
     assert_eq!(backoff_s(10_000_000), 300);
+}
+
+/// An identified visitor's event (so the identity graph has work too).
+fn identified(id: &str) -> String {
+    let mut m: serde_json::Value = serde_json::from_str(&message(id, &["analytics"])).unwrap();
+    m["event"]["userId"] = json!("u1");
+    m.to_string()
+}
+
+#[test]
+fn a_full_d1_takes_no_event_rows_and_the_lake_still_gets_every_event() {
+    use sluice_edge_worker::sinks::window::HotWindow;
+    let fake = Fake::default();
+    let mut config = sources();
+    config.d1 = HotWindow::from_vars(None, None, Some("1000")).unwrap();
+    fake.d1_size.set(Some(999));
+    assert_eq!(
+        run_with(&fake, &[identified("m1")], config.clone()),
+        [Outcome::Ack]
+    );
+    assert_eq!(fake.rows.borrow().len(), 1, "below the capacity: written");
+    fake.d1_size.set(Some(1000));
+    assert_eq!(
+        run_with(&fake, &[identified("m2"), identified("m3")], config),
+        [Outcome::Ack, Outcome::Ack],
+        "acknowledged: nothing waits for a full D1"
+    );
+    assert_eq!(fake.rows.borrow().len(), 1, "no event row once full");
+    assert_eq!(fake.counters.borrow().get("web/d1_full"), Some(&2));
+    assert_eq!(fake.counters.borrow().get("web/d1_written"), Some(&1));
+    let mut lake: Vec<String> = delivered(&fake)
+        .iter()
+        .filter(|b| b.destination == "lake")
+        .flat_map(|b| b.events.iter().map(|e| e.message_id.clone()))
+        .collect();
+    lake.sort();
+    assert_eq!(lake, ["m1", "m2", "m3"], "the lake gets every event");
+    assert_eq!(
+        fake.select("SELECT anonymous_id, user_id FROM identity_links")
+            .len(),
+        1,
+        "the identity graph is still kept"
+    );
+}
+
+#[test]
+fn lake_only_keeps_the_identity_graph_and_no_event_rows() {
+    use sluice_edge_worker::sinks::window::HotWindow;
+    let fake = Fake::default();
+    let mut config = sources();
+    config.d1 = HotWindow::from_vars(Some("off"), None, None).unwrap();
+    assert_eq!(run_with(&fake, &[identified("m1")], config), [Outcome::Ack]);
+    assert!(fake.rows.borrow().is_empty());
+    assert!(fake.select("SELECT 1 FROM events").is_empty());
+    assert_eq!(fake.select("SELECT user_id FROM profiles").len(), 1);
+    assert_eq!(delivered(&fake).len(), 1, "the lake's batch");
+    assert_eq!(fake.counters.borrow().get("web/d1_full"), None);
 }

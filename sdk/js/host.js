@@ -5,13 +5,15 @@
 
 // POST `body` to `url` with `keepalive`, gzipped by the browser's
 // CompressionStream where it has one (plain where it has not, or where
-// compression fails). Calls done(status, retryAfter, profile) once (profile:
-// the answer's `profile` field, if any), status 0 on a
+// compression fails). Calls wired() once `fetch` has the request (from then
+// on the browser completes it even if the page goes), and done(status,
+// retryAfter, profile) once (profile: the answer's `profile` field, if any),
+// status 0 on a
 // network error (or a `fetch` that throws), after reading the response so
 // the keepalive quota is freed. Returns withdraw(): while the body is still
 // being compressed it cancels the request and returns true (done is then
 // never called); afterwards it returns false.
-export function post(url, auth, body, done) {
+export function post(url, auth, body, wired, done) {
   var withdrawn = 0,
     compressing = typeof CompressionStream == "function";
   function send(b, gzipped) {
@@ -23,6 +25,13 @@ export function post(url, auth, body, done) {
     if (gzipped) headers["content-encoding"] = "gzip";
     function finish() {
       done(status, retryAfter, profile);
+    }
+    // A network error is reported a task later: leaving the page rejects
+    // its keepalive fetch although the browser still delivers it, and by
+    // then the page is gone, so the core never takes that for a failure
+    // (and never sends those events again by beacon).
+    function failed() {
+      setTimeout(finish, 0);
     }
     try {
       fetch(url, { method: "POST", body: b, headers: headers, keepalive: true })
@@ -36,7 +45,8 @@ export function post(url, auth, body, done) {
             profile = JSON.parse(t).profile;
           } catch (e) {}
         })
-        .then(finish, finish);
+        .then(finish, failed);
+      wired();
     } catch (e) {
       finish();
     }
@@ -207,12 +217,16 @@ export function holdLock(name) {
   });
 }
 
-// …or, if it is free, take it and call f(true) while holding it (f(false)
-// if it is taken). Without Web Locks, f is never called.
+// …or, if it is free, take it for the life of the page and call f(true)
+// (f(false) if it is taken). Kept, because Web Locks do not order
+// localStorage between tabs: a tab that took a closed tab's queue holds its
+// lock, so no other tab takes that queue before it sees it gone. Without Web
+// Locks, f is never called.
 export function tryLock(name, f) {
   var l = navigator.locks;
   l &&
     l.request(name, { ifAvailable: true }, function (lock) {
       f(!!lock);
+      return lock && new Promise(function () {});
     });
 }

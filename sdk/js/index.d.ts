@@ -65,15 +65,20 @@ export interface ConsentState {
   known: boolean;
 }
 
+/** The event's messageId: give it to an on-page pixel as its event id (Meta `eventID`,
+ * gtag `event_id`, TikTok `event_id`) so the vendor keeps one of the browser and server events.
+ * `undefined` when the call's values cannot be serialised (the event is dropped). */
+export type MessageId = string | undefined;
+
 export interface Sluice {
-  track(event: string, properties?: Properties, options?: CallOptions): void;
-  page(category?: string, name?: string, properties?: Properties, options?: CallOptions): void;
-  page(name?: string, properties?: Properties, options?: CallOptions): void;
-  screen(name: string, properties?: Properties, options?: CallOptions): void;
-  identify(userId?: string | null, traits?: Properties, options?: CallOptions): void;
-  identify(traits: Properties, options?: CallOptions): void;
-  group(groupId: string, traits?: Properties, options?: CallOptions): void;
-  alias(userId: string, previousId?: string, options?: CallOptions): void;
+  track(event: string, properties?: Properties, options?: CallOptions): MessageId;
+  page(category?: string, name?: string, properties?: Properties, options?: CallOptions): MessageId;
+  page(name?: string, properties?: Properties, options?: CallOptions): MessageId;
+  screen(name: string, properties?: Properties, options?: CallOptions): MessageId;
+  identify(userId?: string | null, traits?: Properties, options?: CallOptions): MessageId;
+  identify(traits: Properties, options?: CallOptions): MessageId;
+  group(groupId: string, traits?: Properties, options?: CallOptions): MessageId;
+  alias(userId: string, previousId?: string, options?: CallOptions): MessageId;
   reset(): void;
   user(): { anonymousId: string; userId: string | null; traits: Properties };
   anonymousId(): string;

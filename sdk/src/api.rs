@@ -68,13 +68,18 @@ fn id_string(v: &JsValue) -> Option<String> {
 }
 
 /// Build, gate and queue an event of `kind`; `fill` adds the call's own
-/// fields. Not generic: one copy of this path serves every call.
+/// fields. Returns its messageId (`undefined` if its values cannot be
+/// serialised), for an on-page pixel's event id. Not generic: one copy of
+/// this path serves every call.
 #[inline(never)]
-fn emit(kind: &'static str, options: &JsValue, fill: &dyn Fn(&Object)) -> Result<(), JsValue> {
-    sdk::with(|s| {
-        if let Some(d) = s.draft(kind, options, fill) {
+fn emit(kind: &'static str, options: &JsValue, fill: &dyn Fn(&Object)) -> Result<JsValue, JsValue> {
+    sdk::with(|s| match s.draft(kind, options, fill) {
+        Some(d) => {
+            let id = d.id.clone();
             s.submit(d);
+            id
         }
+        None => JsValue::UNDEFINED,
     })
     .ok_or_else(not_loaded)
 }
@@ -127,9 +132,9 @@ fn server_id(endpoint: String, id: String) {
     }
 }
 
-/// Record an action: `track(event, properties?, options?)`.
+/// Record an action: `track(event, properties?, options?)`; returns the messageId.
 #[wasm_bindgen]
-pub fn track(event: JsValue, properties: JsValue, options: JsValue) -> Result<(), JsValue> {
+pub fn track(event: JsValue, properties: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
     let name = required_js_string(&event, "the event name")?;
     let props = object_or_empty(&properties, "properties")?;
     emit("track", &options, &|e| {
@@ -140,7 +145,7 @@ pub fn track(event: JsValue, properties: JsValue, options: JsValue) -> Result<()
 
 /// Record a page view: `page(category?, name?, properties?, options?)`.
 #[wasm_bindgen]
-pub fn page(a: JsValue, b: JsValue, c: JsValue, d: JsValue) -> Result<(), JsValue> {
+pub fn page(a: JsValue, b: JsValue, c: JsValue, d: JsValue) -> Result<JsValue, JsValue> {
     let (category, name, props, options) = match (a.as_string(), b.as_string()) {
         (Some(cat), Some(name)) => (Some(cat), Some(name), c, d),
         (Some(name), None) => (None, Some(name), b, c),
@@ -171,7 +176,7 @@ pub fn page(a: JsValue, b: JsValue, c: JsValue, d: JsValue) -> Result<(), JsValu
 
 /// Record a screen view (apps in web views): `screen(name, properties?, options?)`.
 #[wasm_bindgen]
-pub fn screen(name: JsValue, properties: JsValue, options: JsValue) -> Result<(), JsValue> {
+pub fn screen(name: JsValue, properties: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
     let name = required_js_string(&name, "the screen name")?;
     let props = object_or_empty(&properties, "properties")?;
     emit("screen", &options, &|e| {
@@ -182,7 +187,7 @@ pub fn screen(name: JsValue, properties: JsValue, options: JsValue) -> Result<()
 
 /// Tie the visitor to a user: `identify(userId?, traits?, options?)`.
 #[wasm_bindgen]
-pub fn identify(user_id: JsValue, traits: JsValue, options: JsValue) -> Result<(), JsValue> {
+pub fn identify(user_id: JsValue, traits: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
     let absent = user_id.is_undefined() || user_id.is_null();
     let (uid, traits, options) = if js::is_plain_object(&user_id) {
         (None, user_id, traits)
@@ -202,7 +207,7 @@ pub fn identify(user_id: JsValue, traits: JsValue, options: JsValue) -> Result<(
 
 /// Associate the user with a group: `group(groupId, traits?, options?)`.
 #[wasm_bindgen]
-pub fn group(group_id: JsValue, traits: JsValue, options: JsValue) -> Result<(), JsValue> {
+pub fn group(group_id: JsValue, traits: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
     let gid = id_string(&group_id).ok_or_else(|| bad("the group id must be a string or number"))?;
     let traits = object_or_empty(&traits, "traits")?;
     emit("group", &options, &|e| {
@@ -213,17 +218,17 @@ pub fn group(group_id: JsValue, traits: JsValue, options: JsValue) -> Result<(),
 
 /// Merge identities: `alias(userId, previousId?, options?)` (previousId defaults to the current id).
 #[wasm_bindgen]
-pub fn alias(user_id: JsValue, previous_id: JsValue, options: JsValue) -> Result<(), JsValue> {
+pub fn alias(user_id: JsValue, previous_id: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
     let uid = id_string(&user_id).ok_or_else(|| bad("alias needs the new user id"))?;
     let previous = id_string(&previous_id)
         .or_else(|| sdk::with(|s| s.user_id.clone().unwrap_or_else(|| s.anonymous_id.clone())))
         .ok_or_else(not_loaded)?;
-    emit("alias", &options, &|e| {
+    let id = emit("alias", &options, &|e| {
         set(e, "userId", uid.as_str());
         set(e, "previousId", previous.as_str());
     })?;
     sdk::with(|s| s.set_user(Some(uid), &JsValue::UNDEFINED));
-    Ok(())
+    Ok(id)
 }
 
 /// Forget the user and start a new anonymous visitor (e.g. on sign-out).
@@ -348,12 +353,13 @@ pub fn flush() {
     sdk::flush();
 }
 
-/// Queue statistics: `{ queued, dropped }` (for debugging and tests).
+/// Queue statistics: `{ queued, inflight, dropped }` (for debugging and tests).
 #[wasm_bindgen]
 pub fn stats() -> Result<JsValue, JsValue> {
     sdk::with(|s| {
         let o = Object::new();
         set(&o, "queued", s.queue.len() as u32);
+        set(&o, "inflight", s.queue.inflight as u32);
         set(&o, "dropped", s.queue.dropped);
         o.into()
     })

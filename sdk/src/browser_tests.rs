@@ -158,14 +158,19 @@ fn google_consent_mode_defaults_and_updates_are_followed() {
 
 #[wasm_bindgen_test]
 fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
+    // A GA tag's and Meta pixel's cookies; only analytics is granted at first.
+    eval("document.cookie = '_ga=GA1.1.111.222; path=/'; document.cookie = '_fbp=fb.1.1700000000000.42; path=/'");
+    // A landing URL with a campaign and Google's and Meta's click ids.
+    eval("history.replaceState(null, '', location.pathname + '?utm_source=news&gclid=G-test&fbclid=IwAR-test')");
     let opts = eval("({ flushAt: 1000, flushIntervalMs: 600000, storage: 'memory', consent: { defaultGranted: true } })");
     api::load(JsValue::from("wk-test"), opts).unwrap();
+    eval("history.replaceState(null, '', location.pathname)");
     assert_eq!(
         code_of(api::load(JsValue::from(""), JsValue::UNDEFINED).unwrap_err()),
         "invalid_argument"
     );
     let props = eval("({ revenue: 42, products: [{ id: 'p1' }] })");
-    api::track("Order Completed".into(), props.clone(), JsValue::UNDEFINED).unwrap();
+    let first_id = api::track("Order Completed".into(), props.clone(), JsValue::UNDEFINED).unwrap();
     // The event is what the page passed at the time of the call.
     js_sys::Reflect::set(&props, &"revenue".into(), &JsValue::from(0)).unwrap();
     api::page(
@@ -189,12 +194,17 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
         eval("({ timestamp: 1714557600000 })"),
     )
     .unwrap();
-    api::track(
+    let given_id = api::track(
         "With Options".into(),
         JsValue::UNDEFINED,
         eval("({ messageId: 'page-id-1', timestamp: '2024-05-01T10:00:00Z', context: { locale: 'fr-FR', app: { name: 'shop' } }, integrations: { All: false } })"),
     )
     .unwrap();
+    assert_eq!(
+        given_id,
+        JsValue::from("page-id-1"),
+        "track returns the messageId"
+    );
     assert_eq!(
         code_of(api::track(JsValue::from(3), JsValue::UNDEFINED, JsValue::UNDEFINED).unwrap_err()),
         "invalid_argument"
@@ -204,7 +214,7 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
         "invalid_argument"
     );
 
-    let persisted = sdk::with(|s| s.queue.persisted()).unwrap();
+    let persisted = sdk::with(|s| s.queue.persisted(0)).unwrap();
     let body = [
         "{\"batch\":",
         &persisted,
@@ -244,6 +254,11 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
     assert!(ctx["sessionId"].is_number() && ctx["page"].is_object());
     assert_eq!(given.integrations.as_ref().unwrap()["All"], false);
     let id = &events[0].message_id;
+    assert_eq!(
+        first_id.as_string().as_ref(),
+        Some(id),
+        "track returns the messageId"
+    );
     assert!(
         sluice_shared::id::is_uuid(&id[..36]) && id[36..].starts_with('-'),
         "an automatic messageId is <page UUID>-<n>: {id}"
@@ -270,6 +285,14 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
         "an explicit time is kept"
     );
     let ctx = events[0].context.as_ref().unwrap();
+    assert_eq!(
+        ctx["ga"]["clientId"], "111.222",
+        "analytics granted: the _ga client id"
+    );
+    assert!(
+        ctx.get("fbp").is_none(),
+        "marketing not granted: no Meta id"
+    );
     assert_eq!(ctx["library"]["name"], "sluice.js");
     assert_eq!(ctx["consent"]["categories"]["analytics"], "granted");
     assert!(ctx["sessionId"].is_number());
@@ -283,7 +306,7 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
     // A change of consent emits one `Consent Updated` and tells listeners once;
     // the same consent reported again (CMPs re-report) emits nothing.
     let updates = || {
-        sdk::with(|s| s.queue.persisted())
+        sdk::with(|s| s.queue.persisted(0))
             .unwrap()
             .matches("Consent Updated")
             .count()
@@ -291,13 +314,71 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
     let before = updates();
     api::consent_on(eval("window.__heard = 0; (function () { window.__heard++; })").into())
         .unwrap();
+    assert_eq!(
+        ctx["campaign"],
+        serde_json::json!({"source": "news"}),
+        "utm_* is analytics attribution; a click id needs marketing consent"
+    );
+    assert!(ctx.get("gclid").is_none(), "{ctx:?}");
+    let stored = || sdk::with(|s| s.store.get("sluice_clk")).unwrap();
+    assert_eq!(
+        stored(),
+        None,
+        "no click is stored without marketing consent"
+    );
+    // The landing URL's click ids: sent and kept once marketing is granted.
     api::consent_set(eval("({ marketing: true })")).unwrap();
     api::consent_set(eval("({ marketing: 'granted' })")).unwrap();
     assert_eq!(updates(), before + 1);
     assert_eq!(eval("window.__heard"), 1);
+    api::track(
+        "With Marketing".into(),
+        JsValue::UNDEFINED,
+        JsValue::UNDEFINED,
+    )
+    .unwrap();
+    let kept = stored().unwrap();
+    assert!(
+        kept.starts_with("gclid=")
+            && kept.contains(".G-test&fbclid=")
+            && kept.ends_with(".IwAR-test"),
+        "{kept}"
+    );
     api::consent_set(eval("({ marketing: false })")).unwrap();
+    assert_eq!(stored(), None, "withdrawn: the clicks are removed");
     assert_eq!(updates(), before + 2);
     assert_eq!(eval("window.__heard"), 2);
+    api::track(
+        "Without Marketing".into(),
+        JsValue::UNDEFINED,
+        JsValue::UNDEFINED,
+    )
+    .unwrap();
+    let queued = |name: &str| {
+        let all: Vec<serde_json::Value> =
+            serde_json::from_str(&sdk::with(|s| s.queue.persisted(0)).unwrap()).unwrap();
+        all.into_iter().rev().find(|e| e["event"] == name).unwrap()["context"].clone()
+    };
+    let with = queued("With Marketing");
+    assert_eq!(with["fbp"], "fb.1.1700000000000.42");
+    let fbc = with["fbc"].as_str().unwrap();
+    assert!(
+        fbc.starts_with("fb.1.") && fbc.ends_with(".IwAR-test"),
+        "{fbc}"
+    );
+    assert_eq!(with["ga"]["clientId"], "111.222");
+    assert_eq!(with["gclid"], "G-test");
+    let without = queued("Without Marketing");
+    for key in ["fbp", "fbc", "gclid"] {
+        assert!(
+            without.get(key).is_none(),
+            "{key} without marketing: {without}"
+        );
+    }
+    assert_eq!(without["ga"]["clientId"], "111.222");
+    eval(
+        "document.cookie = '_ga=; max-age=0; path=/'; document.cookie = '_fbp=; max-age=0; path=/'",
+    );
 
     api::reset().unwrap();
     assert_ne!(

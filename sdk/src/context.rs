@@ -4,7 +4,7 @@
 use crate::js::set;
 use crate::prelude::*;
 use js_sys::Object;
-use sluice_shared::campaign::{utm_key, CLICK_IDS};
+use sluice_shared::campaign::utm_key;
 use wasm_bindgen::prelude::*;
 
 /// Decode one `application/x-www-form-urlencoded` component.
@@ -15,32 +15,20 @@ fn decode(s: &str) -> String {
         .unwrap_or_else(|| s.to_owned())
 }
 
-/// `context.campaign` from a search string (`utm_*` and click ids), or `None`.
+/// `context.campaign` from a search string (its `utm_*` fields), or `None`.
+/// Click ids are not campaign fields here: they go with marketing consent
+/// only (`sluice_shared::match_keys`).
 pub fn campaign(search: &str) -> Option<Object> {
     let c = Object::new();
-    let clicks = Object::new();
     let mut any = false;
-    let mut any_click = false;
     for pair in search.trim_start_matches('?').split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if v.is_empty() {
-            continue;
+        if let Some(key) = utm_key(&k.to_ascii_lowercase()).filter(|_| !v.is_empty()) {
+            set(&c, key, decode(v));
+            any = true;
         }
-        let k = k.to_ascii_lowercase();
-        let Some(key) = utm_key(&k) else {
-            if let Some(name) = CLICK_IDS.iter().find(|c| **c == k) {
-                set(&clicks, name, decode(v));
-                any_click = true;
-            }
-            continue;
-        };
-        set(&c, key, decode(v));
-        any = true;
     }
-    if any_click {
-        set(&c, "clickIds", clicks);
-    }
-    (any || any_click).then_some(c)
+    any.then_some(c)
 }
 
 #[wasm_bindgen(module = "/js/host.js")]

@@ -173,10 +173,11 @@ impl Queue {
         self.items.drain(self.inflight..end);
     }
 
-    /// The persisted form: a JSON array of the events, oldest first, within `MAX_PERSIST_BYTES`.
-    pub fn persisted(&self) -> String {
+    /// The persisted form of the events from `from` on: a JSON array,
+    /// oldest first, within `MAX_PERSIST_BYTES`.
+    pub fn persisted(&self, from: usize) -> String {
         let mut out = String::from("[");
-        for (i, item) in self.items.iter().enumerate() {
+        for (i, item) in self.items.iter().skip(from).enumerate() {
             if out.len() + item.json.len() + 2 > MAX_PERSIST_BYTES {
                 break;
             }
@@ -217,8 +218,24 @@ mod tests {
         assert_eq!(q.len(), 3);
         assert_eq!(q.dropped, 2);
         assert_eq!(
-            q.persisted(),
+            q.persisted(0),
             r#"[{"messageId":"2"},{"messageId":"3"},{"messageId":"4"}]"#
+        );
+    }
+
+    #[test]
+    fn persisting_from_the_in_flight_mark_leaves_the_request_out() {
+        let mut q = Queue::new(10);
+        q.push(item(0));
+        q.push(item(1));
+        q.next_batch().unwrap();
+        q.push(item(2));
+        assert_eq!(q.persisted(q.inflight), r#"[{"messageId":"2"}]"#);
+        q.failed();
+        assert_eq!(
+            q.persisted(q.inflight),
+            r#"[{"messageId":"0"},{"messageId":"1"},{"messageId":"2"}]"#,
+            "a failed request's events are back in the stored queue"
         );
     }
 

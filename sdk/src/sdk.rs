@@ -27,6 +27,10 @@ const USER_KEY: &str = "sluice_uid";
 const TRAITS_KEY: &str = "sluice_traits";
 const SESSION_KEY: &str = "sluice_session";
 const CONSENT_KEY: &str = "sluice_consent";
+/// The ad clicks kept for later pages (`sluice_shared::match_keys::clicks`).
+const CLICKS_KEY: &str = "sluice_clk";
+/// How often the vendors' cookies are read again (a pixel may set them late).
+const MATCH_KEYS_EVERY_MS: f64 = 1000.0;
 /// Most calls held while waiting for consent.
 const MAX_PENDING: usize = 1000;
 /// A queue this long is persisted at most once per `PERSIST_LARGE_EVERY_MS`.
@@ -69,6 +73,10 @@ pub struct Sdk {
     /// body is still being compressed, and sends its events by beacon).
     /// `withdraw()` of the request in flight, from [`transport::post`].
     withdraw: Option<js_sys::Function>,
+    /// The request in flight is on the wire: `fetch` has it (`keepalive`),
+    /// so the browser completes it even if this page goes, and its events
+    /// are left out of the stored queue (see [`Sdk::persist`]).
+    on_wire: bool,
     /// The consent as sent in `context.consent` (JSON), built once per change.
     consent_json: Option<String>,
     /// When the session was last written to storage.
@@ -83,6 +91,13 @@ pub struct Sdk {
     pub debug: bool,
     /// `user_id` as JSON (it is the page's string: escaped by `JSON.stringify`).
     user_id_json: Option<String>,
+    /// The match keys the consent allows (`sluice_shared::match_keys`), as
+    /// JSON members, and when they were read.
+    keys_json: String,
+    keys_at: f64,
+    /// The ad clicks of this visit (`sluice_shared::match_keys::clicks`):
+    /// the stored record, read once per page load, with the landing URL's.
+    clicks: String,
 }
 
 /// An event as a call made it: what the call gave and the automatic context
@@ -90,6 +105,8 @@ pub struct Sdk {
 /// it is released (it may wait for consent first).
 pub struct Draft {
     kind: &'static str,
+    /// Its messageId (returned to the page).
+    pub id: JsValue,
     /// `,"messageId":…,"timestamp":…` and the call's own fields, each after a comma.
     members: String,
     /// The automatic context (library, page, campaign, …) when the call was made.
@@ -213,7 +230,13 @@ impl Sdk {
         let tab_key = cat(&[queue::KEY_PREFIX, &storage::uuid()]);
         let stable = context::stable();
         let page_ctx = context::page();
-        let campaign = js::location("search").and_then(|s| context::campaign(&s));
+        let search = js::location("search").unwrap_or_default();
+        let campaign = context::campaign(&search);
+        let clicks = sluice_shared::match_keys::clicks(
+            &store.get(CLICKS_KEY).unwrap_or_default(),
+            &search,
+            js::now_ms() as u64,
+        );
         let mut sdk = Sdk {
             url,
             beacon_url,
@@ -236,6 +259,7 @@ impl Sdk {
             sched: Scheduler::default(),
             policy: Policy::from(&opts),
             withdraw: None,
+            on_wire: false,
             consent_json: None,
             session_saved_ms: 0.0,
             persist_scheduled: false,
@@ -246,8 +270,14 @@ impl Sdk {
             last_page: pages::current_key(),
             debug: opts.debug,
             user_id_json: None,
+            keys_json: String::new(),
+            keys_at: f64::NEG_INFINITY,
+            clicks,
             opts,
         };
+        if sdk.consent_known {
+            sdk.keep_clicks();
+        }
         sdk.set_user_id(user_id_from_store);
         sdk.rebuild_context();
         sdk
@@ -266,9 +296,9 @@ impl Sdk {
         // gave goes first (`queue::Item::message_id` reads the first one).
         let given = Object::new();
         let mut members = String::with_capacity(96);
-        let id = js::get(options, "messageId");
+        let mut id = js::get(options, "messageId");
         if id.is_string() {
-            set(&given, "messageId", id);
+            set(&given, "messageId", id.clone());
         } else {
             self.id_seq += 1;
             let n = decimal(self.id_seq.into());
@@ -276,6 +306,7 @@ impl Sdk {
                 &mut members,
                 &[",\"messageId\":\"", &self.id_prefix, &n, "\""],
             );
+            id = JsValue::from_str(&cat(&[self.id_prefix.as_str(), n.as_str()]));
         }
         let ts = js::get(options, "timestamp");
         if ts.is_string() {
@@ -307,6 +338,7 @@ impl Sdk {
         let extra = js::get(options, "context");
         Some(Draft {
             kind,
+            id,
             members,
             context: self.context_json.clone(),
             viewport: (
@@ -439,6 +471,10 @@ impl Sdk {
             if started {
                 ctx.push_str(",\"sessionStart\":true");
             }
+            if now - self.keys_at >= MATCH_KEYS_EVERY_MS {
+                self.read_match_keys(now);
+            }
+            json::push_members(&mut ctx, &self.keys_json);
         }
         let consent = &self.consent;
         let consent = self.consent_json.get_or_insert_with(|| {
@@ -475,6 +511,33 @@ impl Sdk {
         self.queued();
     }
 
+    /// The consent is known: store the clicks with marketing consent,
+    /// remove them without it.
+    fn keep_clicks(&mut self) {
+        if purpose_allowed(&self.consent, &Purpose::Marketing) && !self.clicks.is_empty() {
+            let clicks = self.clicks.clone();
+            self.store.set(CLICKS_KEY, &clicks);
+        } else {
+            self.store.remove(CLICKS_KEY);
+        }
+    }
+
+    /// Read the vendors' cookies again and decide, by the consent, which
+    /// ids and clicks go with the events (`sluice_shared::match_keys`).
+    fn read_match_keys(&mut self, now: f64) {
+        use sluice_shared::match_keys::{decide, Seen};
+        self.keys_at = now;
+        let cookies = js::get_str(&js::get(&js::global(), "document"), "cookie");
+        self.keys_json = decide(
+            &Seen {
+                cookies: cookies.as_deref().unwrap_or_default(),
+                clicks: &self.clicks,
+            },
+            purpose_allowed(&self.consent, &Purpose::Marketing),
+            purpose_allowed(&self.consent, &Purpose::Analytics),
+        );
+    }
+
     /// Events were queued: let the scheduler decide when they go.
     fn queued(&mut self) {
         let now = js::now_ms();
@@ -492,6 +555,7 @@ impl Sdk {
             return false;
         }
         self.consent_json = None;
+        self.keys_at = f64::NEG_INFINITY; // what may be sent changed
         self.consent.updated_at = Some(js::iso_now());
         self.consent_known = true;
         if self.opts.storage == StorageMode::None {
@@ -502,6 +566,7 @@ impl Sdk {
                 self.store.set(ANON_KEY, &id);
             }
         }
+        self.keep_clicks();
         if self.consent.source == Source::Explicit {
             let cats = Object::new();
             for (p, s) in self.consent.categories.iter() {
@@ -542,11 +607,29 @@ impl Sdk {
         });
     }
 
-    /// Write the queue to this tab's key (or remove it when empty).
+    /// Write the queue to this tab's key (or remove it when empty), less the
+    /// request on the wire: the browser owns that one now, and storing its
+    /// events too would have the tab that adopts this queue (or this page
+    /// after a reload, or after a crash) send them a second time. If the
+    /// request fails, its events are back in the queue and stored again.
     pub fn persist(&mut self) {
-        if self.queue.is_empty() {
+        let from = if self.on_wire { self.queue.inflight } else { 0 };
+        self.save(from);
+    }
+
+    /// The request in flight was handed to `fetch`.
+    fn wired(&mut self) {
+        self.on_wire = self.sched.in_flight();
+        self.schedule_persist();
+    }
+
+    fn save(&mut self, from: usize) {
+        if self.queue.len() <= from {
             self.store.local_remove(&self.tab_key);
-        } else if !self.store.local_set(&self.tab_key, &self.queue.persisted()) {
+        } else if !self
+            .store
+            .local_set(&self.tab_key, &self.queue.persisted(from))
+        {
             log(
                 self.debug,
                 "not persisted (storage unavailable or full)",
@@ -588,6 +671,7 @@ impl Sdk {
     /// What came back for the request in flight.
     fn answered(&mut self, answer: Option<transport::Answer>) {
         self.withdraw = None;
+        self.on_wire = false;
         let n = self.queue.inflight as u32;
         let verdict = match &answer {
             Some(a) => retry::verdict(a.status, a.retry_after.as_deref()),
@@ -645,7 +729,8 @@ impl Sdk {
             self.sched.withdrawn();
         }
         if !transport::online() {
-            self.persist();
+            // Offline, the request on the wire cannot succeed: keep it all.
+            self.save(0);
             return;
         }
         let sent_at = js::iso_now();
@@ -820,9 +905,17 @@ fn send(timer: bool) {
     let Some(Some(r)) = with(|s| s.next_request(timer)) else {
         return;
     };
-    let withdraw = transport::post(&r.url, &r.auth, &r.body, |answer| {
-        with(|s| s.answered(answer));
-    });
+    let withdraw = transport::post(
+        &r.url,
+        &r.auth,
+        &r.body,
+        || {
+            with(Sdk::wired);
+        },
+        |answer| {
+            with(|s| s.answered(answer));
+        },
+    );
     // Kept only while the request is in flight (it may have been answered already).
     with(|s| {
         if s.sched.in_flight() && s.withdraw.is_none() {

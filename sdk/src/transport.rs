@@ -16,22 +16,32 @@ pub struct Answer {
 #[wasm_bindgen(module = "/js/host.js")]
 extern "C" {
     /// The host's `post` (see `sdk/js/host.js`): `fetch` with `keepalive`,
-    /// the body gzipped where the browser can; returns `withdraw()`.
+    /// the body gzipped where the browser can; calls `wired()` when `fetch`
+    /// has it; returns `withdraw()`.
     #[wasm_bindgen(js_name = post)]
-    fn host_post(url: &str, authorization: &str, body: &str, done: JsValue) -> js_sys::Function;
+    fn host_post(
+        url: &str,
+        authorization: &str,
+        body: &str,
+        wired: JsValue,
+        done: JsValue,
+    ) -> js_sys::Function;
 }
 
 /// POST `body` with HTTP Basic auth (`authorization` is the full header value),
-/// gzipped where the browser can, and call `done` with the answer (its
-/// `profile`, the visitor's audiences, is taken first). Returns
+/// gzipped where the browser can; call `wired` once `fetch` has it (the
+/// browser then completes it even if the page goes) and `done` with the
+/// answer (its `profile`, the visitor's audiences, is taken first). Returns
 /// `withdraw()`: true if it cancelled the request while its body was still
 /// being compressed (`done` is then never called).
 pub fn post(
     url: &str,
     authorization: &str,
     body: &str,
+    wired: impl FnOnce() + 'static,
     done: impl FnOnce(Option<Answer>) + 'static,
 ) -> js_sys::Function {
+    let wired = Closure::once_into_js(wired);
     let done = Closure::once_into_js(
         move |status: f64, retry_after: Option<String>, profile: JsValue| {
             crate::audiences::answered(profile);
@@ -41,7 +51,7 @@ pub fn post(
             }));
         },
     );
-    host_post(url, authorization, body, done)
+    host_post(url, authorization, body, wired, done)
 }
 
 /// `fetch(url, init)`: the response promise (`None` if `fetch` threw).

@@ -17,6 +17,7 @@ extern crate alloc;
 pub mod audience;
 pub mod campaign;
 pub mod consent;
+pub mod cost;
 #[cfg(feature = "std")]
 pub mod dest;
 #[cfg(feature = "enrich")]
@@ -26,6 +27,7 @@ pub mod event;
 pub mod id;
 #[cfg(feature = "lake")]
 pub mod lake;
+pub mod match_keys;
 #[cfg(feature = "std")]
 pub mod parse;
 #[cfg(feature = "std")]

@@ -7,14 +7,17 @@
 
 pub mod browser;
 pub mod clickhouse;
+pub mod cost;
 pub mod size;
 pub mod stack;
 pub mod stores;
+pub mod vendors;
 pub mod webhook;
 
 pub use browser::Browser;
 pub use clickhouse::ClickHouse;
 pub use stack::{duckdb, Stack};
+pub use vendors::{Answer, Vendor, VendorStub};
 pub use webhook::{Behaviour, Receiver};
 
 use std::path::{Path, PathBuf};

@@ -90,8 +90,9 @@ impl Stack {
         std::fs::read_to_string(self.state.join("wrangler.log")).unwrap_or_default()
     }
 
-    /// Rows `{id, done, at_ms}` of every dedup shard (the Durable Objects'
-    /// SQLite files), read directly.
+    /// The ids every dedup shard has committed, as rows `{id, done: 1, at_ms}`
+    /// (the Durable Objects' SQLite files, read directly). Claims are held in
+    /// the shards' memory, so an id being written is not here yet.
     pub fn dedup_seen(&self) -> Vec<Value> {
         python_json(DEDUP_QUERY, &[&self.state.display().to_string()])
     }
@@ -303,7 +304,7 @@ db.row_factory = sqlite3.Row
 print(json.dumps([dict(r) for r in db.execute(sys.argv[2])]))
 "#;
 
-/// Every dedup shard's `seen` rows: argv = state dir. Prints rows as JSON objects.
+/// Every dedup shard's committed ids: argv = state dir. Prints rows as JSON objects.
 const DEDUP_QUERY: &str = r#"
 import glob, json, sqlite3, sys
 rows = []
@@ -313,7 +314,8 @@ for f in glob.glob(sys.argv[1] + "/v3/do/*Dedup*/*.sqlite"):
     db = sqlite3.connect(f, timeout=30)
     db.row_factory = sqlite3.Row
     try:
-        rows += [dict(r) for r in db.execute("SELECT id, done, at_ms FROM seen")]
+        for r in db.execute("SELECT at_ms, ids FROM committed"):
+            rows += [{"id": i, "done": 1, "at_ms": r["at_ms"]} for i in json.loads(r["ids"])]
     except sqlite3.OperationalError:
         pass
 print(json.dumps(sorted(rows, key=lambda r: r["id"])))

@@ -145,9 +145,9 @@ async fn payloads_from_analytics_js_and_rudderstack_land_enriched(stack: &Stack)
     );
     assert_eq!(ctx["sluice"]["consent"], "full");
     assert!(ajs["received_at"].as_str().unwrap().ends_with('Z'));
-    let raw: Value = serde_json::from_str(ajs["raw"].as_str().unwrap()).unwrap();
-    assert_eq!(raw["originalTimestamp"], "2024-05-01T10:00:00.123Z");
-    assert!(raw["_metadata"].is_object(), "unknown fields are kept");
+    let extra: Value = serde_json::from_str(ajs["extra"].as_str().unwrap()).unwrap();
+    assert_eq!(extra["originalTimestamp"], "2024-05-01T10:00:00.123Z");
+    assert!(extra["_metadata"].is_object(), "unknown fields are kept");
     assert_eq!(
         ctx["ip"], "127.0.0.0",
         "the client IP (loopback here), truncated to /24: {ctx}"
@@ -338,4 +338,80 @@ async fn drops_are_counted(stack: &Stack) {
         (c == expected).then_some(())
     })
     .await;
+}
+
+/// The limit across isolates is Cloudflare's Rate Limiting binding
+/// (`RATE_LIMITER` in wrangler.toml, per write key and client; Miniflare
+/// runs the same fixed-window limiter locally). This stack runs
+/// wrangler.toml with the binding's limit lowered from 1,000 to 20 per 10 s
+/// and a per-isolate limit far above it: the 21st request of a window is
+/// refused by the binding (`Retry-After` = its period), the 20 before it
+/// are not.
+#[tokio::test]
+async fn the_shared_rate_limit_binding_refuses_the_request_past_its_limit() {
+    const LIMIT: usize = 20;
+    let config = std::fs::read_to_string(root().join("edge-worker/wrangler.toml")).unwrap();
+    let production = "simple = { limit = 1000, period = 10 }";
+    assert!(
+        config.contains(production),
+        "wrangler.toml's binding changed"
+    );
+    let lowered = config.replace(
+        production,
+        &format!("simple = {{ limit = {LIMIT}, period = 10 }}"),
+    );
+    // Beside wrangler.toml, so every relative path in it means the same.
+    let file = "wrangler.ratelimit-e2e.toml";
+    std::fs::write(root().join("edge-worker").join(file), lowered).unwrap();
+    let sources = json!([{"name": "loud", "write_key": "loud-key", "allowed_origins": ["*"],
+        "consent": {"regime": "opt_out"}, "rate_limit": {"requests_per_second": 100000.0, "burst": 100000}}]);
+    let stack = Stack::start_with_args(
+        &[("SLUICE_SOURCES", &sources.to_string())],
+        &["--config", file],
+    );
+    let window_ms = 10_000;
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    };
+    // A burst must fall inside one of the limiter's fixed windows: start at
+    // the beginning of one, and try again in the next if it ran over.
+    for _attempt in 0..3 {
+        let wait = window_ms - now_ms() % window_ms;
+        tokio::time::sleep(Duration::from_millis(wait as u64 + 50)).await;
+        let window = now_ms() / window_ms;
+        let send = |i: usize| {
+            let body = batch(json!([track(&format!("loud-{window}-{i}"))]));
+            stack.request_full(
+                "POST",
+                "/v1/batch?writeKey=loud-key",
+                &[("content-type", "application/json")],
+                body.to_string().as_bytes(),
+            )
+        };
+        let statuses: Vec<u16> = (0..LIMIT).map(|i| send(i).0).collect();
+        let (status, headers, _) = send(LIMIT);
+        if now_ms() / window_ms != window {
+            eprintln!(
+                "burst ran over its window: {} ms",
+                now_ms() - window * window_ms
+            );
+            continue;
+        }
+        assert_eq!(
+            statuses,
+            vec![200; LIMIT],
+            "the first {LIMIT} of the window pass"
+        );
+        assert_eq!(status, 429, "the next is refused");
+        let retry_after = headers
+            .iter()
+            .find(|(k, _)| k == "retry-after")
+            .map(|(_, v)| v.as_str());
+        assert_eq!(retry_after, Some("10"), "the binding's period");
+        return;
+    }
+    panic!("no burst of {} requests fit in a 10 s window", LIMIT + 1);
 }

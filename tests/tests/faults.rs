@@ -87,7 +87,7 @@ async fn a_worker_killed_mid_delivery_and_restarted_loses_nothing_and_doubles_no
             let seen = stack.dedup_seen();
             let claimed = ["held-3", "also-4"]
                 .iter()
-                .all(|id| seen.iter().any(|r| r["id"] == *id && r["done"] == 0));
+                .all(|id| !seen.iter().any(|r| r["id"] == *id)); // written, not committed
             let written = stack
                 .d1("SELECT 1 FROM events WHERE message_id IN ('held-3', 'also-4')")
                 .len()

@@ -293,7 +293,7 @@ async fn a_person_is_linked_exported_deleted_and_stays_deleted() {
 
     // Retention: events and lake objects older than 30 days go; recent ones stay.
     stack.d1_write(
-        "INSERT INTO events (message_id, source, type, received_at, raw) VALUES ('ancient', 'demo', 'track', '2020-01-01T00:00:00.000Z', '{}')",
+        "INSERT INTO events (person, message_id, source, type, received_at) VALUES ('', 'ancient', 'demo', 'track', '2020-01-01T00:00:00.000Z')",
     );
     let old = temp_dir("old").join("old.ndjson.gz");
     std::fs::write(&old, b"").unwrap();

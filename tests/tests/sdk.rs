@@ -20,18 +20,17 @@ async fn open(stack: &Stack, browser: &Browser, consent: bool) {
         .await;
 }
 
-/// How many `Offline …` events the tab's stored queue holds.
-const HELD_OFFLINE: &str = "return Object.keys(localStorage).filter(k => k.startsWith('sluice:q:'))
-    .flatMap(k => JSON.parse(localStorage.getItem(k))).filter(e => (e.event || '').startsWith('Offline ')).length";
+/// How many events named `<prefix>…` the origin's stored queues hold (every tab's).
+fn held(prefix: &str) -> String {
+    format!(
+        "return Object.keys(localStorage).filter(k => k.startsWith('sluice:q:'))
+    .flatMap(k => JSON.parse(localStorage.getItem(k))).filter(e => (e.event || '').startsWith('{prefix}')).length"
+    )
+}
 
 /// A sentinel straight to the collector, waited for in D1.
 async fn sentinel(stack: &Stack, id: &str) {
-    let (status, _) = stack.post_json(
-        "/v1/batch?writeKey=demo-write-key",
-        &[],
-        &json!({"batch": [{"type": "track", "messageId": id, "anonymousId": "s", "event": "Sentinel"}]}),
-    );
-    assert_eq!(status, 200);
+    post_sentinel(stack, id);
     eventually("the sentinel in D1", Duration::from_secs(30), || async {
         (!stack
             .d1(&format!("SELECT 1 FROM events WHERE message_id = '{id}'"))
@@ -41,8 +40,55 @@ async fn sentinel(stack: &Stack, id: &str) {
     .await;
 }
 
+fn post_sentinel(stack: &Stack, id: &str) {
+    let (status, _) = stack.post_json(
+        "/v1/batch?writeKey=demo-write-key",
+        &[],
+        &json!({"batch": [{"type": "track", "messageId": id, "anonymousId": "s", "event": "Sentinel"}]}),
+    );
+    assert_eq!(status, 200);
+}
+
+/// Second copies the worker has received so far, counted at the server: the
+/// pipeline counts every copy of a messageId after the first where it drops
+/// it (`duplicates_in_batch` in one consumer batch, `duplicates_dropped` at
+/// the dedup claim; a copy that met the first in flight is retried and then
+/// dropped, counted once). Read after a sentinel sent twice through the
+/// collector: the sentinel's own second copy is waited for and not counted,
+/// so every copy that arrived before it has been counted.
+async fn second_copies(stack: &Stack, id: &str) -> i64 {
+    let total = || stack.counter("duplicates_in_batch") + stack.counter("duplicates_dropped");
+    sentinel(stack, id).await;
+    let before = total();
+    post_sentinel(stack, id);
+    eventually(
+        "the sentinel's second copy counted",
+        Duration::from_secs(30),
+        || async { (total() > before).then_some(()) },
+    )
+    .await;
+    total() - 1
+}
+
+/// Wait until no stored queue holds `<prefix>…` events and the current tab's
+/// queue is empty: every tab that could send them has sent them.
+async fn drained(browser: &Browser, prefix: &str) {
+    let script = held(prefix);
+    eventually(
+        &format!("no stored queue holding `{prefix}` events"),
+        Duration::from_secs(30),
+        || async { (browser.js(&script).await == json!(0)).then_some(()) },
+    )
+    .await;
+    eventually("the queue to drain", Duration::from_secs(20), || async {
+        (browser.js("return sluice.stats().queued").await == json!(0)).then_some(())
+    })
+    .await;
+}
+
 async fn rows_named(stack: &Stack, like: &str, expect: usize) -> Vec<Value> {
-    let sql = format!("SELECT message_id, event, COUNT(*) AS copies FROM events WHERE event LIKE '{like}' GROUP BY message_id ORDER BY event");
+    let sql =
+        format!("SELECT message_id, event FROM events WHERE event LIKE '{like}' ORDER BY event");
     eventually(
         &format!("{expect} `{like}` events in D1"),
         Duration::from_secs(45),
@@ -62,6 +108,16 @@ fn ids(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Open the demo page in a new tab and make it the current one.
+async fn new_tab(stack: &Stack, browser: &Browser) -> fantoccini::wd::WindowHandle {
+    let c = &browser.client;
+    let tab = c.new_window(true).await.unwrap().handle;
+    c.switch_to_window(tab.clone()).await.unwrap();
+    c.goto(&stack.url("/")).await.unwrap();
+    browser.wait_for_sdk().await;
+    tab
+}
+
 #[tokio::test]
 async fn offline_then_online_delivers_everything_exactly_once() {
     let stack = Stack::start();
@@ -75,7 +131,7 @@ async fn offline_then_online_delivers_everything_exactly_once() {
     eventually(
         "the five events held while offline",
         Duration::from_secs(20),
-        || async { (browser.js(HELD_OFFLINE).await == json!(5)).then_some(()) },
+        || async { (browser.js(&held("Offline ")).await == json!(5)).then_some(()) },
     )
     .await;
     // A sentinel through the collector: once stored, anything the page had
@@ -89,12 +145,13 @@ async fn offline_then_online_delivers_everything_exactly_once() {
     );
     browser.offline(false).await;
     let rows = rows_named(&stack, "Offline %", 5).await;
+    drained(&browser, "Offline ").await;
     assert_eq!(rows.len(), 5);
-    assert!(rows.iter().all(|r| r["copies"] == 1));
-    eventually("the queue to drain", Duration::from_secs(20), || async {
-        (browser.js("return sluice.stats().queued").await == json!(0)).then_some(())
-    })
-    .await;
+    assert_eq!(
+        second_copies(&stack, "offline-dup").await,
+        0,
+        "the worker received each event once"
+    );
 }
 
 #[tokio::test]
@@ -104,7 +161,8 @@ async fn navigating_away_right_after_track_still_delivers() {
     open(&stack, &browser, true).await;
     browser.js("sluice.track('Leaving Now', { why: 'test' }); location.href = '/sluice/v1/manifest.json'; return true").await;
     let rows = rows_named(&stack, "Leaving Now", 1).await;
-    assert_eq!(rows[0]["copies"], 1);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(second_copies(&stack, "leaving-dup").await, 0);
 }
 
 #[tokio::test]
@@ -113,47 +171,171 @@ async fn two_tabs_do_not_double_send() {
     let browser = Browser::start().await;
     let c = &browser.client;
     let tab_a = c.window().await.unwrap();
-    browser.record_sends().await;
     open(&stack, &browser, true).await;
     browser.offline(true).await;
     browser
         .js("for (let i = 0; i < 3; i++) sluice.track('Tab A ' + i); return true")
         .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    eventually(
+        "tab A's three events stored",
+        Duration::from_secs(20),
+        || async { (browser.js(&held("Tab A ")).await == json!(3)).then_some(()) },
+    )
+    .await;
 
-    let tab_b = c.new_window(true).await.unwrap().handle;
-    c.switch_to_window(tab_b.clone()).await.unwrap();
-    browser.record_sends().await;
-    c.goto(&stack.url("/")).await.unwrap();
-    browser.wait_for_sdk().await;
+    let tab_b = new_tab(&stack, &browser).await;
     browser.js("sluice.track('Tab B 0'); return true").await;
     rows_named(&stack, "Tab B %", 1).await;
-    // Tab A is alive (its queue's lock is held): tab B must leave A's events alone.
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    assert!(
-        stack
-            .d1("SELECT 1 FROM events WHERE event LIKE 'Tab A %'")
-            .is_empty(),
-        "tab B took a live tab's queue"
+    // Tab B tried to adopt A's queue when it loaded (and tries every few
+    // seconds). Web Locks grant requests for one name in order: once this
+    // probe is told A's lock is taken, B's earlier tries were told so too.
+    let probe = "const k = Object.keys(localStorage).find(k => k.startsWith('sluice:q:')
+        && JSON.parse(localStorage.getItem(k)).some(e => (e.event || '').startsWith('Tab A ')));
+        return navigator.locks.request(k, { ifAvailable: true }, l => l === null)";
+    assert_eq!(
+        browser.js(probe).await,
+        json!(true),
+        "tab A holds its queue's lock"
     );
-    let sent_b = ids(&browser.js("return window.__sent").await);
-    assert!(!sent_b.is_empty());
+    assert_eq!(
+        browser.js(&held("Tab A ")).await,
+        json!(3),
+        "tab B left a live tab's queue alone"
+    );
 
     // Tab A closes: its stored queue is orphaned and tab B delivers it, once.
     c.switch_to_window(tab_a).await.unwrap();
     c.close_window().await.unwrap();
     c.switch_to_window(tab_b).await.unwrap();
     let rows = rows_named(&stack, "Tab A %", 3).await;
-    assert!(rows.iter().all(|r| r["copies"] == 1));
-    let sent_b = ids(&browser.js("return window.__sent").await);
-    for r in &rows {
-        let id = r["message_id"].as_str().unwrap();
-        assert_eq!(
-            sent_b.iter().filter(|s| *s == id).count(),
-            1,
-            "{id} sent once by tab B: {sent_b:?}"
-        );
-    }
+    drained(&browser, "Tab A ").await;
+    assert_eq!(rows.len(), 3);
+    assert_eq!(second_copies(&stack, "tabs-dup").await, 0);
+}
+
+/// Tab A is online and its request is on the wire (slow network) when the
+/// tab closes. The browser completes that `keepalive` request; tab B, which
+/// adopts A's stored queue, must not send those events again.
+#[tokio::test]
+async fn a_tab_closed_with_its_request_in_flight_is_not_sent_again() {
+    let stack = Stack::start();
+    let browser = Browser::start().await;
+    let c = &browser.client;
+    let tab_a = c.window().await.unwrap();
+    open(&stack, &browser, true).await;
+    eventually(
+        "tab A's queue to drain",
+        Duration::from_secs(20),
+        || async { (browser.js("return sluice.stats().queued").await == json!(0)).then_some(()) },
+    )
+    .await;
+    let tab_b = new_tab(&stack, &browser).await;
+    c.switch_to_window(tab_a).await.unwrap();
+    browser.cdp("Network.enable", json!({})).await;
+    browser
+        .cdp(
+            "Network.emulateNetworkConditions",
+            json!({"offline": false, "latency": 3000, "downloadThroughput": -1, "uploadThroughput": -1}),
+        )
+        .await;
+    // Count the uploads handed to the browser (after gzip, before the answer).
+    browser
+        .js("window.__uploads = 0; const f = window.fetch; window.fetch = function (url) { if (String(url).includes('/v1/batch')) window.__uploads++; return f.apply(this, arguments); };
+             for (let i = 0; i < 3; i++) sluice.track('In Flight ' + i); sluice.flush(); return true")
+        .await;
+    eventually(
+        "tab A's request on the wire",
+        Duration::from_secs(10),
+        || async {
+            (browser
+                .js("return window.__uploads > 0 && sluice.stats().inflight > 0")
+                .await
+                == json!(true))
+            .then_some(())
+        },
+    )
+    .await;
+    c.close_window().await.unwrap();
+    c.switch_to_window(tab_b).await.unwrap();
+    let rows = rows_named(&stack, "In Flight %", 3).await;
+    drained(&browser, "In Flight ").await;
+    assert_eq!(rows.len(), 3);
+    assert_eq!(
+        second_copies(&stack, "inflight-dup").await,
+        0,
+        "the closed tab's request in flight was not sent again"
+    );
+}
+
+/// Two live tabs race to adopt a closed tab's stored queue: one takes it.
+#[tokio::test]
+async fn two_tabs_racing_to_adopt_a_closed_tabs_queue_send_it_once() {
+    let stack = Stack::start();
+    let browser = Browser::start().await;
+    let c = &browser.client;
+    let tab_a = c.window().await.unwrap();
+    open(&stack, &browser, true).await;
+    browser.offline(true).await;
+    browser
+        .js("for (let i = 0; i < 3; i++) sluice.track('Orphan ' + i); return true")
+        .await;
+    eventually(
+        "the orphan-to-be events stored",
+        Duration::from_secs(20),
+        || async { (browser.js(&held("Orphan ")).await == json!(3)).then_some(()) },
+    )
+    .await;
+    let tab_b = new_tab(&stack, &browser).await;
+    let tab_c = new_tab(&stack, &browser).await;
+    c.switch_to_window(tab_a).await.unwrap();
+    c.close_window().await.unwrap();
+    c.switch_to_window(tab_c).await.unwrap();
+    let rows = rows_named(&stack, "Orphan %", 3).await;
+    drained(&browser, "Orphan ").await;
+    c.switch_to_window(tab_b).await.unwrap();
+    drained(&browser, "Orphan ").await;
+    assert_eq!(rows.len(), 3);
+    assert_eq!(second_copies(&stack, "race-dup").await, 0);
+}
+
+/// Offline, events are stored; the page reloads as the network comes back
+/// (the `online` send may be on the wire when the page goes): the reloaded
+/// page adopts what is left and every event reaches the worker once.
+#[tokio::test]
+async fn offline_then_reload_then_online_sends_each_event_once() {
+    let stack = Stack::start();
+    let browser = Browser::start().await;
+    open(&stack, &browser, true).await;
+    browser.offline(true).await;
+    browser
+        .js("for (let i = 0; i < 3; i++) sluice.track('Reload ' + i); return true")
+        .await;
+    eventually(
+        "the three events stored",
+        Duration::from_secs(20),
+        || async { (browser.js(&held("Reload ")).await == json!(3)).then_some(()) },
+    )
+    .await;
+    browser.offline(false).await;
+    browser
+        .js("window.__before_reload = true; location.reload(); return true")
+        .await;
+    eventually(
+        "the reloaded page's SDK",
+        Duration::from_secs(20),
+        || async {
+            (browser
+                .js("return !window.__before_reload && !!(window.sluice && window.sluice.loaded)")
+                .await
+                == json!(true))
+            .then_some(())
+        },
+    )
+    .await;
+    let rows = rows_named(&stack, "Reload %", 3).await;
+    drained(&browser, "Reload ").await;
+    assert_eq!(rows.len(), 3);
+    assert_eq!(second_copies(&stack, "reload-dup").await, 0);
 }
 
 #[tokio::test]
@@ -211,11 +393,11 @@ async fn a_burst_goes_out_gzipped_in_few_requests() {
         .await;
     let rows = rows_named(&stack, "Gzip Burst", 1000).await;
     assert_eq!(rows.len(), 1000);
-    assert!(rows.iter().all(|r| r["copies"] == 1));
     eventually("the queue to drain", Duration::from_secs(20), || async {
         (browser.js("return sluice.stats().queued").await == json!(0)).then_some(())
     })
     .await;
+    assert_eq!(second_copies(&stack, "burst-dup").await, 0);
     let wire = browser.js("return window.__wire").await;
     let requests = wire["requests"].as_u64().unwrap();
     assert_eq!(

@@ -9,12 +9,17 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// A ceiling on snippet + loader + glue (with the JavaScript host bundled
 /// in) + wasm, gzipped, that keeps the size from creeping back up (lowered
 /// from 39 KB when the host took over the CMP, context, listener and lock
-/// plumbing), then raised by 0.5 KB for the audiences' read path
-/// (`audiences()`, `traits()`, `on("audience")` and the cached profile:
-/// about 1 KB gzipped of Wasm and glue). It is above the 24 KB the SDK
-/// issue asks for: that budget is not met yet (see the README's "Size and
-/// speed").
-const UP_FRONT_CEILING_GZ: usize = 38 * 1024 + 512;
+/// plumbing; raised from 38 KB again when the SDK started sending the
+/// vendors' match keys — `_fbp`, `_fbc` / `fbclid`, `_ttp`, `_ga`, gated by
+/// consent — and returning each call's messageId: 38,206 → 39,464 bytes,
+/// +1.26 KB; raised again by the measured growth when the SDK started
+/// keeping the ad click ids for later pages under marketing consent —
+/// `match_keys::clicks`, issue 17 — 39,572 → 40,059 bytes, +487; and by the
+/// measured growth of the audiences' read path — `audiences()`, `traits()`,
+/// `on("audience")` and the cached profile, issue 19 — 40,059 → 41,119
+/// bytes, +1,060). It is above the 24 KB the SDK issue asks for: that budget is not
+/// met yet (see the README's "Size and speed").
+const UP_FRONT_CEILING_GZ: usize = 39 * 1024 + 487 + 696;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {

@@ -68,13 +68,57 @@
     var proto = location.protocol === "https:" ? "wss:" : "ws:";
     socket = new WebSocket(proto + "//" + location.host + "/admin/v1/live?token=" + encodeURIComponent(token));
     status("connecting…", false);
-    socket.onopen = function () { status("live", true); };
+    socket.onopen = function () { status("live", true); d1Status(); };
     socket.onclose = function () { status("disconnected", false); };
     socket.onmessage = function (m) {
       if (m.data === "pong") return;
       try { events.push(JSON.parse(m.data)); } catch (err) { return; }
       render();
     };
+  }
+  // Per destination, the last hour and day (GET /admin/v1/deliveries).
+  var overviewTimer;
+  function cell(row, text, cls) { var td = el("td", text == null ? "—" : text, cls); row.appendChild(td); return td; }
+  function deliveries() {
+    fetch("/admin/v1/deliveries", { headers: { authorization: "Bearer " + token } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (o) {
+        if (!o) return;
+        var body = $("deliveries-body");
+        body.textContent = "";
+        o.destinations.forEach(function (d) {
+          [["hour", "last hour"], ["day", "last day"]].forEach(function (w, i) {
+            var v = d[w[0]], tr = el("tr");
+            tr.dataset.destination = d.name;
+            tr.dataset.window = w[0];
+            cell(tr, i ? "" : d.name + " (" + d.kind + ")", "name");
+            cell(tr, w[1], "window");
+            ["delivered", "retrying", "withheld", "deadLettered", "skipped"].forEach(function (k) { cell(tr, v[k], "n " + k); });
+            cell(tr, v.latencyMsAvg == null ? null : v.latencyMsAvg + " ms / " + v.latencyMsMax + " ms", "latency");
+            cell(tr, i || !d.lastError ? "" : d.lastError.at + ": " + d.lastError.message, "error");
+            body.appendChild(tr);
+          });
+        });
+        $("deliveries-since").textContent = "(" + o.bucketMinutes + "-minute steps, as of " + new Date(o.now).toLocaleTimeString() + ")";
+        $("deliveries").hidden = false;
+      }, function () {});
+  }
+  function watchDeliveries() {
+    clearInterval(overviewTimer);
+    deliveries();
+    overviewTimer = setInterval(deliveries, 10000);
+  }
+  $("deliveries-refresh").addEventListener("click", deliveries);
+  // D1's hot window: its capacity guard's warning (from 80 %), as text.
+  function d1Status() {
+    fetch("/admin/v1/status", { headers: { authorization: "Bearer " + token } })
+      .then(function (r) { return r.json(); })
+      .then(function (s) {
+        var w = s && s.d1 && s.d1.warning;
+        $("d1-warning").textContent = w ? w + " (" + s.d1.percent + " % of " + s.d1.capacityBytes + " bytes)" : "";
+        $("d1-warning").hidden = !w;
+      })
+      .catch(function () {});
   }
   function profile(userId) {
     fetch("/admin/v1/profiles/" + encodeURIComponent(userId), { headers: { authorization: "Bearer " + token } })
@@ -86,8 +130,9 @@
     token = $("token").value;
     sessionStorage.setItem("sluice_debugger_token", token);
     connect();
+    watchDeliveries();
   });
   ["f-type", "f-event", "f-user"].forEach(function (id) { $(id).addEventListener("input", render); });
   $("close-profile").addEventListener("click", function () { $("profile").hidden = true; });
-  if (token) connect();
+  if (token) { connect(); watchDeliveries(); }
 })();

@@ -10,6 +10,8 @@
 //! | `GET /admin/v1/requests/{id}` | `export` or `delete` |
 //! | `GET /admin/v1/requests/{id}/export` | `export` |
 //! | `GET /admin/v1/audit?limit=` | `admin` |
+//! | `GET /admin/v1/deliveries` (per destination: the last hour and day, see [`crate::delivery::overview`]) | `read:events` |
+//! | `GET /admin/v1/status` (D1's hot window: mode, size, capacity, warning) | `read:events` |
 
 pub mod tokens;
 
@@ -130,6 +132,14 @@ async fn route<P: Platform>(
             let subject = subject_from_query(req)?;
             profile_response(privacy::profile(db, &subject).await.map_err(unavailable)?)
         }
+        ("GET", ["status"]) => {
+            need(token, Scope::ReadEvents)?;
+            let size = db.size_bytes().await.map_err(unavailable)?;
+            Ok(HttpResponse::json(
+                200,
+                &json!({"d1": s.config.d1.status(size)}),
+            ))
+        }
         ("GET", ["events"]) => {
             need(token, Scope::ReadEvents)?;
             let subject = subject_from_query(req)?;
@@ -234,6 +244,26 @@ async fn route<P: Platform>(
             .with_header(
                 "content-disposition",
                 format!("attachment; filename=\"sluice-export-{id}.json\""),
+            ))
+        }
+        ("GET", ["deliveries"]) => {
+            need(token, Scope::ReadEvents)?;
+            use crate::delivery::overview;
+            let rows = db
+                .query(
+                    overview::READ,
+                    vec![text_value(&overview::since(s.now, overview::DAY_BUCKETS))],
+                )
+                .await
+                .map_err(unavailable)?;
+            let names: Vec<(&str, &str)> = s
+                .destinations
+                .iter()
+                .map(|d| (d.name.as_str(), d.kind.name()))
+                .collect();
+            Ok(HttpResponse::json(
+                200,
+                &overview::summarise(&rows, &names, s.now),
             ))
         }
         ("GET", ["audit"]) => {

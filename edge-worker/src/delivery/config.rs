@@ -161,6 +161,19 @@ pub struct VendorSettings {
 }
 
 impl Kind {
+    /// The `kind` as written in `SLUICE_DESTINATIONS`.
+    pub fn name(&self) -> &'static str {
+        with_vendor!(
+            self,
+            |D, _v| <D as sluice_shared::dest::Destination>::KIND,
+            match self {
+                Kind::R2 { .. } => "r2",
+                Kind::Webhook { .. } => "webhook",
+                _ => "clickhouse",
+            }
+        )
+    }
+
     /// The vendor settings, for a catalogue destination.
     pub fn vendor(&self) -> Option<&VendorSettings> {
         match self {

@@ -205,7 +205,7 @@ pub async fn claim(
             .shard(shard, &ShardRequest::Claim { ids })
             .await
         {
-            Ok(ClaimResponse { claims }) if claims.len() == members.len() => {
+            Ok(ClaimResponse { claims, .. }) if claims.len() == members.len() => {
                 for (t, claim) in members.into_iter().zip(claims) {
                     match claim {
                         Claim::Won => won.push(t),
@@ -257,7 +257,7 @@ pub async fn store(
     for ((source, name), count) in withheld {
         ledger.count(&source, &name, count);
     }
-    let result = write_d1(&events, ports).await;
+    let result = write_d1(&events, s, ports, ledger).await;
     if result.is_ok() {
         let marked: Vec<&str> = events
             .iter()
@@ -286,7 +286,23 @@ pub async fn store(
     Stored { events, result }
 }
 
-async fn write_d1(events: &[Tracked], ports: &impl DeliveryPorts) -> Result<(), String> {
+/// The D1 step: event rows (unless lake-only, or D1 is full: then the
+/// guard's error is logged and counted as `d1_full`, and the batch goes on to
+/// the lake and the destinations) and the identity graph.
+async fn write_d1(
+    events: &[Tracked],
+    s: &Settings<'_>,
+    ports: &impl DeliveryPorts,
+    ledger: &mut Ledger,
+) -> Result<(), String> {
+    let window = s.config.d1;
+    let size = ports.size_bytes().await.unwrap_or(None);
+    let full = window.admit(size).err().filter(|_| window.events);
+    if sinks::window::changed(window.fill(size)) {
+        if let Some(warning) = window.status(size)["warning"].as_str() {
+            super::log(&["sluice: ", warning].concat());
+        }
+    }
     let mut by_source: BTreeMap<&str, Vec<sluice_shared::Event>> = BTreeMap::new();
     for t in events {
         by_source
@@ -307,8 +323,18 @@ async fn write_d1(events: &[Tracked], ports: &impl DeliveryPorts) -> Result<(), 
         let sink = sinks::d1::D1 {
             db: ports,
             count_written: true,
+            events: window.events && full.is_none(),
         };
         let report = sinks::write(&sink, &batch, ports.now()).await;
+        if let Some(e) = &full {
+            let n = u32::try_from(batch.events.len()).unwrap_or(u32::MAX);
+            ledger.count(source, e.code(), n);
+            if let Some(failed) = report.first_error() {
+                // Full: the identity graph is best-effort, so nothing stalls.
+                super::log(&["sluice: identity write on a full D1 failed: ", failed].concat());
+            }
+            continue;
+        }
         if let Some(e) = report.first_error() {
             return Err(e.to_owned());
         }
@@ -345,7 +371,12 @@ pub async fn commit(
         ledger.settle(t.message, outcome);
         if committed.is_ok() {
             let mut deliveries = serde_json::Map::new();
-            deliveries.insert("d1".into(), "written".into());
+            let d1 = if s.config.d1.events {
+                "written"
+            } else {
+                "lake only"
+            };
+            deliveries.insert("d1".into(), d1.into());
             for (dest, route) in fanout::routes(&t.queued, s) {
                 deliveries.insert(dest.name.clone(), route.label().into());
             }

@@ -8,11 +8,25 @@
 //! followed by a retry is never mistaken for a duplicate. Ids are forgotten
 //! after the dedup window by the shard's alarm (the sweep is idempotent).
 //!
+//! What is written (a Durable Object bills each SQLite row written): a claim
+//! call writes **one row for all the ids it wins** (`claims(at_ms, ids)`, a
+//! JSON array) and a commit call one row for all the ids it commits
+//! (`committed(at_ms, ids)`), so a batch of `k` events at one shard costs
+//! `2/k` rows (plus their deletes by the sweep: claim rows once their lease
+//! has passed, commit rows after the window), where one row per id and call
+//! cost two per event before. The shard answers from its memory
+//! ([`ShardState`]), loaded from both tables when it starts, so a shard that
+//! restarts (a crash, a deploy, an eviction) still knows the claims of the
+//! instance before it until their lease runs out.
+//!
 //! Sizing: a shard serves its calls one at a time. Each consumer batch makes
 //! one claim and one commit call per shard it touches, each a few ms. Pick
 //! shards ≥ peak batches per second ÷ 50; the default 16 shards carry several
-//! hundred batches (tens of thousands of events) per second. Changing the
-//! count re-homes ids, so a change only loses dedup memory for in-window ids.
+//! hundred batches (tens of thousands of events) per second. A shard keeps
+//! its window's ids in memory (about 100 bytes each, loaded when it starts):
+//! keep ids per shard per window under about 500,000 (16 shards: 8 M events a
+//! window). Changing the count re-homes ids, so a change only loses dedup
+//! memory for in-window ids.
 
 use serde::{Deserialize, Serialize};
 
@@ -71,10 +85,104 @@ pub enum ShardRequest {
     Release { ids: Vec<String> },
 }
 
-/// A shard's answer to a claim: one decision per id, in order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A shard's answer to a claim: one decision per id, in order; with what the
+/// call cost the shard (its SQL cursors' `rowsRead` / `rowsWritten`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimResponse {
     pub claims: Vec<Claim>,
+    #[serde(default)]
+    pub rows_read: u64,
+    #[serde(default)]
+    pub rows_written: u64,
+}
+
+/// What a shard must write after a call ([`ShardState`] decides, the Durable
+/// Object stores).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Writes {
+    /// Ids to store as claimed, in one row.
+    pub claimed: Vec<String>,
+    /// Ids to store as committed, in one row.
+    pub committed: Vec<String>,
+}
+
+/// A shard's state in memory: the committed ids of the window (loaded from
+/// its rows when it starts) and the claims of consumers writing right now.
+#[derive(Debug, Clone, Default)]
+pub struct ShardState {
+    done: std::collections::HashMap<String, i64>,
+    claims: std::collections::HashMap<String, i64>,
+}
+
+impl ShardState {
+    /// A shard starting with its stored committed and claimed ids.
+    pub fn start(
+        committed: impl IntoIterator<Item = (String, i64)>,
+        claimed: impl IntoIterator<Item = (String, i64)>,
+    ) -> ShardState {
+        let done: std::collections::HashMap<String, i64> = committed.into_iter().collect();
+        let mut claims = std::collections::HashMap::new();
+        for (id, at) in claimed {
+            if !done.contains_key(&id) {
+                let latest = claims.entry(id).or_insert(at);
+                *latest = (*latest).max(at);
+            }
+        }
+        ShardState { done, claims }
+    }
+
+    fn seen(&self, id: &str) -> Option<Seen> {
+        if let Some(&at_ms) = self.done.get(id) {
+            return Some(Seen::Done { at_ms });
+        }
+        self.claims.get(id).map(|&at_ms| Seen::Claimed { at_ms })
+    }
+
+    /// Claim each id; the ids won are to be stored in one row.
+    pub fn claim(&mut self, ids: &[String], now_ms: i64) -> (Vec<Claim>, Writes) {
+        let mut claims = Vec::with_capacity(ids.len());
+        let mut writes = Writes::default();
+        for id in ids {
+            let claim = decide(self.seen(id), now_ms);
+            if claim == Claim::Won {
+                self.claims.insert(id.clone(), now_ms);
+                writes.claimed.push(id.clone());
+            }
+            claims.push(claim);
+        }
+        (claims, writes)
+    }
+
+    /// The ids are written: done from now on (to be stored in one row).
+    pub fn commit(&mut self, ids: &[String], now_ms: i64) -> Writes {
+        for id in ids {
+            self.claims.remove(id);
+            self.done.insert(id.clone(), now_ms);
+        }
+        Writes {
+            claimed: Vec::new(),
+            committed: ids.to_vec(),
+        }
+    }
+
+    /// The write failed: the ids may be claimed again at once.
+    pub fn release(&mut self, ids: &[String]) {
+        for id in ids {
+            self.claims.remove(id);
+        }
+    }
+
+    /// Forget committed ids before the window and expired claims.
+    pub fn sweep(&mut self, now_ms: i64, window_s: u64) {
+        let (done_before, claimed_before) = sweep_bounds(now_ms, window_s);
+        self.done.retain(|_, at| *at >= done_before);
+        self.claims.retain(|_, at| *at >= claimed_before);
+    }
+
+    /// Ids committed in the window.
+    pub fn remembered(&self) -> usize {
+        self.done.len()
+    }
 }
 
 /// The sweep: what an alarm at `now_ms` deletes, as SQL over `seen(id, done, at_ms)`.
@@ -113,6 +221,63 @@ mod tests {
             decide(Some(Seen::Claimed { at_ms: 0 }), LEASE_MS + 1),
             Claim::Won,
             "an abandoned claim expires"
+        );
+    }
+
+    fn ids(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_claim_call_writes_one_row_for_the_ids_it_wins() {
+        let mut s = ShardState::start([], []);
+        let (c, w) = s.claim(&ids(&["a", "b"]), 1_000);
+        assert_eq!(c, [Claim::Won, Claim::Won]);
+        assert_eq!(w.claimed, ids(&["a", "b"]));
+        let (c, w) = s.claim(&ids(&["a", "c"]), 2_000);
+        assert_eq!(c, [Claim::InFlight, Claim::Won]);
+        assert_eq!(w.claimed, ids(&["c"]), "only what it won");
+        assert!(w.committed.is_empty());
+    }
+
+    #[test]
+    fn a_commit_is_one_row_and_makes_later_copies_duplicates() {
+        let mut s = ShardState::start([], []);
+        s.claim(&ids(&["a", "b", "c"]), 0);
+        let w = s.commit(&ids(&["a", "b", "c"]), 10);
+        assert_eq!(w.committed, ids(&["a", "b", "c"]));
+        let (c, _) = s.claim(&ids(&["a", "x"]), 20);
+        assert_eq!(c, [Claim::Duplicate, Claim::Won]);
+        s.release(&ids(&["x"]));
+        assert_eq!(s.claim(&ids(&["x"]), 30).0, [Claim::Won], "released");
+    }
+
+    #[test]
+    fn a_restarted_shard_still_knows_the_claims_before_it() {
+        // The instance before it claimed `x` and `y`, committed `y`, and stopped.
+        let mut s = ShardState::start(
+            [("y".to_owned(), 1_500)],
+            [("x".to_owned(), 1_000), ("y".to_owned(), 1_000)],
+        );
+        assert_eq!(
+            s.claim(&ids(&["x", "y", "new"]), 2_000).0,
+            [Claim::InFlight, Claim::Duplicate, Claim::Won]
+        );
+        assert_eq!(
+            s.claim(&ids(&["x"]), 1_000 + LEASE_MS).0,
+            [Claim::Won],
+            "once its lease has run out"
+        );
+    }
+
+    #[test]
+    fn the_sweep_forgets_committed_ids_after_the_window() {
+        let mut s = ShardState::start([("old".to_owned(), 0), ("new".to_owned(), 9_000)], []);
+        s.sweep(10_000, 5);
+        assert_eq!(s.remembered(), 1);
+        assert_eq!(
+            s.claim(&ids(&["old", "new"]), 10_000).0,
+            [Claim::Won, Claim::Duplicate]
         );
     }
 

@@ -9,6 +9,7 @@ use super::config::with_vendor;
 use super::config::{Destination, Kind};
 use super::fanout::batch_id;
 use super::ledger::day;
+use super::overview;
 use super::Outcome;
 use crate::ports::DeliveryPorts;
 use crate::sinks::d1::{self, Counter};
@@ -233,9 +234,17 @@ async fn settle(
         count: u32::try_from(n).unwrap_or(u32::MAX),
     };
     let mut counters = Vec::new();
-    let delivered = report.indices(|v| *v == Verdict::Delivered).len();
-    if delivered > 0 {
-        counters.push(counter("delivered_", delivered));
+    let mut tally = overview::Tally {
+        last_error: report.first_error().map(str::to_owned),
+        ..overview::Tally::default()
+    };
+    let delivered = report.indices(|v| *v == Verdict::Delivered);
+    for i in &delivered {
+        let received_at = batch.events.get(*i).and_then(|e| e.received_at.as_deref());
+        tally.delivered_at(received_at, now);
+    }
+    if !delivered.is_empty() {
+        counters.push(counter("delivered_", delivered.len()));
     }
     let skipped = report
         .indices(|v| matches!(v, Verdict::Skipped { .. }))
@@ -243,6 +252,7 @@ async fn settle(
     if skipped > 0 {
         counters.push(counter("skipped_", skipped));
     }
+    tally.skipped = u32::try_from(skipped).unwrap_or(u32::MAX);
     let retry = report.indices(|v| matches!(v, Verdict::Retry { .. }));
     let mut failed = report.indices(|v| matches!(v, Verdict::Permanent { .. }));
     let mut outcome = Outcome::Ack;
@@ -275,7 +285,10 @@ async fn settle(
                 .map(|b| serde_json::to_string(b).unwrap_or_default())
                 .collect();
             match ports.enqueue_deliveries(json, delay).await {
-                Ok(()) => counters.push(counter("retried_", retry.len())),
+                Ok(()) => {
+                    counters.push(counter("retried_", retry.len()));
+                    tally.retrying = u32::try_from(retry.len()).unwrap_or(u32::MAX);
+                }
                 Err(_) => outcome = Outcome::Retry(Some(delay)),
             }
         }
@@ -286,14 +299,20 @@ async fn settle(
         let letter = subset(&batch, &failed, batch.attempt);
         let error = ErrorBody::of(&report.verdicts[failed[0]]);
         match dead_letter(&letter, error, ports, now).await {
-            Ok(()) => counters.push(counter("dead_lettered_", failed.len())),
+            Ok(()) => {
+                counters.push(counter("dead_lettered_", failed.len()));
+                tally.dead_lettered = u32::try_from(failed.len()).unwrap_or(u32::MAX);
+            }
             // Not even the dead letters can take it (e.g. no LAKE binding):
             // the platform's own dead-letter queue keeps the message.
             Err(_) => outcome = Outcome::Retry(None),
         }
     }
-    if !counters.is_empty() {
-        let _ = d1::count(ports, &counters).await;
+    // The counters and the debugger's overview, in one D1 batch.
+    let mut statements: Vec<_> = counters.iter().map(d1::count_statement).collect();
+    statements.extend(overview::statement(&batch.destination, &tally, now));
+    if !statements.is_empty() {
+        let _ = ports.run(statements).await;
     }
     outcome
 }

@@ -19,6 +19,7 @@ pub struct Ledger {
     count_messages: Vec<usize>,
     live: Vec<Value>,
     day: String,
+    now: Timestamp,
     /// The consumer "died" (local-only fault injection): nothing is settled.
     died: bool,
 }
@@ -32,6 +33,7 @@ impl Ledger {
             count_messages: Vec::new(),
             live: Vec::new(),
             day: day(now),
+            now,
             died: false,
         }
     }
@@ -89,7 +91,10 @@ impl Ledger {
         }
         ports.observe(std::mem::take(&mut self.live));
         if !self.counters.is_empty() {
-            let outcome = match d1::count(ports, &self.counters).await {
+            // The counters, and the consent withholdings in the debugger's overview.
+            let mut statements: Vec<_> = self.counters.iter().map(d1::count_statement).collect();
+            statements.extend(super::overview::withheld(&self.counters, self.now));
+            let outcome = match ports.run(statements).await {
                 Ok(()) => Outcome::Ack,
                 Err(_) => Outcome::Retry(None),
             };

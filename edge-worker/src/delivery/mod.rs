@@ -18,7 +18,8 @@
 //!
 //! A failure before 5 releases the claims and retries the messages; the
 //! writes are idempotent, so the retry stores nothing twice. Outcomes,
-//! counters and live-debugger summaries are kept in one [`ledger::Ledger`].
+//! counters and live-debugger summaries are kept in one [`ledger::Ledger`];
+//! the debugger's per-destination overview in [`overview`].
 //!
 //! The deliveries consumer ([`deliver`]) writes one batch to one destination
 //! through its [`crate::sinks::Sink`]; per event, a retryable failure is
@@ -37,6 +38,7 @@ pub mod deliver;
 pub mod fanout;
 pub mod faults;
 pub mod ledger;
+pub mod overview;
 
 pub use deliver::{dead_letter_key, dead_letter_raw, deliver, DeadLetter, ErrorBody};
 pub use fanout::{batch_id, fan_out, routes, Route, MAX_DELIVERY_BYTES, MAX_DELIVERY_EVENTS};

@@ -11,7 +11,11 @@ pub struct Fetch;
 impl HttpClient for Fetch {
     async fn send(&self, out: &HttpRequest, timeout_ms: u32) -> Result<HttpAnswer, PortError> {
         let url = out.url.as_str();
-        let rejected = |e: worker::Error| PortError::Rejected(format!("{} {url}: {e}", out.method));
+        // Errors name the URL without its credentials (Meta's access_token,
+        // GA4's api_secret): they end in dead letters and the debugger.
+        let shown = sluice_shared::dest::url::redact_url(url);
+        let rejected =
+            |e: worker::Error| PortError::Rejected(format!("{} {shown}: {e}", out.method));
         let h = worker::Headers::new();
         for (k, v) in &out.headers {
             h.set(k, v).map_err(rejected)?;
@@ -50,11 +54,11 @@ impl HttpClient for Fetch {
         ))));
         match select(fetch, timer).await {
             Either::Left((result, _)) => result
-                .map_err(|e| PortError::Unavailable(format!("{} {url} failed: {e}", out.method))),
+                .map_err(|e| PortError::Unavailable(format!("{} {shown} failed: {e}", out.method))),
             Either::Right(_) => {
                 controller.abort();
                 Err(PortError::Timeout(format!(
-                    "{} {url} timed out after {timeout_ms} ms",
+                    "{} {shown} timed out after {timeout_ms} ms",
                     out.method
                 )))
             }

@@ -107,7 +107,13 @@ pub async fn publish(namespace: &worker::ObjectNamespace, summaries: &[serde_jso
     init.with_method(worker::Method::Post)
         .with_body(Some(body.into()));
     if let Ok(req) = Request::new_with_init("https://live/publish", &init) {
+        let started = js_sys::Date::now();
+        super::meter::add(sluice_shared::cost::Meter::DoRequests, 1);
         let _ = stub.fetch_with_request(req).await;
+        super::meter::add(
+            sluice_shared::cost::Meter::DoWallMs,
+            (js_sys::Date::now() - started).max(0.0) as u64,
+        );
     }
 }
 

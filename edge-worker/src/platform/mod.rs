@@ -7,6 +7,7 @@ mod d1;
 pub mod durable;
 mod fetch;
 pub mod live;
+pub mod meter;
 pub mod person;
 mod queue;
 mod r2;
@@ -17,6 +18,7 @@ use crate::config::{Config, ConfigError, COOKIE_DOMAIN_VAR, SDK_PATH_VAR, SOURCE
 use crate::db::{SqlValue, Statement};
 use crate::delivery::config::{self as destinations, Destination, DESTINATIONS_VAR};
 use crate::delivery::dedup::{self, ClaimResponse, ShardRequest};
+use crate::delivery::overview;
 use crate::delivery::{self, Outcome, Settings};
 use crate::error::ApiError;
 use crate::http::{Client, HttpRequest, HttpResponse};
@@ -29,6 +31,7 @@ use crate::ratelimit::Limiter;
 use crate::router;
 use crate::services::Services;
 use serde::Deserialize;
+use sluice_shared::cost::Meter;
 use sluice_shared::dest::{HttpAnswer, HttpRequest as Outbound};
 use sluice_shared::enrich::bot::CfBot;
 use sluice_shared::enrich::Geo;
@@ -86,6 +89,15 @@ fn config(env: &Env) -> Loaded {
                     .map_err(|e| {
                         format!("{}: {e} ({})", crate::audience::AUDIENCES_VAR, e.code())
                     })?;
+                    {
+                        use crate::sinks::window::{self, HotWindow};
+                        config.d1 = HotWindow::from_vars(
+                            var(window::EVENTS_VAR).as_deref(),
+                            var(window::RETENTION_VAR).as_deref(),
+                            var(window::CAPACITY_VAR).as_deref(),
+                        )
+                        .map_err(|e| format!("{e} ({})", e.code()))?;
+                    }
                     let dests = destinations::parse(var(DESTINATIONS_VAR).as_deref())
                         .map_err(|e| format!("{e} ({})", e.code()))?;
                     Ok((config, dests))
@@ -180,6 +192,10 @@ impl Sql for Bindings {
     async fn query(&self, sql: &str, params: Vec<SqlValue>) -> PortResult<Vec<serde_json::Value>> {
         self.db()?.query(sql, params).await
     }
+
+    async fn size_bytes(&self) -> PortResult<Option<u64>> {
+        self.db()?.size_bytes().await
+    }
 }
 
 impl SharedRateLimit for Bindings {
@@ -249,7 +265,18 @@ impl DedupShards for Bindings {
             .dedup
             .as_ref()
             .ok_or(PortError::MissingBinding(durable::DEDUP))?;
-        durable::call(namespace, shard, request).await
+        let started = js_sys::Date::now();
+        let answer = durable::call(namespace, shard, request).await;
+        meter::add(Meter::DoRequests, 1);
+        meter::add(
+            Meter::DoWallMs,
+            (js_sys::Date::now() - started).max(0.0) as u64,
+        );
+        if let Ok(a) = &answer {
+            meter::add(Meter::DoRowsRead, a.rows_read);
+            meter::add(Meter::DoRowsWritten, a.rows_written);
+        }
+        answer
     }
 }
 
@@ -318,18 +345,21 @@ pub const LIVE_PATH: &str = "/admin/v1/live";
 /// The fetch entry point.
 pub async fn fetch(mut req: Request, env: Env, ctx: worker::Context) -> Result<Response> {
     let loaded = config(&env);
-    let (config, _) = match loaded.as_ref() {
+    let (config, destinations) = match loaded.as_ref() {
         Ok(c) => c,
         Err(e) => return into_response(ApiError::Config(e.clone()).into_response()),
     };
     if req.path() == LIVE_PATH {
         return live_socket(req, env, config).await;
     }
+    meter::configure(&env);
+    meter::add(Meter::WorkerRequests, 1);
     let http = read_request(&mut req).await?;
     let bindings = Bindings::new(env);
     let limiter = LIMITER.with(Rc::clone);
     let services = Services {
         config,
+        destinations,
         platform: &bindings,
         limiter: &limiter,
         now: now(),
@@ -339,7 +369,16 @@ pub async fn fetch(mut req: Request, env: Env, ctx: worker::Context) -> Result<R
     if let (false, Some(namespace)) = (observed.is_empty(), bindings.live.clone()) {
         ctx.wait_until(async move { live::publish(&namespace, &observed).await });
     }
+    flush_meter(&bindings).await;
     into_response(response)
+}
+
+/// Add what this invocation used to the `cost_*` counters (meter on only).
+async fn flush_meter(deps: &Bindings) {
+    let statements = meter::take(&crate::delivery::ledger::day(now()));
+    if let (false, Ok(db)) = (statements.is_empty(), deps.db()) {
+        let _ = db.run_unmetered(statements).await;
+    }
 }
 
 /// The debugger's WebSocket: `?token=` (browsers cannot set headers on a
@@ -377,6 +416,8 @@ async fn live_socket(req: Request, env: Env, config: &Config) -> Result<Response
 /// The queue entry point: events, deliveries, privacy jobs, and the dead-letter queues.
 pub async fn queue(batch: MessageBatch<String>, env: Env) -> Result<()> {
     let queue_name = batch.queue();
+    meter::configure(&env);
+    meter::add(Meter::WorkerRequests, 1);
     let deps = Bindings::new(env);
     let loaded = config(&deps.env);
     let Ok((config, dests)) = loaded.as_ref() else {
@@ -418,8 +459,13 @@ pub async fn queue(batch: MessageBatch<String>, env: Env) -> Result<()> {
     }
     let now_ms = js_sys::Date::now();
     for (message, outcome) in messages.iter().zip(outcomes) {
+        // Read once per delivery, deleted once when acknowledged.
+        let ops = sluice_shared::cost::queue_ops(message.body().len());
+        let acked = matches!(outcome, Outcome::Ack | Outcome::Reject);
+        meter::add(Meter::QueueOps, if acked { 2 * ops } else { ops });
         settle(message, outcome, now_ms, &queue_name);
     }
+    flush_meter(&deps).await;
     Ok(())
 }
 
@@ -488,6 +534,15 @@ pub async fn scheduled(env: Env) -> Result<()> {
     let Ok((config, dests)) = loaded.as_ref() else {
         return Ok(());
     };
+    meter::configure(&deps.env);
+    meter::add(Meter::WorkerRequests, 1);
+    let window = config.d1;
+    if window.retention_days > 0 {
+        let run = privacy::retention::hot_window(&deps, window.retention_days, now());
+        if let Err(e) = run.await {
+            worker::console_error!("sluice: D1 hot-window retention failed: {e}");
+        }
+    }
     for source in &config.sources {
         let Some(days) = source.retention_days else {
             continue;
@@ -498,6 +553,10 @@ pub async fn scheduled(env: Env) -> Result<()> {
             worker::console_error!("sluice: retention for {} failed: {e}", source.name);
         }
     }
+    if let Err(e) = deps.run(vec![overview::prune(now())]).await {
+        worker::console_error!("sluice: pruning the delivery overview failed: {e}");
+    }
+    flush_meter(&deps).await;
     Ok(())
 }
 

@@ -37,6 +37,11 @@ impl EventsQueue {
     }
 
     async fn send_chunk(&self, chunk: Vec<String>, delay_s: u32) -> Result<(), PortError> {
+        let ops = chunk
+            .iter()
+            .map(|m| sluice_shared::cost::queue_ops(m.len()))
+            .sum();
+        super::meter::add(sluice_shared::cost::Meter::QueueOps, ops);
         let mut batch = worker::BatchMessageBuilder::new().messages(chunk);
         if delay_s > 0 {
             batch = batch.delay_seconds(delay_s);

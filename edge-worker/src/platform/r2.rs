@@ -1,6 +1,8 @@
 //! The R2 bucket (the data lake, exports and the dead-letter store).
 
+use super::meter;
 use crate::ports::{ObjectStore, PortError};
+use sluice_shared::cost::Meter;
 
 pub struct R2(pub worker::Bucket);
 
@@ -10,6 +12,8 @@ impl ObjectStore for R2 {
             content_type: Some(content_type.to_owned()),
             ..Default::default()
         };
+        meter::add(Meter::R2ClassA, 1);
+        meter::add(Meter::R2BytesPut, body.len() as u64);
         self.0
             .put(key, body)
             .http_metadata(meta)
@@ -20,6 +24,7 @@ impl ObjectStore for R2 {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, PortError> {
+        meter::add(Meter::R2ClassB, 1);
         let Some(object) = self
             .0
             .get(key)
@@ -50,6 +55,7 @@ impl ObjectStore for R2 {
         let mut keys = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
+            meter::add(Meter::R2ClassA, 1);
             let mut builder = self.0.list().prefix(prefix);
             if let Some(c) = cursor.take() {
                 builder = builder.cursor(c);

@@ -77,8 +77,8 @@ pub async fn suppress(
 
 /// How many D1 events the ids have (each once, however many chunks match it).
 async fn stored_events(db: &impl Sql, all: &[String]) -> Result<usize, PortError> {
-    let rows = db::query_in(db, all, 2, |m| {
-        format!("SELECT message_id FROM events WHERE user_id IN ({m}) OR anonymous_id IN ({m})")
+    let rows = db::query_in(db, all, 1, |m| {
+        format!("SELECT message_id FROM events WHERE person IN ({m})")
     })
     .await?;
     let mut ids: Vec<&str> = rows
@@ -108,8 +108,39 @@ async fn cut_lake(db: &(impl Sql + ObjectStore), ids: &Identities) -> Result<usi
             }
             None => db.delete(&key).await?,
         }
+        unindex(db, &key, &all).await?;
     }
     Ok(removed)
+}
+
+/// Take the ids out of a lake object's index row (the row goes when no one is left).
+async fn unindex(db: &impl Sql, key: &str, all: &[String]) -> Result<(), PortError> {
+    let rows = db
+        .query(
+            "SELECT people FROM lake_objects WHERE key = ?1",
+            vec![text_value(key)],
+        )
+        .await?;
+    let Some(people) = rows.first().and_then(|r| r["people"].as_str()) else {
+        return Ok(());
+    };
+    let left: Vec<String> = serde_json::from_str::<Vec<String>>(people)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| !all.contains(p))
+        .collect();
+    let statement = if left.is_empty() {
+        Statement::new(
+            "DELETE FROM lake_objects WHERE key = ?1",
+            vec![text_value(key)],
+        )
+    } else {
+        Statement::new(
+            "UPDATE lake_objects SET people = ?2 WHERE key = ?1",
+            vec![text_value(key), text_value(&json!(left).to_string())],
+        )
+    };
+    db.run(vec![statement]).await
 }
 
 /// Every D1 row of the ids, in statements within D1's parameter limit.
@@ -125,11 +156,10 @@ fn d1_deletes(all: &[String]) -> Vec<Statement> {
         })
     };
     [
-        either("events"),
+        one("events", "person"),
         either("consent_events"),
         one("profile_traits", "user_id"),
         one("profiles", "user_id"),
-        one("lake_index", "person"),
         either("identity_links"),
     ]
     .concat()

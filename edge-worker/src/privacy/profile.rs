@@ -104,25 +104,24 @@ pub async fn profile(db: &impl Sql, subject: &Subject) -> Result<Option<Value>, 
 
 /// The subject's stored events (the raw events, oldest first), at most `limit`.
 pub async fn events(db: &impl Sql, ids: &Identities, limit: u32) -> Result<Vec<Value>, PortError> {
-    let rows = db::query_in(db, &ids.all(), 2, |m| {
-        format!("SELECT message_id, received_at, raw, source FROM events WHERE user_id IN ({m}) OR anonymous_id IN ({m}) ORDER BY received_at, message_id LIMIT {limit}")
+    let rows = db::query_in(db, &ids.all(), 1, |m| {
+        // `person` is the key's first column: the anonymousId, else the
+        // userId, and every anonymousId seen with a userId is linked to it, so
+        // the person's ids name all their rows.
+        format!("SELECT {} FROM events WHERE person IN ({m}) ORDER BY received_at, message_id LIMIT {limit}", sinks::d1::COLUMNS)
     })
     .await?;
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     Ok(merged(rows, "received_at", limit)
         .iter()
-        .filter_map(|r| {
-            let mut e: Value = serde_json::from_str(r["raw"].as_str()?).ok()?;
-            e["source"] = r["source"].clone();
-            Some(e)
-        })
+        .filter_map(sinks::d1::event_of)
         .collect())
 }
 
 /// Lake objects that hold the subject's events, by key.
 pub async fn lake_keys(db: &impl Sql, ids: &Identities) -> Result<Vec<String>, PortError> {
     let rows = db::query_in(db, &ids.all(), 1, |m| {
-        format!("SELECT DISTINCT key FROM lake_index WHERE person IN ({m})")
+        format!("SELECT DISTINCT o.key FROM lake_objects o, json_each(o.people) p WHERE p.value IN ({m})")
     })
     .await?;
     let mut keys: Vec<String> = rows

@@ -65,7 +65,7 @@ pub async fn retention(
             if r2::partition_day(&key).is_some_and(|day| day < cutoff_day) {
                 deps.delete(&key).await?;
                 deps.run(vec![Statement::new(
-                    "DELETE FROM lake_index WHERE key = ?1",
+                    "DELETE FROM lake_objects WHERE key = ?1",
                     vec![text_value(&key)],
                 )])
                 .await?;
@@ -74,6 +74,27 @@ pub async fn retention(
         }
     }
     Ok(removed)
+}
+
+/// The hot window's retention: every source's D1 event rows older than
+/// `days` (the lake keeps them). Returns how many left.
+pub async fn hot_window(deps: &impl Sql, days: u32, now: Timestamp) -> Result<u64, PortError> {
+    let cutoff = now
+        .plus_millis(-i64::from(days) * sluice_shared::time::DAY_MS)
+        .to_rfc3339();
+    let old = || vec![text_value(&cutoff)];
+    let before = deps
+        .query(
+            "SELECT COUNT(*) AS n FROM events WHERE received_at < ?1",
+            old(),
+        )
+        .await?;
+    deps.run(vec![Statement::new(
+        "DELETE FROM events WHERE received_at < ?1",
+        old(),
+    )])
+    .await?;
+    Ok(before.first().and_then(|r| r["n"].as_u64()).unwrap_or(0))
 }
 
 /// One source's retention run, recorded in the audit log as `done` (with the

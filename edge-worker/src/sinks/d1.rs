@@ -1,6 +1,9 @@
-//! D1, the embedded default store: the `events` table (typed columns for the
-//! common fields, JSON for the rest; `message_id` is the primary key, so a
-//! re-delivered event is ignored) and the `counters` table.
+//! D1, the hot window: the `events` table (typed columns for the common
+//! fields, `properties`/`traits`/`context` as JSON and the remaining fields in
+//! `extra`, so each event is stored once; keyed by `(person, message_id)`, so a
+//! re-delivered event is ignored and every query by person reads the key) and
+//! the `counters` table. See `migrations/0004_lean_rows.sql` for why the rows
+//! are shaped so: D1 bills each row and each index entry written.
 
 use super::{DeliveryBatch, Encoded, Part, Sink};
 use crate::db::{SqlValue, Statement};
@@ -10,10 +13,22 @@ use sluice_shared::{Event, Timestamp};
 
 /// Insert an event, ignoring one already stored.
 pub const INSERT: &str =
-    "INSERT INTO events (message_id, source, type, event, name, anonymous_id, user_id, \
-     timestamp, sent_at, received_at, properties, traits, context, raw) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
-     ON CONFLICT (message_id) DO NOTHING";
+    "INSERT INTO events (message_id, person, source, type, event, name, anonymous_id, user_id, \
+     timestamp, sent_at, received_at, properties, traits, context, extra) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+     ON CONFLICT (person, message_id) DO NOTHING";
+
+/// The columns [`event_of`] rebuilds an event from.
+pub const COLUMNS: &str = "message_id, source, type, event, name, anonymous_id, user_id, \
+     timestamp, sent_at, received_at, properties, traits, context, extra";
+
+/// The key an event is stored under beside its `message_id`: whose it is.
+pub fn person(e: &Event) -> &str {
+    e.anonymous_id
+        .as_deref()
+        .or(e.user_id.as_deref())
+        .unwrap_or_default()
+}
 
 /// Add to a counter.
 pub const COUNT: &str = "INSERT INTO counters (day, source, name, count) VALUES (?1, ?2, ?3, ?4) \
@@ -38,10 +53,31 @@ fn json<T: serde::Serialize>(v: &Option<T>) -> SqlValue {
         .map_or(SqlValue::Null, SqlValue::Text)
 }
 
+/// The event's fields that have no column of their own, or `None`.
+fn extra(e: &Event) -> Option<serde_json::Map<String, serde_json::Value>> {
+    use serde_json::Value;
+    let mut m = e.extra.clone();
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            m.insert(k.to_owned(), v);
+        }
+    };
+    put("category", e.category.clone().map(Value::String));
+    put("groupId", e.group_id.clone().map(Value::String));
+    put("previousId", e.previous_id.clone().map(Value::String));
+    put(
+        "originalTimestamp",
+        e.original_timestamp.clone().map(Value::String),
+    );
+    put("integrations", e.integrations.clone().map(Value::Object));
+    (!m.is_empty()).then_some(m)
+}
+
 /// The `events` row of an event.
 pub fn row(source: &str, e: &Event) -> Vec<SqlValue> {
     vec![
         SqlValue::Text(e.message_id.clone()),
+        SqlValue::Text(person(e).to_owned()),
         SqlValue::Text(source.to_owned()),
         SqlValue::Text(e.kind.as_str().to_owned()),
         text(&e.event),
@@ -54,8 +90,47 @@ pub fn row(source: &str, e: &Event) -> Vec<SqlValue> {
         json(&e.properties),
         json(&e.traits),
         json(&e.context),
-        SqlValue::Text(serde_json::to_string(e).unwrap_or_default()),
+        json(&extra(e)),
     ]
+}
+
+/// The event a row of [`COLUMNS`] holds, as it was accepted (`source` beside it).
+pub fn event_of(row: &serde_json::Value) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    let mut e = serde_json::Map::new();
+    let fields = [
+        ("message_id", "messageId"),
+        ("type", "type"),
+        ("anonymous_id", "anonymousId"),
+        ("user_id", "userId"),
+        ("event", "event"),
+        ("name", "name"),
+        ("timestamp", "timestamp"),
+        ("sent_at", "sentAt"),
+        ("received_at", "receivedAt"),
+        ("source", "source"),
+    ];
+    for (column, field) in fields {
+        if let Some(v) = row.get(column).filter(|v| !v.is_null()) {
+            e.insert(field.to_owned(), v.clone());
+        }
+    }
+    for (column, field) in [
+        ("properties", "properties"),
+        ("traits", "traits"),
+        ("context", "context"),
+    ] {
+        if let Some(text) = row.get(column).and_then(Value::as_str) {
+            e.insert(field.to_owned(), serde_json::from_str(text).ok()?);
+        }
+    }
+    if let Some(text) = row.get("extra").and_then(Value::as_str) {
+        let Value::Object(rest) = serde_json::from_str(text).ok()? else {
+            return None;
+        };
+        e.extend(rest);
+    }
+    e.contains_key("messageId").then_some(Value::Object(e))
 }
 
 /// The D1 sink: events and their identity-graph updates, in one atomic
@@ -64,6 +139,9 @@ pub struct D1<'a, S> {
     pub db: &'a S,
     /// Count the rows written (`d1_written`) in the same atomic batch.
     pub count_written: bool,
+    /// Write the event rows (`false`: lake-only, or D1 full): the identity
+    /// graph's statements are written either way.
+    pub events: bool,
 }
 
 impl<S: Sql> Sink for D1<'_, S> {
@@ -78,12 +156,13 @@ impl<S: Sql> Sink for D1<'_, S> {
         let mut statements: Vec<Statement> = batch
             .events
             .iter()
+            .filter(|_| self.events)
             .map(|e| Statement::new(INSERT, row(&batch.source, e)))
             .collect();
         for e in &batch.events {
             statements.extend(crate::identity::statements(e));
         }
-        if self.count_written && !batch.events.is_empty() {
+        if self.count_written && self.events && !batch.events.is_empty() {
             statements.push(count_statement(&Counter {
                 day: now.to_rfc3339()[..10].to_owned(),
                 source: batch.source.clone(),
@@ -135,11 +214,52 @@ mod tests {
         e.event = Some("E".into());
         e.received_at = Some("2024-05-01T00:00:00.000Z".into());
         e.properties = Some(serde_json::json!({"a": 1}).as_object().cloned().unwrap());
+        e.anonymous_id = Some("a1".into());
+        e.integrations = Some(
+            serde_json::json!({"All": false})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        );
         let r = row("web", &e);
-        assert_eq!(r.len(), 14);
+        assert_eq!(r.len(), 15);
         assert_eq!(r[0], SqlValue::Text("m1".into()));
-        assert_eq!(r[2], SqlValue::Text("track".into()));
-        assert_eq!(r[6], SqlValue::Null);
-        assert_eq!(r[10], SqlValue::Text("{\"a\":1}".into()));
+        assert_eq!(r[1], SqlValue::Text("a1".into()), "the person");
+        assert_eq!(r[3], SqlValue::Text("track".into()));
+        assert_eq!(r[7], SqlValue::Null);
+        assert_eq!(r[11], SqlValue::Text("{\"a\":1}".into()));
+        assert_eq!(
+            r[14],
+            SqlValue::Text("{\"integrations\":{\"All\":false}}".into()),
+            "only what has no column of its own"
+        );
+    }
+
+    #[test]
+    fn an_event_comes_back_from_its_row_as_it_was_accepted() {
+        let raw = r#"{"type":"track","messageId":"m2","userId":"u","event":"E","category":"c",
+            "properties":{"p":[1,2]},"context":{"ip":"1.2.3.0"},"integrations":{"All":true},
+            "timestamp":"2024-05-01T00:00:00.000Z","originalTimestamp":"2024-05-01T00:00:00.000Z",
+            "receivedAt":"2024-05-01T00:00:01.000Z","custom":7}"#;
+        let e: Event = serde_json::from_str(raw).unwrap();
+        let names = COLUMNS.split(',').map(str::trim);
+        let values = row("web", &e)
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 1);
+        let as_json: serde_json::Map<String, serde_json::Value> = names
+            .zip(values)
+            .map(|(n, (_, v))| {
+                let v = match v {
+                    SqlValue::Null => serde_json::Value::Null,
+                    SqlValue::Text(t) => serde_json::Value::String(t),
+                    SqlValue::Int(i) => i.into(),
+                };
+                (n.to_owned(), v)
+            })
+            .collect();
+        let mut want: serde_json::Value = serde_json::from_str(raw).unwrap();
+        want["source"] = "web".into();
+        assert_eq!(event_of(&serde_json::Value::Object(as_json)), Some(want));
     }
 }

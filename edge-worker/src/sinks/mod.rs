@@ -19,6 +19,7 @@ pub mod d1;
 pub mod r2;
 pub mod vendor;
 pub mod webhook;
+pub mod window;
 
 use crate::ports::PortError;
 use serde::{Deserialize, Serialize};

@@ -11,7 +11,7 @@
 //! `spark.read.json("…/events/")` (discovers the partitions).
 
 use super::{DeliveryBatch, Encoded, Part, Sink, SinkError};
-use crate::db::{self, SqlValue, Statement};
+use crate::db::{SqlValue, Statement};
 use crate::delivery::config::LakeFormat;
 use crate::ports::{ObjectStore, PortError, Sql};
 use serde_json::Value;
@@ -134,19 +134,15 @@ impl<O: ObjectStore, S: Sql> Sink for Lake<'_, O, S> {
             .collect();
         people.sort_unstable();
         people.dedup();
-        let index = people
-            .into_iter()
-            .map(|p| {
-                Statement::new(
-                    INDEX,
-                    vec![
-                        SqlValue::Text(key.clone()),
-                        db::text_value(p),
-                        SqlValue::Text(dt.clone()),
-                    ],
-                )
-            })
-            .collect();
+        // One index row per object (D1 bills rows written): whose events it holds.
+        let index = vec![Statement::new(
+            INDEX,
+            vec![
+                SqlValue::Text(key.clone()),
+                SqlValue::Text(dt),
+                SqlValue::Text(serde_json::json!(people).to_string()),
+            ],
+        )];
         Ok(Encoded::whole(
             LakeObject {
                 key,
@@ -170,7 +166,8 @@ impl<O: ObjectStore, S: Sql> Sink for Lake<'_, O, S> {
     }
 }
 
-const INDEX: &str = "INSERT INTO lake_index (key, person, dt) VALUES (?1, ?2, ?3) ON CONFLICT (key, person) DO NOTHING";
+const INDEX: &str =
+    "INSERT INTO lake_objects (key, dt, people) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO NOTHING";
 
 fn lines(object: &[u8]) -> Result<String, SinkError> {
     let mut text = String::new();

@@ -15,6 +15,8 @@ use serde_json::{Map, Value};
 use sluice_shared::dest::deletion::{Coded, Deletion};
 use sluice_shared::dest::{Destination, HttpAnswer, HttpRequest, Verdict};
 use sluice_shared::Timestamp;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::marker::PhantomData;
 
 /// A vendor destination, configured.
@@ -114,10 +116,37 @@ pub fn check_settings<D: Destination>(settings: &Map<String, Value>) -> Result<(
     Vendor::<D, _>::new(&NoHttp, &settings, &Placeholders, 0).map(|_| ())
 }
 
+/// Access tokens an isolate exchanged, by OAuth client and refresh token,
+/// each with when it expires: reused until a minute before that.
+#[derive(Debug, Default)]
+pub struct TokenCache(HashMap<String, (String, i64)>);
+
+/// How long before its expiry a cached token is no longer used.
+pub const TOKEN_MARGIN_MS: i64 = 60_000;
+
+impl TokenCache {
+    pub fn get(&self, key: &str, now_ms: i64) -> Option<&str> {
+        self.0
+            .get(key)
+            .filter(|(_, expires)| now_ms < expires - TOKEN_MARGIN_MS)
+            .map(|(token, _)| token.as_str())
+    }
+
+    pub fn put(&mut self, key: String, token: String, expires_ms: i64) {
+        self.0.insert(key, (token, expires_ms));
+    }
+}
+
+thread_local! {
+    /// This isolate's Google Ads access tokens.
+    static GOOGLE_TOKENS: RefCell<TokenCache> = RefCell::new(TokenCache::default());
+}
+
 /// Google Ads settings with a fresh OAuth access token: when the settings
 /// carry `client_id`, `client_secret` and `refresh_token` (each usually a
 /// `<field>_var` secret) instead of an `access_token`, the token is
-/// exchanged at Google's OAuth endpoint for this delivery.
+/// exchanged at Google's OAuth endpoint, once per isolate until it is
+/// about to expire (`TokenCache`).
 pub async fn google_ads_settings<H: HttpClient>(
     http: &H,
     settings: &Map<String, Value>,
@@ -144,6 +173,13 @@ pub async fn google_ads_settings<H: HttpClient>(
                 .into(),
         ));
     };
+    let key = [id.as_str(), "\n", refresh.as_str()].concat();
+    let now_ms = secrets.now().0;
+    let cached = GOOGLE_TOKENS.with(|c| c.borrow().get(&key, now_ms).map(str::to_owned));
+    if let Some(token) = cached {
+        resolved.insert("access_token".into(), Value::String(token));
+        return Ok(resolved);
+    }
     let answer = http
         .send(
             &google_ads::token_request(&id, &secret, &refresh),
@@ -153,6 +189,9 @@ pub async fn google_ads_settings<H: HttpClient>(
         .map_err(|e| SinkError::port("Google OAuth token request", &e))?;
     match google_ads::token_from_answer(&answer) {
         Ok(token) => {
+            let expires_ms =
+                now_ms.saturating_add((token.expires_in_secs as i64).saturating_mul(1000));
+            GOOGLE_TOKENS.with(|c| c.borrow_mut().put(key, token.token.clone(), expires_ms));
             resolved.insert("access_token".into(), Value::String(token.token));
             Ok(resolved)
         }
@@ -247,6 +286,20 @@ impl<D: Destination, H: HttpClient> Sink for Vendor<'_, D, H> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cached_token_is_used_until_a_minute_before_it_expires() {
+        let mut cache = TokenCache::default();
+        cache.put("client\nrefresh".into(), "ya29.a".into(), 3_600_000);
+        assert_eq!(cache.get("client\nrefresh", 0), Some("ya29.a"));
+        assert_eq!(cache.get("client\nrefresh", 3_540_000 - 1), Some("ya29.a"));
+        assert_eq!(
+            cache.get("client\nrefresh", 3_540_000),
+            None,
+            "within the margin"
+        );
+        assert_eq!(cache.get("client\nother", 0), None, "another refresh token");
+    }
     use serde::Deserialize;
     use sluice_shared::consent::Purpose;
     use sluice_shared::dest::common::Overrides;

@@ -64,6 +64,7 @@ impl Harness {
 
     pub fn send(&self, req: HttpRequest) -> HttpResponse {
         let services = Services {
+            destinations: &[],
             config: &self.config,
             platform: &self.fake,
             limiter: &self.limiter,

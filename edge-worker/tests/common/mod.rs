@@ -42,6 +42,8 @@ pub struct Fake {
     pub rows: RefCell<BTreeMap<String, Vec<SqlValue>>>,
     pub counters: RefCell<BTreeMap<String, i64>>,
     pub d1_down: Cell<bool>,
+    /// The size D1 reports (`meta.size_after`), if any.
+    pub d1_size: Cell<Option<u64>>,
     /// Suppressions a test seeds (id, kind): written to the database before
     /// every query. What privacy jobs record is in the database.
     pub suppressed: RefCell<Vec<(String, String)>>,
@@ -123,8 +125,12 @@ impl Sql for Fake {
                     .borrow_mut()
                     .entry(format!("{src}/{name}"))
                     .or_default() += n;
-            } else if sql.starts_with("INSERT INTO lake_index") {
-                self.indexed.borrow_mut().push(format!("{:?}", row[1]));
+            } else if sql.starts_with("INSERT INTO lake_objects") {
+                let SqlValue::Text(people) = &row[2] else {
+                    panic!("people")
+                };
+                let people: Vec<String> = serde_json::from_str(people).unwrap();
+                self.indexed.borrow_mut().extend(people);
             }
             self.statements.borrow_mut().push(statement);
         }
@@ -148,6 +154,10 @@ impl Sql for Fake {
             .collect();
         self.db.run(&seeded).unwrap();
         self.db.query(sql, &params).map_err(PortError::Rejected)
+    }
+
+    async fn size_bytes(&self) -> Result<Option<u64>, PortError> {
+        Ok(self.d1_size.get())
     }
 }
 
@@ -281,12 +291,13 @@ impl DedupShards for Fake {
                         c
                     })
                     .collect(),
+                ..ClaimResponse::default()
             },
             ShardRequest::Commit { ids } => {
                 for id in ids {
                     seen.insert(id.clone(), Seen::Done { at_ms: now });
                 }
-                ClaimResponse { claims: vec![] }
+                ClaimResponse::default()
             }
             ShardRequest::Release { ids } => {
                 for id in ids {
@@ -294,7 +305,7 @@ impl DedupShards for Fake {
                         seen.remove(id);
                     }
                 }
-                ClaimResponse { claims: vec![] }
+                ClaimResponse::default()
             }
         })
     }

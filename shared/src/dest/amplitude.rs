@@ -315,7 +315,6 @@ impl Destination for Amplitude {
     const NAME: &'static str = "Amplitude";
     const KIND: &'static str = "amplitude";
     const PURPOSES: &'static [Purpose] = &[Purpose::Analytics];
-    const REASON_CODES: bool = false;
     type Config = AmplitudeConfig;
 
     fn limits(_config: &AmplitudeConfig) -> Limits {

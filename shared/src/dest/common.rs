@@ -224,22 +224,10 @@ pub fn admitted<'e, D: Destination>(
         };
         match admitted {
             Ok(event) => out.push((i, event)),
-            Err(problem) => skipped.push((i, skip::<D>(&problem))),
+            Err(problem) => skipped.push((i, problem.skipped())),
         }
     }
     out
-}
-
-/// The skip verdict for `problem` in `D`'s reason style ([`Destination::REASON_CODES`]).
-fn skip<D: Destination>(problem: &Problem) -> Verdict {
-    if D::REASON_CODES {
-        return problem.skipped();
-    }
-    let reason = match problem {
-        Problem::IntegrationDisabled { .. } => format!("integrations: {problem}"),
-        _ => problem.to_string(),
-    };
-    Verdict::Skipped { reason }
 }
 
 /// When the event happened (Unix ms): `timestamp`, else `originalTimestamp`, else `receivedAt`.

@@ -25,6 +25,12 @@
 //! - Every event carries `engagement_time_msec: 1` and, when known,
 //!   `session_id` (`context.ga.sessionId`, else Sluice's `context.sessionId`):
 //!   GA4 shows events in Realtime and sessions only with both.
+//! - Every event carries `event_id` = the Segment `messageId` (a custom
+//!   parameter, first after those two so the 25-parameter cap never drops
+//!   it; at most 100 characters like any value): the id the SDK returns
+//!   from `track()`, so an on-page `gtag('event', …, {event_id})` and the
+//!   server event can be joined (register `event_id` as a custom dimension).
+//!   GA4 itself does not deduplicate on it: Sluice's dedup does, before GA4.
 //! - Custom `track` properties become parameters except personal fields
 //!   (`email`, `phone`, names, `address`…): GA4's policy forbids PII.
 //!
@@ -272,6 +278,8 @@ fn encode_event(event: &Event, now_ms: i64) -> Result<(Map<String, Value>, Value
     if let Some(s) = session {
         params.push(("session_id".into(), Value::String(s)));
     }
+    // The messageId, the event id an on-page gtag call can share (`event_id`).
+    params.push(("event_id".into(), event.message_id.clone().into()));
     params.extend(mapped);
 
     let mut envelope = Map::new();

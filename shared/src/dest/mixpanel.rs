@@ -403,7 +403,6 @@ impl Destination for Mixpanel {
     const NAME: &'static str = "Mixpanel";
     const KIND: &'static str = "mixpanel";
     const PURPOSES: &'static [Purpose] = &[Purpose::Analytics];
-    const REASON_CODES: bool = false;
     type Config = MixpanelConfig;
 
     fn limits(_config: &MixpanelConfig) -> Limits {

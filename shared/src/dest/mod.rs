@@ -50,8 +50,8 @@
 //!    `limits`, `overrides`, `encode` (`batching::encode_each` with the
 //!    vendor's mapping of one event, or `common::admitted` first) and `classify`
 //!    (per-event verdicts; `batching::status_verdicts` where the vendor gives
-//!    no detail). Keep `REASON_CODES` at its default. A deletion API: an
-//!    entry in [`deletion`].
+//!    no detail).
+//!    A deletion API: an entry in [`deletion`].
 //! 2. `pub mod <vendor>;` here and a row in the table above.
 //! 3. Golden fixtures under `shared/tests/fixtures/destinations/<vendor>/`
 //!    (Segment events in, the exact requests out, the documented answers
@@ -171,12 +171,6 @@ pub trait Destination {
     /// them granted (config may add to them): advertising destinations
     /// `marketing`, analytics ones `analytics`.
     const PURPOSES: &'static [crate::consent::Purpose];
-    /// Whether verdict reasons start with a stable code
-    /// (`"integration_disabled: …"`, see `common::Problem::code`). Keep the
-    /// default: the four product vendors (Mixpanel, Amplitude, PostHog,
-    /// Braze) say `false` only because their golden fixtures record their
-    /// plain reasons (`"integrations: Mixpanel is disabled for this event"`).
-    const REASON_CODES: bool = true;
     /// Credentials and options (unknown fields rejected).
     type Config: DeserializeOwned;
 

@@ -231,7 +231,6 @@ impl Destination for PostHog {
     const NAME: &'static str = "PostHog";
     const KIND: &'static str = "posthog";
     const PURPOSES: &'static [Purpose] = &[Purpose::Analytics];
-    const REASON_CODES: bool = false;
     type Config = PostHogConfig;
 
     fn limits(_config: &PostHogConfig) -> Limits {

@@ -106,7 +106,8 @@ fn hashed_fields(o: &Map<String, Value>, keys: &[&str], at: &str, v: &mut Violat
     }
 }
 
-/// Meta: `/{version}/{pixel}/events` with an access token, 1–1,000 events,
+/// Meta: `/{version}/{pixel}/events` with an access token and a JSON
+/// content type, 1–1,000 events,
 /// each with `event_name`, `event_time` (seconds, ≤ 7 days old),
 /// `action_source`; website events with `client_user_agent` and
 /// `event_source_url`; contact fields hashed; `Purchase` with `currency` and `value`.
@@ -120,6 +121,10 @@ fn meta(request: &HttpRequest, body: &Map<String, Value>, now_ms: i64, v: &mut V
     v.require(
         query_param(&request.url, "access_token").is_some() || body.contains_key("access_token"),
         || "no access_token".into(),
+    );
+    v.require(
+        header(request, "content-type").is_some_and(|t| t.starts_with("application/json")),
+        || "a JSON body needs Content-Type: application/json".into(),
     );
     let data = array(body, "data", v);
     v.require((1..=1000).contains(&data.len()), || {
@@ -431,6 +436,7 @@ mod tests {
         let errors = check("meta_capi", &r, 1_000_000).unwrap_err();
         let text = errors.join("\n");
         for expected in [
+            "Content-Type",
             "client_user_agent",
             "event_source_url",
             "em must be a SHA-256",

@@ -7,7 +7,9 @@
 //!   and 100, beside a no-op JS worker that only parses the JSON; native cost
 //!   of validate + enrich per event; the worker's wasm size;
 //! - delivery: events/s through Queue → dedup → D1 / R2 (wrangler dev), and
-//!   latency from POST to visible in D1.
+//!   latency from POST to visible in D1;
+//! - cost: usage per event and the price per million events, D1 hot window
+//!   on and lake-only (`sluice_e2e::cost`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a panic is a failed run
 
 use serde_json::{json, Value};
@@ -549,5 +551,9 @@ async fn main() {
     if what == "all" || what == "delivery" {
         section("Delivery");
         delivery().await;
+    }
+    if what == "all" || what == "cost" {
+        section("Cost per million events");
+        sluice_e2e::cost::bench(5000).await;
     }
 }

@@ -381,7 +381,6 @@ impl Destination for Braze {
     const NAME: &'static str = "Braze";
     const KIND: &'static str = "braze";
     const PURPOSES: &'static [Purpose] = &[Purpose::Marketing];
-    const REASON_CODES: bool = false;
     type Config = BrazeConfig;
 
     fn limits(_config: &BrazeConfig) -> Limits {
