@@ -28,6 +28,24 @@ fn held(prefix: &str) -> String {
     )
 }
 
+/// Take the current tab offline, track `n` events named `<prefix><i>`, and
+/// wait until its stored queue holds them.
+async fn track_offline(browser: &Browser, prefix: &str, n: usize) {
+    browser.offline(true).await;
+    browser
+        .js(&format!(
+            "for (let i = 0; i < {n}; i++) sluice.track('{prefix}' + i, {{ i }}); return true"
+        ))
+        .await;
+    let script = held(prefix);
+    eventually(
+        &format!("the {n} `{prefix}` events stored while offline"),
+        Duration::from_secs(20),
+        || async { (browser.js(&script).await == json!(n)).then_some(()) },
+    )
+    .await;
+}
+
 /// A sentinel straight to the collector, waited for in D1.
 async fn sentinel(stack: &Stack, id: &str) {
     post_sentinel(stack, id);
@@ -123,17 +141,7 @@ async fn offline_then_online_delivers_everything_exactly_once() {
     let stack = Stack::start();
     let browser = Browser::start().await;
     open(&stack, &browser, true).await;
-    browser.offline(true).await;
-    browser
-        .js("for (let i = 0; i < 5; i++) sluice.track('Offline ' + i, { i }); return true")
-        .await;
-    // Exactly the five, held in the tab's stored queue.
-    eventually(
-        "the five events held while offline",
-        Duration::from_secs(20),
-        || async { (browser.js(&held("Offline ")).await == json!(5)).then_some(()) },
-    )
-    .await;
+    track_offline(&browser, "Offline ", 5).await;
     // A sentinel through the collector: once stored, anything the page had
     // managed to send before it would be stored too.
     sentinel(&stack, "offline-sentinel").await;
@@ -172,16 +180,7 @@ async fn two_tabs_do_not_double_send() {
     let c = &browser.client;
     let tab_a = c.window().await.unwrap();
     open(&stack, &browser, true).await;
-    browser.offline(true).await;
-    browser
-        .js("for (let i = 0; i < 3; i++) sluice.track('Tab A ' + i); return true")
-        .await;
-    eventually(
-        "tab A's three events stored",
-        Duration::from_secs(20),
-        || async { (browser.js(&held("Tab A ")).await == json!(3)).then_some(()) },
-    )
-    .await;
+    track_offline(&browser, "Tab A ", 3).await;
 
     let tab_b = new_tab(&stack, &browser).await;
     browser.js("sluice.track('Tab B 0'); return true").await;
@@ -275,16 +274,7 @@ async fn two_tabs_racing_to_adopt_a_closed_tabs_queue_send_it_once() {
     let c = &browser.client;
     let tab_a = c.window().await.unwrap();
     open(&stack, &browser, true).await;
-    browser.offline(true).await;
-    browser
-        .js("for (let i = 0; i < 3; i++) sluice.track('Orphan ' + i); return true")
-        .await;
-    eventually(
-        "the orphan-to-be events stored",
-        Duration::from_secs(20),
-        || async { (browser.js(&held("Orphan ")).await == json!(3)).then_some(()) },
-    )
-    .await;
+    track_offline(&browser, "Orphan ", 3).await;
     let tab_b = new_tab(&stack, &browser).await;
     let tab_c = new_tab(&stack, &browser).await;
     c.switch_to_window(tab_a).await.unwrap();
@@ -306,16 +296,7 @@ async fn offline_then_reload_then_online_sends_each_event_once() {
     let stack = Stack::start();
     let browser = Browser::start().await;
     open(&stack, &browser, true).await;
-    browser.offline(true).await;
-    browser
-        .js("for (let i = 0; i < 3; i++) sluice.track('Reload ' + i); return true")
-        .await;
-    eventually(
-        "the three events stored",
-        Duration::from_secs(20),
-        || async { (browser.js(&held("Reload ")).await == json!(3)).then_some(()) },
-    )
-    .await;
+    track_offline(&browser, "Reload ", 3).await;
     browser.offline(false).await;
     browser
         .js("window.__before_reload = true; location.reload(); return true")
