@@ -25,20 +25,7 @@ fn values(params: Vec<SqlValue>) -> Vec<JsValue> {
 
 impl Sql for D1 {
     async fn run(&self, statements: Vec<Statement>) -> Result<(), PortError> {
-        let mut prepared = Vec::with_capacity(statements.len());
-        for s in statements {
-            prepared.push(
-                self.0
-                    .prepare(&s.sql)
-                    .bind(&values(s.params))
-                    .map_err(failed)?,
-            );
-        }
-        if prepared.is_empty() {
-            return Ok(());
-        }
-        let results = self.0.batch(prepared).await.map_err(failed)?;
-        for r in &results {
+        for r in &self.batch(statements).await? {
             metered(r);
         }
         Ok(())
@@ -59,6 +46,11 @@ impl Sql for D1 {
 impl D1 {
     /// Run statements without counting them (the meter's own flush).
     pub async fn run_unmetered(&self, statements: Vec<Statement>) -> Result<(), PortError> {
+        self.batch(statements).await.map(|_| ())
+    }
+
+    /// Prepare and run statements as one batch (none: nothing to run).
+    async fn batch(&self, statements: Vec<Statement>) -> Result<Vec<worker::D1Result>, PortError> {
         let mut prepared = Vec::with_capacity(statements.len());
         for s in statements {
             prepared.push(
@@ -69,9 +61,9 @@ impl D1 {
             );
         }
         if prepared.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        self.0.batch(prepared).await.map(|_| ()).map_err(failed)
+        self.0.batch(prepared).await.map_err(failed)
     }
 
     /// The database's size now: the last one a statement reported, else a
