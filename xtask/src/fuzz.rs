@@ -71,8 +71,10 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `cargo xtask test`'s step: build the libFuzzer targets (they are outside
-/// the workspace: libfuzzer-sys), so a change that breaks them fails the tests.
+/// `cargo xtask test`'s step: type-check the libFuzzer targets (they are
+/// outside the workspace: libfuzzer-sys), so a change that breaks them fails
+/// the tests. `check`, not `build`: a cold CI run would otherwise compile and
+/// link the worker a second time, with nightly; `cargo xtask fuzz` builds them.
 pub fn build_targets() -> Result<()> {
     // The workspace's versions, so the targets build what the tests test.
     let lock = root().join("shared/fuzz/Cargo.lock");
@@ -85,7 +87,7 @@ pub fn build_targets() -> Result<()> {
             .current_dir(root())
             .env("RUSTUP_TOOLCHAIN", crate::setup::SDK_NIGHTLY)
             .args([
-                "build",
+                "check",
                 "--quiet",
                 "--manifest-path",
                 "shared/fuzz/Cargo.toml",

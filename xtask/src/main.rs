@@ -8,6 +8,7 @@ mod bench;
 mod build;
 mod deploy;
 mod dev;
+mod e2e;
 mod fuzz;
 mod names;
 mod proc;

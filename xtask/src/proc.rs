@@ -26,9 +26,22 @@ pub fn cargo_bin(name: &str) -> PathBuf {
     home.join("bin").join(name)
 }
 
-/// Print a step heading.
+/// When this xtask started: step headings say how long it has run, so a slow
+/// CI run shows where its time went.
+static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Seconds since the first call (the first step heading).
+pub fn elapsed_s() -> u64 {
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs()
+}
+
+/// Print a step heading, with the time since the first one.
 pub fn step(what: &str) {
-    eprintln!("\x1b[1;36m==>\x1b[0m {what}");
+    let s = elapsed_s();
+    eprintln!("\x1b[1;36m==>\x1b[0m [{:02}:{:02}] {what}", s / 60, s % 60);
 }
 
 fn describe(cmd: &Command) -> String {

@@ -1,6 +1,6 @@
 //! `cargo xtask test`: install, build, then every check and test; a summary at the end.
 
-use crate::proc::{root, step};
+use crate::proc::{elapsed_s, root, step};
 use crate::{build, setup, Result};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
@@ -11,6 +11,8 @@ struct Outcome {
     passed: usize,
     failed: usize,
     ok: bool,
+    /// How long the step took, in seconds.
+    secs: u64,
 }
 
 pub fn run(args: &[String]) -> Result<ExitCode> {
@@ -101,15 +103,17 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
             .current_dir(root().join("sdk")),
     ));
     outcomes.push(step_outcome(
-        "fuzz targets build (shared/fuzz: router, parse_batch; nightly)",
+        "fuzz targets check (shared/fuzz: router, parse_batch; nightly)",
         crate::fuzz::build_targets,
     ));
+    let t = elapsed_s();
     let built = build::all();
     outcomes.push(Outcome {
         name: "build SDK, site and worker".into(),
         passed: usize::from(built.is_ok()),
         failed: usize::from(built.is_err()),
         ok: built.is_ok(),
+        secs: elapsed_s() - t,
     });
     if let Err(e) = &built {
         eprintln!("xtask: build failed: {e}");
@@ -118,10 +122,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
             "production deploy holds no local credential (wrangler deploy --dry-run)",
             crate::deploy::check,
         ));
-        outcomes.push(tests(
-            "end-to-end (Chromium, workerd, D1, R2, webhooks, ClickHouse)",
-            Command::new("cargo").args(["test", "-p", "sluice-e2e", "--", "--test-threads=1"]),
-        ));
+        outcomes.extend(end_to_end());
     }
 
     eprintln!("\n\x1b[1msummary\x1b[0m");
@@ -132,8 +133,12 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
             "\x1b[31mFAIL\x1b[0m"
         };
         eprintln!(
-            "  {mark} {:<52} {} passed, {} failed",
-            o.name, o.passed, o.failed
+            "  {mark} {:<52} {} passed, {} failed, {}:{:02}",
+            o.name,
+            o.passed,
+            o.failed,
+            o.secs / 60,
+            o.secs % 60
         );
     }
     let passed: usize = outcomes.iter().map(|o| o.passed).sum();
@@ -146,9 +151,41 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     })
 }
 
+/// The end-to-end binaries, two lanes side by side (see `e2e.rs`): one
+/// outcome per binary, so the summary shows where the time went.
+fn end_to_end() -> Vec<Outcome> {
+    let name = "end-to-end (Chromium, workerd, D1, R2, webhooks, ClickHouse)";
+    step(&format!("{name}: build"));
+    let binaries = match crate::e2e::build("sluice-e2e") {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            return vec![Outcome {
+                name: name.into(),
+                passed: 0,
+                failed: 1,
+                ok: false,
+                secs: 0,
+            }];
+        }
+    };
+    step(&format!("{name}: {} binaries in two lanes", binaries.len()));
+    crate::e2e::run(binaries)
+        .into_iter()
+        .map(|r| Outcome {
+            name: format!("e2e {}", r.name),
+            passed: r.passed,
+            failed: r.failed,
+            ok: r.ok,
+            secs: r.secs,
+        })
+        .collect()
+}
+
 /// A step run in-process that passes or fails as a whole.
 fn step_outcome(name: &str, run: impl FnOnce() -> Result<()>) -> Outcome {
     step(name);
+    let t = elapsed_s();
     let result = run();
     if let Err(e) = &result {
         eprintln!("xtask: {name}: {e}");
@@ -158,12 +195,14 @@ fn step_outcome(name: &str, run: impl FnOnce() -> Result<()>) -> Outcome {
         passed: usize::from(result.is_ok()),
         failed: usize::from(result.is_err()),
         ok: result.is_ok(),
+        secs: elapsed_s() - t,
     }
 }
 
 /// A check that passes or fails as a whole (fmt, clippy).
 fn check(name: &str, args: &[&str]) -> Outcome {
     step(name);
+    let t = elapsed_s();
     let ok = Command::new("cargo")
         .args(args)
         .current_dir(root())
@@ -174,12 +213,14 @@ fn check(name: &str, args: &[&str]) -> Outcome {
         passed: usize::from(ok),
         failed: usize::from(!ok),
         ok,
+        secs: elapsed_s() - t,
     }
 }
 
 /// A libtest run: echo its output and add up its `test result:` lines.
 fn tests(name: &str, cmd: &mut Command) -> Outcome {
     step(name);
+    let t = elapsed_s();
     if cmd.get_current_dir().is_none() {
         cmd.current_dir(root());
     }
@@ -188,6 +229,7 @@ fn tests(name: &str, cmd: &mut Command) -> Outcome {
         passed: 0,
         failed: 0,
         ok: false,
+        secs: 0,
     };
     let mut child = match cmd.stdout(Stdio::piped()).spawn() {
         Ok(c) => c,
@@ -210,6 +252,7 @@ fn tests(name: &str, cmd: &mut Command) -> Outcome {
         }
     }
     outcome.ok = child.wait().is_ok_and(|s| s.success());
+    outcome.secs = elapsed_s() - t;
     if !outcome.ok && outcome.failed == 0 {
         // Failed before or outside any test (e.g. a compile error): count the step.
         outcome.failed = 1;
@@ -218,7 +261,7 @@ fn tests(name: &str, cmd: &mut Command) -> Outcome {
 }
 
 /// `test result: ok. 12 passed; 0 failed; ...` → (12, 0).
-fn parse_result_line(line: &str) -> Option<(usize, usize)> {
+pub fn parse_result_line(line: &str) -> Option<(usize, usize)> {
     let rest = line.trim().strip_prefix("test result: ")?;
     let count = |label: &str| -> Option<usize> {
         let before = rest.split(label).next()?;
