@@ -227,32 +227,7 @@ async fn settle(
     ports: &impl DeliveryPorts,
     now: Timestamp,
 ) -> Outcome {
-    let counter = |name: &str, n: usize| Counter {
-        day: day(now),
-        source: batch.source.clone(),
-        name: [name, batch.destination.as_str()].concat(),
-        count: u32::try_from(n).unwrap_or(u32::MAX),
-    };
-    let mut counters = Vec::new();
-    let mut tally = overview::Tally {
-        last_error: report.first_error().map(str::to_owned),
-        ..overview::Tally::default()
-    };
-    let delivered = report.indices(|v| *v == Verdict::Delivered);
-    for i in &delivered {
-        let received_at = batch.events.get(*i).and_then(|e| e.received_at.as_deref());
-        tally.delivered_at(received_at, now);
-    }
-    if !delivered.is_empty() {
-        counters.push(counter("delivered_", delivered.len()));
-    }
-    let skipped = report
-        .indices(|v| matches!(v, Verdict::Skipped { .. }))
-        .len();
-    if skipped > 0 {
-        counters.push(counter("skipped_", skipped));
-    }
-    tally.skipped = u32::try_from(skipped).unwrap_or(u32::MAX);
+    let mut book = Book::open(&batch, report, now);
     let retry = report.indices(|v| matches!(v, Verdict::Retry { .. }));
     let mut failed = report.indices(|v| matches!(v, Verdict::Permanent { .. }));
     let mut outcome = Outcome::Ack;
@@ -268,27 +243,11 @@ async fn settle(
                 batch.attempt,
                 report.first_error().unwrap_or_default()
             ));
-            // A vendor that refused a whole request for one event it did not
-            // name gets the events back one per request, so the good ones land.
-            let (alone, together): (Vec<usize>, Vec<usize>) = retry.iter().partition(|i| {
-                matches!(&report.verdicts[**i], Verdict::Retry { reason, .. } if reason.starts_with(BATCH_REJECTED))
-            });
-            let mut batches: Vec<DeliveryBatch> = alone
-                .iter()
-                .map(|i| subset(&batch, &[*i], batch.attempt + 1))
-                .collect();
-            if !together.is_empty() {
-                batches.push(subset(&batch, &together, batch.attempt + 1));
-            }
-            let json = batches
-                .iter()
-                .map(|b| serde_json::to_string(b).unwrap_or_default())
-                .collect();
-            match ports.enqueue_deliveries(json, delay).await {
-                Ok(()) => {
-                    counters.push(counter("retried_", retry.len()));
-                    tally.retrying = u32::try_from(retry.len()).unwrap_or(u32::MAX);
-                }
+            match ports
+                .enqueue_deliveries(retries(&batch, report, &retry), delay)
+                .await
+            {
+                Ok(()) => book.add("retried_", retry.len(), |t, n| t.retrying = n),
                 Err(_) => outcome = Outcome::Retry(Some(delay)),
             }
         }
@@ -299,22 +258,95 @@ async fn settle(
         let letter = subset(&batch, &failed, batch.attempt);
         let error = ErrorBody::of(&report.verdicts[failed[0]]);
         match dead_letter(&letter, error, ports, now).await {
-            Ok(()) => {
-                counters.push(counter("dead_lettered_", failed.len()));
-                tally.dead_lettered = u32::try_from(failed.len()).unwrap_or(u32::MAX);
-            }
+            Ok(()) => book.add("dead_lettered_", failed.len(), |t, n| t.dead_lettered = n),
             // Not even the dead letters can take it (e.g. no LAKE binding):
             // the platform's own dead-letter queue keeps the message.
             Err(_) => outcome = Outcome::Retry(None),
         }
     }
-    // The counters and the debugger's overview, in one D1 batch.
-    let mut statements: Vec<_> = counters.iter().map(d1::count_statement).collect();
-    statements.extend(overview::statement(&batch.destination, &tally, now));
-    if !statements.is_empty() {
-        let _ = ports.run(statements).await;
-    }
+    book.close(ports, now).await;
     outcome
+}
+
+/// The retried events as delivery batches (JSON) for their next attempt. A
+/// vendor that refused a whole request for one event it did not name gets
+/// the events back one per request, so the good ones land.
+fn retries(batch: &DeliveryBatch, report: &Report, retry: &[usize]) -> Vec<String> {
+    let (alone, together): (Vec<usize>, Vec<usize>) = retry.iter().partition(|i| {
+        matches!(&report.verdicts[**i], Verdict::Retry { reason, .. } if reason.starts_with(BATCH_REJECTED))
+    });
+    let mut batches: Vec<DeliveryBatch> = alone
+        .iter()
+        .map(|i| subset(batch, &[*i], batch.attempt + 1))
+        .collect();
+    if !together.is_empty() {
+        batches.push(subset(batch, &together, batch.attempt + 1));
+    }
+    batches
+        .iter()
+        .map(|b| serde_json::to_string(b).unwrap_or_default())
+        .collect()
+}
+
+/// What a delivery batch's settling adds to the counters and to the
+/// debugger's overview, written in one D1 batch at the end.
+struct Book {
+    day: String,
+    source: String,
+    destination: String,
+    counters: Vec<Counter>,
+    tally: overview::Tally,
+}
+
+impl Book {
+    /// Open with what the report says was delivered and skipped.
+    fn open(batch: &DeliveryBatch, report: &Report, now: Timestamp) -> Book {
+        let mut book = Book {
+            day: day(now),
+            source: batch.source.clone(),
+            destination: batch.destination.clone(),
+            counters: Vec::new(),
+            tally: overview::Tally {
+                last_error: report.first_error().map(str::to_owned),
+                ..overview::Tally::default()
+            },
+        };
+        let delivered = report.indices(|v| *v == Verdict::Delivered);
+        for i in &delivered {
+            let received_at = batch.events.get(*i).and_then(|e| e.received_at.as_deref());
+            book.tally.delivered_at(received_at, now);
+        }
+        book.add("delivered_", delivered.len(), |_, _| {});
+        let skipped = report
+            .indices(|v| matches!(v, Verdict::Skipped { .. }))
+            .len();
+        book.add("skipped_", skipped, |t, n| t.skipped = n);
+        book
+    }
+
+    /// Count `n` events under `<name><destination>` (none: no counter) and
+    /// set the overview's figure for them.
+    fn add(&mut self, name: &str, n: usize, tally: impl FnOnce(&mut overview::Tally, u32)) {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        tally(&mut self.tally, n);
+        if n > 0 {
+            self.counters.push(Counter {
+                day: self.day.clone(),
+                source: self.source.clone(),
+                name: [name, self.destination.as_str()].concat(),
+                count: n,
+            });
+        }
+    }
+
+    /// The counters and the debugger's overview, in one D1 batch.
+    async fn close(self, ports: &impl DeliveryPorts, now: Timestamp) {
+        let mut statements: Vec<_> = self.counters.iter().map(d1::count_statement).collect();
+        statements.extend(overview::statement(&self.destination, &self.tally, now));
+        if !statements.is_empty() {
+            let _ = ports.run(statements).await;
+        }
+    }
 }
 
 async fn dead_letter(
