@@ -39,9 +39,13 @@ pub mod fanout;
 pub mod faults;
 pub mod ledger;
 pub mod overview;
+pub mod wire;
 
-pub use deliver::{dead_letter_key, dead_letter_raw, deliver, DeadLetter, ErrorBody};
-pub use fanout::{batch_id, fan_out, routes, Route, MAX_DELIVERY_BYTES, MAX_DELIVERY_EVENTS};
+pub use deliver::{dead_letter_key, dead_letter_raw, deliver, deliver_all, DeadLetter, ErrorBody};
+pub use fanout::{
+    batch_id, fan_out, routes, Route, MAX_DELIVERY_BYTES, MAX_DELIVERY_EVENTS,
+    MAX_DELIVERY_JSON_BYTES,
+};
 
 use crate::config::Config;
 use crate::ports::DeliveryPorts;
