@@ -6,7 +6,7 @@ use serde_json::json;
 use sluice_edge_worker::config::Config;
 use sluice_edge_worker::delivery::config::{self, Destination};
 use sluice_edge_worker::delivery::dedup::Seen;
-use sluice_edge_worker::delivery::{consume_events, deliver, Outcome, Settings};
+use sluice_edge_worker::delivery::{consume_events, deliver, deliver_all, wire, Outcome, Settings};
 use sluice_edge_worker::sinks::DeliveryBatch;
 use sluice_shared::{Event, EventType, QueueMessage, QueuedEvent};
 
@@ -288,6 +288,81 @@ fn large_fan_outs_are_split_below_the_queue_message_limit() {
             .sum::<usize>(),
         250
     );
+}
+
+#[test]
+fn a_fan_out_over_one_queue_operation_goes_sealed_and_is_delivered_unchanged() {
+    let fake = Fake::default();
+    // 100 events with ~1.5 KB of properties each: ~170 KB of batch JSON.
+    let messages: Vec<String> = (0..100)
+        .map(|i| {
+            let mut m: serde_json::Value =
+                serde_json::from_str(&message(&format!("m{i}"), &["analytics"])).unwrap();
+            m["event"]["properties"] = json!({"note": "x".repeat(1500), "i": i});
+            m.to_string()
+        })
+        .collect();
+    run(&fake, &messages);
+    let sent: Vec<String> = fake
+        .deliveries
+        .borrow()
+        .iter()
+        .map(|(b, _)| b.clone())
+        .collect();
+    assert_eq!(sent.len(), 1, "one message for the hundred events");
+    assert!(sent[0].starts_with("{\"gz\":"), "sealed");
+    assert!(sent[0].len() <= wire::SEAL_ABOVE, "{}", sent[0].len());
+    let batch: DeliveryBatch = serde_json::from_str(&wire::open(&sent[0]).unwrap()).unwrap();
+    assert_eq!(batch.events.len(), 100);
+    let m7 = batch.events.iter().find(|e| e.message_id == "m7").unwrap();
+    assert_eq!(m7.properties.as_ref().unwrap()["i"], 7);
+    assert_eq!(m7.properties.as_ref().unwrap()["note"], "x".repeat(1500));
+    assert_eq!(
+        pollster::block_on(deliver(&sent[0], &destinations(), &fake)),
+        Outcome::Ack
+    );
+    assert_eq!(fake.counters.borrow().get("web/delivered_lake"), Some(&100));
+}
+
+#[test]
+fn a_consumer_batch_of_deliveries_adds_each_counter_once() {
+    let fake = Fake::default();
+    let batch = |dest: &str, id: &str| {
+        let mut e = Event::new(EventType::Track, id);
+        e.received_at = Some(NOW.to_rfc3339());
+        serde_json::to_string(&DeliveryBatch {
+            destination: dest.into(),
+            source: "web".into(),
+            batch_id: id.into(),
+            attempt: 1,
+            events: vec![e],
+        })
+        .unwrap()
+    };
+    let raws = [
+        batch("lake", "m1"),
+        batch("lake", "m2"),
+        batch("cold", "m3"),
+    ];
+    assert_eq!(
+        pollster::block_on(deliver_all(&raws, &destinations(), &fake)),
+        [Outcome::Ack, Outcome::Ack, Outcome::Ack]
+    );
+    let counts = |prefix: &str| {
+        fake.statements
+            .borrow()
+            .iter()
+            .filter(|s| s.sql.starts_with(prefix))
+            .count()
+    };
+    assert_eq!(
+        counts("INSERT INTO counters"),
+        2,
+        "delivered_lake, delivered_cold"
+    );
+    assert_eq!(counts("INSERT INTO delivery_overview"), 2, "lake, cold");
+    assert_eq!(fake.counters.borrow().get("web/delivered_lake"), Some(&2));
+    assert_eq!(fake.counters.borrow().get("web/delivered_cold"), Some(&1));
 }
 
 #[test]

@@ -8,6 +8,7 @@
 pub mod browser;
 pub mod clickhouse;
 pub mod cost;
+pub mod load;
 pub mod size;
 pub mod stack;
 pub mod stores;

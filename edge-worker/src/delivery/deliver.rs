@@ -72,7 +72,76 @@ pub async fn deliver(
     destinations: &[Destination],
     ports: &impl DeliveryPorts,
 ) -> Outcome {
-    let Ok(batch) = serde_json::from_str::<DeliveryBatch>(raw) else {
+    deliver_all(&[raw], destinations, ports)
+        .await
+        .pop()
+        .unwrap_or(Outcome::Reject)
+}
+
+/// Write each batch of one consumer batch of the deliveries Queue to its
+/// destination, one after another; one outcome per message, in order. The
+/// counters and the debugger's overview of all of them are added in one D1
+/// batch at the end, each counter and destination once (D1 bills every row
+/// an upsert writes, so ten messages to two destinations write four rows,
+/// not twenty).
+pub async fn deliver_all<S: AsRef<str>>(
+    raws: &[S],
+    destinations: &[Destination],
+    ports: &impl DeliveryPorts,
+) -> Vec<Outcome> {
+    let mut tallies = Tallies::default();
+    let mut outcomes = Vec::with_capacity(raws.len());
+    for raw in raws {
+        outcomes.push(deliver_one(raw.as_ref(), destinations, ports, &mut tallies).await);
+    }
+    let statements = tallies.statements(ports.now());
+    if !statements.is_empty() {
+        let _ = ports.run(statements).await;
+    }
+    outcomes
+}
+
+/// What a consumer batch adds to the counters and the overview, merged.
+#[derive(Debug, Default)]
+struct Tallies {
+    counters: Vec<Counter>,
+    overview: Vec<(String, overview::Tally)>,
+}
+
+impl Tallies {
+    fn tally(&mut self, destination: &str, tally: overview::Tally) {
+        match self.overview.iter_mut().find(|(d, _)| d == destination) {
+            Some((_, t)) => t.add(tally),
+            None => self.overview.push((destination.to_owned(), tally)),
+        }
+    }
+
+    /// The counters, then the overview: one statement each.
+    fn statements(self, now: Timestamp) -> Vec<crate::db::Statement> {
+        let mut statements: Vec<_> = d1::merged(&self.counters)
+            .iter()
+            .map(d1::count_statement)
+            .collect();
+        statements.extend(
+            self.overview
+                .iter()
+                .filter_map(|(d, t)| overview::statement(d, t, now)),
+        );
+        statements
+    }
+}
+
+/// One batch to its destination; its counts go to `tallies`.
+async fn deliver_one(
+    raw: &str,
+    destinations: &[Destination],
+    ports: &impl DeliveryPorts,
+    tallies: &mut Tallies,
+) -> Outcome {
+    let Ok(json) = super::wire::open(raw) else {
+        return Outcome::Reject;
+    };
+    let Ok(batch) = serde_json::from_str::<DeliveryBatch>(&json) else {
         return Outcome::Reject;
     };
     let now = ports.now();
@@ -90,7 +159,7 @@ pub async fn deliver(
         },
         Some(dest) => write(dest, &batch, ports, now).await,
     };
-    settle(batch, &report, dest, ports, now).await
+    settle(batch, &report, dest, ports, now, tallies).await
 }
 
 /// The destination's sink, and the batch written through it.
@@ -219,13 +288,14 @@ fn subset(batch: &DeliveryBatch, indices: &[usize], attempt: u16) -> DeliveryBat
     }
 }
 
-/// Act on the report: count, re-enqueue, dead-letter.
+/// Act on the report: count (into `tallies`), re-enqueue, dead-letter.
 async fn settle(
     batch: DeliveryBatch,
     report: &Report,
     dest: Option<&Destination>,
     ports: &impl DeliveryPorts,
     now: Timestamp,
+    tallies: &mut Tallies,
 ) -> Outcome {
     let mut book = Book::open(&batch, report, now);
     let retry = report.indices(|v| matches!(v, Verdict::Retry { .. }));
@@ -264,7 +334,7 @@ async fn settle(
             Err(_) => outcome = Outcome::Retry(None),
         }
     }
-    book.close(ports, now).await;
+    book.close(tallies);
     outcome
 }
 
@@ -284,12 +354,12 @@ fn retries(batch: &DeliveryBatch, report: &Report, retry: &[usize]) -> Vec<Strin
     }
     batches
         .iter()
-        .map(|b| serde_json::to_string(b).unwrap_or_default())
+        .map(|b| super::wire::seal(serde_json::to_string(b).unwrap_or_default()))
         .collect()
 }
 
-/// What a delivery batch's settling adds to the counters and to the
-/// debugger's overview, written in one D1 batch at the end.
+/// What one delivery batch's settling adds to the counters and to the
+/// debugger's overview (merged into the consumer batch's [`Tallies`]).
 struct Book {
     day: String,
     source: String,
@@ -339,13 +409,10 @@ impl Book {
         }
     }
 
-    /// The counters and the debugger's overview, in one D1 batch.
-    async fn close(self, ports: &impl DeliveryPorts, now: Timestamp) {
-        let mut statements: Vec<_> = self.counters.iter().map(d1::count_statement).collect();
-        statements.extend(overview::statement(&self.destination, &self.tally, now));
-        if !statements.is_empty() {
-            let _ = ports.run(statements).await;
-        }
+    /// Add to the consumer batch's tallies (written once, at its end).
+    fn close(self, tallies: &mut Tallies) {
+        tallies.counters.extend(self.counters);
+        tallies.tally(&self.destination, self.tally);
     }
 }
 
@@ -392,8 +459,11 @@ pub async fn dead_letter_raw(queue: &str, raw: &str, ports: &impl DeliveryPorts)
             message: format!("the {queue} queue gave up after its configured retries"),
         },
         failed_at: now.to_rfc3339(),
-        message: serde_json::from_str(raw)
-            .unwrap_or_else(|_| serde_json::Value::String(raw.to_owned())),
+        // A sealed delivery batch is kept opened: readable in the letter.
+        message: super::wire::open(raw)
+            .ok()
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_else(|| serde_json::Value::String(raw.to_owned())),
     };
     let key = format!("dead-letter/queue={queue}/dt={}/{id}.json", day(now));
     match ports

@@ -1,6 +1,7 @@
 //! Fan-out: which destinations of its source an event may go to (consent,
 //! opt-out), grouped into delivery batches per destination, source and
-//! partition hour, each within the Queue's message limit.
+//! partition hour, each within the Queue's message limit as sent (sealed by
+//! [`super::wire`] when its JSON is over one 64 KB Queue operation).
 
 use super::Settings;
 use crate::delivery::config::Destination;
@@ -9,10 +10,14 @@ use sluice_shared::consent;
 use sluice_shared::QueuedEvent;
 use std::collections::BTreeMap;
 
-/// Largest serialized delivery batch (the Queue's message limit is 128 KB).
+/// Largest delivery batch message as sent, sealed or not (the Queue's
+/// message limit is 128 KB): a batch over it is split in two.
 pub const MAX_DELIVERY_BYTES: usize = 100 * 1024;
 /// Most events in one delivery batch.
 pub const MAX_DELIVERY_EVENTS: usize = 100;
+/// Largest delivery batch JSON before sealing: what a destination receives
+/// in one go at most.
+pub const MAX_DELIVERY_JSON_BYTES: usize = 512 * 1024;
 
 /// Whether an event goes to a destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,23 +104,32 @@ pub fn fan_out<'e>(
         for q in members {
             let size = serde_json::to_string(&q.event).map_or(0, |t| t.len());
             if !chunk.is_empty()
-                && (chunk.len() == MAX_DELIVERY_EVENTS || bytes + size > MAX_DELIVERY_BYTES)
+                && (chunk.len() == MAX_DELIVERY_EVENTS || bytes + size > MAX_DELIVERY_JSON_BYTES)
             {
-                out.push(encode_batch(
-                    &destination,
-                    &source,
-                    &std::mem::take(&mut chunk),
-                ));
+                push_sealed(&destination, &source, &std::mem::take(&mut chunk), &mut out);
                 bytes = 0;
             }
             bytes += size;
             chunk.push(q);
         }
         if !chunk.is_empty() {
-            out.push(encode_batch(&destination, &source, &chunk));
+            push_sealed(&destination, &source, &chunk, &mut out);
         }
     }
     (out, withheld)
+}
+
+/// The batch's message, sealed; halved until each half is within
+/// [`MAX_DELIVERY_BYTES`] as sent (a single event always goes).
+fn push_sealed(destination: &str, source: &str, events: &[&QueuedEvent], out: &mut Vec<String>) {
+    let message = super::wire::seal(encode_batch(destination, source, events));
+    if message.len() > MAX_DELIVERY_BYTES && events.len() > 1 {
+        let (a, b) = events.split_at(events.len() / 2);
+        push_sealed(destination, source, a, out);
+        push_sealed(destination, source, b, out);
+    } else {
+        out.push(message);
+    }
 }
 
 /// A deterministic id for a batch: the same events for the same destination give the same id.

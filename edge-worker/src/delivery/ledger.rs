@@ -92,7 +92,11 @@ impl Ledger {
         ports.observe(std::mem::take(&mut self.live));
         if !self.counters.is_empty() {
             // The counters, and the consent withholdings in the debugger's overview.
-            let mut statements: Vec<_> = self.counters.iter().map(d1::count_statement).collect();
+            // Each counter once (an upsert is a row written).
+            let mut statements: Vec<_> = d1::merged(&self.counters)
+                .iter()
+                .map(d1::count_statement)
+                .collect();
             statements.extend(super::overview::withheld(&self.counters, self.now));
             let outcome = match ports.run(statements).await {
                 Ok(()) => Outcome::Ack,

@@ -9,8 +9,9 @@
 //!    another consumer is writing are retried later;
 //! 4. `store`: write D1 (idempotent on `message_id`), then fan out to the
 //!    source's destinations — only the events whose consent allows each
-//!    destination's purposes — as delivery batches on the deliveries Queue,
-//!    so every destination keeps its own delivery state;
+//!    destination's purposes — as delivery batches on the deliveries Queue
+//!    (gzipped by [`wire`] when over one 64 KB Queue operation), so every
+//!    destination keeps its own delivery state;
 //! 5. `commit` the claims: only now is an id "seen".
 //!
 //! Between 4 and 5, the stored events feed the people's audience states
@@ -21,8 +22,9 @@
 //! counters and live-debugger summaries are kept in one [`ledger::Ledger`];
 //! the debugger's per-destination overview in [`overview`].
 //!
-//! The deliveries consumer ([`deliver`]) writes one batch to one destination
-//! through its [`crate::sinks::Sink`]; per event, a retryable failure is
+//! The deliveries consumer ([`deliver_all`]) writes each batch to its
+//! destination through its [`crate::sinks::Sink`] and adds the counters of
+//! the whole consumer batch once; per event, a retryable failure is
 //! retried with that destination's backoff (or its `Retry-After`), and after
 //! its last attempt, or at once for a permanent failure, the events go to R2
 //! `dead-letter/` with the error. One failing destination never delays or
@@ -39,9 +41,13 @@ pub mod fanout;
 pub mod faults;
 pub mod ledger;
 pub mod overview;
+pub mod wire;
 
-pub use deliver::{dead_letter_key, dead_letter_raw, deliver, DeadLetter, ErrorBody};
-pub use fanout::{batch_id, fan_out, routes, Route, MAX_DELIVERY_BYTES, MAX_DELIVERY_EVENTS};
+pub use deliver::{dead_letter_key, dead_letter_raw, deliver, deliver_all, DeadLetter, ErrorBody};
+pub use fanout::{
+    batch_id, fan_out, routes, Route, MAX_DELIVERY_BYTES, MAX_DELIVERY_EVENTS,
+    MAX_DELIVERY_JSON_BYTES,
+};
 
 use crate::config::Config;
 use crate::ports::DeliveryPorts;

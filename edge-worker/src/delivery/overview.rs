@@ -62,6 +62,20 @@ impl Tally {
         }
     }
 
+    /// Add another tally of the same destination (its error is the later one).
+    pub fn add(&mut self, other: Tally) {
+        self.delivered = self.delivered.saturating_add(other.delivered);
+        self.retrying = self.retrying.saturating_add(other.retrying);
+        self.withheld = self.withheld.saturating_add(other.withheld);
+        self.dead_lettered = self.dead_lettered.saturating_add(other.dead_lettered);
+        self.skipped = self.skipped.saturating_add(other.skipped);
+        self.latency_ms_sum = self.latency_ms_sum.saturating_add(other.latency_ms_sum);
+        self.latency_ms_max = self.latency_ms_max.max(other.latency_ms_max);
+        if other.last_error.is_some() {
+            self.last_error = other.last_error;
+        }
+    }
+
     fn is_empty(&self) -> bool {
         *self == Tally::default()
     }

@@ -441,11 +441,12 @@ pub async fn queue(batch: MessageBatch<String>, env: Env) -> Result<()> {
             ),
         };
         delivery::consume_events(&bodies, &settings, &deps).await
+    } else if queue_name == DELIVERIES_QUEUE_NAME {
+        delivery::deliver_all(&bodies, dests, &deps).await
     } else {
         let mut out = Vec::with_capacity(bodies.len());
         for body in &bodies {
             out.push(match queue_name.as_str() {
-                DELIVERIES_QUEUE_NAME => delivery::deliver(body, dests, &deps).await,
                 JOBS_QUEUE_NAME => job(body, dests, &deps).await,
                 // A dead-letter queue: the platform gave up on these messages.
                 _ => delivery::dead_letter_raw(&queue_name, body, &deps).await,

@@ -191,6 +191,21 @@ pub async fn count(db: &impl Sql, counters: &[Counter]) -> Result<(), PortError>
 }
 
 /// The statement that adds a counter.
+/// The same increments, one per counter (`day`, `source`, `name`), in the
+/// order each first appears: an upsert is a row written, so ten `+1`s to one
+/// counter cost ten rows and one `+10` costs one.
+pub fn merged(counters: &[Counter]) -> Vec<Counter> {
+    let mut out: Vec<Counter> = Vec::with_capacity(counters.len());
+    for c in counters {
+        let same = |o: &&mut Counter| o.day == c.day && o.source == c.source && o.name == c.name;
+        match out.iter_mut().find(same) {
+            Some(o) => o.count = o.count.saturating_add(c.count),
+            None => out.push(c.clone()),
+        }
+    }
+    out
+}
+
 pub fn count_statement(c: &Counter) -> Statement {
     Statement::new(
         COUNT,
@@ -207,6 +222,30 @@ pub fn count_statement(c: &Counter) -> Statement {
 mod tests {
     use super::*;
     use sluice_shared::EventType;
+
+    #[test]
+    fn increments_of_one_counter_are_one_upsert() {
+        let c = |day: &str, name: &str, count: u32| Counter {
+            day: day.into(),
+            source: "web".into(),
+            name: name.into(),
+            count,
+        };
+        let merged = merged(&[
+            c("2024-05-01", "delivered_lake", 50),
+            c("2024-05-01", "delivered_hook", 50),
+            c("2024-05-01", "delivered_lake", 50),
+            c("2024-05-02", "delivered_lake", 1),
+        ]);
+        assert_eq!(
+            merged,
+            [
+                c("2024-05-01", "delivered_lake", 100),
+                c("2024-05-01", "delivered_hook", 50),
+                c("2024-05-02", "delivered_lake", 1),
+            ]
+        );
+    }
 
     #[test]
     fn rows_have_typed_columns_and_json() {

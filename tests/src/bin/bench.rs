@@ -9,7 +9,10 @@
 //! - delivery: events/s through Queue → dedup → D1 / R2 (wrangler dev), and
 //!   latency from POST to visible in D1;
 //! - cost: usage per event and the price per million events, D1 hot window
-//!   on and lake-only (`sluice_e2e::cost`).
+//!   on and lake-only (`sluice_e2e::cost`);
+//! - load: a sustained rate for 60 s through the whole local pipeline:
+//!   accepted, stored, lost, duplicates, latency to D1 and the lake
+//!   (`sluice_e2e::load`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a panic is a failed run
 
 use serde_json::{json, Value};
@@ -555,5 +558,9 @@ async fn main() {
     if what == "all" || what == "cost" {
         section("Cost per million events");
         sluice_e2e::cost::bench(5000).await;
+    }
+    if what == "all" || what == "load" {
+        section("Load: a sustained rate through the local pipeline");
+        sluice_e2e::load::bench();
     }
 }
