@@ -45,6 +45,8 @@ pub enum PersonRequest {
     Read,
     /// Forget the person (a deletion).
     Delete,
+    /// Fold the person's events of one backfill step in (`super::backfill`).
+    Backfill(Box<super::backfill::PersonStep>),
 }
 
 /// What a person's object answers.
@@ -79,6 +81,9 @@ pub struct Record {
     pub devices: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<String>,
+    /// The backfill jobs that fed this person, and the last step of each.
+    #[serde(default, rename = "bf", skip_serializing_if = "Vec::is_empty")]
+    pub backfills: Vec<audience::backfill::Mark>,
 }
 
 impl Record {
@@ -261,6 +266,10 @@ pub fn step(
         }
         PersonRequest::Read => {
             answer.detail = existed.then(|| record.state.detail());
+            finish(key, record, catalog, now_ms, answer)
+        }
+        PersonRequest::Backfill(fed) => {
+            super::backfill::apply(&mut record, *fed, catalog, now_ms);
             finish(key, record, catalog, now_ms, answer)
         }
         PersonRequest::Delete => Step {

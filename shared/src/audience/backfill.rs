@@ -60,6 +60,8 @@ pub enum BackfillError {
     BadRange,
     /// A definition of the job changed or was removed since it was created.
     DefinitionChanged(String),
+    /// No R2 lake destination is configured: there is nothing to read.
+    NoLake,
 }
 
 impl BackfillError {
@@ -72,6 +74,7 @@ impl BackfillError {
             BackfillError::BadTime { .. } => "invalid_time",
             BackfillError::BadRange => "invalid_range",
             BackfillError::DefinitionChanged(_) => "definition_changed",
+            BackfillError::NoLake => "no_lake",
         }
     }
 }
@@ -96,6 +99,7 @@ impl fmt::Display for BackfillError {
                 f,
                 "definition {n:?} changed or was removed since the backfill was created"
             ),
+            BackfillError::NoLake => f.write_str("no R2 lake destination is configured"),
         }
     }
 }
