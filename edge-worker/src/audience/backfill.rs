@@ -514,19 +514,16 @@ async fn feed(
         linked_users(ports, &devices).await?
     };
     let mut people: BTreeMap<String, Vec<Fed>> = BTreeMap::new();
+    let mut once = BTreeSet::new();
     for f in events {
         let key = match (&f.event.user_id, &f.event.anonymous_id) {
             (Some(u), _) => user_key(u),
             (None, Some(a)) => links.get(a).map_or_else(|| device_key(a), |u| user_key(u)),
             (None, None) => continue,
         };
-        let theirs = people.entry(key).or_default();
         // The same event in two objects (a rewritten batch) is fed once.
-        if !theirs
-            .iter()
-            .any(|o| o.event.message_id == f.event.message_id)
-        {
-            theirs.push(f);
+        if once.insert((key.clone(), f.event.message_id.clone())) {
+            people.entry(key).or_default().push(f);
         }
     }
     let mut fed = 0;

@@ -267,8 +267,8 @@ impl Plan {
 }
 
 /// What a person remembers of a job: the last step applied, the cut of
-/// each feed (events received before it are the backfill's) and the feeds
-/// a non-consenting event stopped.
+/// each feed (events received before it are the backfill's; kept only where
+/// it is not the job's `until`) and the feeds a non-consenting event stopped.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mark {
     #[serde(rename = "j")]
@@ -366,7 +366,9 @@ pub fn apply(
                     }
                     _ => plan.until_ms,
                 };
-                mark.cut.insert(feed.key.clone(), cut);
+                if cut != plan.until_ms {
+                    mark.cut.insert(feed.key.clone(), cut);
+                }
             }
             marks.push(mark);
             let extra = marks.len().saturating_sub(MAX_MARKS);
@@ -438,7 +440,7 @@ pub fn apply(
                 mark.stop.insert(feed.key.clone());
                 continue;
             }
-            let cut = mark.cut.get(&feed.key).copied().unwrap_or(i64::MIN);
+            let cut = mark.cut.get(&feed.key).copied().unwrap_or(plan.until_ms);
             if received >= cut || !expr::matches(e, &feed.event, &feed.conditions) {
                 continue;
             }

@@ -455,3 +455,48 @@ fn statuses_round_trip() {
     }
     assert!(Status::Done.is_final() && !Status::Running.is_final());
 }
+
+#[test]
+fn a_jobs_mark_stays_small_and_only_the_last_jobs_are_kept() {
+    let c = catalog();
+    let p = Plan::parse(br#"{"all": true}"#, &c, T0 + 100 * MIN).unwrap();
+    let mut s = PersonState::default();
+    let mut marks = Vec::new();
+    for j in 0..6 {
+        let job = format!("00000000-0000-4000-8000-00000000000{j}");
+        apply(
+            &mut s,
+            &mut marks,
+            &c,
+            &step(&job, 7, &p),
+            &history(3, T0),
+            None,
+            T0 + 100 * MIN,
+        );
+    }
+    assert_eq!(marks.len(), MAX_MARKS);
+    assert_eq!(
+        marks[0].job, "00000000-0000-4000-8000-000000000002",
+        "the oldest are forgotten"
+    );
+    // A uuid, the step, and the cuts that are not the job's `until`: the 3
+    // feeds the first job completed (the 4th, revenue, had no event).
+    let text = serde_json::to_string(&marks[0]).unwrap();
+    assert_eq!(text.len(), 150, "{text}");
+    assert_eq!(marks[0].cut.len(), 3);
+    let mut first = Vec::new();
+    apply(
+        &mut PersonState::default(),
+        &mut first,
+        &c,
+        &step("00000000-0000-4000-8000-000000000000", 0, &p),
+        &history(3, T0),
+        None,
+        T0 + 100 * MIN,
+    );
+    assert_eq!(
+        serde_json::to_string(&first[0]).unwrap().len(),
+        50,
+        "a first backfill: the id and step only"
+    );
+}
