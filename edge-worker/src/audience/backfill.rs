@@ -29,7 +29,7 @@
 //! step.
 
 use super::feed::{device_key, linked_users, suppressed, user_key};
-use super::person::{Fed, PersonRequest, Record};
+use super::person::{Fed, PersonRequest};
 use crate::config::Config;
 use crate::db::{text_value, SqlValue, Statement};
 use crate::delivery::config::{Destination, Kind};
@@ -39,9 +39,8 @@ use crate::privacy::JobError;
 use crate::sinks::r2;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sluice_shared::audience::backfill::{self, BackfillError, Latest, Plan, Status, Step};
+use sluice_shared::audience::backfill::{BackfillError, Plan, Status, Step};
 use sluice_shared::audience::{self, Catalog};
-use sluice_shared::consent::Consent;
 use sluice_shared::{Event, EventType, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -61,55 +60,11 @@ pub struct StepMessage {
     pub step: u32,
 }
 
-/// One person's share of a step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PersonStep {
-    pub step: Step,
-    pub events: Vec<Fed>,
-}
-
 /// What a job reads: its plan and the lakes (one source prefix each).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Spec {
     plan: Plan,
     lakes: Vec<String>,
-}
-
-/// The person's side of a step: fold the events in (the Durable Object
-/// evaluates afterwards). The newest event stands for the person's source
-/// and consent if nothing was fed live yet.
-pub fn apply(record: &mut Record, fed: PersonStep, catalog: &Catalog, now_ms: i64) {
-    let PersonStep { step, mut events } = fed;
-    backfill::newest_first(&mut events, |f| &f.event);
-    let live = record.source.is_some();
-    let consent = record.consent.clone().and_then(|c| {
-        let context = serde_json::Map::from_iter([("consent".to_owned(), c)]);
-        Consent::from_context(Some(&context)).ok().flatten()
-    });
-    let regime = events.first().map(|f| f.regime).unwrap_or_default();
-    let latest = live.then_some(Latest {
-        consent: consent.as_ref(),
-        regime,
-    });
-    if let (false, Some(newest)) = (live, events.first()) {
-        record.source = Some(newest.source.clone());
-        record.consent = newest
-            .event
-            .context
-            .as_ref()
-            .and_then(|c| c.get("consent"))
-            .cloned();
-    }
-    let events: Vec<_> = events.into_iter().map(|f| (f.event, f.regime)).collect();
-    backfill::apply(
-        &mut record.state,
-        &mut record.backfills,
-        catalog,
-        &step,
-        &events,
-        latest,
-        now_ms,
-    );
 }
 
 /// The source prefixes of the lake: per source, its first R2 destination
@@ -529,10 +484,10 @@ async fn feed(
     let mut fed = 0;
     for (key, events) in people {
         fed += i64::try_from(events.len()).unwrap_or(i64::MAX);
-        let request = PersonRequest::Backfill(Box::new(PersonStep {
-            step: step.clone(),
+        let request = PersonRequest::Backfill {
+            step: Box::new(step.clone()),
             events,
-        }));
+        };
         let answer = ports.person(&key, &request).await?;
         if let Some(target) = answer.forward {
             ports.person(&target, &request).await?;

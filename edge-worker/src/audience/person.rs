@@ -46,7 +46,10 @@ pub enum PersonRequest {
     /// Forget the person (a deletion).
     Delete,
     /// Fold the person's events of one backfill step in (`super::backfill`).
-    Backfill(Box<super::backfill::PersonStep>),
+    Backfill {
+        step: Box<audience::backfill::Step>,
+        events: Vec<Fed>,
+    },
 }
 
 /// What a person's object answers.
@@ -268,8 +271,18 @@ pub fn step(
             answer.detail = existed.then(|| record.state.detail());
             finish(key, record, catalog, now_ms, answer)
         }
-        PersonRequest::Backfill(fed) => {
-            super::backfill::apply(&mut record, *fed, catalog, now_ms);
+        PersonRequest::Backfill { step, events } => {
+            let person = audience::backfill::Person {
+                state: &mut record.state,
+                marks: &mut record.backfills,
+                source: &mut record.source,
+                consent: &mut record.consent,
+            };
+            let events = events
+                .into_iter()
+                .map(|f| (f.source, f.event, f.regime))
+                .collect();
+            audience::backfill::apply_to(person, catalog, &step, events, now_ms);
             finish(key, record, catalog, now_ms, answer)
         }
         PersonRequest::Delete => Step {

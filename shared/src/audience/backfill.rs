@@ -498,6 +498,57 @@ pub fn apply(
     }
 }
 
+/// A person's record as a backfill step touches it: the state, the jobs'
+/// marks, and the source and consent of their latest event (which emitted
+/// audience events carry).
+pub struct Person<'a> {
+    pub state: &'a mut PersonState,
+    pub marks: &'a mut Vec<Mark>,
+    pub source: &'a mut Option<String>,
+    pub consent: &'a mut Option<Value>,
+}
+
+/// [`apply`] for a stored person, with events as `(source, event, regime)`
+/// in any order: if nothing was fed live yet, the newest event's source
+/// and consent become the person's.
+pub fn apply_to(
+    person: Person<'_>,
+    catalog: &Catalog,
+    step: &Step,
+    mut events: Vec<(String, Event, Regime)>,
+    now_ms: i64,
+) -> Applied {
+    newest_first(&mut events, |(_, e, _)| e);
+    let live = person.source.is_some();
+    let consent = person.consent.clone().and_then(|c| {
+        let context = serde_json::Map::from_iter([("consent".to_owned(), c)]);
+        Consent::from_context(Some(&context)).ok().flatten()
+    });
+    let regime = events.first().map(|(_, _, r)| *r).unwrap_or_default();
+    let latest = live.then_some(Latest {
+        consent: consent.as_ref(),
+        regime,
+    });
+    if let (false, Some((source, newest, _))) = (live, events.first()) {
+        *person.source = Some(source.clone());
+        *person.consent = newest
+            .context
+            .as_ref()
+            .and_then(|c| c.get("consent"))
+            .cloned();
+    }
+    let events: Vec<(Event, Regime)> = events.into_iter().map(|(_, e, r)| (e, r)).collect();
+    apply(
+        person.state,
+        person.marks,
+        catalog,
+        step,
+        &events,
+        latest,
+        now_ms,
+    )
+}
+
 /// A feed's `b` once a backfill from `from` is done: it holds everything
 /// received from `from` on (`None`: everything).
 fn lowered(b: Option<i64>, from: Option<i64>) -> Option<i64> {

@@ -500,3 +500,46 @@ fn a_jobs_mark_stays_small_and_only_the_last_jobs_are_kept() {
         "a first backfill: the id and step only"
     );
 }
+
+#[test]
+fn a_person_never_fed_live_takes_the_newest_events_source_and_consent() {
+    let c = catalog();
+    let p = plan(&c, &["viewers"], T0 + 30 * MIN);
+    let mut s = PersonState::default();
+    let (mut marks, mut source, mut given) = (Vec::new(), None, None);
+    let events = vec![
+        ("web".to_owned(), view("a", T0, true), Regime::OptIn),
+        ("app".to_owned(), view("b", T0 + MIN, true), Regime::OptIn),
+    ];
+    let person = Person {
+        state: &mut s,
+        marks: &mut marks,
+        source: &mut source,
+        consent: &mut given,
+    };
+    assert_eq!(
+        apply_to(person, &c, &step("j", 0, &p), events, T0 + 30 * MIN).counted,
+        2
+    );
+    assert_eq!(source.as_deref(), Some("app"), "the newest event's");
+    assert_eq!(given, Some(consent(true)["consent"].clone()));
+    assert_eq!(s.evaluate(&c, T0 + 30 * MIN)[0].audience, "viewers");
+    // Live since, with a refusal: the history adds nothing and the audience stays withheld.
+    let (mut s2, mut marks2) = (PersonState::default(), Vec::new());
+    let (mut live, mut refused) = (
+        Some("web".to_owned()),
+        Some(consent(false)["consent"].clone()),
+    );
+    let person = Person {
+        state: &mut s2,
+        marks: &mut marks2,
+        source: &mut live,
+        consent: &mut refused,
+    };
+    let events = vec![("web".to_owned(), view("a", T0, true), Regime::OptIn)];
+    assert_eq!(
+        apply_to(person, &c, &step("j", 0, &p), events, T0 + 30 * MIN).counted,
+        0
+    );
+    assert!(s2.is_empty());
+}
