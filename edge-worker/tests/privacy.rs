@@ -776,6 +776,50 @@ mod backfill {
     }
 
     #[test]
+    fn a_backfilled_window_arms_the_alarm_at_its_exit_and_the_alarm_fires_it() {
+        use sluice_edge_worker::audience::person::{self, Fed, PersonRequest};
+        use sluice_shared::audience::backfill::{Plan, Step};
+        use sluice_shared::consent::Regime;
+        let c = Catalog::parse(Some(
+            &json!({"audiences": [{"name": "recent", "purposes": ["personalization"],
+                "when": {"did": {"event": "Viewed", "within_s": 3600}}}]})
+            .to_string(),
+        ))
+        .unwrap();
+        let plan = Plan::parse(br#"{"all": true}"#, &c, NOW.0).unwrap();
+        let viewed = NOW.plus_millis(-HOUR_MS / 2);
+        let request = PersonRequest::Backfill {
+            step: Box::new(Step {
+                job: "j".into(),
+                step: 0,
+                plan,
+            }),
+            events: vec![Fed {
+                source: "web".into(),
+                regime: Regime::OptOut,
+                event: event(EventType::Track, "w1", None, "a1", viewed),
+            }],
+        };
+        let fed = person::step("a:a1", None, request, &c, NOW.0);
+        assert_eq!(
+            fed.alarm_at,
+            Some(viewed.0 + HOUR_MS),
+            "the view leaves the window then"
+        );
+        let names = |s: &person::Step| {
+            s.emit
+                .iter()
+                .map(|(_, e)| e.event.clone().unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&fed), ["Audience Entered"]);
+        let early = person::tick("a:a1", fed.record.clone(), &c, viewed.0 + HOUR_MS - 1);
+        assert!(early.emit.is_empty());
+        let exit = person::tick("a:a1", fed.record, &c, viewed.0 + HOUR_MS);
+        assert_eq!(names(&exit), ["Audience Exited"]);
+    }
+
+    #[test]
     fn bad_requests_get_typed_errors() {
         let fake = fake();
         assert_eq!(
