@@ -35,6 +35,8 @@ pub enum ApiError {
     Config(String),
     /// Accepting failed in a way that a retry can fix (e.g. the Queue was unavailable).
     Unavailable(String),
+    /// A backfill request the definitions or the lake cannot serve.
+    Backfill(sluice_shared::audience::backfill::BackfillError),
 }
 
 impl ApiError {
@@ -53,6 +55,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Config(_) => "config_error",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Backfill(e) => e.code(),
         }
     }
 
@@ -71,6 +74,8 @@ impl ApiError {
             ApiError::RateLimited { .. } => 429,
             ApiError::Config(_) => 500,
             ApiError::Unavailable(_) => 503,
+            ApiError::Backfill(sluice_shared::audience::backfill::BackfillError::NoLake) => 409,
+            ApiError::Backfill(_) => 400,
         }
     }
 
@@ -96,6 +101,7 @@ impl ApiError {
             }
             ApiError::Config(why) => format!("the collector is misconfigured: {why}"),
             ApiError::Unavailable(why) => format!("temporarily unavailable, retry: {why}"),
+            ApiError::Backfill(e) => e.to_string(),
         }
     }
 

@@ -557,3 +557,293 @@ fn a_delete_asks_every_vendor_with_a_deletion_api_to_delete_the_user_and_records
         "{e:?}"
     );
 }
+
+// Audience backfill jobs (the jobs Queue's other kind): stored events
+// computed into people's states from the lake, in bounded steps.
+
+mod backfill {
+    use super::*;
+    use sluice_edge_worker::audience::backfill::{self, StepMessage};
+    use sluice_shared::audience::Catalog;
+
+    const HOUR_MS: i64 = 3_600_000;
+
+    fn catalog() -> Catalog {
+        Catalog::parse(Some(
+            &json!({"traits": [
+                {"name": "views", "kind": "count", "event": "Viewed", "purposes": ["personalization"]},
+                {"name": "plans", "kind": "unique_count", "property": "plan", "event": "Bought", "purposes": ["personalization"]}
+            ]})
+            .to_string(),
+        ))
+        .unwrap()
+    }
+
+    fn fake() -> Fake {
+        Fake {
+            audiences: catalog(),
+            ..Fake::default()
+        }
+    }
+
+    fn config() -> Config {
+        let mut c = sources();
+        c.audiences = catalog();
+        c
+    }
+
+    /// Seven lake objects, an hour apart (the identify linking device a1 to
+    /// u1 in the oldest), then six hours of views by u1 from a1 and by x,
+    /// anonymous.
+    fn history(fake: &Fake) {
+        let mut first = vec![event(
+            EventType::Identify,
+            "id1",
+            Some("u1"),
+            "a1",
+            NOW.plus_millis(-10 * HOUR_MS),
+        )];
+        for hour in 0..6_i64 {
+            let at = NOW.plus_millis((hour - 9) * HOUR_MS);
+            first.push(event(EventType::Track, &format!("a{hour}"), None, "a1", at));
+            first.push(event(
+                EventType::Track,
+                &format!("b{hour}"),
+                None,
+                "a1",
+                at.plus_millis(1),
+            ));
+            first.push(event(EventType::Track, &format!("x{hour}"), None, "x", at));
+            store(fake, std::mem::take(&mut first));
+        }
+    }
+
+    fn create(fake: &Fake, body: Value) -> Result<Value, String> {
+        pollster::block_on(backfill::create(
+            fake,
+            &config(),
+            &destinations(),
+            body.to_string().as_bytes(),
+            "root",
+        ))
+        .map_err(|e| e.code().to_owned())
+    }
+
+    /// Run the queued step messages until none is left; returns how many ran.
+    fn drain(fake: &Fake, config: &Config) -> usize {
+        let mut ran = 0;
+        loop {
+            let next: Vec<String> = fake.jobs.borrow_mut().drain(..).collect();
+            if next.is_empty() {
+                return ran;
+            }
+            for m in next {
+                let step: StepMessage = serde_json::from_str(&m).unwrap();
+                let _ = pollster::block_on(backfill::run_step(fake, config, &step));
+                ran += 1;
+            }
+        }
+    }
+
+    fn job(fake: &Fake, id: &str) -> Value {
+        pollster::block_on(backfill::status(fake, id))
+            .unwrap()
+            .unwrap()
+    }
+
+    fn views(fake: &Fake, key: &str) -> Value {
+        fake.people.borrow()[key].state.traits["views"].v.clone()
+    }
+
+    #[test]
+    fn a_backfill_walks_the_lake_in_bounded_steps_and_computes_each_person_once() {
+        let fake = fake();
+        history(&fake);
+        assert!(
+            fake.people.borrow().is_empty(),
+            "no definition fed them live"
+        );
+        let created = create(&fake, json!({"definitions": ["views"]})).unwrap();
+        assert_eq!(created["status"], "queued");
+        assert_eq!(created["objects"]["total"], 7, "{:?}", lake_keys(&fake));
+        let id = created["id"].as_str().unwrap().to_owned();
+        // 7 objects, 4 a step: two steps, then the one that finds none left.
+        assert_eq!(drain(&fake, &config()), 3);
+        let done = job(&fake, &id);
+        assert_eq!(done["status"], "done", "{done}");
+        assert_eq!(done["objects"], json!({"total": 7, "done": 7}));
+        assert_eq!(done["events"], json!({"read": 19, "fed": 19}));
+        assert_eq!(done["errors"], 0);
+        assert_eq!(
+            views(&fake, "u:u1"),
+            12,
+            "the device's views are the linked user's"
+        );
+        assert_eq!(views(&fake, "a:x"), 6);
+        assert!(!fake.people.borrow().contains_key("a:a1"));
+    }
+
+    #[test]
+    fn a_step_run_again_after_its_commit_was_lost_counts_nothing_twice() {
+        let fake = fake();
+        history(&fake);
+        let id = create(&fake, json!({"all": true})).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let first: Vec<String> = fake.jobs.borrow_mut().drain(..).collect();
+        let step: StepMessage = serde_json::from_str(&first[0]).unwrap();
+        pollster::block_on(backfill::run_step(&fake, &config(), &step)).unwrap();
+        let fed = views(&fake, "u:u1");
+        // The people were fed, the commit is lost: the Queue redelivers step 0.
+        fake.exec(
+            "UPDATE audience_backfills SET step = 0, cursor = '~', objects_done = 0, events_read = 0, events_fed = 0 WHERE id = ?1",
+            vec![text_value(&id)],
+        );
+        fake.jobs.borrow_mut().clear();
+        fake.jobs.borrow_mut().push(first[0].clone());
+        drain(&fake, &config());
+        assert_eq!(job(&fake, &id)["status"], "done");
+        assert_eq!(fed, 8, "the first step's four objects");
+        assert_eq!(views(&fake, "u:u1"), 12);
+        assert_eq!(views(&fake, "a:x"), 6);
+        // A message delivered again after the job is done does nothing.
+        fake.jobs.borrow_mut().push(first[0].clone());
+        drain(&fake, &config());
+        assert_eq!(views(&fake, "u:u1"), 12);
+        assert_eq!(job(&fake, &id)["events"], json!({"read": 19, "fed": 19}));
+    }
+
+    #[test]
+    fn an_unreadable_object_is_counted_and_named_and_the_others_are_fed() {
+        let fake = fake();
+        history(&fake);
+        let key = "warehouse/raw/source=web/dt=2024-05-01/hour=09/broken.ndjson.gz";
+        fake.objects
+            .borrow_mut()
+            .insert(key.into(), b"not gzip".to_vec());
+        fake.exec(
+            "INSERT INTO lake_objects (key, dt, people) VALUES (?1, '2024-05-01', '[]')",
+            vec![text_value(key)],
+        );
+        let id = create(&fake, json!({"definitions": ["views"]})).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        drain(&fake, &config());
+        let done = job(&fake, &id);
+        assert_eq!(done["status"], "done");
+        assert_eq!(done["errors"], 1);
+        assert_eq!(done["lastErrors"][0]["key"], key);
+        assert_eq!(done["objects"]["done"], 8);
+        assert_eq!(views(&fake, "u:u1"), 12);
+    }
+
+    #[test]
+    fn a_suppressed_person_is_not_fed() {
+        let fake = fake();
+        history(&fake);
+        fake.suppressed
+            .borrow_mut()
+            .push(("x".into(), "suppress".into()));
+        create(&fake, json!({"definitions": ["views"]})).unwrap();
+        drain(&fake, &config());
+        assert_eq!(views(&fake, "u:u1"), 12);
+        assert!(!fake.people.borrow().contains_key("a:x"));
+    }
+
+    #[test]
+    fn a_definition_changed_during_the_job_fails_it() {
+        let fake = fake();
+        history(&fake);
+        let id = create(&fake, json!({"definitions": ["views"]})).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut changed = config();
+        changed.audiences.feeds[0].fingerprint ^= 1;
+        drain(&fake, &changed);
+        let failed = job(&fake, &id);
+        assert_eq!(failed["status"], "failed");
+        assert!(
+            failed["error"]
+                .as_str()
+                .unwrap()
+                .contains("definition_changed"),
+            "{failed}"
+        );
+        assert!(fake.people.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_backfilled_window_arms_the_alarm_at_its_exit_and_the_alarm_fires_it() {
+        use sluice_edge_worker::audience::person::{self, Fed, PersonRequest};
+        use sluice_shared::audience::backfill::{Plan, Step};
+        use sluice_shared::consent::Regime;
+        let c = Catalog::parse(Some(
+            &json!({"audiences": [{"name": "recent", "purposes": ["personalization"],
+                "when": {"did": {"event": "Viewed", "within_s": 3600}}}]})
+            .to_string(),
+        ))
+        .unwrap();
+        let plan = Plan::parse(br#"{"all": true}"#, &c, NOW.0).unwrap();
+        let viewed = NOW.plus_millis(-HOUR_MS / 2);
+        let request = PersonRequest::Backfill {
+            step: Box::new(Step {
+                job: "j".into(),
+                step: 0,
+                plan,
+            }),
+            events: vec![Fed {
+                source: "web".into(),
+                regime: Regime::OptOut,
+                event: event(EventType::Track, "w1", None, "a1", viewed),
+            }],
+        };
+        let fed = person::step("a:a1", None, request, &c, NOW.0);
+        assert_eq!(
+            fed.alarm_at,
+            Some(viewed.0 + HOUR_MS),
+            "the view leaves the window then"
+        );
+        let names = |s: &person::Step| {
+            s.emit
+                .iter()
+                .map(|(_, e)| e.event.clone().unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&fed), ["Audience Entered"]);
+        let early = person::tick("a:a1", fed.record.clone(), &c, viewed.0 + HOUR_MS - 1);
+        assert!(early.emit.is_empty());
+        let exit = person::tick("a:a1", fed.record, &c, viewed.0 + HOUR_MS);
+        assert_eq!(names(&exit), ["Audience Exited"]);
+    }
+
+    #[test]
+    fn bad_requests_get_typed_errors() {
+        let fake = fake();
+        assert_eq!(
+            create(&fake, json!({"definitions": ["nope"]})),
+            Err("unknown_definition".into())
+        );
+        assert_eq!(
+            create(&fake, json!({})),
+            Err("backfill_without_definitions".into())
+        );
+        assert_eq!(
+            create(&fake, json!({"all": true, "from": "soon"})),
+            Err("invalid_time".into())
+        );
+        let no_lake = pollster::block_on(backfill::create(
+            &fake,
+            &config(),
+            &[],
+            br#"{"all": true}"#,
+            "root",
+        ));
+        assert_eq!(
+            no_lake.map_err(|e| (e.code(), e.status())),
+            Err(("no_lake", 409))
+        );
+    }
+}

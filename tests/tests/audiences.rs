@@ -418,3 +418,139 @@ async fn entering_an_audience_reaches_a_webhook_once() {
         "entered once, for a batch sent twice"
     );
 }
+
+/// The demo source writing to the R2 lake too, with these definitions.
+fn lake_vars(audiences: &str) -> Vec<(&'static str, String)> {
+    let sources = json!([{"name": "demo", "write_key": "demo-write-key", "allowed_origins": [],
+                          "consent": {"regime": "opt_in"}, "destinations": ["lake"]}]);
+    vec![
+        ("SLUICE_SOURCES", sources.to_string()),
+        (
+            "SLUICE_DESTINATIONS",
+            json!([{"name": "lake", "kind": "r2"}]).to_string(),
+        ),
+        ("SLUICE_AUDIENCES", audiences.to_owned()),
+    ]
+}
+
+fn borrowed<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    v.iter().map(|(k, s)| (*k, s.as_str())).collect()
+}
+
+fn viewed(id: &str, anon: &str, personalization: bool) -> Value {
+    let p = if personalization { "granted" } else { "denied" };
+    json!({"type": "track", "messageId": id, "anonymousId": anon, "event": "Product Viewed",
+           "properties": {"sku": id},
+           "context": {"consent": {"categories": {"analytics": "granted", "personalization": p}}}})
+}
+
+/// Wait until the lake holds exactly these events (by messageId, or
+/// `event` for Sluice's own audience events, whose ids are derived).
+async fn lake_holds(stack: &Stack, mut want: Vec<&str>) {
+    want.sort_unstable();
+    eventually(
+        &format!("the lake to hold {want:?}"),
+        Duration::from_secs(30),
+        || async {
+            let lake = sluice_e2e::stores::lake_lines(stack);
+            let mut held: Vec<&str> = lake
+                .iter()
+                .filter_map(|e| match e["messageId"].as_str() {
+                    Some(id) if id.starts_with("aud-") => e["event"].as_str(),
+                    id => id,
+                })
+                .collect();
+            held.sort_unstable();
+            (held == want).then_some(())
+        },
+    )
+    .await;
+}
+
+/// Create a backfill and poll it until it ends; returns its final state.
+async fn backfill(stack: &Stack, body: Value) -> Value {
+    let (status, job) = stack.admin("POST", "/admin/v1/audiences/backfill", TOKEN, Some(body));
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(job["status"], "queued");
+    let id = job["id"].as_str().unwrap().to_owned();
+    eventually("the backfill to end", Duration::from_secs(30), || async {
+        let (_, j) = stack.admin(
+            "GET",
+            &format!("/admin/v1/audiences/backfill/{id}"),
+            TOKEN,
+            None,
+        );
+        (j["status"] == "done" || j["status"] == "failed").then_some(j)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_backfill_computes_stored_events_then_live_events_count_once() {
+    // Stored while no audience is defined: five views by one visitor over
+    // three requests (several lake objects), two by one who refused personalization.
+    let mut stack = Stack::start_with(&borrowed(&lake_vars("")));
+    let ids = ["v1", "v2", "v3", "v4", "v5", "r1", "r2"];
+    for batch in [&ids[..2], &ids[2..4], &ids[4..]] {
+        let events = batch
+            .iter()
+            .map(|id| match id.strip_prefix('r') {
+                Some(_) => viewed(id, "bf-refuser", false),
+                None => viewed(id, "bf-visitor", true),
+            })
+            .collect();
+        sluice_e2e::stores::post(&stack, events);
+    }
+    lake_holds(&stack, ids.to_vec()).await;
+    let objects = stack.d1("SELECT COUNT(*) AS n FROM lake_objects")[0]["n"]
+        .as_i64()
+        .unwrap();
+    // Now the definitions are added.
+    stack.restart_with(&borrowed(&lake_vars(&definitions(3600))));
+    assert_eq!(profile(&stack, "bf-visitor").0, 404, "nothing computed yet");
+    let (status, refused) = stack.admin(
+        "POST",
+        "/admin/v1/audiences/backfill",
+        TOKEN,
+        Some(json!({"definitions": ["views", "nope"]})),
+    );
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (400, &json!("unknown_definition")),
+        "{refused}"
+    );
+    let done = backfill(&stack, json!({"definitions": ["views", "hot_shoppers"]})).await;
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(
+        done["objects"],
+        json!({"total": objects, "done": objects}),
+        "{done}"
+    );
+    assert_eq!(done["events"], json!({"read": 7, "fed": 7}), "{done}");
+    assert_eq!(done["errors"], 0);
+    let (status, p) = profile(&stack, "bf-visitor");
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["traits"]["views"]["value"], 5, "{p}");
+    assert_eq!(p["audiences"][0]["name"], "hot_shoppers");
+    assert_eq!(p["audiences"][0]["member"], true, "{p}");
+    assert_eq!(profile(&stack, "bf-refuser").0, 404, "no consent, no state");
+    // A live view counts once, and its answer already says so.
+    let (status, answer) = stack.post_json(
+        "/v1/batch?writeKey=demo-write-key",
+        &[],
+        &json!({"batch": [viewed("v6", "bf-visitor", true)]}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["profile"]["traits"]["views"], 6, "{answer}");
+    // Entering was emitted once, by the backfill. Once the live view and
+    // it are in the lake too, backfilling the same definitions again reads
+    // them and the others, and counts none twice.
+    let mut all = ids.to_vec();
+    all.extend(["v6", "Audience Entered"]);
+    lake_holds(&stack, all).await;
+    let again = backfill(&stack, json!({"all": true})).await;
+    assert_eq!(again["status"], "done", "{again}");
+    assert_eq!(again["events"], json!({"read": 9, "fed": 8}), "{again}");
+    let (_, p) = profile(&stack, "bf-visitor");
+    assert_eq!(p["traits"]["views"]["value"], 6, "{p}");
+}

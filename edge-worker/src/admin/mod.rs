@@ -12,6 +12,8 @@
 //! | `GET /admin/v1/audit?limit=` | `admin` |
 //! | `GET /admin/v1/deliveries` (per destination: the last hour and day, see [`crate::delivery::overview`]) | `read:events` |
 //! | `GET /admin/v1/status` (D1's hot window: mode, size, capacity, warning) | `read:events` |
+//! | `POST /admin/v1/audiences/backfill` `{definitions: [..]}` or `{all: true}`, optional `from` / `until` | `admin` |
+//! | `GET /admin/v1/audiences/backfill/{id}` (status, objects and events done, errors) | `admin` |
 
 pub mod tokens;
 
@@ -265,6 +267,25 @@ async fn route<P: Platform>(
                 200,
                 &overview::summarise(&rows, &names, s.now),
             ))
+        }
+        ("POST", ["audiences", "backfill"]) => {
+            need(token, Scope::Admin)?;
+            let job = crate::audience::backfill::create(
+                s.platform,
+                s.config,
+                s.destinations,
+                &req.body,
+                &token.name,
+            )
+            .await?;
+            Ok(HttpResponse::json(202, &job))
+        }
+        ("GET", ["audiences", "backfill", id]) => {
+            need(token, Scope::Admin)?;
+            let job = crate::audience::backfill::status(db, id)
+                .await
+                .map_err(unavailable)?;
+            profile_response(job)
         }
         ("GET", ["audit"]) => {
             need(token, Scope::Admin)?;

@@ -44,7 +44,10 @@ fn is_own(e: &sluice_shared::Event) -> bool {
 }
 
 /// Ids under a `suppress` hold (deleted or suppressed people).
-async fn suppressed(db: &impl Sql, ids: &[String]) -> Result<BTreeSet<String>, PortError> {
+pub(super) async fn suppressed(
+    db: &impl Sql,
+    ids: &[String],
+) -> Result<BTreeSet<String>, PortError> {
     let rows = db::query_in(db, ids, 1, |m| {
         format!("SELECT id FROM suppressions WHERE kind = 'suppress' AND id IN ({m})")
     })
@@ -56,7 +59,7 @@ async fn suppressed(db: &impl Sql, ids: &[String]) -> Result<BTreeSet<String>, P
 }
 
 /// The user each of these devices is linked to (the smallest id if several).
-async fn linked_users(
+pub(super) async fn linked_users(
     db: &impl Sql,
     devices: &[String],
 ) -> Result<BTreeMap<String, String>, PortError> {

@@ -19,10 +19,14 @@
 //! to the user's object once ([`feed`]), and the device's object forwards.
 //! Suppressed (deleted) people are not fed; their events never reach a state.
 //!
+//! A new or changed definition is computed from the lake by a [`backfill`]
+//! job (admin API), then continues live.
+//!
 //! Definitions come from `SLUICE_AUDIENCES` ([`AUDIENCES_VAR`]), validated
 //! by [`sluice_shared::audience::Catalog::parse`].
 
 pub mod api;
+pub mod backfill;
 pub mod feed;
 pub mod person;
 

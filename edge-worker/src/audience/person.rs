@@ -45,6 +45,11 @@ pub enum PersonRequest {
     Read,
     /// Forget the person (a deletion).
     Delete,
+    /// Fold the person's events of one backfill step in (`super::backfill`).
+    Backfill {
+        step: Box<audience::backfill::Step>,
+        events: Vec<Fed>,
+    },
 }
 
 /// What a person's object answers.
@@ -79,6 +84,9 @@ pub struct Record {
     pub devices: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<String>,
+    /// The backfill jobs that fed this person, and the last step of each.
+    #[serde(default, rename = "bf", skip_serializing_if = "Vec::is_empty")]
+    pub backfills: Vec<audience::backfill::Mark>,
 }
 
 impl Record {
@@ -261,6 +269,20 @@ pub fn step(
         }
         PersonRequest::Read => {
             answer.detail = existed.then(|| record.state.detail());
+            finish(key, record, catalog, now_ms, answer)
+        }
+        PersonRequest::Backfill { step, events } => {
+            let person = audience::backfill::Person {
+                state: &mut record.state,
+                marks: &mut record.backfills,
+                source: &mut record.source,
+                consent: &mut record.consent,
+            };
+            let events = events
+                .into_iter()
+                .map(|f| (f.source, f.event, f.regime))
+                .collect();
+            audience::backfill::apply_to(person, catalog, &step, events, now_ms);
             finish(key, record, catalog, now_ms, answer)
         }
         PersonRequest::Delete => Step {

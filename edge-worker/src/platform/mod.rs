@@ -447,7 +447,7 @@ pub async fn queue(batch: MessageBatch<String>, env: Env) -> Result<()> {
         let mut out = Vec::with_capacity(bodies.len());
         for body in &bodies {
             out.push(match queue_name.as_str() {
-                JOBS_QUEUE_NAME => job(body, dests, &deps).await,
+                JOBS_QUEUE_NAME => job(body, config, dests, &deps).await,
                 // A dead-letter queue: the platform gave up on these messages.
                 _ => delivery::dead_letter_raw(&queue_name, body, &deps).await,
             });
@@ -479,8 +479,21 @@ fn shards(env: &Env) -> u32 {
         .unwrap_or(dedup::DEFAULT_SHARDS)
 }
 
-/// Run one privacy job from the jobs Queue.
-async fn job(body: &str, dests: &[Destination], deps: &Bindings) -> Outcome {
+/// Run one privacy job, or one step of an audience backfill, from the jobs Queue.
+async fn job(body: &str, config: &Config, dests: &[Destination], deps: &Bindings) -> Outcome {
+    if let Ok(step) = serde_json::from_str::<crate::audience::backfill::StepMessage>(body) {
+        return match crate::audience::backfill::run_step(deps, config, &step).await {
+            Ok(()) => Outcome::Ack,
+            Err(e @ JobError::Retry(_)) => {
+                worker::console_error!("sluice: backfill {} will be retried: {e}", step.backfill);
+                Outcome::Retry(Some(2))
+            }
+            Err(e) => {
+                worker::console_error!("sluice: backfill {} failed: {e}", step.backfill);
+                Outcome::Ack
+            }
+        };
+    }
     let Ok(job) = serde_json::from_str::<JobMessage>(body) else {
         return Outcome::Reject;
     };

@@ -186,6 +186,37 @@ fn belongs(event: &Value, people: &[String]) -> bool {
     })
 }
 
+/// Every event of a lake object with its source (an audience backfill),
+/// and how many NDJSON lines could not be read as events (kept out, the
+/// others read). An object that is not Parquet or gzip NDJSON is an error.
+pub fn all_events(
+    object: &[u8],
+    key: &str,
+) -> Result<(Vec<(String, sluice_shared::Event)>, u64), SinkError> {
+    if is_parquet(object) {
+        let events = sluice_shared::lake::parquet_to_events(object).map_err(lake_error)?;
+        return Ok((events.into_iter().map(|r| (r.source, r.event)).collect(), 0));
+    }
+    let source = key
+        .split("/source=")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_default();
+    let mut bad = 0;
+    let events = lines(object)?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| match serde_json::from_str(l) {
+            Ok(e) => Some((source.to_owned(), e)),
+            Err(_) => {
+                bad += 1;
+                None
+            }
+        })
+        .collect();
+    Ok((events, bad))
+}
+
 /// The events of an object that belong to any of `people` (for an export).
 pub fn events_of(object: &[u8], people: &[String]) -> Result<Vec<Value>, SinkError> {
     if is_parquet(object) {

@@ -10,9 +10,13 @@
 //!   are exact (a bounded list of timestamps per windowed definition), and
 //!   [`PersonState::next_expiry`] says when the next window exit falls, so a
 //!   Durable Object alarm can fire it on time.
+//! - [`backfill`]: folding a person's events from the lake into their state
+//!   for chosen definitions, newest first, without counting an event twice
+//!   (live and backfilled, or a redelivered step).
 //!
 //! Sans-IO like the rest of the crate: callers pass `now` in.
 
+pub mod backfill;
 pub mod definition;
 pub mod expr;
 pub mod state;

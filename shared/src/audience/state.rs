@@ -69,6 +69,12 @@ pub struct FeedState {
     /// Windowed: the kept events, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub win: Vec<(i64, Value)>,
+    /// Holds only the events received from this time (epoch ms) on: those
+    /// fed live since the definition (this version of it) first matched the
+    /// person. A backfill adds the earlier ones from the lake and lowers it;
+    /// `None`: every event is counted already (nothing to backfill).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub b: Option<i64>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -155,8 +161,17 @@ pub struct Detail {
     pub audiences: Vec<AudienceView>,
 }
 
+/// When Sluice received an event (its `receivedAt`), else its timestamp, else now.
+pub(super) fn received_ms(e: &Event, now_ms: i64) -> i64 {
+    [e.received_at.as_deref(), e.timestamp.as_deref()]
+        .into_iter()
+        .flatten()
+        .find_map(|t| Timestamp::parse(t).ok())
+        .map_or(now_ms, |t| t.0)
+}
+
 /// An event's time: its (skew-corrected) timestamp, else when it was received, else now.
-fn event_ms(e: &Event, now_ms: i64) -> i64 {
+pub(super) fn event_ms(e: &Event, now_ms: i64) -> i64 {
     [e.timestamp.as_deref(), e.received_at.as_deref()]
         .into_iter()
         .flatten()
@@ -165,7 +180,7 @@ fn event_ms(e: &Event, now_ms: i64) -> i64 {
 }
 
 /// The value a feed reads from an event, `None` if unusable.
-fn feed_value(feed: &Feed, e: &Event) -> Option<Value> {
+pub(super) fn feed_value(feed: &Feed, e: &Event) -> Option<Value> {
     let Some(path) = &feed.property else {
         return Some(Value::Null);
     };
@@ -183,7 +198,7 @@ fn feed_value(feed: &Feed, e: &Event) -> Option<Value> {
 }
 
 impl FeedState {
-    fn fresh(fp: u64) -> FeedState {
+    pub(super) fn fresh(fp: u64) -> FeedState {
         FeedState {
             fp,
             ..FeedState::default()
@@ -208,7 +223,7 @@ impl FeedState {
     }
 
     /// Count one matching event.
-    fn add(&mut self, feed: &Feed, at: i64, v: Value, now_ms: i64) {
+    pub(super) fn add(&mut self, feed: &Feed, at: i64, v: Value, now_ms: i64) {
         if let Some(window) = feed.window_ms {
             if at <= now_ms - window {
                 return; // already outside the window
@@ -240,6 +255,12 @@ impl FeedState {
 
     /// Fold another device's state for the same definition into this one.
     fn merge(&mut self, feed: &Feed, other: FeedState) {
+        // Both hold events from their own `b` on: a backfill may add only
+        // what is older than both (never counting an event twice).
+        self.b = match (self.b, other.b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            _ => None,
+        };
         if feed.window_ms.is_some() {
             self.win.extend(other.win);
             self.win.sort_by_key(|(t, _)| *t);
@@ -392,12 +413,13 @@ impl PersonState {
             let Some(v) = feed_value(feed, e) else {
                 continue;
             };
-            let state = self
-                .feeds
-                .entry(feed.key.clone())
-                .or_insert_with(|| FeedState::fresh(feed.fingerprint));
+            let live_from = || FeedState {
+                b: Some(received_ms(e, now_ms)),
+                ..FeedState::fresh(feed.fingerprint)
+            };
+            let state = self.feeds.entry(feed.key.clone()).or_insert_with(live_from);
             if state.fp != feed.fingerprint {
-                *state = FeedState::fresh(feed.fingerprint);
+                *state = live_from();
             }
             state.add(feed, at, v, now_ms);
         }
