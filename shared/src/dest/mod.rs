@@ -67,6 +67,8 @@ use serde::de::DeserializeOwned;
 #[cfg(feature = "dest")]
 pub mod amplitude;
 #[cfg(feature = "dest")]
+pub mod audience;
+#[cfg(feature = "dest")]
 pub mod batching;
 #[cfg(feature = "dest")]
 pub mod braze;
