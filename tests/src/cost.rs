@@ -92,6 +92,9 @@ pub struct Measured {
     pub label: &'static str,
     pub events: usize,
     pub requests: usize,
+    /// Events the worker emitted itself and delivered (audience changes).
+    pub emitted: usize,
+    pub people: PersonStorage,
     pub counters: BTreeMap<String, f64>,
     pub cpu_ms: f64,
     pub usage: Usage,
@@ -150,12 +153,13 @@ fn d1_bytes(stack: &Stack) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Bytes of the Dedup shards' SQLite files.
+/// Bytes of the Dedup shards' and the people's (audiences) SQLite files.
 fn do_bytes(stack: &Stack) -> f64 {
     let pattern = stack.state.join("v3/do");
     let mut total = 0.0;
     for dir in std::fs::read_dir(pattern).into_iter().flatten().flatten() {
-        if !dir.file_name().to_string_lossy().contains("Dedup") {
+        let name = dir.file_name().to_string_lossy().into_owned();
+        if !name.contains("Dedup") && !name.contains("Person") {
             continue;
         }
         for f in std::fs::read_dir(dir.path())
@@ -186,8 +190,60 @@ fn lake_bytes(stack: &Stack) -> f64 {
         .sum()
 }
 
+/// What the people's Durable Objects (audiences) store, read from their
+/// own SQLite files: how many hold a record, the record's mean bytes as
+/// stored, and the mean file bytes per object.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PersonStorage {
+    pub people: usize,
+    pub record_bytes: f64,
+    pub file_bytes: f64,
+}
+
+const PERSON_STORAGE: &str = r#"
+import glob, json, os, sqlite3, sys
+n, record, files = 0, 0, 0
+for f in glob.glob(sys.argv[1] + "/v3/do/*Person*/*.sqlite"):
+    if f.endswith("metadata.sqlite"):
+        continue
+    db = sqlite3.connect(f, timeout=30)
+    try:
+        row = db.execute("SELECT length(CAST(value AS BLOB)) FROM _cf_KV WHERE key = 'record'").fetchone()
+    except sqlite3.OperationalError:
+        row = None
+    if row:
+        n += 1
+        record += row[0]
+        files += os.path.getsize(f)
+print(json.dumps([{"n": n, "record": record, "files": files}]))
+"#;
+
+/// The people's stored states in this stack.
+pub fn person_storage(stack: &Stack) -> PersonStorage {
+    let rows = crate::stack::python_json(PERSON_STORAGE, &[&stack.state.display().to_string()]);
+    let n = rows[0]["n"].as_u64().unwrap_or(0) as usize;
+    let per = |k: &str| rows[0][k].as_f64().unwrap_or(0.0) / n.max(1) as f64;
+    PersonStorage {
+        people: n,
+        record_bytes: per("record"),
+        file_bytes: per("files"),
+    }
+}
+
 /// Run `events` events through a fresh stack with the D1 hot window on or off.
 pub async fn measure(label: &'static str, d1_events: bool, events: usize) -> Measured {
+    measure_with(label, d1_events, events, &[]).await
+}
+
+/// [`measure`], with more vars (e.g. `SLUICE_AUDIENCES`). Events the worker
+/// emits itself (`Audience Entered` / `Audience Exited`) are delivered and
+/// counted too, and priced per event *sent*.
+pub async fn measure_with(
+    label: &'static str,
+    d1_events: bool,
+    events: usize,
+    vars: &[(&str, &str)],
+) -> Measured {
     let hook = Receiver::start(SECRET, Behaviour::Healthy);
     let sources = json!([{"name": "demo", "write_key": "demo-write-key", "allowed_origins": [],
                           "consent": {"regime": "opt_out"}, "destinations": ["lake", "hook"],
@@ -198,13 +254,15 @@ pub async fn measure(label: &'static str, d1_events: bool, events: usize) -> Mea
         {"name": "hook", "kind": "webhook", "url": hook.url(), "secret_var": "HOOK_SECRET"}
     ])
     .to_string();
-    let stack = Stack::start_with(&[
-        ("SLUICE_SOURCES", &sources),
-        ("SLUICE_DESTINATIONS", &destinations),
+    let mut all = vec![
+        ("SLUICE_SOURCES", sources.as_str()),
+        ("SLUICE_DESTINATIONS", destinations.as_str()),
         ("HOOK_SECRET", SECRET),
         ("SLUICE_COST_METER", "on"),
         ("SLUICE_D1_EVENTS", if d1_events { "on" } else { "off" }),
-    ]);
+    ];
+    all.extend_from_slice(vars);
+    let stack = Stack::start_with(&all);
     // Warm the isolate (its first request builds the configuration), then
     // take the baselines: nothing of the warm-up is counted.
     let (status, _) = stack.request("GET", "/v1/batch", &[], b"");
@@ -227,9 +285,10 @@ pub async fn measure(label: &'static str, d1_events: bool, events: usize) -> Mea
         "every event in the lake and at the webhook",
         Duration::from_secs(600),
         || async {
-            let done = stack.counter("delivered_lake") == n
-                && stack.counter("delivered_hook") == n
-                && (!d1_events || stack.counter("d1_written") == n);
+            // At least: the audiences' own events come on top.
+            let done = stack.counter("delivered_lake") >= n
+                && stack.counter("delivered_hook") >= n
+                && (!d1_events || stack.counter("d1_written") >= n);
             done.then_some(())
         },
     )
@@ -276,10 +335,20 @@ pub async fn measure(label: &'static str, d1_events: bool, events: usize) -> Mea
         label,
         events,
         requests,
+        emitted: (stack.counter("delivered_hook") - n).max(0) as usize,
+        people: person_storage(&stack),
         counters,
         cpu_ms,
         usage,
     }
+}
+
+/// The price per million events of one measurement, at list prices (storage not included).
+pub fn per_million_total(usage: &Usage) -> f64 {
+    cost::per_million(usage, &LIST_PRICES)
+        .iter()
+        .map(|(_, usd)| usd)
+        .sum()
 }
 
 /// Print the usage per event and the price per million of each configuration.

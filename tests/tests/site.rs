@@ -210,7 +210,10 @@ async fn the_whole_shop_flow_appears_in_the_debugger() {
 
     // The profile panel follows the shopper: the live feed's events of
     // theirs refresh their audiences and traits, with no click.
-    click(&debugger, "#events button.who").await;
+    // Clicked in the page: a card re-rendered by a late event cannot go stale between find and click.
+    debugger
+        .js("document.querySelector('#events button.who').click(); return true")
+        .await;
     assert_eq!(
         panel_at(&debugger, 1).await,
         json!([]),

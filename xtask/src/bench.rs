@@ -9,8 +9,10 @@ use std::process::{Command, ExitCode};
 pub fn run(args: &[String]) -> Result<ExitCode> {
     let what = match args {
         [] => "all",
-        [w] if ["all", "sdk", "worker", "delivery", "cost"].contains(&w.as_str()) => w.as_str(),
-        _ => return Err("usage: cargo xtask bench [all|sdk|worker|delivery|cost]".into()),
+        [w] if ["all", "sdk", "worker", "delivery", "cost", "audiences"].contains(&w.as_str()) => {
+            w.as_str()
+        }
+        _ => return Err("usage: cargo xtask bench [all|sdk|worker|delivery|cost|audiences]".into()),
     };
     setup::toolchain()?;
     setup::test_tools()?;
