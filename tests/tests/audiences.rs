@@ -343,7 +343,13 @@ fn audience_events_at(hook: &sluice_e2e::Receiver) -> Vec<(String, String, Strin
         .filter(|r| r.status == 200 && r.signature_valid)
         .flat_map(|r| r.body["batch"].as_array().cloned().unwrap_or_default())
         .filter(|e| s(&e["event"]).starts_with("Audience "))
-        .map(|e| (s(&e["event"]), s(&e["properties"]["audience"]), s(&e["anonymousId"])))
+        .map(|e| {
+            (
+                s(&e["event"]),
+                s(&e["properties"]["audience"]),
+                s(&e["anonymousId"]),
+            )
+        })
         .collect()
 }
 
@@ -434,11 +440,21 @@ async fn entering_an_audience_reaches_a_webhook_once_and_a_routed_audience_only_
         },
     )
     .await;
-    let viewers = |id: &str| ("Audience Entered".to_owned(), "viewers".to_owned(), id.to_owned());
+    let viewers = |id: &str| {
+        (
+            "Audience Entered".to_owned(),
+            "viewers".to_owned(),
+            id.to_owned(),
+        )
+    };
     eventually(
         "the sentinel's entry at the routed destination",
         Duration::from_secs(40),
-        || async { audience_events_at(&crm).contains(&viewers("w2")).then_some(()) },
+        || async {
+            audience_events_at(&crm)
+                .contains(&viewers("w2"))
+                .then_some(())
+        },
     )
     .await;
     assert_eq!(

@@ -219,7 +219,9 @@ async fn the_whole_shop_flow_appears_in_the_debugger() {
         json!([]),
         "one view (before sign-in, handed over to the user)"
     );
-    let view = |sku: &str| format!("sluice.track('Product Viewed', {{ sku: '{sku}' }}); sluice.flush(); return true");
+    let view = |sku: &str| {
+        format!("sluice.track('Product Viewed', {{ sku: '{sku}' }}); sluice.flush(); return true")
+    };
     shopper.js(&view("p2")).await;
     assert_eq!(panel_at(&debugger, 2).await, json!([]), "two views");
     shopper.js(&view("p3")).await;
@@ -231,10 +233,7 @@ async fn the_whole_shop_flow_appears_in_the_debugger() {
     let text = debugger
         .js("return document.getElementById('profile').innerText")
         .await;
-    assert!(
-        text.as_str().unwrap().contains("u:user-ada"),
-        "{text}"
-    );
+    assert!(text.as_str().unwrap().contains("u:user-ada"), "{text}");
     screenshot(&debugger, "debugger-profile").await;
 }
 

@@ -12,7 +12,9 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         [w] if ["all", "sdk", "worker", "delivery", "cost", "audiences"].contains(&w.as_str()) => {
             w.as_str()
         }
-        _ => return Err("usage: cargo xtask bench [all|sdk|worker|delivery|cost|audiences]".into()),
+        _ => {
+            return Err("usage: cargo xtask bench [all|sdk|worker|delivery|cost|audiences]".into())
+        }
     };
     setup::toolchain()?;
     setup::test_tools()?;

@@ -214,6 +214,10 @@ mod tests {
         );
         let (batches, _) = fan_out([&event("Audience Entered", "routed")], &s);
         assert_eq!(batches.len(), 1);
-        assert!(batches[0].contains(r#""destination":"crm""#), "{}", batches[0]);
+        assert!(
+            batches[0].contains(r#""destination":"crm""#),
+            "{}",
+            batches[0]
+        );
     }
 }

@@ -546,7 +546,10 @@ mod tests {
         let encoded = Amplitude::encode(&config, &events, 0);
         assert!(encoded.skipped.is_empty(), "{:?}", encoded.skipped);
         let body: Value = serde_json::from_slice(&encoded.requests[0].body).unwrap();
-        assert_eq!(encoded.requests[0].url, "https://api2.amplitude.com/2/httpapi");
+        assert_eq!(
+            encoded.requests[0].url,
+            "https://api2.amplitude.com/2/httpapi"
+        );
         assert_eq!(
             body,
             json!({"api_key": "k", "events": [

@@ -70,13 +70,23 @@ mod tests {
         let m = membership(&entered).unwrap();
         assert_eq!(
             (m.audience, m.entered, m.flag()),
-            ("vip", true, json!({"vip": true}).as_object().cloned().unwrap())
+            (
+                "vip",
+                true,
+                json!({"vip": true}).as_object().cloned().unwrap()
+            )
         );
         let exited = event("Audience Exited", json!({"audience": "vip"}));
         assert_eq!(membership(&exited).unwrap().flag()["vip"], false);
         assert_eq!(membership(&event("Audience Entered", json!({}))), None);
-        assert_eq!(membership(&event("Audience Entered", json!({"audience": ""}))), None);
-        assert_eq!(membership(&event("Order Completed", json!({"audience": "vip"}))), None);
+        assert_eq!(
+            membership(&event("Audience Entered", json!({"audience": ""}))),
+            None
+        );
+        assert_eq!(
+            membership(&event("Order Completed", json!({"audience": "vip"}))),
+            None
+        );
         let mut identify = entered.clone();
         identify.kind = EventType::Identify;
         assert_eq!(membership(&identify), None);

@@ -575,38 +575,66 @@ async fn audience_latency(people: usize) {
     let (mut answer_ms, mut profile_ms, mut webhook_ms) = (Vec::new(), Vec::new(), Vec::new());
     for p in 0..people {
         for k in 0..2 {
-            let (status, _) = stack.post_json("/v1/batch?writeKey=demo-write-key", &[], &view(p, k));
+            let (status, _) =
+                stack.post_json("/v1/batch?writeKey=demo-write-key", &[], &view(p, k));
             assert_eq!(status, 200);
         }
         let person = format!("bench-person-{run}-{p}");
         let t0 = Instant::now();
-        let (status, answer) = stack.post_json("/v1/batch?writeKey=demo-write-key", &[], &view(p, 2));
+        let (status, answer) =
+            stack.post_json("/v1/batch?writeKey=demo-write-key", &[], &view(p, 2));
         answer_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(status, 200);
-        assert_eq!(answer["profile"]["audiences"], json!(["hot_shoppers"]), "{answer}");
+        assert_eq!(
+            answer["profile"]["audiences"],
+            json!(["hot_shoppers"]),
+            "{answer}"
+        );
         let member = |body: &Value| {
-            body["audiences"].as_array().into_iter().flatten().any(|a| a["name"] == "hot_shoppers" && a["member"] == true)
+            body["audiences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|a| a["name"] == "hot_shoppers" && a["member"] == true)
         };
-        let profiled = eventually("the audience in the profile API", Duration::from_secs(30), || async {
-            let (status, body) = stack.admin("GET", &format!("/v1/profiles/{person}"), "dev-admin-token", None);
-            (status == 200 && member(&body)).then(|| t0.elapsed())
-        })
+        let profiled = eventually(
+            "the audience in the profile API",
+            Duration::from_secs(30),
+            || async {
+                let (status, body) = stack.admin(
+                    "GET",
+                    &format!("/v1/profiles/{person}"),
+                    "dev-admin-token",
+                    None,
+                );
+                (status == 200 && member(&body)).then(|| t0.elapsed())
+            },
+        )
         .await;
         profile_ms.push(profiled.as_secs_f64() * 1000.0);
-        let at = eventually("Audience Entered at the webhook", Duration::from_secs(60), || async {
-            hook.received().iter().find_map(|r| {
-                let batch = r.body["batch"].as_array()?;
-                batch
-                    .iter()
-                    .any(|e| e["event"] == "Audience Entered" && e["anonymousId"] == person.as_str())
-                    .then_some(r.at)
-            })
-        })
+        let at = eventually(
+            "Audience Entered at the webhook",
+            Duration::from_secs(60),
+            || async {
+                hook.received().iter().find_map(|r| {
+                    let batch = r.body["batch"].as_array()?;
+                    batch
+                        .iter()
+                        .any(|e| {
+                            e["event"] == "Audience Entered" && e["anonymousId"] == person.as_str()
+                        })
+                        .then_some(r.at)
+                })
+            },
+        )
         .await;
         webhook_ms.push(at.duration_since(t0).as_secs_f64() * 1000.0);
     }
     println!("On `wrangler dev` (local Queues with a 1 s batch window), {people} people one after another, each entering `hot_shoppers` with their third product view (single-event requests):");
-    println!("- in the collector's answer to that view (the request's round trip): {};", percentiles(answer_ms));
+    println!(
+        "- in the collector's answer to that view (the request's round trip): {};",
+        percentiles(answer_ms)
+    );
     println!("- in `GET /v1/profiles/{{id}}` (from sending the view to the first answer showing it): {};", percentiles(profile_ms));
     println!("- `Audience Entered` at a webhook on loopback (Queue → dedup → fan-out → deliveries Queue → webhook): {}.", percentiles(webhook_ms));
     let stored = sluice_e2e::cost::person_storage(&stack);
@@ -627,9 +655,7 @@ async fn audience_cost(events: usize) {
         &[("SLUICE_AUDIENCES", AUDIENCES)],
     )
     .await;
-    let total = |m: &cost::Measured| -> f64 {
-        cost::per_million_total(&m.usage)
-    };
+    let total = |m: &cost::Measured| -> f64 { cost::per_million_total(&m.usage) };
     let added = total(&with) - total(&plain);
     println!(
         "With the example definitions: {} people kept a state (record {:.0} bytes as stored, SQLite file {:.0} bytes each); {} audience events emitted and delivered.\n",
@@ -637,7 +663,9 @@ async fn audience_cost(events: usize) {
     );
     let (plain_total, with_total) = (total(&plain), total(&with));
     cost::report(&[plain, with]);
-    println!("\nAudiences add ${added:.3} per million events (${plain_total:.3} → ${with_total:.3}).");
+    println!(
+        "\nAudiences add ${added:.3} per million events (${plain_total:.3} → ${with_total:.3})."
+    );
 }
 
 #[tokio::main]
