@@ -705,7 +705,14 @@ async fn main() {
     }
     if what == "all" || what == "audiences" {
         section("Audiences");
-        audience_latency(50).await;
-        audience_cost(5000).await;
+        if std::env::var_os("SLUICE_BENCH_SKIP_LATENCY").is_none() {
+            audience_latency(50).await;
+        }
+        // `SLUICE_BENCH_EVENTS` (default 5,000) events per configuration.
+        let events = std::env::var("SLUICE_BENCH_EVENTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5000);
+        audience_cost(events).await;
     }
 }
