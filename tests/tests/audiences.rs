@@ -335,19 +335,45 @@ async fn two_devices_linked_by_identify_share_one_state() {
     );
 }
 
+/// The audience events a receiver accepted, as (event, audience, anonymousId).
+fn audience_events_at(hook: &sluice_e2e::Receiver) -> Vec<(String, String, String)> {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    hook.received()
+        .iter()
+        .filter(|r| r.status == 200 && r.signature_valid)
+        .flat_map(|r| r.body["batch"].as_array().cloned().unwrap_or_default())
+        .filter(|e| s(&e["event"]).starts_with("Audience "))
+        .map(|e| {
+            (
+                s(&e["event"]),
+                s(&e["properties"]["audience"]),
+                s(&e["anonymousId"]),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test]
-async fn entering_an_audience_reaches_a_webhook_once() {
+async fn entering_an_audience_reaches_a_webhook_once_and_a_routed_audience_only_its_own() {
     use sluice_e2e::{Behaviour, Receiver};
     const SECRET: &str = "aud-hook-secret";
     let hook = Receiver::start(SECRET, Behaviour::Healthy);
-    let destinations = json!([{"name": "hook", "kind": "webhook", "url": hook.url(), "secret_var": "HOOK_SECRET",
-                               "retry": {"initial_delay_s": 1, "max_delay_s": 2, "max_attempts": 6}}]);
+    let crm = Receiver::start(SECRET, Behaviour::Healthy);
+    let retry = json!({"initial_delay_s": 1, "max_delay_s": 2, "max_attempts": 6});
+    let destinations = json!([
+        {"name": "hook", "kind": "webhook", "url": hook.url(), "secret_var": "HOOK_SECRET", "retry": retry},
+        {"name": "crm", "kind": "webhook", "url": crm.url(), "secret_var": "HOOK_SECRET", "retry": retry}]);
     let sources = json!([{"name": "server", "write_key": "server-key", "allowed_origins": [],
                           "consent": {"regime": "opt_in"}, "destinations": ["hook"]}]);
+    // A second audience, one view, whose events go to `crm` instead of the source's `hook`.
+    let mut audiences: Value = serde_json::from_str(&definitions(3600)).unwrap();
+    audiences["audiences"].as_array_mut().unwrap().push(json!(
+        {"name": "viewers", "purposes": ["personalization"], "destinations": ["crm"],
+         "when": {"did": {"event": "Product Viewed"}}}));
     let stack = Stack::start_with(&[
         ("SLUICE_SOURCES", &sources.to_string()),
         ("SLUICE_DESTINATIONS", &destinations.to_string()),
-        ("SLUICE_AUDIENCES", &definitions(3600)),
+        ("SLUICE_AUDIENCES", &audiences.to_string()),
         ("HOOK_SECRET", SECRET),
     ]);
     let consent = json!({"categories": {"analytics": "granted", "personalization": "granted"}});
@@ -394,8 +420,10 @@ async fn entering_an_audience_reaches_a_webhook_once() {
     .await;
     assert_eq!(got[0]["anonymousId"], "w1");
     assert_eq!(got[0]["properties"]["audience"], "hot_shoppers");
-    // A sentinel through the same path: once it has arrived, a second copy would have too.
-    let sentinel = json!({"type": "track", "messageId": "w-sentinel", "anonymousId": "w2", "event": "Sentinel",
+    // A sentinel through the same paths: once it has arrived (its view at
+    // `hook`, w2's `viewers` entry at `crm`), a second copy or a misrouted
+    // audience event would have too.
+    let sentinel = json!({"type": "track", "messageId": "w-sentinel", "anonymousId": "w2", "event": "Product Viewed",
                           "context": {"consent": consent}});
     stack.post_json(
         "/v1/batch?writeKey=server-key",
@@ -412,10 +440,48 @@ async fn entering_an_audience_reaches_a_webhook_once() {
         },
     )
     .await;
+    let viewers = |id: &str| {
+        (
+            "Audience Entered".to_owned(),
+            "viewers".to_owned(),
+            id.to_owned(),
+        )
+    };
+    eventually(
+        "the sentinel's entry at the routed destination",
+        Duration::from_secs(40),
+        || async {
+            audience_events_at(&crm)
+                .contains(&viewers("w2"))
+                .then_some(())
+        },
+    )
+    .await;
     assert_eq!(
         entered(&hook).len(),
         1,
         "entered once, for a batch sent twice"
+    );
+    assert_eq!(
+        audience_events_at(&hook),
+        [(
+            "Audience Entered".to_owned(),
+            "hot_shoppers".to_owned(),
+            "w1".to_owned()
+        )],
+        "the source's destination gets the unrouted audience's events only"
+    );
+    let mut routed = audience_events_at(&crm);
+    routed.sort();
+    assert_eq!(
+        routed,
+        [viewers("w1"), viewers("w2")],
+        "the routed destination gets its audience's events only"
+    );
+    assert!(
+        crm.accepted_ids().iter().all(|id| id.starts_with("aud-")),
+        "and no other event: {:?}",
+        crm.accepted_ids()
     );
 }
 

@@ -57,17 +57,53 @@ async fn open_debugger(stack: &Stack, browser: &Browser) {
 }
 
 fn stack(ads: &Receiver) -> Stack {
+    stack_with(ads, &[])
+}
+
+/// Three product views within an hour make a hot shopper; views are counted.
+const AUDIENCES: &str = r#"{"traits": [{"name": "views", "kind": "count", "event": "Product Viewed", "purposes": ["personalization"]}],
+    "audiences": [{"name": "hot_shoppers", "purposes": ["personalization"],
+                   "when": {"did": {"event": "Product Viewed", "times": 3, "within_s": 3600}}}]}"#;
+
+fn stack_with(ads: &Receiver, vars: &[(&str, &str)]) -> Stack {
     let sources = json!([{"name": "demo", "write_key": "demo-write-key", "allowed_origins": [], "consent": {"regime": "opt_in"},
                           "destinations": ["lake", "ads"]}]);
     let destinations = json!([
         {"name": "lake", "kind": "r2", "purposes": ["analytics"]},
         {"name": "ads", "kind": "webhook", "url": ads.url(), "secret_var": "ADS_SECRET", "purposes": ["marketing"]}
     ]);
-    Stack::start_with(&[
-        ("SLUICE_SOURCES", &sources.to_string()),
-        ("SLUICE_DESTINATIONS", &destinations.to_string()),
+    let (sources, destinations) = (sources.to_string(), destinations.to_string());
+    let mut all = vec![
+        ("SLUICE_SOURCES", sources.as_str()),
+        ("SLUICE_DESTINATIONS", destinations.as_str()),
         ("ADS_SECRET", "s"),
-    ])
+    ];
+    all.extend_from_slice(vars);
+    Stack::start_with(&all)
+}
+
+/// The debugger's profile panel: (the views trait's value, the audiences the person is in).
+async fn panel(debugger: &Browser) -> (Value, Value) {
+    let v = debugger
+        .js("const t = document.querySelector('#profile-traits tr[data-trait=views] .value'); \
+             return [t ? t.textContent : null, \
+                     [...document.querySelectorAll('#profile-audiences li[data-member=true]')].map(l => l.dataset.audience)]")
+        .await;
+    (v[0].clone(), v[1].clone())
+}
+
+/// Wait until the panel shows this many views, and return the audiences it shows.
+async fn panel_at(debugger: &Browser, views: u32) -> Value {
+    let want = json!(views.to_string());
+    eventually(
+        "the profile panel to show the new view count",
+        Duration::from_secs(30),
+        || async {
+            let (v, audiences) = panel(debugger).await;
+            (v == want).then_some(audiences)
+        },
+    )
+    .await
 }
 
 /// Search, view a product, add it, view the cart, check out, order, sign in.
@@ -106,7 +142,7 @@ async fn shop(stack: &Stack, b: &Browser) {
 #[tokio::test]
 async fn the_whole_shop_flow_appears_in_the_debugger() {
     let ads = Receiver::start("s", Behaviour::Healthy);
-    let stack = stack(&ads);
+    let stack = stack_with(&ads, &[("SLUICE_AUDIENCES", AUDIENCES)]);
     let debugger = Browser::start().await;
     open_debugger(&stack, &debugger).await;
 
@@ -171,6 +207,34 @@ async fn the_whole_shop_flow_appears_in_the_debugger() {
     );
     let who = stack.d1("SELECT user_id FROM events WHERE type = 'identify'");
     assert_eq!(who[0]["user_id"], "user-ada");
+
+    // The profile panel follows the shopper: the live feed's events of
+    // theirs refresh their audiences and traits, with no click.
+    // Clicked in the page: a card re-rendered by a late event cannot go stale between find and click.
+    debugger
+        .js("document.querySelector('#events button.who').click(); return true")
+        .await;
+    assert_eq!(
+        panel_at(&debugger, 1).await,
+        json!([]),
+        "one view (before sign-in, handed over to the user)"
+    );
+    let view = |sku: &str| {
+        format!("sluice.track('Product Viewed', {{ sku: '{sku}' }}); sluice.flush(); return true")
+    };
+    shopper.js(&view("p2")).await;
+    assert_eq!(panel_at(&debugger, 2).await, json!([]), "two views");
+    shopper.js(&view("p3")).await;
+    assert_eq!(
+        panel_at(&debugger, 3).await,
+        json!(["hot_shoppers"]),
+        "the third view makes a hot shopper"
+    );
+    let text = debugger
+        .js("return document.getElementById('profile').innerText")
+        .await;
+    assert!(text.as_str().unwrap().contains("u:user-ada"), "{text}");
+    screenshot(&debugger, "debugger-profile").await;
 }
 
 #[tokio::test]

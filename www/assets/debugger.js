@@ -40,7 +40,12 @@
       who.addEventListener("click", function () { profile(e.userId); });
       head.appendChild(who);
     }
-    head.appendChild(el("span", e.anonymousId || "", "anon"));
+    if (e.anonymousId) {
+      var anon = el("button", e.anonymousId, "link anon");
+      anon.type = "button";
+      anon.addEventListener("click", function () { profile(e.anonymousId); });
+      head.appendChild(anon);
+    }
     li.appendChild(head);
     if (e.properties) li.appendChild(section("Properties", e.properties));
     if (e.traits) li.appendChild(section("Traits", e.traits));
@@ -72,8 +77,11 @@
     socket.onclose = function () { status("disconnected", false); };
     socket.onmessage = function (m) {
       if (m.data === "pong") return;
-      try { events.push(JSON.parse(m.data)); } catch (err) { return; }
+      var e;
+      try { e = JSON.parse(m.data); } catch (err) { return; }
+      events.push(e);
       render();
+      if (concerns(e)) audiences();
     };
   }
   // Per destination, the last hour and day (GET /admin/v1/deliveries).
@@ -120,11 +128,69 @@
       })
       .catch(function () {});
   }
-  function profile(userId) {
-    fetch("/admin/v1/profiles/" + encodeURIComponent(userId), { headers: { authorization: "Bearer " + token } })
-      .then(function (r) { return r.json(); })
-      .then(function (p) { $("profile-body").textContent = json(p); $("profile").hidden = false; });
+  // The profile panel follows one person: their identity profile, and their
+  // audiences and computed traits (GET /v1/profiles/{id}), read again each
+  // time the live feed shows an event of theirs (an event that fed their
+  // state, or their Audience Entered / Exited).
+  var watched = null, personId = null, reading = false, again = false;
+  function concerns(e) {
+    if (!watched) return false;
+    return [e.userId, e.anonymousId].some(function (id) { return id && (id === watched || id === personId); });
   }
+  function profile(id) {
+    watched = id;
+    personId = null;
+    $("profile-id").textContent = id;
+    $("profile").hidden = false;
+    $("profile-body").textContent = "";
+    fetch("/admin/v1/profiles/" + encodeURIComponent(id), { headers: { authorization: "Bearer " + token } })
+      .then(function (r) { return r.json(); })
+      .then(function (p) { if (id === watched) $("profile-body").textContent = json(p); }, function () {});
+    audiences();
+  }
+  function audiences() {
+    if (reading) { again = true; return; }
+    reading = true;
+    var id = watched;
+    fetch("/v1/profiles/" + encodeURIComponent(id), { headers: { authorization: "Bearer " + token } })
+      .then(function (r) { return r.json().then(function (b) { return { status: r.status, body: b }; }); })
+      .then(function (res) { if (id === watched) showAudiences(res); }, function () {})
+      .then(function () {
+        reading = false;
+        if (again) { again = false; audiences(); }
+      });
+  }
+  function showAudiences(res) {
+    var list = $("profile-audiences"), rows = document.querySelector("#profile-traits tbody");
+    list.textContent = "";
+    rows.textContent = "";
+    var b = res.body || {};
+    if (res.status !== 200) {
+      $("audience-status").textContent = (b.error && b.error.code) || "HTTP " + res.status;
+      return;
+    }
+    personId = String(b.person || "").replace(/^[ua]:/, "");
+    $("audience-status").textContent = "(" + b.person + ", as of " + new Date().toLocaleTimeString() + ")";
+    (b.audiences || []).forEach(function (a) {
+      var li = el("li", a.name + (a.member ? " — in since " : " — left at ") + a.changedAt, a.member ? "member" : "left");
+      li.dataset.audience = a.name;
+      li.dataset.member = String(a.member);
+      list.appendChild(li);
+    });
+    Object.keys(b.traits || {}).forEach(function (k) {
+      var t = b.traits[k], tr = el("tr");
+      tr.dataset.trait = k;
+      cell(tr, k, "name");
+      cell(tr, JSON.stringify(t.value), "value");
+      cell(tr, t.changedAt, "changed");
+      rows.appendChild(tr);
+    });
+  }
+  $("lookup").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var id = $("profile-lookup").value.trim();
+    if (id) profile(id);
+  });
   $("connect").addEventListener("submit", function (e) {
     e.preventDefault();
     token = $("token").value;
@@ -133,6 +199,6 @@
     watchDeliveries();
   });
   ["f-type", "f-event", "f-user"].forEach(function (id) { $(id).addEventListener("input", render); });
-  $("close-profile").addEventListener("click", function () { $("profile").hidden = true; });
+  $("close-profile").addEventListener("click", function () { $("profile").hidden = true; watched = null; });
   if (token) { connect(); watchDeliveries(); }
 })();

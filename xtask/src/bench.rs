@@ -9,10 +9,24 @@ use std::process::{Command, ExitCode};
 pub fn run(args: &[String]) -> Result<ExitCode> {
     let what = match args {
         [] => "all",
-        [w] if ["all", "sdk", "worker", "delivery", "cost", "load"].contains(&w.as_str()) => {
+        [w] if [
+            "all",
+            "sdk",
+            "worker",
+            "delivery",
+            "cost",
+            "load",
+            "audiences",
+        ]
+        .contains(&w.as_str()) =>
+        {
             w.as_str()
         }
-        _ => return Err("usage: cargo xtask bench [all|sdk|worker|delivery|cost|load]".into()),
+        _ => {
+            return Err(
+                "usage: cargo xtask bench [all|sdk|worker|delivery|cost|load|audiences]".into(),
+            )
+        }
     };
     setup::toolchain()?;
     setup::test_tools()?;

@@ -23,7 +23,8 @@ commands:
   dev  [--port N]   install what is missing, build, run the worker on workerd (default port 8787)
   test              install what is missing, build, run every check and test
   build             install what is missing, build the SDK, the site and the worker
-  bench [what]      measure SDK size and speed, collector and delivery throughput, cost per million events (all|sdk|worker|delivery|cost)
+  bench [what]      measure SDK size and speed, collector and delivery throughput, cost per million events,
+                    sustained load, audiences (all|sdk|worker|delivery|cost|load|audiences)
   deploy [--dry-run] build, check that no local credential would ship (wrangler deploy --dry-run), deploy
   fuzz [seconds]    fuzz the whole router natively, longer than `test` does (default 600 s)
 ";

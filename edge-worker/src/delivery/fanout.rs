@@ -40,7 +40,17 @@ impl Route {
     }
 }
 
-/// Each destination of the event's source, and whether the event may go there.
+/// The destinations an event goes to: its source's, or for an `Audience
+/// Entered` / `Audience Exited` of an audience that names `destinations`,
+/// those.
+fn destination_names<'a>(q: &QueuedEvent, s: &Settings<'a>, source: &'a [String]) -> &'a [String] {
+    sluice_shared::dest::audience::membership(&q.event)
+        .and_then(|m| s.config.audiences.routes_of(m.audience))
+        .unwrap_or(source)
+}
+
+/// Each destination of the event (its source's, or its audience's), and
+/// whether the event may go there.
 pub fn routes<'a>(q: &QueuedEvent, s: &Settings<'a>) -> Vec<(&'a Destination, Route)> {
     let Some(source) = s.config.sources.iter().find(|src| src.name == q.source) else {
         return Vec::new();
@@ -51,8 +61,7 @@ pub fn routes<'a>(q: &QueuedEvent, s: &Settings<'a>) -> Vec<(&'a Destination, Ro
         .context_value("sluice")
         .and_then(|s| s.get("optOut"))
         .is_some_and(|v| v == &serde_json::Value::Bool(true));
-    source
-        .destinations
+    destination_names(q, s, &source.destinations)
         .iter()
         .filter_map(|name| s.destinations.iter().find(|d| &d.name == name))
         .map(|dest| {
@@ -152,4 +161,77 @@ fn encode_batch(destination: &str, source: &str, events: &[&QueuedEvent]) -> Str
         events: events.iter().map(|q| q.event.clone()).collect(),
     };
     serde_json::to_string(&batch).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use serde_json::json;
+    use sluice_shared::audience::Catalog;
+    use sluice_shared::{Event, EventType};
+
+    fn event(name: &str, audience: &str) -> QueuedEvent {
+        let mut e = Event::new(EventType::Track, "m1");
+        e.event = Some(name.into());
+        e.anonymous_id = Some("d1".into());
+        e.properties = json!({"audience": audience}).as_object().cloned();
+        e.context = json!({"consent": {"categories": {"personalization": "granted"}}})
+            .as_object()
+            .cloned();
+        QueuedEvent {
+            source: "web".into(),
+            event: e,
+        }
+    }
+
+    #[test]
+    fn an_audiences_events_go_to_its_destinations_and_the_rest_to_the_sources() {
+        let mut config = Config::from_sources_json(
+            r#"[{"name":"web","write_key":"k","allowed_origins":[],"destinations":["hook"]}]"#,
+        )
+        .unwrap();
+        config.audiences = Catalog::parse(Some(
+            &json!({"audiences": [
+                {"name": "routed", "purposes": ["personalization"], "destinations": ["crm"],
+                 "when": {"did": {"event": "Product Viewed"}}},
+                {"name": "plain", "purposes": ["personalization"],
+                 "when": {"did": {"event": "Product Viewed"}}}]})
+            .to_string(),
+        ))
+        .unwrap();
+        let destinations = crate::delivery::config::parse(Some(
+            &json!([{"name": "hook", "kind": "webhook", "url": "https://a.example/h", "secret_var": "S"},
+                    {"name": "crm", "kind": "webhook", "url": "https://b.example/h", "secret_var": "S"}])
+            .to_string(),
+        ))
+        .unwrap();
+        let s = Settings {
+            config: &config,
+            destinations: &destinations,
+            shards: 1,
+            faults: Default::default(),
+        };
+        let names = |q: &QueuedEvent| -> Vec<String> {
+            routes(q, &s)
+                .into_iter()
+                .map(|(d, r)| format!("{}:{}", d.name, r.label()))
+                .collect()
+        };
+        assert_eq!(names(&event("Audience Entered", "routed")), ["crm:queued"]);
+        assert_eq!(names(&event("Audience Exited", "routed")), ["crm:queued"]);
+        assert_eq!(names(&event("Audience Entered", "plain")), ["hook:queued"]);
+        assert_eq!(
+            names(&event("Product Viewed", "routed")),
+            ["hook:queued"],
+            "only the audience's own events are routed"
+        );
+        let (batches, _) = fan_out([&event("Audience Entered", "routed")], &s);
+        assert_eq!(batches.len(), 1);
+        assert!(
+            batches[0].contains(r#""destination":"crm""#),
+            "{}",
+            batches[0]
+        );
+    }
 }

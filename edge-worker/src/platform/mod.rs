@@ -100,6 +100,12 @@ fn config(env: &Env) -> Loaded {
                     }
                     let dests = destinations::parse(var(DESTINATIONS_VAR).as_deref())
                         .map_err(|e| format!("{e} ({})", e.code()))?;
+                    config
+                        .audiences
+                        .check_destinations(|name| dests.iter().any(|d| d.name == name))
+                        .map_err(|e| {
+                            format!("{}: {e} ({})", crate::audience::AUDIENCES_VAR, e.code())
+                        })?;
                     Ok((config, dests))
                 })();
                 if let Err(e) = &loaded {

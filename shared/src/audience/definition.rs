@@ -112,6 +112,12 @@ pub struct AudienceDef {
     /// Membership is returned to the page in the collector's answer.
     #[serde(default)]
     pub browser_visible: bool,
+    /// The destinations (names in `SLUICE_DESTINATIONS`) its `Audience
+    /// Entered` / `Audience Exited` events go to, in place of the source's;
+    /// empty: the source's. Not part of the fingerprint: routing elsewhere
+    /// keeps the members.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destinations: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -191,6 +197,8 @@ pub enum DefinitionError {
     PurposesNotCovered { audience: String, name: String },
     /// A filter on Sluice's own `Audience Entered` / `Audience Exited`.
     ReservedEvent { name: String },
+    /// An audience routes to a destination that is not configured.
+    UnknownDestination { audience: String, name: String },
 }
 
 impl DefinitionError {
@@ -209,6 +217,7 @@ impl DefinitionError {
             DefinitionError::UnknownTrait { .. } => "unknown_trait",
             DefinitionError::PurposesNotCovered { .. } => "purposes_not_covered",
             DefinitionError::ReservedEvent { .. } => "reserved_event",
+            DefinitionError::UnknownDestination { .. } => "unknown_destination",
         }
     }
 }
@@ -255,6 +264,10 @@ impl fmt::Display for DefinitionError {
                 "{name:?} filters on {:?} or {:?}, which Sluice emits itself",
                 super::ENTERED,
                 super::EXITED
+            ),
+            DefinitionError::UnknownDestination { audience, name } => write!(
+                f,
+                "audience {audience:?} routes to destination {name:?}, which is not in SLUICE_DESTINATIONS"
             ),
         }
     }
@@ -465,7 +478,10 @@ impl Catalog {
             did_offsets.push(feeds.len());
             let mut dids: Vec<&Did> = Vec::new();
             a.when.visit_did(&mut dids);
-            let fp = fingerprint(a);
+            let fp = fingerprint(&AudienceDef {
+                destinations: Vec::new(),
+                ..a.clone()
+            });
             for (i, d) in dids.into_iter().enumerate() {
                 check_event(&a.name, &d.event)?;
                 check_conditions(&a.name, &d.conditions)?;
@@ -494,6 +510,30 @@ impl Catalog {
             profile_traits,
             audience_fingerprints,
         })
+    }
+
+    /// Check that every audience's `destinations` are configured (`known`
+    /// answers for a destination name); done once the destinations are read.
+    pub fn check_destinations(&self, known: impl Fn(&str) -> bool) -> Result<(), DefinitionError> {
+        for a in &self.audiences {
+            if let Some(name) = a.destinations.iter().find(|d| !known(d)) {
+                return Err(DefinitionError::UnknownDestination {
+                    audience: a.name.clone(),
+                    name: name.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The destinations an audience's own events go to, if it names any
+    /// (else they go to their source's).
+    pub fn routes_of(&self, audience: &str) -> Option<&[String]> {
+        self.audiences
+            .iter()
+            .find(|a| a.name == audience)
+            .map(|a| a.destinations.as_slice())
+            .filter(|d| !d.is_empty())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -572,6 +612,35 @@ mod tests {
         let b = parse(changed).unwrap();
         assert_ne!(a.feeds[0].fingerprint, b.feeds[0].fingerprint);
         assert_eq!(a.feeds[1].fingerprint, b.feeds[1].fingerprint);
+    }
+
+    #[test]
+    fn an_audience_routes_only_to_configured_destinations_and_routing_keeps_its_state() {
+        let mut routed = example();
+        routed["audiences"][0]["destinations"] = json!(["braze", "hook"]);
+        let c = parse(routed.clone()).unwrap();
+        let known = |d: &str| ["braze", "hook"].contains(&d);
+        assert_eq!(c.check_destinations(known), Ok(()));
+        assert_eq!(
+            c.routes_of("hot_shoppers"),
+            Some(&["braze".to_owned(), "hook".to_owned()][..])
+        );
+        assert_eq!(c.routes_of("big_spenders"), None, "the source's");
+        assert_eq!(c.routes_of("nope"), None);
+        let e = c.check_destinations(|d| d == "braze").unwrap_err();
+        assert_eq!(e.code(), "unknown_destination");
+        assert_eq!(
+            e.to_string(),
+            r#"audience "hot_shoppers" routes to destination "hook", which is not in SLUICE_DESTINATIONS"#
+        );
+        let plain = parse(example()).unwrap();
+        assert_eq!(
+            plain.audience_fingerprints, c.audience_fingerprints,
+            "routing is not part of the definition's version"
+        );
+        assert_eq!(plain.feeds, c.feeds);
+        routed["audiences"][0]["destinations"] = json!("braze");
+        assert_eq!(parse(routed).unwrap_err().code(), "invalid_definitions");
     }
 
     fn deep() -> serde_json::Value {

@@ -6,6 +6,7 @@
 //! | page | `[Amplitude] Page Viewed` with `[Amplitude] Page URL` / `Path` / `Domain` / `Title` / `Location` (the Browser SDK's own names) |
 //! | screen | `[Amplitude] Screen Viewed` with `[Amplitude] Screen Name` |
 //! | identify | `$identify` with `user_properties: {"$set": traits}` |
+//! | `Audience Entered` / `Audience Exited` | `$identify` with `user_properties: {"$set": {<audience>: true / false}}` ([`super::audience`]) |
 //! | group | `$identify` with `groups: {<group_type>: groupId}` and the same as a user property, as Amplitude's `setGroup` does (when `group_type` is configured) |
 //! | alias | not sent: Amplitude links users through `device_id` |
 //!
@@ -162,6 +163,11 @@ fn page_properties(event: &Event) -> Object {
 /// The event body before identity and context: `(event_type, extra fields)`.
 fn shape(config: &AmplitudeConfig, event: &Event) -> Result<Object, String> {
     let mut out = Object::new();
+    if let Some(m) = super::audience::membership(event) {
+        out.insert("event_type".into(), "$identify".into());
+        out.insert("user_properties".into(), json!({ "$set": m.flag() }));
+        return Ok(out);
+    }
     match event.kind {
         EventType::Track => {
             let name = event
@@ -526,6 +532,34 @@ impl Amplitude {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_audience_change_is_an_identify_setting_its_flag() {
+        let config: AmplitudeConfig = serde_json::from_value(json!({"api_key": "k"})).unwrap();
+        let events: Vec<Event> = serde_json::from_value(json!([
+            {"type": "track", "messageId": "aud-1", "anonymousId": "device-1", "event": "Audience Entered",
+             "timestamp": "2026-01-01T00:00:00.000Z", "properties": {"audience": "vip", "traits": {"views": 3}}},
+            {"type": "track", "messageId": "aud-2", "userId": "user-1", "event": "Audience Exited",
+             "timestamp": "2026-01-01T00:00:01.000Z", "properties": {"audience": "vip"}},
+        ]))
+        .unwrap();
+        let encoded = Amplitude::encode(&config, &events, 0);
+        assert!(encoded.skipped.is_empty(), "{:?}", encoded.skipped);
+        let body: Value = serde_json::from_slice(&encoded.requests[0].body).unwrap();
+        assert_eq!(
+            encoded.requests[0].url,
+            "https://api2.amplitude.com/2/httpapi"
+        );
+        assert_eq!(
+            body,
+            json!({"api_key": "k", "events": [
+                {"event_type": "$identify", "user_properties": {"$set": {"vip": true}},
+                 "device_id": "device-1", "time": 1_767_225_600_000_i64, "insert_id": "aud-1"},
+                {"event_type": "$identify", "user_properties": {"$set": {"vip": false}},
+                 "user_id": "user-1", "time": 1_767_225_601_000_i64, "insert_id": "aud-2"}
+            ]})
+        );
+    }
 
     #[test]
     fn a_429_naming_no_one_backs_off_the_whole_request() {

@@ -6,6 +6,7 @@
 //! | page | `$mp_web_page_view` with `$current_url`, `current_page_title`, `current_domain`, `current_url_path`, `current_url_search` |
 //! | screen | `Loaded a Screen` with `name` |
 //! | identify | profile `$set` to `/engage` (a separate request); traits `email`, `name`, `firstName`, `lastName`, `phone`, `avatar`, `createdAt`, `username` become `$email`, `$name`, … |
+//! | `Audience Entered` / `Audience Exited` with a userId | profile `$set` of `{<audience>: true / false}` to `/engage` ([`super::audience`]); without a userId, imported as a track event |
 //! | alias | `$merge` of `previousId` and `userId` (original ID merge only; with simplified ID merge Mixpanel links ids through `$device_id` / `$user_id` on every event) |
 //! | group | group profile `$set` of the traits to `/groups` under the configured `group_key` (skipped without one) |
 //!
@@ -299,6 +300,14 @@ fn profile_set(event: &Event) -> Object {
 }
 
 fn map(config: &MixpanelConfig, event: &Event, now_ms: i64) -> Mapped {
+    if let (Some(m), Some(user)) = (super::audience::membership(event), &event.user_id) {
+        return Mapped::Engage(json!({
+            "$token": config.project_token,
+            "$distinct_id": user,
+            "$ip": "0",
+            "$set": m.flag(),
+        }));
+    }
     match event.kind {
         EventType::Track => match event.event.as_deref().filter(|n| !n.is_empty()) {
             Some(name) => Mapped::Import(
@@ -555,6 +564,51 @@ mod tests {
         assert_eq!(derived, insert_id(&e), "stable across retries");
         e.message_id = "has_underscore".into();
         assert_ne!(insert_id(&e), "has_underscore");
+    }
+
+    #[test]
+    fn an_audience_change_of_a_user_is_a_profile_set_of_its_flag() {
+        let config: MixpanelConfig =
+            serde_json::from_value(json!({"project_token": "tok"})).unwrap();
+        let mut entered = Event::new(EventType::Track, "aud-1");
+        entered.event = Some("Audience Entered".into());
+        entered.user_id = Some("u1".into());
+        entered.anonymous_id = Some("d1".into());
+        entered.properties = json!({"audience": "vip", "traits": {"views": 3}})
+            .as_object()
+            .cloned();
+        let mut exited = entered.clone();
+        exited.message_id = "aud-2".into();
+        exited.event = Some("Audience Exited".into());
+        let mut anonymous = entered.clone();
+        anonymous.message_id = "aud-3".into();
+        anonymous.user_id = None;
+        let out = Mixpanel::encode(&config, &[entered, exited, anonymous], 0);
+        assert!(out.skipped.is_empty(), "{:?}", out.skipped);
+        let engage = out
+            .requests
+            .iter()
+            .find(|r| r.url.contains("/engage?"))
+            .unwrap();
+        assert_eq!(engage.url, "https://api.mixpanel.com/engage?verbose=1");
+        assert_eq!(engage.events, [0, 1]);
+        let body: Value = serde_json::from_slice(&engage.body).unwrap();
+        assert_eq!(
+            body,
+            json!([
+                {"$token": "tok", "$distinct_id": "u1", "$ip": "0", "$set": {"vip": true}},
+                {"$token": "tok", "$distinct_id": "u1", "$ip": "0", "$set": {"vip": false}}
+            ])
+        );
+        let import = out
+            .requests
+            .iter()
+            .find(|r| r.url.contains("/import?"))
+            .unwrap();
+        assert_eq!(import.events, [2], "no profile without a user: the event");
+        let body: Value = serde_json::from_slice(&import.body).unwrap();
+        assert_eq!(body[0]["event"], "Audience Entered");
+        assert_eq!(body[0]["properties"]["distinct_id"], "$device:d1");
     }
 
     #[test]

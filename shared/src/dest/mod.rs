@@ -36,7 +36,9 @@
 //! signals, ids derived from the messageId, [`common::Problem`]),
 //! [`batching`] (packing by count and bytes, framing, requests, verdicts
 //! from statuses), [`url`] (base URLs, percent-encoding, redaction),
-//! [`identifiers`] (normalise and hash), [`retry_after_ms`] (the one
+//! [`identifiers`] (normalise and hash), [`audience`] (Sluice's `Audience
+//! Entered` / `Audience Exited` as a profile flag, for the vendors with user
+//! profiles), [`retry_after_ms`] (the one
 //! `Retry-After` parser), [`shape`] (each vendor's documented request shape,
 //! checked by the tests).
 //!
@@ -66,6 +68,8 @@ use serde::de::DeserializeOwned;
 
 #[cfg(feature = "dest")]
 pub mod amplitude;
+#[cfg(feature = "dest")]
+pub mod audience;
 #[cfg(feature = "dest")]
 pub mod batching;
 #[cfg(feature = "dest")]

@@ -13,6 +13,10 @@
 //! - load: a sustained rate for 60 s through the whole local pipeline:
 //!   accepted, stored, lost, duplicates, latency to D1 and the lake
 //!   (`sluice_e2e::load`).
+//! - audiences: from the event that makes a person enter an audience to the
+//!   audience in the collector's answer, in the profile API and as `Audience
+//!   Entered` at a webhook; the state a person's object stores; what
+//!   audiences add to the cost per million events.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a panic is a failed run
 
 use serde_json::{json, Value};
@@ -524,6 +528,149 @@ async fn delivery() {
     println!("Latency from POST to visible in D1, 50 single events one after another: p50 {:.0} ms, p99 {:.0} ms.", ms[ms.len() / 2], ms[ms.len() * 99 / 100]);
 }
 
+// ---------------------------------------------------------------- audiences
+
+/// The README's example definitions (2 traits, 2 audiences), on the cost mix's events.
+const AUDIENCES: &str = r#"{ "traits": [
+    { "name": "lifetime_revenue", "kind": "sum", "property": "revenue", "event": "Order Completed",
+      "purposes": ["personalization"], "browser_visible": true },
+    { "name": "views_7d", "kind": "count", "event": "Product Viewed", "window_s": 604800,
+      "where": [{ "property": "category", "op": "eq", "value": "Kitchen" }], "purposes": ["personalization"] } ],
+  "audiences": [
+    { "name": "hot_shoppers", "purposes": ["personalization"], "browser_visible": true,
+      "when": { "all": [
+        { "did": { "event": "Product Viewed", "times": 3, "within_s": 604800 } },
+        { "did_not": { "event": "Order Completed", "within_s": 604800 } } ] } },
+    { "name": "big_spenders", "purposes": ["personalization"],
+      "when": { "any": [
+        { "trait": { "name": "lifetime_revenue", "op": "gte", "value": 500 } },
+        { "profile": { "name": "plan", "op": "eq", "value": "vip" } } ] } } ] }"#;
+
+fn percentiles(mut ms: Vec<f64>) -> String {
+    ms.sort_by(|a, b| a.total_cmp(b));
+    format!(
+        "p50 {:.0} ms, p99 {:.0} ms",
+        ms[ms.len() / 2],
+        ms[(ms.len() * 99 / 100).min(ms.len() - 1)]
+    )
+}
+
+/// Per person: two product views, then the third (timed): its answer, the
+/// profile API, and `Audience Entered` at a webhook.
+async fn audience_latency(people: usize) {
+    use sluice_e2e::{Behaviour, Receiver};
+    let hook = Receiver::start("bench-secret", Behaviour::Healthy);
+    let stack = Stack::start_with(&[
+        ("SLUICE_SOURCES", &json!([{"name": "demo", "write_key": "demo-write-key", "allowed_origins": [], "consent": {"regime": "opt_in"},
+                                    "destinations": ["hook"], "rate_limit": {"requests_per_second": 1e9, "burst": 1_000_000_000}}]).to_string()),
+        ("SLUICE_DESTINATIONS", &json!([{"name": "hook", "kind": "webhook", "url": hook.url(), "secret_var": "HOOK_SECRET"}]).to_string()),
+        ("HOOK_SECRET", "bench-secret"),
+        ("SLUICE_AUDIENCES", AUDIENCES),
+    ]);
+    let (status, _) = stack.request("GET", "/v1/batch", &[], b"");
+    assert_eq!(status, 405);
+    let run = std::process::id();
+    let view = |p: usize, k: usize| {
+        json!({"batch": [{"type": "track", "messageId": format!("aud-bench-{run}-{p}-{k}"), "anonymousId": format!("bench-person-{run}-{p}"),
+                          "event": "Product Viewed", "properties": {"category": "Kitchen", "sku": "MUG-001"},
+                          "context": {"consent": {"categories": {"analytics": "granted", "personalization": "granted"}}}}]})
+    };
+    let (mut answer_ms, mut profile_ms, mut webhook_ms) = (Vec::new(), Vec::new(), Vec::new());
+    for p in 0..people {
+        for k in 0..2 {
+            let (status, _) =
+                stack.post_json("/v1/batch?writeKey=demo-write-key", &[], &view(p, k));
+            assert_eq!(status, 200);
+        }
+        let person = format!("bench-person-{run}-{p}");
+        let t0 = Instant::now();
+        let (status, answer) =
+            stack.post_json("/v1/batch?writeKey=demo-write-key", &[], &view(p, 2));
+        answer_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(status, 200);
+        assert_eq!(
+            answer["profile"]["audiences"],
+            json!(["hot_shoppers"]),
+            "{answer}"
+        );
+        let member = |body: &Value| {
+            body["audiences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|a| a["name"] == "hot_shoppers" && a["member"] == true)
+        };
+        let profiled = eventually(
+            "the audience in the profile API",
+            Duration::from_secs(30),
+            || async {
+                let (status, body) = stack.admin(
+                    "GET",
+                    &format!("/v1/profiles/{person}"),
+                    "dev-admin-token",
+                    None,
+                );
+                (status == 200 && member(&body)).then(|| t0.elapsed())
+            },
+        )
+        .await;
+        profile_ms.push(profiled.as_secs_f64() * 1000.0);
+        let at = eventually(
+            "Audience Entered at the webhook",
+            Duration::from_secs(60),
+            || async {
+                hook.received().iter().find_map(|r| {
+                    let batch = r.body["batch"].as_array()?;
+                    batch
+                        .iter()
+                        .any(|e| {
+                            e["event"] == "Audience Entered" && e["anonymousId"] == person.as_str()
+                        })
+                        .then_some(r.at)
+                })
+            },
+        )
+        .await;
+        webhook_ms.push(at.duration_since(t0).as_secs_f64() * 1000.0);
+    }
+    println!("On `wrangler dev` (local Queues with a 1 s batch window), {people} people one after another, each entering `hot_shoppers` with their third product view (single-event requests):");
+    println!(
+        "- in the collector's answer to that view (the request's round trip): {};",
+        percentiles(answer_ms)
+    );
+    println!("- in `GET /v1/profiles/{{id}}` (from sending the view to the first answer showing it): {};", percentiles(profile_ms));
+    println!("- `Audience Entered` at a webhook on loopback (Queue → dedup → fan-out → deliveries Queue → webhook): {}.", percentiles(webhook_ms));
+    let stored = sluice_e2e::cost::person_storage(&stack);
+    println!(
+        "State per person after 3 views (2 traits, 2 audiences): {} objects, record {:.0} bytes as stored, SQLite file {:.0} bytes.",
+        stored.people, stored.record_bytes, stored.file_bytes
+    );
+}
+
+/// The cost mix with and without the example definitions.
+async fn audience_cost(events: usize) {
+    use sluice_e2e::cost;
+    let plain = cost::measure("D1 hot window", true, events).await;
+    let with = cost::measure_with(
+        "D1 hot window + audiences",
+        true,
+        events,
+        &[("SLUICE_AUDIENCES", AUDIENCES)],
+    )
+    .await;
+    let total = |m: &cost::Measured| -> f64 { cost::per_million_total(&m.usage) };
+    let added = total(&with) - total(&plain);
+    println!(
+        "With the example definitions: {} people kept a state (record {:.0} bytes as stored, SQLite file {:.0} bytes each); {} audience events emitted and delivered.\n",
+        with.people.people, with.people.record_bytes, with.people.file_bytes, with.emitted
+    );
+    let (plain_total, with_total) = (total(&plain), total(&with));
+    cost::report(&[plain, with]);
+    println!(
+        "\nAudiences add ${added:.3} per million events (${plain_total:.3} → ${with_total:.3})."
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
@@ -562,5 +709,17 @@ async fn main() {
     if what == "all" || what == "load" {
         section("Load: a sustained rate through the local pipeline");
         sluice_e2e::load::bench();
+    }
+    if what == "all" || what == "audiences" {
+        section("Audiences");
+        if std::env::var_os("SLUICE_BENCH_SKIP_LATENCY").is_none() {
+            audience_latency(50).await;
+        }
+        // `SLUICE_BENCH_EVENTS` (default 5,000) events per configuration.
+        let events = std::env::var("SLUICE_BENCH_EVENTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5000);
+        audience_cost(events).await;
     }
 }

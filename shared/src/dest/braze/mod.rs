@@ -5,6 +5,7 @@
 //! | identify | one `attributes` object: `email`, `firstName` → `first_name`, `lastName` → `last_name`, `phone`, `gender` (→ `M`/`F`/`O`/`N`/`P`), `birthday` → `dob`, `address.city` → `home_city`, `address.country` → `country`, `avatar` → `image_url`; other traits as custom attributes |
 //! | track `Order Completed` with `products` | one `purchases` object per product: `product_id` (else `sku`), `currency` (the order's, else USD), `price`, `quantity` (default 1), the product's other fields as `properties` |
 //! | other track | one `events` object: `name`, `time`, `properties` |
+//! | `Audience Entered` / `Audience Exited` | one `attributes` object: the user and the custom attribute `{<audience>: true / false}` ([`super::audience`]) |
 //! | with `ecommerce_events`: `Product Viewed`, `Checkout Started`, `Order Completed`, `Order Refunded`, `Order Cancelled` | `ecommerce.product_viewed`, `ecommerce.checkout_started`, `ecommerce.order_placed`, `ecommerce.order_refunded`, `ecommerce.order_cancelled` with Braze's schema (`order_id`, `total_value`, `currency`, `products[]` of `product_id`, `product_name`, `variant_id`, `quantity`, `price`, `source`); an event missing a required field is skipped, naming it |
 //! | page / screen | an event `Page Viewed` / `Screen Viewed` when `send_pages` is on; skipped otherwise |
 //! | group, alias | not sent (skipped with a reason) |
@@ -294,6 +295,11 @@ fn map(config: &BrazeConfig, event: &Event, now_ms: i64) -> Result<Mapped, Strin
         objects: vec![to_bytes(&v)],
         key: None,
     };
+    if let Some(m) = super::audience::membership(event) {
+        let mut attrs = id;
+        attrs.extend(m.flag());
+        return Ok(one(Array::Attributes, attrs.into()));
+    }
     match event.kind {
         EventType::Identify => Ok(one(Array::Attributes, attributes(event, id).into())),
         EventType::Track => {
@@ -558,5 +564,41 @@ impl Braze {
             body: to_bytes(&json!({ "external_ids": [user_id] })),
             events: Vec::new(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_audience_change_is_an_attributes_object_with_its_flag() {
+        let config: BrazeConfig = serde_json::from_value(
+            json!({"rest_api_key": "key", "rest_endpoint": "https://rest.fra-01.braze.eu"}),
+        )
+        .unwrap();
+        let events: Vec<Event> = serde_json::from_value(json!([
+            {"type": "track", "messageId": "aud-1", "userId": "user-1", "event": "Audience Entered",
+             "properties": {"audience": "vip", "traits": {"views": 3}}},
+            {"type": "track", "messageId": "aud-2", "anonymousId": "device-1", "event": "Audience Exited",
+             "properties": {"audience": "vip"}},
+        ]))
+        .unwrap();
+        let encoded = Braze::encode(&config, &events, 0);
+        assert!(encoded.skipped.is_empty(), "{:?}", encoded.skipped);
+        assert_eq!(encoded.requests.len(), 1);
+        assert_eq!(
+            encoded.requests[0].url,
+            "https://rest.fra-01.braze.eu/users/track"
+        );
+        let body: Value = serde_json::from_slice(&encoded.requests[0].body).unwrap();
+        assert_eq!(
+            body,
+            json!({"attributes": [
+                {"external_id": "user-1", "vip": true},
+                {"user_alias": {"alias_name": "device-1", "alias_label": "anonymous_id"},
+                 "_update_existing_only": false, "vip": false}
+            ]})
+        );
     }
 }
