@@ -73,15 +73,7 @@ fn id_string(v: &JsValue) -> Option<String> {
 /// this path serves every call.
 #[inline(never)]
 fn emit(kind: &'static str, options: &JsValue, fill: &dyn Fn(&Object)) -> Result<JsValue, JsValue> {
-    sdk::with(|s| match s.draft(kind, options, fill) {
-        Some(d) => {
-            let id = d.id.clone();
-            s.submit(d);
-            id
-        }
-        None => JsValue::UNDEFINED,
-    })
-    .ok_or_else(not_loaded)
+    sdk::with(|s| s.record(kind, options, fill)).ok_or_else(not_loaded)
 }
 
 /// Initialise with the source's write key and options.
@@ -94,10 +86,10 @@ pub fn load(write_key: JsValue, options: JsValue) -> Result<(), JsValue> {
     }
     let track_pages = opts.track_pages;
     let s = Sdk::new(&key, opts);
-    if let Some(endpoint) = s.opts.id_endpoint.clone() {
-        server_id(endpoint, s.anonymous_id.clone());
+    if let Some((endpoint, id)) = s.id_endpoint() {
+        server_id(endpoint, id);
     }
-    crate::audiences::restore(&s.store);
+    crate::audiences::restore(s.store());
     sdk::install(s);
     consent::watch_cmps(apply_consent);
     if track_pages {
@@ -152,11 +144,7 @@ pub fn page(a: JsValue, b: JsValue, c: JsValue, d: JsValue) -> Result<JsValue, J
         _ => (None, None, a, b),
     };
     let props = opt_object(&props, "properties")?;
-    let ctx_page = sdk::with(|s| {
-        s.last_page = crate::pages::current_key();
-        s.page_ctx.clone()
-    })
-    .ok_or_else(not_loaded)?;
+    let ctx_page = sdk::with(Sdk::page_viewed).ok_or_else(not_loaded)?;
     emit("page", &options, &|e| {
         let p = Object::assign(&Object::new(), &ctx_page);
         if props.is_object() {
@@ -201,7 +189,7 @@ pub fn identify(user_id: JsValue, traits: JsValue, options: JsValue) -> Result<J
     }
     let traits = opt_object(&traits, "traits")?;
     sdk::with(|s| s.set_user(uid, &traits)).ok_or_else(not_loaded)?;
-    let all = sdk::with(|s| s.traits.clone()).unwrap_or(JsValue::UNDEFINED);
+    let all = sdk::with(|s| s.traits()).unwrap_or(JsValue::UNDEFINED);
     emit("identify", &options, &|e| set(e, "traits", all.clone()))
 }
 
@@ -221,7 +209,7 @@ pub fn group(group_id: JsValue, traits: JsValue, options: JsValue) -> Result<JsV
 pub fn alias(user_id: JsValue, previous_id: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
     let uid = id_string(&user_id).ok_or_else(|| bad("alias needs the new user id"))?;
     let previous = id_string(&previous_id)
-        .or_else(|| sdk::with(|s| s.user_id.clone().unwrap_or_else(|| s.anonymous_id.clone())))
+        .or_else(|| sdk::with(|s| s.previous_id()))
         .ok_or_else(not_loaded)?;
     let id = emit("alias", &options, &|e| {
         set(e, "userId", uid.as_str());
@@ -240,31 +228,17 @@ pub fn reset() -> Result<(), JsValue> {
 /// `{ anonymousId, userId, traits }`.
 #[wasm_bindgen]
 pub fn user() -> Result<JsValue, JsValue> {
-    sdk::with(|s| {
-        let u = Object::new();
-        set(&u, "anonymousId", s.anonymous_id.as_str());
-        set(
-            &u,
-            "userId",
-            s.user_id.clone().map_or(JsValue::NULL, JsValue::from),
-        );
-        set(&u, "traits", s.traits.clone());
-        u.into()
-    })
-    .ok_or_else(not_loaded)
+    sdk::with(|s| s.user_js().into()).ok_or_else(not_loaded)
 }
 
 /// The visitor's anonymousId.
 #[wasm_bindgen(js_name = anonymousId)]
 pub fn anonymous_id() -> Result<String, JsValue> {
-    sdk::with(|s| s.anonymous_id.clone()).ok_or_else(not_loaded)
+    sdk::with(|s| s.anonymous_id()).ok_or_else(not_loaded)
 }
 
 fn apply_consent(update: sluice_shared::consent::Consent) {
-    let Some(Some((listeners, now))) = sdk::with(|s| {
-        s.update_consent(update)
-            .then(|| (s.listeners.clone(), consent::to_js(&s.consent)))
-    }) else {
+    let Some(Some((listeners, now))) = sdk::with(|s| s.consent_changed(update)) else {
         return; // not loaded, or nothing changed
     };
     let cats = js::get(&now, "categories");
@@ -294,18 +268,13 @@ pub fn consent_set(categories: JsValue) -> Result<(), JsValue> {
 /// `consent.get()`: the current consent, as sent in `context.consent`.
 #[wasm_bindgen(js_name = consentGet)]
 pub fn consent_get() -> Result<JsValue, JsValue> {
-    sdk::with(|s| {
-        let c = consent::to_js(&s.consent);
-        set(&c, "known", s.consent_known);
-        c.into()
-    })
-    .ok_or_else(not_loaded)
+    sdk::with(|s| s.consent_js().into()).ok_or_else(not_loaded)
 }
 
 /// `consent.on(callback)`: called with the new consent after every change.
 #[wasm_bindgen(js_name = consentOn)]
 pub fn consent_on(callback: js_sys::Function) -> Result<(), JsValue> {
-    sdk::with(|s| s.listeners.push(callback)).ok_or_else(not_loaded)
+    sdk::with(|s| s.on_consent(callback)).ok_or_else(not_loaded)
 }
 
 /// `audiences()`: the (browser-visible) audiences the visitor is in, as of
@@ -337,7 +306,7 @@ pub fn on(kind: JsValue, callback: JsValue) -> Result<(), JsValue> {
 /// `debug(true)`: log every decision to the console.
 #[wasm_bindgen]
 pub fn debug(on: bool) -> Result<(), JsValue> {
-    sdk::with(|s| s.debug = on).ok_or_else(not_loaded)
+    sdk::with(|s| s.set_debug(on)).ok_or_else(not_loaded)
 }
 
 /// Replaying calls queued before load: events made from now on carry this
@@ -357,10 +326,11 @@ pub fn flush() {
 #[wasm_bindgen]
 pub fn stats() -> Result<JsValue, JsValue> {
     sdk::with(|s| {
+        let (queued, inflight, dropped) = s.stats();
         let o = Object::new();
-        set(&o, "queued", s.queue.len() as u32);
-        set(&o, "inflight", s.queue.inflight as u32);
-        set(&o, "dropped", s.queue.dropped);
+        set(&o, "queued", queued as u32);
+        set(&o, "inflight", inflight as u32);
+        set(&o, "dropped", dropped);
         o.into()
     })
     .ok_or_else(not_loaded)

@@ -43,7 +43,7 @@ pub fn answered(profile: JsValue) {
     }
     let old = PROFILE.with(|p| p.replace(profile.clone()));
     if let Some(text) = js::stringify(&profile) {
-        crate::sdk::with(|s| s.store.local_set(PROFILE_KEY, &text));
+        crate::sdk::with(|s| s.store().local_set(PROFILE_KEY, &text));
     }
     if names(&old) == names(&profile) {
         return;

@@ -214,7 +214,7 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
         "invalid_argument"
     );
 
-    let persisted = sdk::with(|s| s.queue.persisted(0)).unwrap();
+    let persisted = sdk::with(|s| s.queue().persisted(0)).unwrap();
     let body = [
         "{\"batch\":",
         &persisted,
@@ -306,7 +306,7 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
     // A change of consent emits one `Consent Updated` and tells listeners once;
     // the same consent reported again (CMPs re-report) emits nothing.
     let updates = || {
-        sdk::with(|s| s.queue.persisted(0))
+        sdk::with(|s| s.queue().persisted(0))
             .unwrap()
             .matches("Consent Updated")
             .count()
@@ -320,7 +320,7 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
         "utm_* is analytics attribution; a click id needs marketing consent"
     );
     assert!(ctx.get("gclid").is_none(), "{ctx:?}");
-    let stored = || sdk::with(|s| s.store.get("sluice_clk")).unwrap();
+    let stored = || sdk::with(|s| s.store().get("sluice_clk")).unwrap();
     assert_eq!(
         stored(),
         None,
@@ -356,7 +356,7 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
     .unwrap();
     let queued = |name: &str| {
         let all: Vec<serde_json::Value> =
-            serde_json::from_str(&sdk::with(|s| s.queue.persisted(0)).unwrap()).unwrap();
+            serde_json::from_str(&sdk::with(|s| s.queue().persisted(0)).unwrap()).unwrap();
         all.into_iter().rev().find(|e| e["event"] == name).unwrap()["context"].clone()
     };
     let with = queued("With Marketing");

@@ -93,20 +93,6 @@ pub fn from_js(v: &JsValue) -> Result<Consent, JsValue> {
     Ok(c)
 }
 
-/// Merge `update` into `current`: its purposes replace the old ones.
-pub fn merge(current: &mut Consent, update: Consent) {
-    for (p, s) in update.categories {
-        current.categories.insert(p, s);
-    }
-    current.source = update.source;
-    if update.tc_string.is_some() {
-        current.tc_string = update.tc_string;
-    }
-    if update.gpp_string.is_some() {
-        current.gpp_string = update.gpp_string;
-    }
-}
-
 /// `navigator.globalPrivacyControl`.
 pub fn gpc() -> bool {
     let nav = js::get(&js::global(), "navigator");

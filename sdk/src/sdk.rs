@@ -1,13 +1,19 @@
-//! The SDK's state and its decisions: build events, gate them on consent,
-//! queue, flush, retry, persist. One instance per page.
+//! The SDK's state, wired to the host: build events, pass them through the
+//! consent gate ([`crate::gate`]), queue, send when the scheduler says
+//! ([`crate::schedule`]), retry, persist. Who the visitor is lives in
+//! [`crate::identity`]. Those decide and are tested natively; this module
+//! carries their decisions out (storage, timers, requests, logs). One
+//! instance per page; `api.rs` reaches it only through its methods.
 
 use crate::consent;
 use crate::context;
+use crate::gate::{Gate, Verdict as Gated};
 use crate::global::globals;
+use crate::identity::{Identity, Write};
 use crate::js::{self, set};
 use crate::json;
 use crate::json::cat;
-use crate::options::{Options, Pending, StorageMode};
+use crate::options::{Options, StorageMode};
 use crate::prelude::*;
 use crate::queue::{self, Item, Queue};
 use crate::retry::{self, Verdict};
@@ -17,22 +23,18 @@ use crate::storage::{self, Store};
 use crate::{pages, tabs, transport};
 use core::cell::{Cell, RefCell};
 use js_sys::Object;
-use sluice_shared::consent::{Consent, Purpose, Regime, Source};
+use sluice_shared::consent::{Consent, Purpose, Source};
 use sluice_shared::text::decimal;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-const ANON_KEY: &str = "sluice_aid";
-const USER_KEY: &str = "sluice_uid";
-const TRAITS_KEY: &str = "sluice_traits";
+use crate::identity::{ANON_KEY, TRAITS_KEY, USER_KEY};
 const SESSION_KEY: &str = "sluice_session";
 const CONSENT_KEY: &str = "sluice_consent";
 /// The ad clicks kept for later pages (`sluice_shared::match_keys::clicks`).
 const CLICKS_KEY: &str = "sluice_clk";
 /// How often the vendors' cookies are read again (a pixel may set them late).
 const MATCH_KEYS_EVERY_MS: f64 = 1000.0;
-/// Most calls held while waiting for consent.
-const MAX_PENDING: usize = 1000;
 /// A queue this long is persisted at most once per `PERSIST_LARGE_EVERY_MS`.
 const LARGE_QUEUE: usize = 200;
 const PERSIST_LARGE_EVERY_MS: f64 = 1000.0;
@@ -42,12 +44,13 @@ const SESSION_SAVE_EVERY_MS: f64 = 5000.0;
 const ADOPT_EVERY_MS: i32 = 5000;
 
 pub struct Sdk {
-    pub opts: Options,
+    opts: Options,
     url: String,
     beacon_url: String,
     auth: String,
-    pub store: Store,
-    pub anonymous_id: String,
+    store: Store,
+    /// anonymousId, userId, traits.
+    identity: Identity,
     /// A per-page id for events sent without identifiers (never stored).
     page_id: String,
     /// messageIds are `<a random UUID of this page>-<n>`: unique like a UUID
@@ -57,14 +60,11 @@ pub struct Sdk {
     id_seq: u32,
     /// The last automatic timestamp: events made in the same millisecond share it.
     last_time: (f64, String),
-    pub user_id: Option<String>,
-    pub traits: JsValue,
     session: Option<Session>,
-    pub consent: Consent,
-    pub consent_known: bool,
-    pub listeners: Vec<js_sys::Function>,
-    pending: Vec<Draft>,
-    pub queue: Queue,
+    /// The consent, whether it is known, and the events waiting for it.
+    gate: Gate<Draft>,
+    listeners: Vec<js_sys::Function>,
+    queue: Queue,
     tab_key: String,
     /// When to send (the request in flight, backoff, the flush timer).
     sched: Scheduler,
@@ -83,14 +83,12 @@ pub struct Sdk {
     session_saved_ms: f64,
     persist_scheduled: bool,
     stable: Object,
-    pub page_ctx: Object,
+    page_ctx: Object,
     campaign: Option<Object>,
     /// `stable`, `page_ctx` and `campaign` as JSON members, made once per page.
     context_json: Rc<str>,
-    pub last_page: String,
-    pub debug: bool,
-    /// `user_id` as JSON (it is the page's string: escaped by `JSON.stringify`).
-    user_id_json: Option<String>,
+    last_page: String,
+    debug: bool,
     /// The match keys the consent allows (`sluice_shared::match_keys`), as
     /// JSON members, and when they were read.
     keys_json: String,
@@ -106,7 +104,7 @@ pub struct Sdk {
 pub struct Draft {
     kind: &'static str,
     /// Its messageId (returned to the page).
-    pub id: JsValue,
+    id: JsValue,
     /// `,"messageId":…,"timestamp":…` and the call's own fields, each after a comma.
     members: String,
     /// The automatic context (library, page, campaign, …) when the call was made.
@@ -157,13 +155,19 @@ fn set_timeout(ms: f64, f: impl FnOnce() + 'static) {
     );
 }
 
-fn purpose_allowed(c: &Consent, p: &Purpose) -> bool {
-    sluice_shared::consent::allows(Some(c), p, Regime::OptIn)
+/// Carry out what an identity transition asks of storage.
+fn apply(store: &mut Store, writes: &[Write]) {
+    for w in writes {
+        match w {
+            Write::Set(k, v) => store.set(k, v),
+            Write::Remove(k) => store.remove(k),
+        }
+    }
 }
 
 impl Sdk {
     /// Set up from `load(writeKey, options)`.
-    pub fn new(write_key: &str, opts: Options) -> Sdk {
+    pub fn new(write_key: &str, mut opts: Options) -> Sdk {
         let window = js::global();
         let origin = js::location("origin").unwrap_or_default();
         let host = if opts.api_host.is_empty() {
@@ -191,41 +195,38 @@ impl Sdk {
             opts.cookie_same_site.clone(),
             opts.cookie_secure,
         );
-        let mut consent = Consent {
-            gpc: consent::gpc(),
-            policy_version: opts.policy_version.clone(),
-            ..Consent::default()
-        };
-        let mut consent_known = opts.consent_default_granted;
-        if consent_known {
-            for p in &opts.consent_required {
-                consent.set(p.clone(), sluice_shared::consent::State::Granted);
-            }
-        }
         // A choice stored by an earlier visit (only where storage was allowed then).
-        if let Some(saved) = store
+        let stored = store
             .get(CONSENT_KEY)
             .and_then(|s| js_sys::JSON::parse(&s).ok())
-        {
-            if let Ok(c) = consent::from_js(&saved) {
-                consent::merge(&mut consent, c);
-                consent_known = true;
-            }
-        }
+            .and_then(|saved| consent::from_js(&saved).ok());
+        let gate = Gate::new(
+            Consent {
+                gpc: consent::gpc(),
+                policy_version: opts.policy_version.clone(),
+                ..Consent::default()
+            },
+            opts.consent_default_granted,
+            stored,
+            opts.consent_pending,
+            core::mem::take(&mut opts.consent_required),
+        );
         if opts.storage == StorageMode::None {
-            let storage_ok = consent_known && purpose_allowed(&consent, &Purpose::Functional);
-            store.set_enabled(storage_ok);
+            store.set_enabled(gate.storage_allowed());
         }
-        let anonymous_id = store
-            .get(ANON_KEY)
-            .filter(|v| storage::valid_id(v))
-            .unwrap_or_else(storage::uuid);
-        store.set(ANON_KEY, &anonymous_id);
-        let user_id_from_store = store.get(USER_KEY);
-        let traits = store
-            .get(TRAITS_KEY)
-            .and_then(|t| js_sys::JSON::parse(&t).ok())
-            .unwrap_or_else(|| Object::new().into());
+        let (identity, write) = Identity::restore(
+            store.get(ANON_KEY),
+            storage::uuid(),
+            match store.get(USER_KEY) {
+                Some(u) => {
+                    let json = json_string(&u);
+                    (Some(u), json)
+                }
+                None => (None, None),
+            },
+            store.get(TRAITS_KEY),
+        );
+        apply(&mut store, &[write]);
         let session = store.get(SESSION_KEY).and_then(|s| Session::parse(&s));
         let tab_key = cat(&[queue::KEY_PREFIX, &storage::uuid()]);
         let stable = context::stable();
@@ -242,18 +243,14 @@ impl Sdk {
             beacon_url,
             auth: cat(&["Basic ", &token]),
             store,
-            anonymous_id,
+            identity,
             page_id: storage::uuid(),
             id_prefix: cat(&[storage::uuid().as_str(), "-"]),
             id_seq: 0,
             last_time: (f64::NAN, String::new()),
-            user_id: None,
-            traits,
             session,
-            consent,
-            consent_known,
+            gate,
             listeners: Vec::new(),
-            pending: Vec::new(),
             queue: Queue::new(opts.max_queue_events),
             tab_key,
             sched: Scheduler::default(),
@@ -269,24 +266,40 @@ impl Sdk {
             context_json: Rc::from(""),
             last_page: pages::current_key(),
             debug: opts.debug,
-            user_id_json: None,
             keys_json: String::new(),
             keys_at: f64::NEG_INFINITY,
             clicks,
             opts,
         };
-        if sdk.consent_known {
+        if sdk.gate.known() {
             sdk.keep_clicks();
         }
-        sdk.set_user_id(user_id_from_store);
         sdk.rebuild_context();
         sdk
+    }
+
+    /// Build, gate and queue an event of `kind` (`fill` adds the call's own
+    /// fields): its messageId, `undefined` if it cannot be serialised.
+    pub fn record(
+        &mut self,
+        kind: &'static str,
+        options: &JsValue,
+        fill: &dyn Fn(&Object),
+    ) -> JsValue {
+        match self.draft(kind, options, fill) {
+            Some(d) => {
+                let id = d.id.clone();
+                self.submit(d);
+                id
+            }
+            None => JsValue::UNDEFINED,
+        }
     }
 
     /// A new event of `kind`: the call's own fields (set by `fill`), its
     /// options and the automatic context, as JSON. `None` when the page's
     /// values cannot be serialised (a cycle, a BigInt).
-    pub fn draft(
+    fn draft(
         &mut self,
         kind: &'static str,
         options: &JsValue,
@@ -377,11 +390,6 @@ impl Sdk {
         self.context_json = Rc::from(json::members(&text));
     }
 
-    fn set_user_id(&mut self, user_id: Option<String>) {
-        self.user_id_json = user_id.as_deref().and_then(json_string);
-        self.user_id = user_id;
-    }
-
     /// Log `draft` when debugging.
     fn log_draft(&self, what: &str, d: &Draft) {
         if self.debug {
@@ -391,31 +399,15 @@ impl Sdk {
     }
 
     /// Decide what happens to a new event: send, hold for consent, or drop.
-    pub fn submit(&mut self, d: Draft) {
-        if !self.consent_known {
-            match self.opts.consent_pending {
-                Pending::Wait => {
-                    if self.pending.len() < MAX_PENDING {
-                        self.log_draft("consent-gated (waiting for consent)", &d);
-                        self.pending.push(d);
-                    } else {
-                        self.log_draft("dropped (too many events waiting for consent)", &d);
-                    }
-                }
-                Pending::Anonymous => self.release(d, true),
-                Pending::Drop => self.log_draft("dropped (consent not yet known)", &d),
+    fn submit(&mut self, d: Draft) {
+        match self.gate.verdict() {
+            Gated::Release => self.release(d, false),
+            Gated::Anonymous => self.release(d, true),
+            Gated::Hold => {
+                self.log_draft("consent-gated (waiting for consent)", &d);
+                self.gate.hold(d);
             }
-            return;
-        }
-        if self
-            .opts
-            .consent_required
-            .iter()
-            .all(|p| purpose_allowed(&self.consent, p))
-        {
-            self.release(d, false);
-        } else {
-            self.log_draft("dropped (no consent for the required purposes)", &d);
+            Gated::Drop(why) => self.log_draft(why, &d),
         }
     }
 
@@ -439,7 +431,7 @@ impl Sdk {
         let anonymous_id = if anonymous {
             &self.page_id
         } else {
-            &self.anonymous_id
+            self.identity.anonymous_id()
         };
         json::push_all(
             &mut out,
@@ -454,7 +446,7 @@ impl Sdk {
             ],
         );
         if !anonymous {
-            match &self.user_id_json {
+            match self.identity.user_id_json() {
                 Some(u) if !d.own_user_id => json::push_all(&mut out, &[",\"userId\":", u]),
                 _ => {}
             }
@@ -476,7 +468,7 @@ impl Sdk {
             }
             json::push_members(&mut ctx, &self.keys_json);
         }
-        let consent = &self.consent;
+        let consent = self.gate.consent();
         let consent = self.consent_json.get_or_insert_with(|| {
             js::stringify(&consent::to_js(consent).into()).unwrap_or_else(|| "{}".into())
         });
@@ -514,7 +506,7 @@ impl Sdk {
     /// The consent is known: store the clicks with marketing consent,
     /// remove them without it.
     fn keep_clicks(&mut self) {
-        if purpose_allowed(&self.consent, &Purpose::Marketing) && !self.clicks.is_empty() {
+        if self.gate.allows(&Purpose::Marketing) && !self.clicks.is_empty() {
             let clicks = self.clicks.clone();
             self.store.set(CLICKS_KEY, &clicks);
         } else {
@@ -533,8 +525,8 @@ impl Sdk {
                 cookies: cookies.as_deref().unwrap_or_default(),
                 clicks: &self.clicks,
             },
-            purpose_allowed(&self.consent, &Purpose::Marketing),
-            purpose_allowed(&self.consent, &Purpose::Analytics),
+            self.gate.allows(&Purpose::Marketing),
+            self.gate.allows(&Purpose::Analytics),
         );
     }
 
@@ -548,28 +540,22 @@ impl Sdk {
     /// Consent reported: remember it, release or drop what was waiting, start
     /// or stop storage. False when it changed nothing already known (CMPs
     /// report the same choice again), and then nothing is done.
-    pub fn update_consent(&mut self, update: Consent) -> bool {
-        let before = self.consent.clone();
-        consent::merge(&mut self.consent, update);
-        if self.consent_known && self.consent == before {
+    fn update_consent(&mut self, update: Consent) -> bool {
+        let Some(held) = self.gate.update(update, js::iso_now()) else {
             return false;
-        }
+        };
         self.consent_json = None;
         self.keys_at = f64::NEG_INFINITY; // what may be sent changed
-        self.consent.updated_at = Some(js::iso_now());
-        self.consent_known = true;
         if self.opts.storage == StorageMode::None {
-            self.store
-                .set_enabled(purpose_allowed(&self.consent, &Purpose::Functional));
+            self.store.set_enabled(self.gate.storage_allowed());
             if self.store.writes_allowed() {
-                let id = self.anonymous_id.clone();
-                self.store.set(ANON_KEY, &id);
+                apply(&mut self.store, &[self.identity.anonymous_write()]);
             }
         }
         self.keep_clicks();
-        if self.consent.source == Source::Explicit {
+        if self.gate.consent().source == Source::Explicit {
             let cats = Object::new();
-            for (p, s) in self.consent.categories.iter() {
+            for (p, s) in self.gate.consent().categories.iter() {
                 js::set_dyn(
                     &cats,
                     p.as_str(),
@@ -580,10 +566,89 @@ impl Sdk {
                 self.store.set(CONSENT_KEY, &text);
             }
         }
-        for d in core::mem::take(&mut self.pending) {
+        for d in held {
             self.submit(d);
         }
         true
+    }
+
+    /// Consent reported: if it changed anything, the consent listeners and
+    /// the consent as the page sees it (for them and the `Consent Updated` event).
+    pub fn consent_changed(&mut self, update: Consent) -> Option<(Vec<js_sys::Function>, Object)> {
+        self.update_consent(update)
+            .then(|| (self.listeners.clone(), consent::to_js(self.gate.consent())))
+    }
+
+    /// `consent.get()`: the consent as sent, and whether it is known.
+    pub fn consent_js(&self) -> Object {
+        let c = consent::to_js(self.gate.consent());
+        set(&c, "known", self.gate.known());
+        c
+    }
+
+    /// `consent.on(callback)`.
+    pub fn on_consent(&mut self, f: js_sys::Function) {
+        self.listeners.push(f);
+    }
+
+    pub fn set_debug(&mut self, on: bool) {
+        self.debug = on;
+    }
+
+    #[cfg(all(test, target_arch = "wasm32"))]
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// `idEndpoint` and the anonymousId it is to set as a cookie.
+    pub fn id_endpoint(&self) -> Option<(String, String)> {
+        let e = self.opts.id_endpoint.clone()?;
+        Some((e, self.identity.anonymous_id().to_owned()))
+    }
+
+    pub fn anonymous_id(&self) -> String {
+        self.identity.anonymous_id().to_owned()
+    }
+
+    /// `alias`'s default previousId: the userId, else the anonymousId.
+    pub fn previous_id(&self) -> String {
+        self.identity.previous_id().to_owned()
+    }
+
+    /// The traits, as a new object (none if what was stored is not an object).
+    pub fn traits(&self) -> JsValue {
+        js_sys::JSON::parse(self.identity.traits())
+            .ok()
+            .filter(js::is_plain_object)
+            .unwrap_or_else(|| Object::new().into())
+    }
+
+    /// `user()`: `{ anonymousId, userId, traits }`.
+    pub fn user_js(&self) -> Object {
+        let u = Object::new();
+        set(&u, "anonymousId", self.identity.anonymous_id());
+        set(
+            &u,
+            "userId",
+            self.identity.user_id().map_or(JsValue::NULL, JsValue::from),
+        );
+        set(&u, "traits", self.traits());
+        u
+    }
+
+    /// A page view: the current page is seen, and its context for the event.
+    pub fn page_viewed(&mut self) -> Object {
+        self.last_page = pages::current_key();
+        self.page_ctx.clone()
+    }
+
+    /// `stats()`: queued, in flight, dropped.
+    pub fn stats(&self) -> (usize, usize, u32) {
+        (self.queue.len(), self.queue.inflight, self.queue.dropped)
     }
 
     /// Persist soon: at the end of this task for a small queue; at most once
@@ -812,36 +877,28 @@ impl Sdk {
     }
 
     /// `identify`: remember the user and their traits.
-    pub fn set_user(&mut self, user_id: Option<String>, traits: &JsValue) {
-        if let Some(u) = user_id {
-            if self.user_id.as_deref() != Some(u.as_str()) {
-                self.traits = Object::new().into();
-            }
-            self.store.set(USER_KEY, &u);
-            self.set_user_id(Some(u));
+    pub fn set_user(&mut self, user: Option<String>, traits: &JsValue) {
+        if let Some(u) = user {
+            let json = json_string(&u);
+            let w = self.identity.identify(u, json);
+            apply(&mut self.store, &[w]);
         }
         if js::is_plain_object(traits) {
-            Object::assign(
-                &Object::from(self.traits.clone()),
-                &Object::from(traits.clone()),
-            );
-            if let Some(t) = js::stringify(&self.traits) {
-                self.store.set(TRAITS_KEY, &t);
+            let merged =
+                Object::assign(&Object::from(self.traits()), &Object::from(traits.clone()));
+            if let Some(t) = js::stringify(&merged.into()) {
+                let w = self.identity.set_traits(t);
+                apply(&mut self.store, &[w]);
             }
         }
     }
 
     /// `reset`: forget the user, start a new anonymous visitor.
     pub fn reset(&mut self) {
-        self.set_user_id(None);
-        self.traits = Object::new().into();
         self.session = None;
-        for k in [USER_KEY, TRAITS_KEY, SESSION_KEY, ANON_KEY] {
-            self.store.remove(k);
-        }
-        self.anonymous_id = storage::uuid();
-        let id = self.anonymous_id.clone();
-        self.store.set(ANON_KEY, &id);
+        self.store.remove(SESSION_KEY);
+        let writes = self.identity.reset(storage::uuid());
+        apply(&mut self.store, &writes);
     }
 }
 

@@ -284,11 +284,6 @@ fn uuid_from_random_bytes(crypto: &JsValue) -> String {
     sluice_shared::id::uuid_v4(bytes)
 }
 
-/// Is `v` usable as a stored id?
-pub fn valid_id(v: &str) -> bool {
-    sluice_shared::id::is_uuid(v)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

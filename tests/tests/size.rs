@@ -17,9 +17,12 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// `match_keys::clicks`, issue 17 — 39,572 → 40,059 bytes, +487; and by the
 /// measured growth of the audiences' read path — `audiences()`, `traits()`,
 /// `on("audience")` and the cached profile, issue 19 — 40,059 → 41,119
-/// bytes, +1,060). It is above the 24 KB the SDK issue asks for: that budget is not
-/// met yet (see the README's "Size and speed").
-const UP_FRONT_CEILING_GZ: usize = 39 * 1024 + 487 + 696;
+/// bytes, +1,060); lowered to 41,074 when `Sdk` was split into the
+/// identity, consent-gate and scheduler state machines, its growth paid for
+/// by building without panic locations and by a second wasm-opt round). It
+/// is above the 24 KB the SDK issue asks for: that budget is not met yet
+/// (see the README's "Size and speed").
+const UP_FRONT_CEILING_GZ: usize = 41_074;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {
