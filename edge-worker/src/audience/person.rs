@@ -68,6 +68,17 @@ pub struct PersonAnswer {
     pub forward: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub taken: Option<Box<Record>>,
+    /// Rows the object's storage read and wrote for this request, as the
+    /// platform bills them (the cost meter adds them up).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rows_read: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rows_written: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if signature
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What a person's object stores.

@@ -292,7 +292,18 @@ impl PersonStates for Bindings {
             .people
             .as_ref()
             .ok_or(PortError::MissingBinding(person::PEOPLE))?;
-        person::call(namespace, key, request).await
+        let started = js_sys::Date::now();
+        let answer = person::call(namespace, key, request).await;
+        meter::add(Meter::DoRequests, 1);
+        meter::add(
+            Meter::DoWallMs,
+            (js_sys::Date::now() - started).max(0.0) as u64,
+        );
+        if let Ok(a) = &answer {
+            meter::add(Meter::DoRowsRead, a.rows_read);
+            meter::add(Meter::DoRowsWritten, a.rows_written);
+        }
+        answer
     }
 }
 

@@ -103,20 +103,33 @@ impl Person {
                 .await
                 .map_err(|e| worker::Error::RustError(e.to_string()))?;
         }
+        // Billed as rows (SQLite-backed storage): a get reads one, a put or
+        // a delete writes one, an alarm set or deleted writes one.
+        let mut answer = answer;
+        answer.rows_read = 1;
         let storage = self.state.storage();
         match record {
             Some(r) => {
-                storage.put(KEY, key.to_owned()).await?;
+                // The key never changes: written with the object's first record.
+                if !answer.existed {
+                    storage.put(KEY, key.to_owned()).await?;
+                    answer.rows_written += 1;
+                }
                 storage.put(RECORD, serde_json::to_string(&r)?).await?;
+                answer.rows_written += 1;
             }
             None => {
                 storage.delete_all().await?;
+                if answer.existed {
+                    answer.rows_written += 2;
+                }
             }
         }
         match alarm_at {
             Some(at) => storage.set_alarm((at - now).max(0)).await?,
             None => storage.delete_alarm().await?,
         }
+        answer.rows_written += 1;
         Ok(answer)
     }
 }
