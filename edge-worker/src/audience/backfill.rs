@@ -28,7 +28,7 @@
 //! events beside it are still fed. A port that does not answer retries the
 //! step.
 
-use super::feed::{device_key, linked_users, suppressed, user_key};
+use super::feed::{device_key, is_own, resolve, user_key};
 use super::person::{Fed, PersonRequest};
 use crate::config::Config;
 use crate::db::{text_value, SqlValue, Statement};
@@ -40,8 +40,8 @@ use crate::sinks::r2;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sluice_shared::audience::backfill::{BackfillError, Plan, Status, Step};
-use sluice_shared::audience::{self, Catalog};
-use sluice_shared::{Event, EventType, Timestamp};
+use sluice_shared::audience::Catalog;
+use sluice_shared::{Event, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Lake objects one step reads at most.
@@ -431,43 +431,12 @@ async fn feed(
     mut events: Vec<Fed>,
 ) -> Result<i64, PortError> {
     events.retain(|f| {
-        let own = f.event.kind == EventType::Track
-            && matches!(
-                f.event.event.as_deref(),
-                Some(audience::ENTERED | audience::EXITED)
-            );
-        !own && (f.event.user_id.is_some() || f.event.anonymous_id.is_some())
+        !is_own(&f.event) && (f.event.user_id.is_some() || f.event.anonymous_id.is_some())
     });
     if events.is_empty() || catalog.is_empty() {
         return Ok(0);
     }
-    let mut ids: Vec<String> = events
-        .iter()
-        .flat_map(|f| [&f.event.user_id, &f.event.anonymous_id])
-        .flatten()
-        .cloned()
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let held = suppressed(ports, &ids).await?;
-    events.retain(|f| {
-        ![&f.event.user_id, &f.event.anonymous_id]
-            .into_iter()
-            .flatten()
-            .any(|id| held.contains(id))
-    });
-    let mut devices: Vec<String> = events
-        .iter()
-        .filter(|f| f.event.user_id.is_none())
-        .filter_map(|f| f.event.anonymous_id.clone())
-        .collect();
-    devices.sort_unstable();
-    devices.dedup();
-    let links = if devices.is_empty() {
-        BTreeMap::new()
-    } else {
-        linked_users(ports, &devices).await?
-    };
+    let links = resolve(ports, &mut events).await?;
     let mut people: BTreeMap<String, Vec<Fed>> = BTreeMap::new();
     let mut once = BTreeSet::new();
     for f in events {

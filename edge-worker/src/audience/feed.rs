@@ -35,12 +35,48 @@ pub fn was_fed(e: &sluice_shared::Event) -> bool {
 
 const FED: (&str, &str) = ("audiences", "fed");
 
-fn is_own(e: &sluice_shared::Event) -> bool {
+pub(super) fn is_own(e: &sluice_shared::Event) -> bool {
     e.kind == EventType::Track
         && matches!(
             e.event.as_deref(),
             Some(audience::ENTERED | audience::EXITED)
         )
+}
+
+/// Drop the events of suppressed people; returns the user each remaining
+/// anonymous event's device is linked to (as ingest resolves them).
+pub(super) async fn resolve(
+    db: &impl Sql,
+    events: &mut Vec<Fed>,
+) -> Result<BTreeMap<String, String>, PortError> {
+    let mut ids: Vec<String> = events
+        .iter()
+        .flat_map(|f| [&f.event.user_id, &f.event.anonymous_id])
+        .flatten()
+        .cloned()
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let held = suppressed(db, &ids).await?;
+    events.retain(|f| {
+        ![&f.event.user_id, &f.event.anonymous_id]
+            .into_iter()
+            .flatten()
+            .any(|id| held.contains(id))
+    });
+    let mut devices: Vec<String> = events
+        .iter()
+        .filter(|f| f.event.user_id.is_none())
+        .filter_map(|f| f.event.anonymous_id.clone())
+        .collect();
+    devices.sort_unstable();
+    devices.dedup();
+    let links = if devices.is_empty() {
+        BTreeMap::new()
+    } else {
+        linked_users(db, &devices).await?
+    };
+    Ok(links)
 }
 
 /// Ids under a `suppress` hold (deleted or suppressed people).
@@ -94,33 +130,7 @@ pub async fn feed(
     if events.is_empty() {
         return Ok(None);
     }
-    let mut ids: Vec<String> = events
-        .iter()
-        .flat_map(|f| [&f.event.user_id, &f.event.anonymous_id])
-        .flatten()
-        .cloned()
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let held = suppressed(ports, &ids).await?;
-    events.retain(|f| {
-        ![&f.event.user_id, &f.event.anonymous_id]
-            .into_iter()
-            .flatten()
-            .any(|id| held.contains(id))
-    });
-    let mut devices: Vec<String> = events
-        .iter()
-        .filter(|f| f.event.user_id.is_none())
-        .filter_map(|f| f.event.anonymous_id.clone())
-        .collect();
-    devices.sort_unstable();
-    devices.dedup();
-    let links = if devices.is_empty() {
-        BTreeMap::new()
-    } else {
-        linked_users(ports, &devices).await?
-    };
+    let links = resolve(ports, &mut events).await?;
     // Per person, in order of first appearance: the events and the devices seen with the user.
     let mut people: Vec<(String, Vec<Fed>, Vec<String>)> = Vec::new();
     let mut last = None;

@@ -273,15 +273,7 @@ impl DedupShards for Bindings {
             .ok_or(PortError::MissingBinding(durable::DEDUP))?;
         let started = js_sys::Date::now();
         let answer = durable::call(namespace, shard, request).await;
-        meter::add(Meter::DoRequests, 1);
-        meter::add(
-            Meter::DoWallMs,
-            (js_sys::Date::now() - started).max(0.0) as u64,
-        );
-        if let Ok(a) = &answer {
-            meter::add(Meter::DoRowsRead, a.rows_read);
-            meter::add(Meter::DoRowsWritten, a.rows_written);
-        }
+        metered_call(started, &answer, |a| (a.rows_read, a.rows_written));
         answer
     }
 }
@@ -294,16 +286,23 @@ impl PersonStates for Bindings {
             .ok_or(PortError::MissingBinding(person::PEOPLE))?;
         let started = js_sys::Date::now();
         let answer = person::call(namespace, key, request).await;
-        meter::add(Meter::DoRequests, 1);
-        meter::add(
-            Meter::DoWallMs,
-            (js_sys::Date::now() - started).max(0.0) as u64,
-        );
-        if let Ok(a) = &answer {
-            meter::add(Meter::DoRowsRead, a.rows_read);
-            meter::add(Meter::DoRowsWritten, a.rows_written);
-        }
+        metered_call(started, &answer, |a| (a.rows_read, a.rows_written));
         answer
+    }
+}
+
+/// Count a Durable Object call in the cost meter: one request, its wall
+/// time since `started`, and the rows (read, written) its answer reports.
+fn metered_call<T>(started: f64, answer: &PortResult<T>, rows: impl Fn(&T) -> (u64, u64)) {
+    meter::add(Meter::DoRequests, 1);
+    meter::add(
+        Meter::DoWallMs,
+        (js_sys::Date::now() - started).max(0.0) as u64,
+    );
+    if let Ok(a) = answer {
+        let (read, written) = rows(a);
+        meter::add(Meter::DoRowsRead, read);
+        meter::add(Meter::DoRowsWritten, written);
     }
 }
 
