@@ -237,15 +237,11 @@ pub async fn measure(label: &'static str, d1_events: bool, events: usize) -> Mea
     measure_with(label, d1_events, events, &[]).await
 }
 
-/// [`measure`], with more vars (e.g. `SLUICE_AUDIENCES`). Events the worker
-/// emits itself (`Audience Entered` / `Audience Exited`) are delivered and
-/// counted too, and priced per event *sent*.
-pub async fn measure_with(
-    label: &'static str,
-    d1_events: bool,
-    events: usize,
-    vars: &[(&str, &str)],
-) -> Measured {
+/// The whole pipeline the benches run (`bench cost`, `bench load`): one
+/// source without a rate limit → D1, a Parquet lake and a webhook on a
+/// loopback receiver (returned, to keep it answering). The vars to start
+/// the stack with.
+pub fn pipeline() -> (Receiver, [(&'static str, String); 3]) {
     let hook = Receiver::start(SECRET, Behaviour::Healthy);
     let sources = json!([{"name": "demo", "write_key": "demo-write-key", "allowed_origins": [],
                           "consent": {"regime": "opt_out"}, "destinations": ["lake", "hook"],
@@ -256,13 +252,30 @@ pub async fn measure_with(
         {"name": "hook", "kind": "webhook", "url": hook.url(), "secret_var": "HOOK_SECRET"}
     ])
     .to_string();
-    let mut all = vec![
-        ("SLUICE_SOURCES", sources.as_str()),
-        ("SLUICE_DESTINATIONS", destinations.as_str()),
-        ("HOOK_SECRET", SECRET),
+    let vars = [
+        ("SLUICE_SOURCES", sources),
+        ("SLUICE_DESTINATIONS", destinations),
+        ("HOOK_SECRET", SECRET.to_owned()),
+    ];
+    (hook, vars)
+}
+
+/// [`measure`], with more vars (e.g. `SLUICE_AUDIENCES`). Events the worker
+/// emits itself (`Audience Entered` / `Audience Exited`) are delivered and
+/// counted too, and priced per event *sent*.
+pub async fn measure_with(
+    label: &'static str,
+    d1_events: bool,
+    events: usize,
+    vars: &[(&str, &str)],
+) -> Measured {
+    // `_hook` (not `_`): the receiver answers until the end of the run.
+    let (_hook, pipeline) = pipeline();
+    let mut all: Vec<(&str, &str)> = pipeline.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    all.extend([
         ("SLUICE_COST_METER", "on"),
         ("SLUICE_D1_EVENTS", if d1_events { "on" } else { "off" }),
-    ];
+    ]);
     all.extend_from_slice(vars);
     let stack = Stack::start_with(&all);
     // Warm the isolate (its first request builds the configuration), then

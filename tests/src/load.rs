@@ -23,15 +23,14 @@
 //!   object's own `uploaded` time in the local R2 store (the time the object
 //!   was written, same machine clock), taken for every id in the object.
 
-use crate::cost::mix_event;
-use crate::{temp_dir, Behaviour, Receiver, Stack};
+use crate::cost::{mix_event, pipeline};
+use crate::{temp_dir, Stack};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const SECRET: &str = "bench-secret";
 /// Events per request: the SDK's `flushAt`.
 pub const PER_REQUEST: usize = 20;
 /// How often the poller reads D1 and the lake's object list.
@@ -144,21 +143,9 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 
 /// Send `rate` events/s for `secs` through a fresh stack, drain, read back.
 pub fn run(rate: usize, secs: u64) -> Run {
-    let hook = Receiver::start(SECRET, Behaviour::Healthy);
-    let sources = json!([{"name": "demo", "write_key": "demo-write-key", "allowed_origins": [],
-                          "consent": {"regime": "opt_out"}, "destinations": ["lake", "hook"],
-                          "rate_limit": {"requests_per_second": 1e9, "burst": 1_000_000_000}}])
-    .to_string();
-    let destinations = json!([
-        {"name": "lake", "kind": "r2", "format": "parquet"},
-        {"name": "hook", "kind": "webhook", "url": hook.url(), "secret_var": "HOOK_SECRET"}
-    ])
-    .to_string();
-    let stack = Stack::start_with(&[
-        ("SLUICE_SOURCES", &sources),
-        ("SLUICE_DESTINATIONS", &destinations),
-        ("HOOK_SECRET", SECRET),
-    ]);
+    let (hook, vars) = pipeline();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let stack = Stack::start_with(&vars);
     let (status, _) = stack.request("GET", "/v1/batch", &[], b"");
     assert_eq!(status, 405, "the worker is up");
     let prefix = format!("load{}r{rate}-", std::process::id());
@@ -301,22 +288,8 @@ pub fn run(rate: usize, secs: u64) -> Run {
     let lost =
         |t: &BTreeMap<String, usize>| accepted_at.keys().filter(|id| !t.contains_key(*id)).count();
 
-    let d1_seen: HashMap<&str, f64> = seen["d1"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.as_str(), v.as_f64()?)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let uploaded: HashMap<&str, f64> = seen["lake"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.as_str(), v.as_f64()?)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let d1_seen = times(&seen["d1"]);
+    let uploaded = times(&seen["lake"]);
     let mut lake_first: HashMap<&str, f64> = HashMap::new();
     for (id, key) in &lake_rows {
         if let Some(t) = uploaded.get(key.as_str()) {
@@ -432,4 +405,15 @@ pub fn bench() {
     let secs = seconds();
     let runs: Vec<Run> = rates().into_iter().map(|rate| run(rate, secs)).collect();
     report(&runs);
+}
+
+/// The poller's `{name: time}` object as a map (non-numbers left out).
+fn times(v: &Value) -> HashMap<&str, f64> {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.as_str(), v.as_f64()?)))
+                .collect()
+        })
+        .unwrap_or_default()
 }
