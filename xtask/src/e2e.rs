@@ -9,26 +9,18 @@
 //! ends, so the lanes never interleave. Every binary runs even when one fails.
 
 use crate::proc::{elapsed_s, root};
+use crate::test::Outcome;
 use crate::Result;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// One test binary of the package.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Binary {
     pub name: String,
     pub executable: PathBuf,
     /// Whether it drives Chromium (its source starts a `Browser`).
     pub browser: bool,
-}
-
-/// What one binary's run came to.
-pub struct Ran {
-    pub name: String,
-    pub passed: usize,
-    pub failed: usize,
-    pub ok: bool,
-    pub secs: u64,
 }
 
 /// Build every test binary of `package` (without running them) and list them.
@@ -78,8 +70,8 @@ fn binaries(messages: &str) -> Vec<Binary> {
 }
 
 /// Run the binaries in two lanes (browser, the rest); print each one's
-/// output when it ends; return what each came to, in the order they ended.
-pub fn run(binaries: Vec<Binary>) -> Vec<Ran> {
+/// output when it ends; return each one's outcome, in the order they ended.
+pub fn run(binaries: Vec<Binary>) -> Vec<Outcome> {
     let (browser, rest): (Vec<Binary>, Vec<Binary>) = binaries.into_iter().partition(|b| b.browser);
     let (tx, rx) = std::sync::mpsc::channel();
     let lanes: Vec<_> = [browser, rest]
@@ -94,14 +86,14 @@ pub fn run(binaries: Vec<Binary>) -> Vec<Ran> {
         })
         .collect();
     drop(tx);
-    let ran: Vec<Ran> = rx.iter().collect();
+    let ran: Vec<Outcome> = rx.iter().collect();
     for lane in lanes {
         let _ = lane.join();
     }
     ran
 }
 
-fn run_one(b: &Binary) -> Ran {
+fn run_one(b: &Binary) -> Outcome {
     let t = elapsed_s();
     let out = Command::new(&b.executable)
         .arg("--test-threads=1")
@@ -141,8 +133,8 @@ fn run_one(b: &Binary) -> Ran {
     );
     print!("{stdout}");
     eprint!("{stderr}");
-    Ran {
-        name: b.name.clone(),
+    Outcome {
+        name: format!("e2e {}", b.name),
         passed,
         failed,
         ok,

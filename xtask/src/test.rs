@@ -5,14 +5,14 @@ use crate::{build, setup, Result};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
 
-/// The outcome of one step.
-struct Outcome {
-    name: String,
-    passed: usize,
-    failed: usize,
-    ok: bool,
+/// The outcome of one step (or one end-to-end binary).
+pub struct Outcome {
+    pub name: String,
+    pub passed: usize,
+    pub failed: usize,
+    pub ok: bool,
     /// How long the step took, in seconds.
-    secs: u64,
+    pub secs: u64,
 }
 
 pub fn run(args: &[String]) -> Result<ExitCode> {
@@ -171,15 +171,6 @@ fn end_to_end() -> Vec<Outcome> {
     };
     step(&format!("{name}: {} binaries in two lanes", binaries.len()));
     crate::e2e::run(binaries)
-        .into_iter()
-        .map(|r| Outcome {
-            name: format!("e2e {}", r.name),
-            passed: r.passed,
-            failed: r.failed,
-            ok: r.ok,
-            secs: r.secs,
-        })
-        .collect()
 }
 
 /// A step run in-process that passes or fails as a whole.
