@@ -32,6 +32,21 @@ pub async fn handle<P: Platform>(
     req: &HttpRequest,
     s: &Services<'_, P>,
 ) -> Result<HttpResponse, ApiError> {
+    let action = [req.method.as_str(), " ", req.path.as_str()].concat();
+    let token = authenticated(req, s, &action, "").await?;
+    let result = route(req, s, token).await;
+    audited(s, token, &action, &req.query, result).await
+}
+
+/// The admin token the request carries (`Authorization: Bearer …`). A
+/// refused one is recorded in the audit log as `(unauthenticated)`, under
+/// `subject`, and returned as the error.
+pub async fn authenticated<'c, P: Platform>(
+    req: &HttpRequest,
+    s: &Services<'c, P>,
+    action: &str,
+    subject: &str,
+) -> Result<&'c AdminToken, ApiError> {
     let bearer = req
         .header("authorization")
         .and_then(|h| {
@@ -40,38 +55,38 @@ pub async fn handle<P: Platform>(
         })
         .map(str::trim)
         .unwrap_or_default();
-    let action = [req.method.as_str(), " ", req.path.as_str()].concat();
-    let token = match tokens::authenticate(&s.config.admin_tokens, bearer, req.header("host")) {
-        Ok(token) => token,
+    match tokens::authenticate(&s.config.admin_tokens, bearer, req.header("host")) {
+        Ok(token) => Ok(token),
         Err(refused) => {
             let _ = privacy::audit(
                 s.platform,
                 s.now,
                 "(unauthenticated)",
-                &action,
-                "",
+                action,
+                subject,
                 refused.code(),
                 0,
             )
             .await;
-            return Err(refused);
+            Err(refused)
         }
-    };
-    let result = route(req, s, token).await;
+    }
+}
+
+/// Record in the audit log what `token`'s request came to (its status or
+/// error code), and pass the result on.
+pub async fn audited<P: Platform>(
+    s: &Services<'_, P>,
+    token: &AdminToken,
+    action: &str,
+    subject: &str,
+    result: Result<HttpResponse, ApiError>,
+) -> Result<HttpResponse, ApiError> {
     let outcome = match &result {
         Ok(r) => r.status.to_string(),
         Err(e) => e.code().to_owned(),
     };
-    let _ = privacy::audit(
-        s.platform,
-        s.now,
-        &token.name,
-        &action,
-        &req.query,
-        &outcome,
-        0,
-    )
-    .await;
+    let _ = privacy::audit(s.platform, s.now, &token.name, action, subject, &outcome, 0).await;
     result
 }
 

@@ -3,11 +3,10 @@
 //! `read:profiles`; every call is audited). `id` is a user id or an
 //! anonymous id; a device linked to a user reads the user's state.
 
-use crate::admin::tokens::{self, Scope};
+use crate::admin::{self, tokens::Scope};
 use crate::error::ApiError;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::ports::Platform;
-use crate::privacy;
 use crate::services::Services;
 use serde_json::json;
 
@@ -23,43 +22,15 @@ pub async fn handle<P: Platform>(
     if req.method != "GET" {
         return Err(ApiError::MethodNotAllowed);
     }
-    let bearer = req
-        .header("authorization")
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .unwrap_or_default();
     let action = ["GET ", PROFILES_PATH, "{id}"].concat();
     let id = sluice_shared::enrich::url::decode(id);
-    let token = match tokens::authenticate(&s.config.admin_tokens, bearer, req.header("host")) {
-        Ok(t) => t,
-        Err(refused) => {
-            let _ = privacy::audit(
-                s.platform,
-                s.now,
-                "(unauthenticated)",
-                &action,
-                &id,
-                refused.code(),
-                0,
-            )
-            .await;
-            return Err(refused);
-        }
-    };
+    let token = admin::authenticated(req, s, &action, &id).await?;
     let result = if token.allows(Scope::ReadProfiles) {
         read(s, &id).await
     } else {
         Err(ApiError::Forbidden(Scope::ReadProfiles.as_str()))
     };
-    let outcome = match &result {
-        Ok(r) => r.status.to_string(),
-        Err(e) => e.code().to_owned(),
-    };
-    let _ = privacy::audit(s.platform, s.now, &token.name, &action, &id, &outcome, 0).await;
-    result
+    admin::audited(s, token, &action, &id, result).await
 }
 
 async fn read<P: Platform>(s: &Services<'_, P>, id: &str) -> Result<HttpResponse, ApiError> {
