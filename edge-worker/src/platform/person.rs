@@ -86,7 +86,7 @@ impl Person {
     /// exit), then arm the alarm.
     async fn settle(&self, key: &str, step: Step, now: i64) -> Result<PersonAnswer> {
         let Step {
-            answer,
+            mut answer,
             record,
             emit,
             alarm_at,
@@ -105,7 +105,6 @@ impl Person {
         }
         // Billed as rows (SQLite-backed storage): a get reads one, a put or
         // a delete writes one, an alarm set or deleted writes one.
-        let mut answer = answer;
         answer.rows_read = 1;
         let storage = self.state.storage();
         match record {
