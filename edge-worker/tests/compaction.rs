@@ -24,7 +24,7 @@ const LATER: Timestamp = Timestamp(NOW.0 + 7_200_000);
 fn batch(n: usize, first: usize, person: &str) -> DeliveryBatch {
     let events = (first..first + n)
         .map(|i| {
-            let mut e = Event::new(EventType::Track, &format!("m{i:04}"));
+            let mut e = Event::new(EventType::Track, format!("m{i:04}"));
             e.event = Some("Viewed".into());
             e.anonymous_id = Some(person.to_owned());
             e.received_at = Some(NOW.plus_millis(i as i64).to_rfc3339());
@@ -123,7 +123,7 @@ fn the_cron_queues_each_due_hour_and_the_job_merges_it_into_one_output() {
     assert_eq!(report.output.as_deref(), Some(output.as_str()));
     assert_eq!(report.inputs, 3);
     assert!(!report.more);
-    assert_eq!(keys(&fake), [output.clone()], "the inputs are deleted");
+    assert_eq!(keys(&fake), std::slice::from_ref(&output), "the inputs are deleted");
     assert_eq!(rows(&fake), ids, "every row once, in the one output");
     assert_eq!(
         indexed(&fake),
