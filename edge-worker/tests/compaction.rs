@@ -123,7 +123,11 @@ fn the_cron_queues_each_due_hour_and_the_job_merges_it_into_one_output() {
     assert_eq!(report.output.as_deref(), Some(output.as_str()));
     assert_eq!(report.inputs, 3);
     assert!(!report.more);
-    assert_eq!(keys(&fake), std::slice::from_ref(&output), "the inputs are deleted");
+    assert_eq!(
+        keys(&fake),
+        std::slice::from_ref(&output),
+        "the inputs are deleted"
+    );
     assert_eq!(rows(&fake), ids, "every row once, in the one output");
     assert_eq!(
         indexed(&fake),
