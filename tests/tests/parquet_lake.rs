@@ -12,7 +12,7 @@ use sluice_shared::Timestamp;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-const EVENTS: usize = 250;
+const EVENTS: usize = 1_200;
 
 fn vars() -> Vec<(&'static str, String)> {
     let destinations = json!([{"name": "lake", "kind": "r2", "format": "parquet"}]);
@@ -90,7 +90,7 @@ async fn duckdb_reads_the_same_events_as_d1_before_and_after_the_hourly_compacti
     let vars = vars();
     let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let stack = Stack::start_with_args(&borrowed, &["--test-scheduled"]);
-    let ids: Vec<String> = (0..EVENTS).map(|i| format!("pq-{i:03}")).collect();
+    let ids: Vec<String> = (0..EVENTS).map(|i| format!("pq-{i:04}")).collect();
     for (n, chunk) in ids.chunks(50).enumerate() {
         let events = chunk
             .iter()
@@ -130,20 +130,33 @@ async fn duckdb_reads_the_same_events_as_d1_before_and_after_the_hourly_compacti
 
     let (status, _) = stack.request("GET", "/__scheduled?cron=7+*+*+*+*", &[], b"");
     assert_eq!(status, 200);
-    let (after_keys, after) = eventually(
+    // Done once the index holds only the output and no deletion of inputs
+    // is left (R2 is read after, not while objects are being deleted).
+    let index = eventually(
         "the hour compacted into one file",
         Duration::from_secs(60),
         || async {
-            let (keys, rows) = lake(&stack);
-            (keys.len() == 1 && keys[0].contains("/compacted-0001.parquet")).then_some((keys, rows))
+            let index = stack.d1("SELECT key, people FROM lake_objects");
+            let done = index.len() == 1
+                && index[0]["key"]
+                    .as_str()
+                    .is_some_and(|k| k.ends_with("/compacted-0001.parquet"))
+                && stack.d1("SELECT 1 FROM lake_compactions").is_empty();
+            done.then_some(index)
         },
     )
     .await;
+    let (after_keys, after) = lake(&stack);
+    assert_eq!(
+        after_keys,
+        [index[0]["key"].as_str().unwrap()],
+        "one file for the hour"
+    );
     assert_eq!(after, before, "the same rows, each once, after compaction");
-    let index = stack.d1("SELECT key, people FROM lake_objects");
-    assert_eq!(index.len(), 1, "{index:?}");
-    assert_eq!(index[0]["key"], after_keys[0].as_str());
     let people: Vec<String> = serde_json::from_str(index[0]["people"].as_str().unwrap()).unwrap();
-    assert_eq!(people, ["anon-0", "anon-1", "anon-2"]);
-    assert!(stack.d1("SELECT 1 FROM lake_compactions").is_empty());
+    assert_eq!(
+        people,
+        ["anon-0", "anon-1", "anon-2"],
+        "the index names everyone in it"
+    );
 }
