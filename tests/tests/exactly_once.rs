@@ -125,14 +125,14 @@ async fn a_copy_resent_while_the_first_is_being_written_waits_then_is_dropped() 
         },
     )
     .await;
-    // A hundred Queue messages fill a consumer batch (`max_batch_size =
-    // 100`), so the local Queue dispatches it at once, while the first batch
-    // is still in flight. A request's events travel in one message: the copy
-    // goes alone, each of the 99 fillers in a request of its own.
+    // Ten Queue messages fill a consumer batch (`max_batch_size = 10`), so
+    // the local Queue dispatches it at once, while the first batch is still
+    // in flight. A request's events travel in one message: the copy goes
+    // alone, the 99 fillers in nine more requests.
     post(&stack, vec![event("held-x", "v1")]);
     let fillers: Vec<String> = (1..100).map(|i| format!("f{i:02}")).collect();
-    for f in &fillers {
-        post(&stack, vec![event(f, "v2")]);
+    for chunk in fillers.chunks(11) {
+        post(&stack, chunk.iter().map(|f| event(f, "v2")).collect());
     }
 
     eventually(

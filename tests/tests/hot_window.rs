@@ -94,9 +94,9 @@ async fn a_full_d1_reports_it_and_the_lake_and_the_webhook_still_get_every_event
                 })
                 .collect(),
         );
-        // Each request in a consumer batch of its own (a batch holds up to
-        // 100 requests): D1 reports its size after each, so the guard sees
-        // it fill up part-way through.
+        // Each request in a consumer batch of its own: D1 reports its size
+        // after each, so the guard sees it fill up part-way through, however
+        // many requests a consumer batch may hold.
         delivered(&stack, &hook, &batch).await;
         ids.extend(batch);
     }
