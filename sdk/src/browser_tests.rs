@@ -3,7 +3,7 @@
 
 use crate::options::{Options, StorageMode};
 use crate::storage::{self, Store};
-use crate::{api, consent, js, sdk};
+use crate::{api, js, sdk};
 use sluice_shared::consent::{Consent, Purpose, Source, State};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -103,7 +103,7 @@ fn a_tcf_cmp_is_read_and_mapped_to_purposes() {
     eval("window.__tcfapi = function (cmd, version, cb) { if (cmd === 'addEventListener') cb({ gdprApplies: true, eventStatus: 'tcloaded', tcString: 'CPtest', \
           purpose: { consents: { 1: true, 8: true, 9: true, 10: true }, legitimateInterests: {} } }, true); };");
     let (seen, on) = recorder();
-    consent::watch_cmps(on);
+    crate::host::watch_cmps_into(on);
     eval("delete window.__tcfapi");
     let c = seen.borrow()[0].clone();
     assert_eq!(c.source, Source::Tcf);
@@ -118,7 +118,7 @@ fn a_tcf_cmp_is_read_and_mapped_to_purposes() {
     eval("window.__tcfapi = function (cmd, version, cb) { if (cmd === 'addEventListener') cb({ gdprApplies: true, eventStatus: 'useractioncomplete', \
           purpose: { consents: { 3: true, 4: true, 5: false, 11: true }, legitimateInterests: { 2: true, 7: true, 5: true } } }, true); };");
     let (seen, on) = recorder();
-    consent::watch_cmps(on);
+    crate::host::watch_cmps_into(on);
     eval("delete window.__tcfapi");
     let c = seen.borrow()[0].clone();
     assert_eq!(c.state(&Purpose::Marketing), State::Granted);
@@ -131,7 +131,7 @@ fn a_gpp_cmp_opt_out_of_sale_is_read() {
     eval("window.__gpp = function (cmd, cb) { if (cmd === 'ping') cb({ signalStatus: 'ready', gppString: 'DBABLA~x', \
           parsedSections: { usnat: { SaleOptOut: 1, SharingOptOut: 2, TargetedAdvertisingOptOut: 1 } } }, true); };");
     let (seen, on) = recorder();
-    consent::watch_cmps(on);
+    crate::host::watch_cmps_into(on);
     eval("delete window.__gpp");
     let c = seen.borrow()[0].clone();
     assert_eq!(c.source, Source::Gpp);
@@ -146,7 +146,7 @@ fn google_consent_mode_defaults_and_updates_are_followed() {
           gtag('consent', 'default', { analytics_storage: 'denied', ad_storage: 'denied' });",
     );
     let (seen, on) = recorder();
-    consent::watch_cmps(on);
+    crate::host::watch_cmps_into(on);
     eval("gtag('consent', 'update', { analytics_storage: 'granted' })");
     let seen = seen.borrow();
     assert_eq!(seen.len(), 2);
@@ -312,8 +312,10 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
             .count()
     };
     let before = updates();
-    api::consent_on(eval("window.__heard = 0; (function () { window.__heard++; })").into())
-        .unwrap();
+    api::consent_on(eval(
+        "window.__heard = 0; (function () { window.__heard++; })",
+    ))
+    .unwrap();
     assert_eq!(
         ctx["campaign"],
         serde_json::json!({"source": "news"}),

@@ -88,12 +88,6 @@ pub fn global() -> Object {
     GLOBAL_THIS.with(Object::clone)
 }
 
-/// The global object as a `Window`. The SDK runs on a page's main thread, so
-/// there is no `instanceof Window` check (`web_sys::window()`'s) to pay for.
-pub fn window() -> web_sys::Window {
-    global().unchecked_into()
-}
-
 /// `location[key]` as a string (`origin`, `hostname`, `pathname`, …).
 pub fn location(key: &'static str) -> Option<String> {
     get_str(&get(&global(), "location"), key)
