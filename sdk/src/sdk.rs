@@ -869,8 +869,8 @@ impl Sdk {
     pub fn set_user(&mut self, user: Option<String>, traits: &JsValue) {
         if let Some(u) = user {
             let json = json_string(&u);
-            let w = self.identity.identify(u, json);
-            apply(&mut self.store, &[w]);
+            let writes = self.identity.identify(u, json);
+            apply(&mut self.store, &writes);
         }
         if js::is_plain_object(traits) {
             let merged =
