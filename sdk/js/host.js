@@ -42,6 +42,83 @@ export function idCookie(url) {
   } catch (e) {}
 }
 
+// document.cookie; undefined where reading it throws (cookies blocked).
+export function cookies() {
+  try {
+    return document.cookie;
+  } catch (e) {}
+}
+
+export function setCookie(text) {
+  try {
+    document.cookie = text;
+  } catch (e) {}
+}
+
+// localStorage; undefined where touching it throws (sandboxed iframes,
+// storage blocked: the core then keeps things in memory).
+function ls(f) {
+  try {
+    return f(localStorage);
+  } catch (e) {}
+}
+
+export function lsGet(k) {
+  return ls(function (s) {
+    return s.getItem(k);
+  });
+}
+
+// False where it throws (quota, blocked).
+export function lsSet(k, v) {
+  return !!ls(function (s) {
+    s.setItem(k, v);
+    return 1;
+  });
+}
+
+export function lsRemove(k) {
+  ls(function (s) {
+    s.removeItem(k);
+  });
+}
+
+// The keys starting with `prefix`, one per line.
+export function lsKeys(prefix) {
+  return (
+    ls(function (s) {
+      return Object.keys(s)
+        .filter(function (k) {
+          return k.indexOf(prefix) == 0;
+        })
+        .join("\n");
+    }) || ""
+  );
+}
+
+// A v4 UUID: crypto.randomUUID() in secure contexts, else from random bytes.
+export function uuid() {
+  var c = crypto, b;
+  if (c.randomUUID) return c.randomUUID();
+  b = c.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 15) | 64;
+  b[8] = (b[8] & 63) | 128;
+  return [].map
+    .call(b, function (x, i) {
+      return (i == 4 || i == 6 || i == 8 || i == 10 ? "-" : "") + (x + 256).toString(16).slice(1);
+    })
+    .join("");
+}
+
+// The Authorization header of a write key (HTTP Basic, no password).
+export function basicAuth(key) {
+  try {
+    return "Basic " + btoa(key + ":");
+  } catch (e) {
+    return "Basic ";
+  }
+}
+
 // POST `body` to `url` with `keepalive`, gzipped by the browser's
 // CompressionStream where it has one (plain where it has not, or where
 // compression fails). Reports 1 (wired) once `fetch` has the request (from

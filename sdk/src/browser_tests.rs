@@ -389,3 +389,15 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
         "reset starts a new visitor"
     );
 }
+
+#[wasm_bindgen_test]
+fn ids_are_v4_uuids_with_and_without_random_uuid() {
+    assert!(sluice_shared::id::is_uuid(&storage::uuid()));
+    // Outside secure contexts there is no `crypto.randomUUID`.
+    eval("window.__ru = Crypto.prototype.randomUUID; delete Crypto.prototype.randomUUID");
+    let made = storage::uuid();
+    eval("Crypto.prototype.randomUUID = window.__ru");
+    assert!(sluice_shared::id::is_uuid(&made), "{made}");
+    assert_eq!(made.as_bytes()[14], b'4', "{made}");
+    assert_ne!(made, storage::uuid());
+}

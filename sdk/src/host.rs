@@ -5,6 +5,7 @@
 //! instead of one closure per listener, timer and request: each closure
 //! type costs the Wasm and the glue their own shims.
 
+use crate::prelude::*;
 use wasm_bindgen::prelude::*;
 
 /// What the host reports to [`wake`].
@@ -94,6 +95,28 @@ extern "C" {
     fn host_timer(kind: u32, ms: i32);
     /// `console.log("[sluice]", what, detail)`.
     pub fn log(what: &str, detail: &JsValue);
+    /// `document.cookie` (`None` where reading it throws: cookies blocked).
+    pub fn cookies() -> Option<String>;
+    /// `document.cookie = text` (nothing where it throws).
+    #[wasm_bindgen(js_name = setCookie)]
+    pub fn set_cookie(text: &str);
+    /// `localStorage.getItem(key)` (`None` where storage is blocked).
+    #[wasm_bindgen(js_name = lsGet)]
+    pub fn ls_get(key: &str) -> Option<String>;
+    /// `localStorage.setItem(key, value)`: false where it threw (quota, blocked).
+    #[wasm_bindgen(js_name = lsSet)]
+    pub fn ls_set(key: &str, value: &str) -> bool;
+    /// `localStorage.removeItem(key)`.
+    #[wasm_bindgen(js_name = lsRemove)]
+    pub fn ls_remove(key: &str);
+    /// The localStorage keys that start with `prefix`, one per line.
+    #[wasm_bindgen(js_name = lsKeys)]
+    pub fn ls_keys(prefix: &str) -> String;
+    /// A v4 UUID from the browser's `crypto`.
+    pub fn uuid() -> String;
+    /// `"Basic " + btoa(writeKey + ":")` (`"Basic "` where `btoa` throws).
+    #[wasm_bindgen(js_name = basicAuth)]
+    pub fn basic_auth(write_key: &str) -> String;
     /// `context.page`, read again after an SPA navigation.
     #[wasm_bindgen(js_name = pageContext)]
     pub fn page_context() -> js_sys::Object;

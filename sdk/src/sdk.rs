@@ -160,7 +160,6 @@ fn apply(store: &mut Store, writes: &[Write]) {
 impl Sdk {
     /// Set up from `load(writeKey, options)`.
     pub fn new(write_key: &str, mut opts: Options) -> Sdk {
-        let window = js::global();
         let origin = js::location("origin").unwrap_or_default();
         let host = if opts.api_host.is_empty() {
             origin
@@ -174,13 +173,6 @@ impl Sdk {
             "writeKey=",
             write_key,
         ]);
-        let token = js::call(
-            &js::get(&window, "btoa"),
-            &window,
-            &[cat(&[write_key, ":"]).into()],
-        )
-        .and_then(|t| t.as_string())
-        .unwrap_or_default();
         let mut store = Store::new(
             opts.storage,
             opts.cookie_domain.clone(),
@@ -233,7 +225,7 @@ impl Sdk {
         let mut sdk = Sdk {
             url,
             beacon_url,
-            auth: cat(&["Basic ", &token]),
+            auth: host::basic_auth(write_key),
             store,
             identity,
             page_id: storage::uuid(),
