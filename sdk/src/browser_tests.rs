@@ -388,6 +388,58 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
         events[0].anonymous_id.clone().unwrap(),
         "reset starts a new visitor"
     );
+    every_call_is_reached_by_its_number_in_ops();
+}
+
+/// The page reaches each call as `op(n, …)`, `n` its place in `api::OPS`
+/// (the loader's and index.js's numbering): each number runs its own call.
+fn every_call_is_reached_by_its_number_in_ops() {
+    let u = || JsValue::UNDEFINED;
+    let op = |name: &str, a: JsValue| {
+        let n = api::OPS.iter().position(|o| *o == name).unwrap() as u32;
+        api::op(n, a, u(), u(), u())
+    };
+    let message = |name: &str, a: JsValue| {
+        let e = op(name, a).unwrap_err();
+        [code_of(e.clone()), js::get_str(&e, "message").unwrap()].join(": ")
+    };
+    for (name, bad, says) in [
+        ("load", JsValue::from(""), "the write key"),
+        ("track", JsValue::from(3), "the event name"),
+        ("page", JsValue::from(3), "properties must be"),
+        ("screen", JsValue::from(3), "the screen name"),
+        ("identify", JsValue::TRUE, "identify takes"),
+        ("group", JsValue::TRUE, "the group id"),
+        ("alias", JsValue::TRUE, "alias needs"),
+        ("on", JsValue::from("x"), "on() takes"),
+        ("consentSet", JsValue::from(3), "invalid_consent"),
+        ("consentOn", JsValue::from(3), "the callback"),
+    ] {
+        assert!(
+            message(name, bad).contains(says),
+            "{name}: {}",
+            message(name, JsValue::from(3))
+        );
+    }
+    let id = op("anonymousId", u()).unwrap();
+    assert_eq!(id, JsValue::from(api::anonymous_id().unwrap()));
+    assert_eq!(js::get(&op("user", u()).unwrap(), "anonymousId"), id);
+    assert!(js::get_f64(&op("stats", u()).unwrap(), "queued").is_some());
+    assert!(js_sys::Array::is_array(&op("audiences", u()).unwrap()));
+    assert!(js::is_plain_object(&op("traits", u()).unwrap()));
+    assert_eq!(
+        js::get_bool(&op("consentGet", u()).unwrap(), "known"),
+        Some(true)
+    );
+    for quiet in ["debug", "flush", "replayAt"] {
+        assert_eq!(op(quiet, u()).unwrap(), u(), "{quiet}");
+    }
+    op("reset", u()).unwrap();
+    assert_ne!(
+        op("anonymousId", u()).unwrap(),
+        id,
+        "reset starts a new visitor"
+    );
 }
 
 #[wasm_bindgen_test]
