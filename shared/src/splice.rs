@@ -31,6 +31,9 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::fmt;
+use writer::Writer;
+
+mod writer;
 
 /// What the pipeline does with a `context` member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,31 +266,41 @@ impl Passed<'_> {
             integrations,
             extra,
         } = event;
-        let mut out = Writer(Vec::with_capacity(self.bytes + 512));
+        let mut out = Writer::with_capacity(self.bytes + 512);
         out.push("{\"type\":\"");
         out.push(kind.as_str());
         out.push("\"");
-        out.field("messageId", message_id)?;
-        out.opt("anonymousId", anonymous_id)?;
-        out.opt("userId", user_id)?;
-        out.opt("event", action)?;
-        out.opt("name", name)?;
-        out.opt("category", category)?;
-        out.raw_or("properties", self.properties, properties)?;
-        out.opt("traits", traits)?;
-        out.opt("groupId", group_id)?;
-        out.opt("previousId", previous_id)?;
-        out.opt("timestamp", timestamp)?;
-        out.opt("originalTimestamp", original_timestamp)?;
-        out.opt("sentAt", sent_at)?;
-        out.opt("receivedAt", received_at)?;
+        out.key("messageId")?;
+        out.string(message_id)?;
+        for (k, v) in [
+            ("anonymousId", anonymous_id),
+            ("userId", user_id),
+            ("event", action),
+            ("name", name),
+            ("category", category),
+        ] {
+            text(&mut out, k, v)?;
+        }
+        passed_or(&mut out, "properties", self.properties, properties)?;
+        passed_or(&mut out, "traits", None, traits)?;
+        for (k, v) in [
+            ("groupId", group_id),
+            ("previousId", previous_id),
+            ("timestamp", timestamp),
+            ("originalTimestamp", original_timestamp),
+            ("sentAt", sent_at),
+            ("receivedAt", received_at),
+        ] {
+            text(&mut out, k, v)?;
+        }
         self.context(&mut out, context.as_ref())?;
-        out.raw_or("integrations", self.integrations, integrations)?;
+        passed_or(&mut out, "integrations", self.integrations, integrations)?;
         for (k, v) in extra {
-            out.field(k, v)?;
+            out.key(k)?;
+            out.value(v)?;
         }
         out.push("}");
-        String::from_utf8(out.0).map_err(serde::ser::Error::custom)
+        out.finish()
     }
 
     /// `context`: the pipeline's members and the passed-through ones, in key
@@ -328,66 +341,34 @@ impl Passed<'_> {
     }
 }
 
-/// JSON text being written, member by member (UTF-8 throughout: serde_json
-/// writes it, and passed-through parts are `str`).
-struct Writer(Vec<u8>);
-
-impl Writer {
-    fn push(&mut self, s: &str) {
-        self.0.extend_from_slice(s.as_bytes());
+/// `,"k":"v"` if there is a `v`.
+fn text(out: &mut Writer, k: &str, v: &Option<String>) -> Result<(), serde_json::Error> {
+    if let Some(v) = v {
+        out.key(k)?;
+        out.string(v)?;
     }
+    Ok(())
+}
 
-    fn string(&mut self, s: &str) -> Result<(), serde_json::Error> {
-        self.value(s)
-    }
-
-    fn value<T: serde::Serialize + ?Sized>(&mut self, v: &T) -> Result<(), serde_json::Error> {
-        serde_json::to_writer(&mut self.0, v)
-    }
-
-    fn key(&mut self, k: &str) -> Result<(), serde_json::Error> {
-        self.push(",");
-        self.string(k)?;
-        self.push(":");
-        Ok(())
-    }
-
-    fn field<T: serde::Serialize + ?Sized>(
-        &mut self,
-        k: &str,
-        v: &T,
-    ) -> Result<(), serde_json::Error> {
-        self.key(k)?;
-        self.value(v)
-    }
-
-    fn opt<T: serde::Serialize>(
-        &mut self,
-        k: &str,
-        v: &Option<T>,
-    ) -> Result<(), serde_json::Error> {
-        match v {
-            Some(v) => self.field(k, v),
-            None => Ok(()),
+/// `,"k":` and what was passed through, else what the pipeline holds (if anything).
+fn passed_or(
+    out: &mut Writer,
+    k: &str,
+    passed: Option<&RawValue>,
+    held: &Option<Object>,
+) -> Result<(), serde_json::Error> {
+    match (passed, held) {
+        (Some(raw), _) => {
+            out.key(k)?;
+            out.push(raw.get());
         }
-    }
-
-    /// What was passed through, else what the pipeline holds.
-    fn raw_or(
-        &mut self,
-        k: &str,
-        passed: Option<&RawValue>,
-        held: &Option<Object>,
-    ) -> Result<(), serde_json::Error> {
-        match passed {
-            Some(raw) => {
-                self.key(k)?;
-                self.push(raw.get());
-                Ok(())
-            }
-            None => self.opt(k, held),
+        (None, Some(o)) => {
+            out.key(k)?;
+            out.object(o)?;
         }
+        (None, None) => {}
     }
+    Ok(())
 }
 
 /// An event's top level, decoded as [`Event`]'s derive does, with the parts

@@ -272,7 +272,8 @@ impl Consent {
     ) -> Result<Option<Consent>, ConsentError> {
         match context.and_then(|c| c.get("consent")) {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => serde_json::from_value(v.clone())
+            // Read in place: no copy of the tree (this runs once an event).
+            Some(v) => Consent::deserialize(v)
                 .map(Some)
                 .map_err(|e| ConsentError::Invalid(e.to_string())),
         }
