@@ -24,10 +24,9 @@ impl Writer {
     /// `s` as a JSON string.
     pub(super) fn string(&mut self, s: &str) -> Result<(), serde_json::Error> {
         if is_plain(s.as_bytes()) {
-            self.0.reserve(s.len() + 2);
-            self.0.push(b'"');
+            self.0.extend_from_slice(b"\"");
             self.0.extend_from_slice(s.as_bytes());
-            self.0.push(b'"');
+            self.0.extend_from_slice(b"\"");
             Ok(())
         } else {
             serde_json::to_writer(&mut self.0, s)
@@ -36,6 +35,12 @@ impl Writer {
 
     /// `,"k":` (a member after the first).
     pub(super) fn key(&mut self, k: &str) -> Result<(), serde_json::Error> {
+        if is_plain(k.as_bytes()) {
+            self.0.extend_from_slice(b",\"");
+            self.0.extend_from_slice(k.as_bytes());
+            self.0.extend_from_slice(b"\":");
+            return Ok(());
+        }
         self.0.push(b',');
         self.string(k)?;
         self.0.push(b':');
