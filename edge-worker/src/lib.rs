@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod audience;
 pub mod auth;
+pub mod compact;
 pub mod config;
 pub mod cors;
 pub mod db;
@@ -41,8 +42,8 @@ async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<(
 }
 
 #[event(scheduled)]
-async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    if let Err(e) = platform::scheduled(env).await {
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    if let Err(e) = platform::scheduled(&event.cron(), env).await {
         worker::console_error!("sluice: scheduled run failed: {e}");
     }
 }
