@@ -4,10 +4,12 @@
 use crate::error::ApiError;
 use crate::http::HttpRequest;
 use sluice_shared::parse::ParseError;
+use std::borrow::Cow;
 use std::io::Read;
 
-/// The body, decompressed if `Content-Encoding: gzip`, at most `limit` bytes.
-pub fn body(req: &HttpRequest, limit: usize) -> Result<Vec<u8>, ApiError> {
+/// The body, decompressed if `Content-Encoding: gzip`, at most `limit` bytes
+/// (borrowed as it came when not compressed).
+pub fn body(req: &HttpRequest, limit: usize) -> Result<Cow<'_, [u8]>, ApiError> {
     let too_large = |bytes| ApiError::Parse(ParseError::TooLarge { bytes, limit });
     if req.body.len() > limit {
         return Err(too_large(req.body.len()));
@@ -16,8 +18,8 @@ pub fn body(req: &HttpRequest, limit: usize) -> Result<Vec<u8>, ApiError> {
         .header("content-encoding")
         .map(|e| e.trim().to_ascii_lowercase())
     {
-        None => Ok(req.body.clone()),
-        Some(e) if e.is_empty() || e == "identity" => Ok(req.body.clone()),
+        None => Ok(Cow::Borrowed(&req.body)),
+        Some(e) if e.is_empty() || e == "identity" => Ok(Cow::Borrowed(&req.body)),
         Some(e) if e == "gzip" || e == "x-gzip" => {
             let mut out = Vec::new();
             let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
@@ -28,7 +30,7 @@ pub fn body(req: &HttpRequest, limit: usize) -> Result<Vec<u8>, ApiError> {
             if out.len() > limit {
                 return Err(too_large(out.len()));
             }
-            Ok(out)
+            Ok(Cow::Owned(out))
         }
         Some(other) => Err(ApiError::BadEncoding(format!(
             "unsupported Content-Encoding {other:?} (use gzip)"
@@ -60,10 +62,15 @@ mod tests {
     #[test]
     fn gzip_bodies_are_decompressed() {
         assert_eq!(
-            body(&req(gzip(b"{\"batch\":[]}"), Some("gzip")), 100).unwrap(),
+            body(&req(gzip(b"{\"batch\":[]}"), Some("gzip")), 100)
+                .unwrap()
+                .as_ref(),
             b"{\"batch\":[]}"
         );
-        assert_eq!(body(&req(b"plain".to_vec(), None), 100).unwrap(), b"plain");
+        assert_eq!(
+            body(&req(b"plain".to_vec(), None), 100).unwrap().as_ref(),
+            b"plain"
+        );
     }
 
     #[test]

@@ -5,6 +5,12 @@
 //! these events) → Queue (up to 100 events a message)
 //! → 200 with per-event results and the visitor's audiences.
 //!
+//! A batch's events are split, not decoded, before the write key is checked.
+//! Each then takes the fast lane where it can (`sluice_shared::splice`: only
+//! what the pipeline reads is decoded, the rest is written back as sent),
+//! else the full decode; both run the same `process`. The lane is off when a
+//! tracking plan or audiences read the whole event.
+//!
 //! Delivery guarantee: at-least-once. Events are on the Queue before the 200;
 //! if the Queue send fails the client gets a retryable 503 and nothing is
 //! reported accepted (its retry is deduplicated downstream by `messageId`).
@@ -22,10 +28,11 @@ use sluice_shared::consent::{self, Collect};
 use sluice_shared::enrich::bot::BotPolicy;
 use sluice_shared::enrich::useragent::ClientHints;
 use sluice_shared::enrich::{self, RequestFacts};
-use sluice_shared::parse::{self, Checked, ParsedBatch};
+use sluice_shared::parse::{self, Checked, ParsedBatch, Slot};
 use sluice_shared::pipeline::DropCount;
 use sluice_shared::plan::Mode;
 use sluice_shared::skew::{self, SkewRules};
+use sluice_shared::splice::{self, Passed};
 use sluice_shared::{EventType, Limits, QueueMessage, QueuedEvent, Timestamp, ValidEvent};
 use std::collections::BTreeMap;
 
@@ -124,14 +131,16 @@ pub async fn accept<P: Platform>(
     s: &Services<'_, P>,
 ) -> Result<HttpResponse, ApiError> {
     let limits = Limits::default();
-    let (parsed, source) = admit(req, endpoint, &limits, s).await?;
-    let envelope_warnings: Vec<Problem> = parsed
+    let body = decode::body(req, limits.max_batch_bytes)?;
+    let (admitted, source) = admit(req, endpoint, &body, &limits, s).await?;
+    let envelope_warnings: Vec<Problem> = admitted
+        .envelope
         .warnings
         .iter()
         .map(|w| Problem::new(w.code(), w))
         .collect();
     let keep = !s.config.audiences.is_empty();
-    let mut judged = judge(parsed, source, &facts(req), &limits, s.now, keep)?;
+    let mut judged = judge(admitted, source, &facts(req), &limits, s.now, keep)?;
     s.platform.observe(refused(&judged.results, source, s.now));
     let profile = audiences(&mut judged, s).await?;
     // Many events a Queue message: Queues bill and limit per message.
@@ -191,30 +200,60 @@ async fn audiences<P: Platform>(
         if marked {
             crate::audience::feed::mark_fed(&mut f.event);
         }
-        judged.events.push(encode(&f.event)?);
+        judged.events.push(encode(&f.event, None)?);
     }
     Ok(view)
 }
 
-fn encode(event: &sluice_shared::Event) -> Result<String, ApiError> {
-    serde_json::to_string(event)
-        .map_err(|e| ApiError::Unavailable(format!("event cannot be encoded: {e}")))
+fn encode(event: &sluice_shared::Event, passed: Option<&Passed<'_>>) -> Result<String, ApiError> {
+    match passed {
+        Some(p) => p.encode(event),
+        None => serde_json::to_string(event),
+    }
+    .map_err(|e| ApiError::Unavailable(format!("event cannot be encoded: {e}")))
 }
 
-/// The whole request: decode (gzip, size) → parse → authenticate → origin → rate limit.
-async fn admit<'c, P: Platform>(
+/// A request's events as admitted: the envelope, and each event's bytes (a
+/// batch body, split but not decoded) or its decoded slot (a single-event body).
+struct Admitted<'b> {
+    envelope: ParsedBatch,
+    events: Vec<Item<'b>>,
+}
+
+enum Item<'b> {
+    Raw(&'b [u8]),
+    Parsed(Box<Slot>),
+}
+
+/// The whole request: parse (split) → authenticate → origin → rate limit.
+async fn admit<'b, 'c, P: Platform>(
     req: &HttpRequest,
     endpoint: Endpoint,
+    body: &'b [u8],
     limits: &Limits,
     s: &Services<'c, P>,
-) -> Result<(ParsedBatch, &'c Source), ApiError> {
-    let body = decode::body(req, limits.max_batch_bytes)?;
-    let parsed: ParsedBatch = match endpoint {
-        Endpoint::Batch => parse::parse_batch(&body, limits),
-        Endpoint::Single(kind) => parse::parse_single(&body, kind, limits),
-    }
-    .map_err(ApiError::Parse)?;
-    let source = auth::source(req, parsed.write_key.as_deref(), s.config)?;
+) -> Result<(Admitted<'b>, &'c Source), ApiError> {
+    let admitted = match endpoint {
+        Endpoint::Batch => {
+            let split = parse::split_batch(body, limits).map_err(ApiError::Parse)?;
+            Admitted {
+                envelope: split.envelope,
+                events: split.events.into_iter().map(Item::Raw).collect(),
+            }
+        }
+        Endpoint::Single(kind) => {
+            let mut envelope = parse::parse_single(body, kind, limits).map_err(ApiError::Parse)?;
+            let slots = std::mem::take(&mut envelope.events);
+            Admitted {
+                envelope,
+                events: slots
+                    .into_iter()
+                    .map(|s| Item::Parsed(Box::new(s)))
+                    .collect(),
+            }
+        }
+    };
+    let source = auth::source(req, admitted.envelope.write_key.as_deref(), s.config)?;
     let origin = req.header("origin").filter(|o| !is_same_origin(req, o));
     if !source.allows_origin(origin) {
         return Err(ApiError::OriginNotAllowed(
@@ -236,13 +275,15 @@ async fn admit<'c, P: Platform>(
             retry_after_s: crate::ratelimit::SHARED_RETRY_AFTER_S,
         });
     }
-    Ok((parsed, source))
+    Ok((admitted, source))
 }
 
 /// Every event judged: the accepted events (JSON), the drop counts by
 /// reason, and one result per event.
 struct Judged {
     events: Vec<String>,
+    /// Accepted events are kept decoded for the audiences, not encoded.
+    keep_for_audiences: bool,
     /// The accepted events, for the audiences.
     fed: Vec<crate::audience::person::Fed>,
     dropped: BTreeMap<String, u32>,
@@ -250,31 +291,82 @@ struct Judged {
 }
 
 fn judge(
-    parsed: ParsedBatch,
+    admitted: Admitted<'_>,
     source: &Source,
     facts: &RequestFacts,
     limits: &Limits,
     now: Timestamp,
     keep_for_audiences: bool,
 ) -> Result<Judged, ApiError> {
+    let Admitted { envelope, events } = admitted;
+    // Nothing reads the passed-through parts, and the envelope adds nothing to them.
+    let lane = !keep_for_audiences
+        && source.tracking_plan.is_none()
+        && envelope.context.is_none()
+        && envelope.integrations.is_none();
     let mut judged = Judged {
-        events: Vec::new(),
+        events: Vec::with_capacity(events.len()),
+        keep_for_audiences,
         fed: Vec::new(),
         dropped: BTreeMap::new(),
-        results: Vec::new(),
+        results: Vec::with_capacity(events.len()),
     };
-    for Checked {
-        index,
-        message_id,
-        result,
-    } in parsed.check(limits, now)
-    {
+    for (index, item) in events.into_iter().enumerate() {
+        let slot = match item {
+            Item::Raw(raw) => match lane.then(|| fast(raw, &envelope, limits, now)).flatten() {
+                Some((valid, passed)) => {
+                    let message_id = Some(valid.event().message_id.clone());
+                    let disposition = process(valid, source, facts, now);
+                    judged.take(index, message_id, disposition, Some(&passed), source)?;
+                    continue;
+                }
+                None => parse::parse_event(index, raw, None),
+            },
+            Item::Parsed(slot) => *slot,
+        };
+        let Checked {
+            index,
+            message_id,
+            result,
+        } = envelope.check_one(slot, limits, now);
         let disposition = match result {
             Err(errors) => {
                 Disposition::Reject(errors.iter().map(|e| Problem::new(e.code(), e)).collect())
             }
             Ok(valid) => process(valid, source, facts, now),
         };
+        judged.take(index, message_id, disposition, None, source)?;
+    }
+    Ok(judged)
+}
+
+/// The fast lane for one event of a batch, or `None` for the full decode:
+/// decoded where the pipeline reads, given the envelope's `sentAt`, valid.
+fn fast<'b>(
+    raw: &'b [u8],
+    envelope: &ParsedBatch,
+    limits: &Limits,
+    now: Timestamp,
+) -> Option<(ValidEvent, Passed<'b>)> {
+    let (mut event, passed) = splice::decode(raw, limits)?;
+    if event.sent_at.is_none() {
+        event.sent_at.clone_from(&envelope.sent_at);
+    }
+    let valid = sluice_shared::validate::validate(event, raw.len(), limits, now).ok()?;
+    Some((valid, passed))
+}
+
+impl Judged {
+    /// Record one event's fate: encoded for the Queue, kept for the
+    /// audiences, or counted as dropped.
+    fn take(
+        &mut self,
+        index: usize,
+        message_id: Option<String>,
+        disposition: Disposition,
+        passed: Option<&Passed<'_>>,
+        source: &Source,
+    ) -> Result<(), ApiError> {
         let mut r = EventResult {
             index,
             message_id,
@@ -286,15 +378,16 @@ fn judge(
         match disposition {
             Disposition::Accept(queued, warnings) => {
                 r.warnings = warnings;
-                if keep_for_audiences {
-                    // Encoded once fed (see `audiences`).
-                    judged.fed.push(crate::audience::person::Fed {
-                        source: queued.source,
-                        regime: source.consent.regime,
-                        event: queued.event,
-                    });
-                } else {
-                    judged.events.push(encode(&queued.event)?);
+                match passed {
+                    // Encoded once fed (see `audiences`); the lane is off then.
+                    None if self.keep_for_audiences => {
+                        self.fed.push(crate::audience::person::Fed {
+                            source: queued.source,
+                            regime: source.consent.regime,
+                            event: queued.event,
+                        })
+                    }
+                    _ => self.events.push(encode(&queued.event, passed)?),
                 }
             }
             Disposition::Reject(errors) => {
@@ -303,13 +396,13 @@ fn judge(
             }
             Disposition::Drop(reason) => {
                 r.status = EventStatus::Dropped;
-                *judged.dropped.entry(reason.code.clone()).or_default() += 1;
+                *self.dropped.entry(reason.code.clone()).or_default() += 1;
                 r.reason = Some(reason);
             }
         }
-        judged.results.push(r);
+        self.results.push(r);
+        Ok(())
     }
-    Ok(judged)
 }
 
 /// The live debugger's summaries of the events not accepted.
@@ -432,4 +525,112 @@ fn process(
         }),
         warnings,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use serde_json::json;
+
+    fn admitted(body: &[u8]) -> Admitted<'_> {
+        let split = parse::split_batch(body, &Limits::default()).unwrap();
+        Admitted {
+            envelope: split.envelope,
+            events: split.events.into_iter().map(Item::Raw).collect(),
+        }
+    }
+
+    fn outcome(r: &EventResult) -> Value {
+        serde_json::to_value(r).unwrap()
+    }
+
+    /// Judged both ways: with audiences configured every event is decoded
+    /// whole (and kept decoded); without, the fast lane encodes it.
+    #[test]
+    fn the_fast_lane_judges_and_encodes_every_event_as_the_full_decode_does() {
+        let config = Config::from_sources_json(
+            r#"[{"name":"web","write_key":"wk","allowed_origins":["*"],"bots":"drop",
+                 "consent":{"regime":"opt_in","without_consent":"anonymize"}}]"#,
+        )
+        .unwrap();
+        let source = config.source_by_write_key("wk").unwrap();
+        let granted = json!({"categories": {"analytics": "granted"}});
+        let event = |id: &str, extra: Value| {
+            let mut e = json!({"type": "track", "messageId": id, "anonymousId": "a1", "userId": "u1",
+                "event": "Product Viewed", "timestamp": "2024-05-01T10:00:00.000Z",
+                "properties": {"sku": "MUG-001", "price": 12, "tags": ["a", {"b": null}]},
+                "context": {"page": {"url": "https://shop.example.com/p?utm_source=news", "referrer": "https://www.google.com/search?q=mug", "title": "Mug"},
+                            "locale": "en-US", "library": {"name": "analytics.js", "version": "1"},
+                            "traits": {"email": "a@b.c"}, "device": {"id": "d1"}, "consent": granted}});
+            for (k, v) in extra.as_object().unwrap() {
+                e[k] = v.clone();
+            }
+            e
+        };
+        let body = json!({"sentAt": "2024-05-01T10:00:01.000Z", "batch": [
+            event("m1", json!({})),
+            event("m2", json!({"userId": ""})),
+            event("m3", json!({"context": {"userAgent": "Googlebot/2.1"}})),
+            event("m4", json!({"context": {"consent": {"categories": {"analytics": "denied"}}, "ip": "198.51.100.9", "traits": {"x": 1}}})),
+            event("m5", json!({"timestamp": "1999-01-01T00:00:00.000Z"})),
+            event("m6", json!({"anonymousId": null, "userId": null})),
+            event("m7", json!({"properties": "not an object"})),
+            event("", json!({})),
+            json!({"type": "identify", "messageId": "m9", "userId": "u1", "traits": {"plan": "pro"}, "channel": "web"}),
+        ]})
+        .to_string();
+        let facts = RequestFacts {
+            ip: Some("203.0.113.7".parse().unwrap()),
+            user_agent: Some(
+                "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0".into(),
+            ),
+            ..RequestFacts::default()
+        };
+        let now = Timestamp(1_714_557_601_000);
+        let limits = Limits::default();
+        let lane = judge(
+            admitted(body.as_bytes()),
+            source,
+            &facts,
+            &limits,
+            now,
+            false,
+        )
+        .unwrap();
+        let full = judge(
+            admitted(body.as_bytes()),
+            source,
+            &facts,
+            &limits,
+            now,
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            lane.results.iter().map(outcome).collect::<Vec<_>>(),
+            full.results.iter().map(outcome).collect::<Vec<_>>()
+        );
+        assert_eq!(lane.dropped, full.dropped);
+        let statuses: Vec<&str> = lane.results.iter().map(|r| r.status.as_str()).collect();
+        assert_eq!(
+            statuses,
+            [
+                "accepted", "accepted", "dropped", "accepted", "accepted", "rejected", "rejected",
+                "accepted", "accepted"
+            ]
+        );
+        let encoded: Vec<Value> = lane
+            .events
+            .iter()
+            .map(|e| serde_json::from_str(e).unwrap())
+            .collect();
+        let decoded: Vec<Value> = full
+            .fed
+            .iter()
+            .map(|f| serde_json::to_value(&f.event).unwrap())
+            .collect();
+        assert_eq!(encoded.len(), 6);
+        assert_eq!(encoded, decoded);
+    }
 }

@@ -38,6 +38,8 @@ pub mod plan;
 pub mod scan;
 #[cfg(feature = "std")]
 pub mod skew;
+#[cfg(feature = "std")]
+pub mod splice;
 pub mod text;
 pub mod time;
 #[cfg(feature = "std")]

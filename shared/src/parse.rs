@@ -206,6 +206,38 @@ fn envelope_field<T: serde::de::DeserializeOwned>(
 /// is wrong inside one (not UTF-8, `NaN`, too deep, duplicate keys, wrong
 /// types) rejects only that one; a bad envelope field is ignored with a warning.
 pub fn parse_batch(bytes: &[u8], limits: &Limits) -> Result<ParsedBatch, ParseError> {
+    Ok(split_batch(bytes, limits)?.parse())
+}
+
+/// A batch body split into its envelope and its events' bytes, no event
+/// decoded yet (the accept path decodes each one its own way).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitBatch<'a> {
+    /// The envelope; its `events` is empty.
+    pub envelope: ParsedBatch,
+    /// Each event's JSON, in order.
+    pub events: Vec<&'a [u8]>,
+}
+
+impl SplitBatch<'_> {
+    /// Decode every event: what [`parse_batch`] returns.
+    pub fn parse(self) -> ParsedBatch {
+        let SplitBatch {
+            mut envelope,
+            events,
+        } = self;
+        envelope.events = events
+            .into_iter()
+            .enumerate()
+            .map(|(index, raw)| parse_event(index, raw, None))
+            .collect();
+        envelope
+    }
+}
+
+/// [`parse_batch`] up to the events: the envelope read (with the same errors
+/// and warnings), the events only split.
+pub fn split_batch<'a>(bytes: &'a [u8], limits: &Limits) -> Result<SplitBatch<'a>, ParseError> {
     check_size(bytes, limits)?;
     let members = scan::object_members(bytes).map_err(|e| unsplittable(bytes, &e))?;
     let mut warnings = Vec::new();
@@ -286,13 +318,11 @@ pub fn parse_batch(bytes: &[u8], limits: &Limits) -> Result<ParsedBatch, ParseEr
             limit: limits.max_batch_events,
         });
     }
-    parsed.events = elements
-        .into_iter()
-        .enumerate()
-        .map(|(index, raw)| parse_event(index, raw, None))
-        .collect();
     parsed.warnings = warnings;
-    Ok(parsed)
+    Ok(SplitBatch {
+        envelope: parsed,
+        events: elements,
+    })
 }
 
 /// Parse a single-event body (analytics.js's `/v1/t` etc.): the event itself,
@@ -350,7 +380,8 @@ pub fn parse_single(
     })
 }
 
-fn parse_event(index: usize, raw: &[u8], expected: Option<EventType>) -> Slot {
+/// Decode one event of a batch (`expected`: the type the endpoint takes).
+pub fn parse_event(index: usize, raw: &[u8], expected: Option<EventType>) -> Slot {
     let bytes = raw.len();
     let result = match serde_json::from_slice::<Event>(raw) {
         Ok(mut event) => {
@@ -448,34 +479,32 @@ impl ParsedBatch {
     /// Validate every event, after giving it the envelope's `sentAt`, `context`
     /// and `integrations` where it has none of its own (the event's keys win).
     pub fn check(self, limits: &Limits, now: Timestamp) -> Vec<Checked> {
-        let ParsedBatch {
-            sent_at,
-            context,
-            integrations,
-            events,
-            ..
-        } = self;
+        let mut envelope = self;
+        let events = std::mem::take(&mut envelope.events);
         events
             .into_iter()
-            .map(|slot| {
-                let result = match slot.result {
-                    Err(e) => Err(vec![e]),
-                    Ok(mut event) => {
-                        if event.sent_at.is_none() {
-                            event.sent_at.clone_from(&sent_at);
-                        }
-                        merge_missing(&mut event.context, context.as_ref());
-                        merge_missing(&mut event.integrations, integrations.as_ref());
-                        validate(event, slot.bytes, limits, now)
-                    }
-                };
-                Checked {
-                    index: slot.index,
-                    message_id: slot.message_id,
-                    result,
-                }
-            })
+            .map(|slot| envelope.check_one(slot, limits, now))
             .collect()
+    }
+
+    /// [`ParsedBatch::check`] for one event of this envelope.
+    pub fn check_one(&self, slot: Slot, limits: &Limits, now: Timestamp) -> Checked {
+        let result = match slot.result {
+            Err(e) => Err(vec![e]),
+            Ok(mut event) => {
+                if event.sent_at.is_none() {
+                    event.sent_at.clone_from(&self.sent_at);
+                }
+                merge_missing(&mut event.context, self.context.as_ref());
+                merge_missing(&mut event.integrations, self.integrations.as_ref());
+                validate(event, slot.bytes, limits, now)
+            }
+        };
+        Checked {
+            index: slot.index,
+            message_id: slot.message_id,
+            result,
+        }
     }
 }
 

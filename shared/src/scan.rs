@@ -72,14 +72,40 @@ fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
 /// End (exclusive) of the string starting at `at` (which is a `"`).
 fn skip_string(bytes: &[u8], at: usize) -> Result<usize, ScanError> {
     let mut i = at + 1;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'\\' => i += 2,
-            b'"' => return Ok(i + 1),
-            _ => i += 1,
+    loop {
+        i = to_quote_or_escape(bytes, i);
+        match bytes.get(i) {
+            Some(b'\\') => i += 2,
+            Some(_) => return Ok(i + 1),
+            None => return Err(ScanError::Unbalanced { at }),
         }
     }
-    Err(ScanError::Unbalanced { at })
+}
+
+/// The first index from `at` holding a quote or a backslash (or the length):
+/// most of a body is string contents, skipped here eight bytes at a time.
+pub fn to_quote_or_escape(bytes: &[u8], mut at: usize) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let has_zero_byte = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS != 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_ne_bytes(word);
+        if has_zero_byte(w ^ (ONES * u64::from(b'"')))
+            || has_zero_byte(w ^ (ONES * u64::from(b'\\')))
+        {
+            break;
+        }
+        at += 8;
+    }
+    while let Some(&b) = bytes.get(at) {
+        if b == b'"' || b == b'\\' {
+            break;
+        }
+        at += 1;
+    }
+    at
 }
 
 /// End (exclusive) of the value starting at `at` (after whitespace).

@@ -225,24 +225,17 @@ impl Serialize for Categories {
 
 /// Accept `"granted" | "denied" | "unknown"` and Segment's booleans.
 fn categories<'de, D: Deserializer<'de>>(d: D) -> Result<Categories, D::Error> {
-    let raw = BTreeMap::<String, Value>::deserialize(d)?;
+    let raw = BTreeMap::<String, Sent>::deserialize(d)?;
     raw.into_iter()
         .map(|(k, v)| {
             let state = match v {
-                Value::Bool(true) => State::Granted,
-                Value::Bool(false) => State::Denied,
-                Value::String(s) => match s.as_str() {
-                    "granted" => State::Granted,
-                    "denied" => State::Denied,
-                    "unknown" => State::Unknown,
-                    other => {
-                        return Err(serde::de::Error::custom(format_args!(
-                            "consent for `{k}` must be granted, denied, unknown or a boolean, got {other:?}"
-                        )))
-                    }
-                },
-                Value::Null => State::Unknown,
-                other => {
+                Sent::State(state) => state,
+                Sent::Text(other) => {
+                    return Err(serde::de::Error::custom(format_args!(
+                        "consent for `{k}` must be granted, denied, unknown or a boolean, got {other:?}"
+                    )))
+                }
+                Sent::Other(other) => {
                     return Err(serde::de::Error::custom(format_args!(
                         "consent for `{k}` must be granted, denied, unknown or a boolean, got {other}"
                     )))
@@ -251,6 +244,63 @@ fn categories<'de, D: Deserializer<'de>>(d: D) -> Result<Categories, D::Error> {
             Ok((Purpose::parse(&k), state))
         })
         .collect()
+}
+
+/// One category's value as sent: a state (read without copying it), or what
+/// it was instead (for the message).
+enum Sent {
+    State(State),
+    Text(String),
+    Other(Value),
+}
+
+impl<'de> Deserialize<'de> for Sent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Sent;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any valid JSON value")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Sent, E> {
+                Ok(Sent::State(if v { State::Granted } else { State::Denied }))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Sent, E> {
+                Ok(match v {
+                    "granted" => Sent::State(State::Granted),
+                    "denied" => Sent::State(State::Denied),
+                    "unknown" => Sent::State(State::Unknown),
+                    other => Sent::Text(other.to_owned()),
+                })
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Sent, E> {
+                Ok(Sent::State(State::Unknown))
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Sent, E> {
+                Ok(Sent::State(State::Unknown))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Sent, D::Error> {
+                d.deserialize_any(V)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Sent, E> {
+                Ok(Sent::Other(Value::from(v)))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Sent, E> {
+                Ok(Sent::Other(Value::from(v)))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Sent, E> {
+                Ok(Sent::Other(Value::from(v)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Sent, A::Error> {
+                Value::deserialize(SeqAccessDeserializer::new(seq)).map(Sent::Other)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Sent, A::Error> {
+                Value::deserialize(MapAccessDeserializer::new(map)).map(Sent::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl Consent {
@@ -272,7 +322,8 @@ impl Consent {
     ) -> Result<Option<Consent>, ConsentError> {
         match context.and_then(|c| c.get("consent")) {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => serde_json::from_value(v.clone())
+            // Read in place: no copy of the tree (this runs once an event).
+            Some(v) => Consent::deserialize(v)
                 .map(Some)
                 .map_err(|e| ConsentError::Invalid(e.to_string())),
         }

@@ -59,6 +59,9 @@ pub struct RequestFacts {
     pub parsed_page: RefCell<Option<ParsedPage>>,
     /// `geo` as the JSON object `context.location` takes, made once.
     pub geo_object: OnceCell<Object>,
+    /// The last address written to `context.ip`, as text (a batch's events
+    /// mostly share the connection's).
+    pub ip_text: RefCell<Option<(IpAddr, String)>>,
 }
 
 /// A user agent string and what enrichment adds for it, ready to insert.
@@ -192,15 +195,10 @@ pub fn enrich(event: &mut Event, facts: &RequestFacts, ip_policy: ip::IpPolicy) 
     let bot = user_agent(ctx, facts);
     ip_address(ctx, facts, ip_policy);
 
-    // Geo from the edge.
-    let location = object_at(ctx, "location");
-    for (k, v) in facts.geo_object() {
-        if !location.contains_key(k) {
-            location.insert(k.clone(), v.clone());
-        }
-    }
-    if location.is_empty() {
-        ctx.remove("location");
+    // Geo from the edge (nothing to do without either).
+    let geo = facts.geo_object();
+    if !geo.is_empty() || ctx.contains_key("location") {
+        geo_location(ctx, geo);
     }
 
     // Campaign from the page URL, and the referrer's class.
@@ -226,6 +224,19 @@ pub fn enrich(event: &mut Event, facts: &RequestFacts, ip_policy: ip::IpPolicy) 
         ns.insert("bot".into(), Value::from(reason.code()));
     }
     Enriched { bot }
+}
+
+/// `context.location`: the client's, completed from the edge's geo; none if empty.
+fn geo_location(ctx: &mut Object, geo: &Object) {
+    let location = object_at(ctx, "location");
+    for (k, v) in geo {
+        if !location.contains_key(k) {
+            location.insert(k.clone(), v.clone());
+        }
+    }
+    if location.is_empty() {
+        ctx.remove("location");
+    }
 }
 
 /// The user agent the client reported, else the request's: OS, browser and
@@ -261,7 +272,12 @@ fn ip_address(ctx: &mut Object, facts: &RequestFacts, policy: ip::IpPolicy) {
         .and_then(|s| s.parse().ok());
     match ip::apply(reported.or(facts.ip), policy) {
         Some(addr) => {
-            ctx.insert("ip".into(), Value::from(addr.to_string()));
+            let mut memo = facts.ip_text.borrow_mut();
+            let text = match memo.as_ref().filter(|(a, _)| *a == addr) {
+                Some((_, text)) => text.clone(),
+                None => memo.insert((addr, addr.to_string())).1.clone(),
+            };
+            ctx.insert("ip".into(), Value::from(text));
         }
         None => {
             ctx.remove("ip");

@@ -1,0 +1,153 @@
+//! Native micro-measure of the collector's accept path, per event: what the
+//! worker does to each event of a batch of 100 between the body and the
+//! Queue message (parse, validate, clock skew, enrich, consent, encode).
+//!
+//! `cargo bench -p sluice-shared --features enrich --bench accept`
+//!
+//! The events are the ones `cargo xtask bench worker` posts to the worker
+//! (analytics.js-shaped `track` calls, ~700 bytes each). Nothing is
+//! asserted: figures are printed, CPU time per event (median of rounds).
+#![allow(clippy::unwrap_used)] // a bench binary: a panic is a failed run
+
+use serde_json::{json, Value};
+use sluice_shared::consent::{self, Policy, Regime};
+use sluice_shared::enrich::{self, ip::IpPolicy, RequestFacts};
+use sluice_shared::parse::split_batch;
+use sluice_shared::skew::{self, SkewRules};
+use sluice_shared::validate::validate;
+use sluice_shared::{splice, Event, Limits, Timestamp};
+use std::hint::black_box;
+use std::time::Instant;
+
+/// The worker bench's event (tests/src/bin/bench.rs).
+fn event(i: usize) -> Value {
+    json!({"type": "track", "messageId": format!("bench-{i}-1"), "anonymousId": "5f2b8e1c-5c3e-4b8a-9d2c-4b6f3f7e4a8b",
+           "event": "Product Viewed", "timestamp": "2024-05-01T10:00:00.000Z",
+           "properties": {"product_id": "mug-blue", "sku": "MUG-001", "name": "Blue Mug", "price": 12, "currency": "EUR", "quantity": 1},
+           "context": {"page": {"path": "/product.html", "url": "https://shop.example.com/product.html?id=mug-blue&utm_source=news", "referrer": "https://www.google.com/search?q=mug", "title": "Blue Mug", "search": "?id=mug-blue"},
+                       "userAgent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+                       "locale": "en-US", "library": {"name": "analytics.js", "version": "npm:next-1.70.0"},
+                       "consent": {"categories": {"analytics": "granted"}}}})
+}
+
+/// This thread's CPU time in ns (Linux's scheduler statistics), so machines
+/// shared with other builds still measure the work; wall time elsewhere.
+fn cpu_ns(wall: Instant) -> u128 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| wall.elapsed().as_nanos())
+}
+
+fn main() {
+    let body = json!({"batch": (0..100).map(event).collect::<Vec<_>>(), "sentAt": "2024-05-01T10:00:01.000Z"})
+        .to_string();
+    let limits = Limits::default();
+    let now = Timestamp(1_714_557_601_000);
+    let policy = Policy {
+        regime: Regime::OptOut,
+        ..Policy::default()
+    };
+    // `accept BLOCKS N` stops after stage N (1 parse, 2 validate, 3 skew +
+    // enrich + consent, 4 encode, 5 pack): the stages' costs by difference.
+    // `accept BLOCKS N full` decodes every event whole (no fast lane).
+    let stages: u8 = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(5);
+    let lane = std::env::args().nth(3).as_deref() != Some("full");
+    let pipeline = |mut e: Event, facts: &RequestFacts| {
+        e.normalize_ids();
+        let note = skew::apply(&mut e, now, SkewRules::default());
+        enrich::enrich(&mut e, facts, IpPolicy::Truncate);
+        let decision = consent::collect(enrich::consent_of(&e).as_ref(), &policy);
+        let ns = enrich::sluice_context(&mut e);
+        ns.insert("consent".into(), Value::from(decision.code()));
+        ns.insert("skew".into(), Value::from(note.code()));
+        e
+    };
+    let run = || {
+        let facts = RequestFacts {
+            ip: Some("203.0.113.7".parse().unwrap()),
+            user_agent: Some("bench".into()),
+            ..RequestFacts::default()
+        };
+        let split = split_batch(body.as_bytes(), &limits).unwrap();
+        let mut out = Vec::with_capacity(100);
+        if lane {
+            let mut decoded = Vec::with_capacity(100);
+            for raw in &split.events {
+                let (mut e, passed) = splice::decode(raw, &limits).unwrap();
+                e.sent_at.clone_from(&split.envelope.sent_at);
+                decoded.push((e, passed, raw.len()));
+            }
+            if stages < 2 {
+                return drop(black_box(decoded));
+            }
+            let checked: Vec<_> = decoded
+                .into_iter()
+                .map(|(e, p, n)| (validate(e, n, &limits, now).unwrap(), p))
+                .collect();
+            if stages < 3 {
+                return drop(black_box(checked));
+            }
+            for (valid, passed) in checked {
+                let e = pipeline(valid.into_event(), &facts);
+                if stages < 4 {
+                    drop(black_box(e));
+                    continue;
+                }
+                out.push(passed.encode(&e).unwrap());
+            }
+        } else {
+            let parsed = split.parse();
+            if stages < 2 {
+                return drop(black_box(parsed));
+            }
+            let checked = parsed.check(&limits, now);
+            if stages < 3 {
+                return drop(black_box(checked));
+            }
+            for c in checked {
+                let e = pipeline(c.result.unwrap().into_event(), &facts);
+                if stages < 4 {
+                    drop(black_box(e));
+                    continue;
+                }
+                out.push(serde_json::to_string(&e).unwrap());
+            }
+        }
+        if stages >= 5 {
+            black_box(sluice_shared::pipeline::pack_events("bench", &out));
+        }
+    };
+    // Blocks of batches: the scheduler's CPU clock moves in ticks, so a
+    // block runs long enough (~0.1 s) to measure.
+    let blocks: usize = std::env::args()
+        .nth(1)
+        .filter(|a| !a.starts_with('-'))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(15);
+    let per_block = 100;
+    for _ in 0..20 {
+        run();
+    }
+    let epoch = Instant::now();
+    let mut per: Vec<f64> = (0..blocks)
+        .map(|_| {
+            let start = cpu_ns(epoch);
+            for _ in 0..per_block {
+                run();
+            }
+            (cpu_ns(epoch) - start) as f64 / (per_block * 100) as f64
+        })
+        .collect();
+    per.sort_by(f64::total_cmp);
+    println!(
+        "accept path ({}), batch of 100: {:.2} µs CPU per event (median of {blocks} blocks of {per_block} batches; min {:.2}, max {:.2})",
+        if lane { "fast lane" } else { "every event decoded whole" },
+        per[per.len() / 2] / 1000.0,
+        per[0] / 1000.0,
+        per[per.len() - 1] / 1000.0
+    );
+}

@@ -1,0 +1,145 @@
+//! JSON text written straight into one buffer, byte for byte as
+//! `serde_json::to_string` writes the same values: a string is copied whole
+//! when nothing in it needs an escape (checked eight bytes at a time), and
+//! only a string that does, and numbers, go through `serde_json`. (Through
+//! `serde_json`'s `io::Write` path every quote and comma is its own call,
+//! which in the worker's size-optimised Wasm was most of encoding's cost.)
+
+use crate::event::Object;
+use serde_json::Value;
+
+/// JSON text being written.
+pub(super) struct Writer(Vec<u8>);
+
+impl Writer {
+    pub(super) fn with_capacity(bytes: usize) -> Writer {
+        Writer(Vec::with_capacity(bytes))
+    }
+
+    /// Text that is already JSON (punctuation, a passed-through value).
+    pub(super) fn push(&mut self, json: &str) {
+        self.0.extend_from_slice(json.as_bytes());
+    }
+
+    /// `s` as a JSON string.
+    pub(super) fn string(&mut self, s: &str) -> Result<(), serde_json::Error> {
+        if is_plain(s.as_bytes()) {
+            self.0.extend_from_slice(b"\"");
+            self.0.extend_from_slice(s.as_bytes());
+            self.0.extend_from_slice(b"\"");
+            Ok(())
+        } else {
+            serde_json::to_writer(&mut self.0, s)
+        }
+    }
+
+    /// `,"k":` (a member after the first).
+    pub(super) fn key(&mut self, k: &str) -> Result<(), serde_json::Error> {
+        if is_plain(k.as_bytes()) {
+            self.0.extend_from_slice(b",\"");
+            self.0.extend_from_slice(k.as_bytes());
+            self.0.extend_from_slice(b"\":");
+            return Ok(());
+        }
+        self.0.push(b',');
+        self.string(k)?;
+        self.0.push(b':');
+        Ok(())
+    }
+
+    pub(super) fn value(&mut self, v: &Value) -> Result<(), serde_json::Error> {
+        match v {
+            Value::Null => self.push("null"),
+            Value::Bool(b) => self.push(if *b { "true" } else { "false" }),
+            Value::Number(n) => serde_json::to_writer(&mut self.0, n)?,
+            Value::String(s) => self.string(s)?,
+            Value::Array(a) => {
+                self.0.push(b'[');
+                for (i, item) in a.iter().enumerate() {
+                    if i > 0 {
+                        self.0.push(b',');
+                    }
+                    self.value(item)?;
+                }
+                self.0.push(b']');
+            }
+            Value::Object(o) => self.object(o)?,
+        }
+        Ok(())
+    }
+
+    pub(super) fn object(&mut self, o: &Object) -> Result<(), serde_json::Error> {
+        self.0.push(b'{');
+        for (i, (k, v)) in o.iter().enumerate() {
+            if i > 0 {
+                self.0.push(b',');
+            }
+            self.string(k)?;
+            self.0.push(b':');
+            self.value(v)?;
+        }
+        self.0.push(b'}');
+        Ok(())
+    }
+
+    /// The text (UTF-8 throughout: every piece was `str` or `serde_json`'s).
+    pub(super) fn finish(self) -> Result<String, serde_json::Error> {
+        String::from_utf8(self.0).map_err(serde::ser::Error::custom)
+    }
+}
+
+/// Nothing in `bytes` needs an escape in a JSON string (no quote, backslash
+/// or control character).
+fn is_plain(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Some byte of `w` is below `n` (exact for n <= 128).
+    let has_below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGHS != 0;
+    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS != 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_ne_bytes(word);
+        if has_below(w, 0x20)
+            || has_zero(w ^ (ONES * u64::from(b'"')))
+            || has_zero(w ^ (ONES * u64::from(b'\\')))
+        {
+            return false;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn writes_what_serde_json_writes() {
+        let v = json!({"plain": "just text é 😀", "quote": "a\"b", "slash": "a\\b/c",
+            "controls": "\u{0}\u{1f}\t\n\r", "long": "x".repeat(37) + "\"", "n": [0, -1, 1.5, 1e300, u64::MAX],
+            "nested": {"a": [null, true, false, {"": ""}]}, "k\"ey\n": 1});
+        for value in [v.clone(), json!("\u{7f}"), json!([]), json!({})] {
+            let mut w = Writer::with_capacity(0);
+            w.value(&value).unwrap();
+            assert_eq!(w.finish().unwrap(), serde_json::to_string(&value).unwrap());
+        }
+        for n in 0..=255u8 {
+            let s =
+                String::from_utf8_lossy(&[b'a'; 9].iter().copied().chain([n]).collect::<Vec<u8>>())
+                    .into_owned();
+            let mut w = Writer::with_capacity(0);
+            w.string(&s).unwrap();
+            assert_eq!(
+                w.finish().unwrap(),
+                serde_json::to_string(&s).unwrap(),
+                "{n}"
+            );
+        }
+    }
+}
