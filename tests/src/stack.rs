@@ -54,7 +54,7 @@ impl Stack {
         Stack::start_with(&[])
     }
 
-    /// Like [`Stack::start`], overriding vars of `wrangler.toml` (e.g. `SLUICE_SOURCES`).
+    /// Like [`Stack::start`], overriding vars of the configurations (e.g. `SLUICE_SOURCES`), for both workers.
     pub fn start_with(vars: &[(&str, &str)]) -> Stack {
         Stack::start_with_args(vars, &[])
     }
@@ -335,12 +335,12 @@ fn write_vars(dir: &std::path::Path, vars: &[(&str, &str)]) {
         .map(str::to_owned)
         .collect();
     for (key, value) in vars {
-        // Quoted literally (dotenv): with a quote the value does not contain.
+        // Quoted literally, line breaks included (dotenv): with a quote
+        // the value does not contain.
         let quote = ['\'', '`', '"']
             .into_iter()
             .find(|q| !value.contains(*q))
             .unwrap_or_else(|| panic!("{key}: a value with every kind of quote"));
-        assert!(!value.contains('\n'), "{key}: one line per value");
         out.push(format!("{key}={quote}{value}{quote}"));
     }
     std::fs::write(dir.join(".dev.vars"), out.join("\n") + "\n").expect("write .dev.vars");
@@ -385,19 +385,26 @@ fn launch(state: &std::path::Path, configs: &std::path::Path, args: &[&str]) -> 
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         process.assert_running();
-        // The worker answers 405 for GET on the ingestion route once it is up
-        // (500 if the configuration is broken: fail fast with its message).
-        if let Some((status, _)) = raw_http(port, "GET", "/v1/batch", &[], b"") {
-            if status == 405 {
-                break;
-            }
-            if status == 500 {
-                let (_, body) = raw_http(port, "GET", "/v1/batch", &[], b"").unwrap_or_default();
-                panic!(
-                    "the worker reports a broken configuration: {}",
-                    String::from_utf8_lossy(&body)
-                );
-            }
+        // The collector answers 405 for GET on the ingestion route once it
+        // is up, and the backend (through it) 401 to the admin API without
+        // a token (500 if a configuration is broken: fail fast with its message).
+        let probes = [("/v1/batch", 405), ("/admin/v1/status", 401)];
+        let answers: Vec<Option<(u16, Vec<u8>)>> = probes
+            .iter()
+            .map(|(path, _)| raw_http(port, "GET", path, &[], b""))
+            .collect();
+        if let Some(Some((_, body))) = answers.iter().find(|a| matches!(a, Some((500, _)))) {
+            panic!(
+                "a worker reports a broken configuration: {}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let ready = probes
+            .iter()
+            .zip(&answers)
+            .all(|((_, want), got)| matches!(got, Some((status, _)) if status == want));
+        if ready {
+            break;
         }
         assert!(
             Instant::now() < deadline,
@@ -507,8 +514,35 @@ pub fn duckdb(sql: &str) -> Vec<Value> {
     )
 }
 
-/// Minimal HTTP/1.1 client for loopback: one request, `Connection: close`.
+/// What `wrangler dev`'s proxy answers (503, `Retry-After: 0`) when the
+/// runtime behind it was replaced while a request other than GET or HEAD
+/// was in flight (it retries GET and HEAD itself). Seen right after a start
+/// on a loaded machine; the workers never answer it.
+const PROXY_RESTARTED: &[u8] = b"Your worker restarted mid-request.";
+
+/// Minimal HTTP/1.1 client for loopback: one request, `Connection: close`;
+/// sent again (a few times) when wrangler's proxy answers that the runtime
+/// restarted under it, as it asks.
 fn raw_http_full(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<Reply> {
+    let mut reply = raw_http_once(port, method, path, headers, body);
+    for _ in 0..5 {
+        match &reply {
+            Some((503, _, b)) if b.starts_with(PROXY_RESTARTED) => {
+                reply = raw_http_once(port, method, path, headers, body);
+            }
+            _ => break,
+        }
+    }
+    reply
+}
+
+fn raw_http_once(
     port: u16,
     method: &str,
     path: &str,

@@ -46,7 +46,7 @@ use std::rc::Rc;
 use wasm_bindgen::JsCast;
 use worker::{Env, MessageBatch, MessageExt, Request, Response, Result};
 
-/// Binding names, as in wrangler.toml.
+/// Binding names, as in collector.toml and backend.toml.
 pub const EVENTS_QUEUE: &str = "EVENTS";
 pub const DELIVERIES_QUEUE: &str = "DELIVERIES";
 pub const JOBS_QUEUE: &str = "JOBS";
@@ -55,7 +55,7 @@ pub const LAKE: &str = "LAKE";
 pub const ASSETS: &str = "ASSETS";
 /// The collector's service binding to the backend worker.
 pub const BACKEND: &str = "BACKEND";
-/// Queue names (as in wrangler.toml), to dispatch the queue handler.
+/// Queue names (as in backend.toml), to dispatch the queue handler.
 pub const EVENTS_QUEUE_NAME: &str = "sluice-events";
 pub const DELIVERIES_QUEUE_NAME: &str = "sluice-deliveries";
 pub const JOBS_QUEUE_NAME: &str = "sluice-jobs";
