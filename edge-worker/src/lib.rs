@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod audience;
 pub mod auth;
+pub mod compact;
 pub mod config;
 pub mod cors;
 pub mod db;

@@ -33,7 +33,7 @@ fn sources() -> Config {
 fn destinations() -> Vec<Destination> {
     config::parse(Some(
         &json!([
-            {"name": "lake", "kind": "r2", "prefix": "warehouse/raw"},
+            {"name": "lake", "kind": "r2", "prefix": "warehouse/raw", "format": "ndjson"},
             {"name": "hook", "kind": "webhook", "url": "http://127.0.0.1:9/hook", "secret_var": "HOOK_SECRET"}
         ])
         .to_string(),

@@ -29,7 +29,8 @@ pub fn once(ids: &[&str]) -> BTreeMap<String, usize> {
     ids.iter().map(|i| ((*i).to_owned(), 1)).collect()
 }
 
-/// Every event line of every object under `events/` in the lake.
+/// Every event (every row of a Parquet object, every line of a gzip NDJSON
+/// one) of every object under `events/` in the lake, as wire JSON.
 pub fn lake_lines(stack: &Stack) -> Vec<Value> {
     let dir = temp_dir("lake");
     let keys = stack.export_r2("sluice-lake", &dir);
@@ -37,6 +38,13 @@ pub fn lake_lines(stack: &Stack) -> Vec<Value> {
         .filter(|k| k.starts_with("events/"))
         .flat_map(|k| {
             let bytes = std::fs::read(dir.join(k)).expect("read lake object");
+            if bytes.starts_with(b"PAR1") {
+                return sluice_shared::lake::parquet_to_events(&bytes)
+                    .expect("a Parquet lake object")
+                    .into_iter()
+                    .map(|r| serde_json::to_value(r.event).expect("an event"))
+                    .collect::<Vec<_>>();
+            }
             let mut text = String::new();
             std::io::Read::read_to_string(
                 &mut flate2::read::GzDecoder::new(bytes.as_slice()),

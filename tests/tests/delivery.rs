@@ -52,7 +52,7 @@ async fn every_event_lands_exactly_once_in_every_store_and_destination() {
     let marketing = Receiver::start(SECRET, Behaviour::Healthy);
     let fast = json!({"initial_delay_s": 1, "max_delay_s": 2, "max_attempts": 6});
     let destinations = json!([
-        {"name": "lake", "kind": "r2", "purposes": ["analytics"]},
+        {"name": "lake", "kind": "r2", "format": "ndjson", "purposes": ["analytics"]},
         {"name": "hook", "kind": "webhook", "url": hook.url(), "secret_var": "HOOK_SECRET", "retry": fast},
         {"name": "flaky", "kind": "webhook", "url": flaky.url(), "secret_var": "HOOK_SECRET", "retry": fast},
         {"name": "down", "kind": "webhook", "url": down.url(), "secret_var": "HOOK_SECRET",

@@ -170,7 +170,7 @@ async fn a_consumer_that_dies_after_its_d1_write_is_redelivered_and_nothing_is_s
     post(&stack, vec![event("dies-x", "v1"), event("y", "v1")]);
     // The redelivered batch finds both ids claimed by the dead consumer; once
     // its lease (60 s) runs out, it writes them and delivers them.
-    everywhere(&stack, &hook, &ch, &["dies-x", "y"], 180).await;
+    everywhere(&stack, &hook, &ch, &["dies-x", "y"], 300).await;
     exactly_once_everywhere(&stack, &hook, &ch, &["dies-x", "y"]).await;
     assert_eq!(
         stack.counter("d1_written"),

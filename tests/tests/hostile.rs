@@ -145,7 +145,8 @@ fn warning_codes(a: &Answer) -> Vec<&str> {
 async fn hostile_input_gets_typed_errors_and_the_good_events_beside_it_are_stored_once() {
     let sources = json!([{"name": "demo", "write_key": KEY, "allowed_origins": ["https://shop.example.com"],
                           "consent": {"regime": "opt_in"}, "destinations": ["lake"]}]);
-    let destinations = json!([{"name": "lake", "kind": "r2", "purposes": ["analytics"]}]);
+    let destinations =
+        json!([{"name": "lake", "kind": "r2", "format": "ndjson", "purposes": ["analytics"]}]);
     let stack = Stack::start_with(&[
         ("SLUICE_SOURCES", &sources.to_string()),
         ("SLUICE_DESTINATIONS", &destinations.to_string()),

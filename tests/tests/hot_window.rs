@@ -94,6 +94,10 @@ async fn a_full_d1_reports_it_and_the_lake_and_the_webhook_still_get_every_event
                 })
                 .collect(),
         );
+        // Each request in a consumer batch of its own: D1 reports its size
+        // after each, so the guard sees it fill up part-way through, however
+        // many requests a consumer batch may hold.
+        delivered(&stack, &hook, &batch).await;
         ids.extend(batch);
     }
     // The sentinel goes last through the same path: once it is everywhere,

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
 use serde_json::{json, Value};
+use sluice_e2e::stores::lake_lines;
 use sluice_e2e::{eventually, temp_dir, Behaviour, Browser, Receiver, Stack};
 use std::time::Duration;
 
@@ -34,26 +35,6 @@ async fn device(stack: &Stack, plan: &str) -> (Browser, String) {
         .unwrap()
         .to_owned();
     (b, anon)
-}
-
-fn lake_lines(stack: &Stack) -> Vec<Value> {
-    let dir = temp_dir("lake");
-    let keys = stack.export_r2("sluice-lake", &dir);
-    keys.iter()
-        .filter(|k| k.starts_with("events/"))
-        .flat_map(|k| {
-            let bytes = std::fs::read(dir.join(k)).unwrap();
-            let mut text = String::new();
-            std::io::Read::read_to_string(
-                &mut flate2::read::GzDecoder::new(bytes.as_slice()),
-                &mut text,
-            )
-            .unwrap();
-            text.lines()
-                .map(|l| serde_json::from_str::<Value>(l).unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 #[tokio::test]

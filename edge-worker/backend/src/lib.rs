@@ -18,8 +18,8 @@ async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<(
 }
 
 #[event(scheduled)]
-async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    if let Err(e) = sluice_edge_worker::platform::scheduled(env).await {
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    if let Err(e) = sluice_edge_worker::platform::scheduled(&event.cron(), env).await {
         worker::console_error!("sluice: scheduled run failed: {e}");
     }
 }

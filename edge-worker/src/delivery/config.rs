@@ -92,10 +92,10 @@ impl Retry {
 pub enum Kind {
     /// Gzip NDJSON objects in the R2 bucket bound as `LAKE`.
     R2 {
-        /// Key prefix (`events` → `events/source=…/dt=…/hour=…/<batch>.ndjson.gz`).
+        /// Key prefix (`events` → `events/source=…/dt=…/hour=…/<batch>.parquet`).
         #[serde(default = "default_prefix")]
         prefix: String,
-        /// `ndjson` (gzip NDJSON, the default) or `parquet` (gzip pages).
+        /// `parquet` (gzip pages, the default) or `ndjson` (gzip NDJSON).
         #[serde(default)]
         format: LakeFormat,
     },
@@ -144,9 +144,10 @@ pub enum Kind {
 #[serde(rename_all = "snake_case")]
 pub enum LakeFormat {
     /// `<batch>.ndjson.gz`: one JSON event per line, gzip.
-    #[default]
     Ndjson,
-    /// `<batch>.parquet`: columnar, gzip pages, typed timestamps.
+    /// `<batch>.parquet`: columnar, gzip pages, typed timestamps (the default:
+    /// what analysts' engines read without scanning every byte).
+    #[default]
     Parquet,
 }
 
@@ -348,8 +349,9 @@ mod tests {
             list[0].kind,
             Kind::R2 {
                 prefix: "events".into(),
-                format: LakeFormat::Ndjson
-            }
+                format: LakeFormat::Parquet
+            },
+            "Parquet unless told otherwise"
         );
         assert_eq!(list[1].purposes, vec![Purpose::Marketing]);
         assert_eq!(list[2].retry.max_attempts, 3);

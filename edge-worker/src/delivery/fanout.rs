@@ -4,7 +4,7 @@
 //! [`super::wire`] when its JSON is over one 64 KB Queue operation).
 
 use super::Settings;
-use crate::delivery::config::Destination;
+use crate::delivery::config::{Destination, Kind};
 use crate::sinks::DeliveryBatch;
 use sluice_shared::consent;
 use sluice_shared::QueuedEvent;
@@ -18,6 +18,19 @@ pub const MAX_DELIVERY_EVENTS: usize = 100;
 /// Largest delivery batch JSON before sealing: what a destination receives
 /// in one go at most.
 pub const MAX_DELIVERY_JSON_BYTES: usize = 512 * 1024;
+/// The same for an R2 lake, which the worker writes itself: bigger batches
+/// are fewer objects (one R2 write, one index row, fewer Queue messages);
+/// the sealed message limit still halves a batch that compresses badly.
+pub const MAX_LAKE_EVENTS: usize = 500;
+pub const MAX_LAKE_JSON_BYTES: usize = 1024 * 1024;
+
+/// A destination's batch limits: most events, most JSON bytes.
+pub fn limits(dest: &Destination) -> (usize, usize) {
+    match dest.kind {
+        Kind::R2 { .. } => (MAX_LAKE_EVENTS, MAX_LAKE_JSON_BYTES),
+        _ => (MAX_DELIVERY_EVENTS, MAX_DELIVERY_JSON_BYTES),
+    }
+}
 
 /// Whether an event goes to a destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +98,8 @@ pub fn fan_out<'e>(
     events: impl IntoIterator<Item = &'e QueuedEvent>,
     s: &Settings<'_>,
 ) -> (Vec<String>, BTreeMap<(String, String), u32>) {
-    let mut groups: BTreeMap<(String, String, String), Vec<&QueuedEvent>> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, String, String), (&Destination, Vec<&QueuedEvent>)> =
+        BTreeMap::new();
     let mut withheld: BTreeMap<(String, String), u32> = BTreeMap::new();
     for q in events {
         for (dest, route) in routes(q, s) {
@@ -102,19 +116,19 @@ pub fn fan_out<'e>(
                 .map_or("", |t| t.get(..13).unwrap_or(""));
             groups
                 .entry((dest.name.clone(), q.source.clone(), hour.to_owned()))
-                .or_default()
+                .or_insert((dest, Vec::new()))
+                .1
                 .push(q);
         }
     }
     let mut out = Vec::new();
-    for ((destination, source, _), members) in groups {
+    for ((destination, source, _), (dest, members)) in groups {
+        let (max_events, max_bytes) = limits(dest);
         let mut chunk: Vec<&QueuedEvent> = Vec::new();
         let mut bytes = 0;
         for q in members {
             let size = serde_json::to_string(&q.event).map_or(0, |t| t.len());
-            if !chunk.is_empty()
-                && (chunk.len() == MAX_DELIVERY_EVENTS || bytes + size > MAX_DELIVERY_JSON_BYTES)
-            {
+            if !chunk.is_empty() && (chunk.len() == max_events || bytes + size > max_bytes) {
                 push_sealed(&destination, &source, &std::mem::take(&mut chunk), &mut out);
                 bytes = 0;
             }

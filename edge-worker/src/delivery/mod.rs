@@ -45,8 +45,8 @@ pub mod wire;
 
 pub use deliver::{dead_letter_key, dead_letter_raw, deliver, deliver_all, DeadLetter, ErrorBody};
 pub use fanout::{
-    batch_id, fan_out, routes, Route, MAX_DELIVERY_BYTES, MAX_DELIVERY_EVENTS,
-    MAX_DELIVERY_JSON_BYTES,
+    batch_id, fan_out, limits, routes, Route, MAX_DELIVERY_BYTES, MAX_DELIVERY_EVENTS,
+    MAX_DELIVERY_JSON_BYTES, MAX_LAKE_EVENTS, MAX_LAKE_JSON_BYTES,
 };
 
 use crate::config::Config;

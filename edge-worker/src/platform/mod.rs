@@ -19,6 +19,7 @@ pub mod stubs;
 
 use crate::admin::tokens::{self, TOKENS_VAR};
 use crate::audience::person::{PersonAnswer, PersonRequest};
+use crate::compact;
 use crate::config::{Config, ConfigError, COOKIE_DOMAIN_VAR, SDK_PATH_VAR, SOURCES_VAR};
 use crate::db::{SqlValue, Statement};
 use crate::delivery::config::{self as destinations, Destination, DESTINATIONS_VAR};
@@ -548,6 +549,22 @@ fn shards(env: &Env) -> u32 {
 
 /// Run one privacy job, or one step of an audience backfill, from the jobs Queue.
 async fn job(body: &str, config: &Config, dests: &[Destination], deps: &Bindings) -> Outcome {
+    if let Ok(hour) = serde_json::from_str::<compact::CompactMessage>(body) {
+        return match compact::run(deps, &hour.compact).await {
+            Ok(_) => Outcome::Ack,
+            Err(e) if e.is_retryable() => {
+                worker::console_error!(
+                    "sluice: compaction of {} will be retried: {e}",
+                    hour.compact
+                );
+                Outcome::Retry(Some(60))
+            }
+            Err(e) => {
+                worker::console_error!("sluice: compaction of {} failed: {e}", hour.compact);
+                Outcome::Ack
+            }
+        };
+    }
     if let Ok(step) = serde_json::from_str::<crate::audience::backfill::StepMessage>(body) {
         return match crate::audience::backfill::run_step(deps, config, &step).await {
             Ok(()) => Outcome::Ack,
@@ -609,7 +626,7 @@ fn settle(message: &worker::Message<String>, outcome: Outcome, now_ms: f64, queu
 }
 
 /// The scheduled entry point: retention, per source, daily.
-pub async fn scheduled(env: Env) -> Result<()> {
+pub async fn scheduled(cron: &str, env: Env) -> Result<()> {
     let deps = Bindings::new(env);
     let loaded = config(&deps.env);
     let Ok((config, dests)) = loaded.as_ref() else {
@@ -617,6 +634,19 @@ pub async fn scheduled(env: Env) -> Result<()> {
     };
     meter::configure(&deps.env);
     meter::add(Meter::WorkerRequests, 1);
+    if cron == compact::CRON {
+        let after_s = deps
+            .env
+            .var(compact::AFTER_VAR)
+            .ok()
+            .and_then(|v| v.to_string().parse().ok())
+            .unwrap_or(compact::DEFAULT_AFTER_S);
+        if let Err(e) = compact::enqueue_due(&deps, now(), after_s * 1000).await {
+            worker::console_error!("sluice: queueing lake compactions failed: {e}");
+        }
+        flush_meter(&deps).await;
+        return Ok(());
+    }
     let window = config.d1;
     if window.retention_days > 0 {
         let run = privacy::retention::hot_window(&deps, window.retention_days, now());

@@ -1,14 +1,14 @@
 //! R2: objects under Hive-style partitions, one per delivery batch, named by
-//! the batch id so a retried batch overwrites its object — gzip NDJSON or,
-//! with `"format": "parquet"`, Parquet with gzip pages
-//! ([`sluice_shared::lake`]):
+//! the batch id so a retried batch overwrites its object — Parquet with gzip
+//! pages ([`sluice_shared::lake`], the default) or, with `"format":
+//! "ndjson"`, gzip NDJSON; Parquet hours are merged by [`crate::compact`]:
 //!
-//! `<prefix>/source=<source>/dt=YYYY-MM-DD/hour=HH/<batch_id>.ndjson.gz` (or `.parquet`)
+//! `<prefix>/source=<source>/dt=YYYY-MM-DD/hour=HH/<batch_id>.parquet` (or `.ndjson.gz`)
 //!
-//! DuckDB: `read_json_auto('…/events/**/*.ndjson.gz', hive_partitioning = true)`
-//! or `read_parquet('…/events/**/*.parquet', hive_partitioning = true)`;
-//! ClickHouse: `s3('…/events/*/*/*/*.ndjson.gz', 'JSONEachRow')`; Spark:
-//! `spark.read.json("…/events/")` (discovers the partitions).
+//! DuckDB: `read_parquet('…/events/**/*.parquet', hive_partitioning = true)`
+//! or `read_json_auto('…/events/**/*.ndjson.gz', hive_partitioning = true)`;
+//! ClickHouse: `s3('…/events/*/*/*/*.parquet', 'Parquet')`; Spark:
+//! `spark.read.parquet("…/events/")` (discovers the partitions).
 
 use super::{DeliveryBatch, Encoded, Part, Sink, SinkError};
 use crate::db::{SqlValue, Statement};
