@@ -155,6 +155,15 @@ pub fn output_key(dir: &str, outputs: usize) -> String {
     format!("{dir}{OUTPUT}{:04}{PARQUET}", outputs + 1)
 }
 
+/// The job message of an hour.
+pub fn message(dir: &str) -> String {
+    // A struct of one string field always serialises.
+    serde_json::to_string(&CompactMessage {
+        compact: dir.to_owned(),
+    })
+    .unwrap_or_default()
+}
+
 fn day(t: Timestamp) -> String {
     let (y, m, d, _) = t.ymdh();
     format!("{y:04}-{m:02}-{d:02}")
@@ -178,11 +187,7 @@ pub async fn enqueue_due(
         .collect();
     let due = due_hours(&keys, now, after_ms);
     for dir in &due {
-        let message = serde_json::to_string(&CompactMessage {
-            compact: dir.clone(),
-        })
-        .unwrap_or_default();
-        deps.enqueue_job(message).await?;
+        deps.enqueue_job(message(dir)).await?;
     }
     Ok(due.len())
 }
@@ -321,11 +326,7 @@ pub async fn run(
     report.inputs = inputs.len();
     report.output = Some(output);
     if small.len() - inputs.len() >= 2 {
-        let message = serde_json::to_string(&CompactMessage {
-            compact: dir.to_owned(),
-        })
-        .unwrap_or_default();
-        deps.enqueue_job(message).await?;
+        deps.enqueue_job(message(dir)).await?;
         report.more = true;
     }
     Ok(report)

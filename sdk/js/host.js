@@ -1,19 +1,134 @@
 // The SDK's JavaScript host: what only JavaScript can do for the Wasm core,
 // with nothing decided here (when to send, what, and what an answer means
 // are the core's, in Rust). wasm-bindgen imports it; the build bundles it
-// into the glue.
+// into the glue. Everything that happens is reported through one callback,
+// wake(kind, a, b, c), with kind a number of `Wake` in sdk/src/host.rs.
+
+var wake,
+  withdrawCurrent = function () {
+    return false;
+  };
+
+// The core's callback.
+export function init(w) {
+  wake = w;
+}
+
+// Report `kind` in `ms` (11: the send timer, 12: the persist timer).
+export function timer(kind, ms) {
+  setTimeout(function () {
+    wake(kind);
+  }, ms);
+}
+
+// console.log, for debug(true).
+export function log(what, detail) {
+  console.log("[sluice]", what, detail);
+}
+
+// navigator.sendBeacon(url, body): true if the browser queued it.
+export function beacon(url, body) {
+  try {
+    return navigator.sendBeacon(url, body);
+  } catch (e) {
+    return false;
+  }
+}
+
+// The id endpoint: a GET with credentials, whose answer sets the cookie.
+export function idCookie(url) {
+  try {
+    fetch(url, { credentials: "include" }).catch(function () {});
+  } catch (e) {}
+}
+
+// document.cookie; undefined where reading it throws (cookies blocked).
+export function cookies() {
+  try {
+    return document.cookie;
+  } catch (e) {}
+}
+
+export function setCookie(text) {
+  try {
+    document.cookie = text;
+  } catch (e) {}
+}
+
+// localStorage; undefined where touching it throws (sandboxed iframes,
+// storage blocked: the core then keeps things in memory).
+function ls(f) {
+  try {
+    return f(localStorage);
+  } catch (e) {}
+}
+
+export function lsGet(k) {
+  return ls(function (s) {
+    return s.getItem(k);
+  });
+}
+
+// False where it throws (quota, blocked).
+export function lsSet(k, v) {
+  return !!ls(function (s) {
+    s.setItem(k, v);
+    return 1;
+  });
+}
+
+export function lsRemove(k) {
+  ls(function (s) {
+    s.removeItem(k);
+  });
+}
+
+// The keys starting with `prefix`, one per line.
+export function lsKeys(prefix) {
+  return (
+    ls(function (s) {
+      return Object.keys(s)
+        .filter(function (k) {
+          return k.indexOf(prefix) == 0;
+        })
+        .join("\n");
+    }) || ""
+  );
+}
+
+// A v4 UUID: crypto.randomUUID() in secure contexts, else from random bytes.
+export function uuid() {
+  var c = crypto, b;
+  if (c.randomUUID) return c.randomUUID();
+  b = c.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 15) | 64;
+  b[8] = (b[8] & 63) | 128;
+  return [].map
+    .call(b, function (x, i) {
+      return (i == 4 || i == 6 || i == 8 || i == 10 ? "-" : "") + (x + 256).toString(16).slice(1);
+    })
+    .join("");
+}
+
+// The Authorization header of a write key (HTTP Basic, no password).
+export function basicAuth(key) {
+  try {
+    return "Basic " + btoa(key + ":");
+  } catch (e) {
+    return "Basic ";
+  }
+}
 
 // POST `body` to `url` with `keepalive`, gzipped by the browser's
 // CompressionStream where it has one (plain where it has not, or where
-// compression fails). Calls wired() once `fetch` has the request (from then
-// on the browser completes it even if the page goes), and done(status,
-// retryAfter, profile) once (profile: the answer's `profile` field, if any),
-// status 0 on a
-// network error (or a `fetch` that throws), after reading the response so
-// the keepalive quota is freed. Returns withdraw(): while the body is still
-// being compressed it cancels the request and returns true (done is then
-// never called); afterwards it returns false.
-export function post(url, auth, body, wired, done) {
+// compression fails). Reports 1 (wired) once `fetch` has the request (from
+// then on the browser completes it even if the page goes), and 2 (answered:
+// status, retryAfter, profile) once (profile: the answer's `profile` field,
+// if any), status 0 on a network error (or a `fetch` that throws), after
+// reading the response so the keepalive quota is freed. withdraw(), while
+// the body is still being compressed, cancels the request and returns true
+// (it is then never answered); afterwards it returns false.
+export function post(url, auth, body) {
   var withdrawn = 0,
     compressing = typeof CompressionStream == "function";
   function send(b, gzipped) {
@@ -24,7 +139,7 @@ export function post(url, auth, body, wired, done) {
       profile;
     if (gzipped) headers["content-encoding"] = "gzip";
     function finish() {
-      done(status, retryAfter, profile);
+      wake(2, status, retryAfter, profile);
     }
     // A network error is reported a task later: leaving the page rejects
     // its keepalive fetch although the browser still delivers it, and by
@@ -46,7 +161,7 @@ export function post(url, auth, body, wired, done) {
           } catch (e) {}
         })
         .then(finish, failed);
-      wired();
+      wake(1);
     } catch (e) {
       finish();
     }
@@ -63,25 +178,29 @@ export function post(url, auth, body, wired, done) {
         }
       );
   else send(body);
-  return function () {
+  withdrawCurrent = function () {
     if (!compressing || withdrawn) return false;
     withdrawn = 1;
     return true;
   };
 }
 
-// Every consent-management platform on the page, reported to
-// on(kind, data, text) as plain text that the core parses and decides on:
-// - 1, an IAB TCF v2 tcData (`__tcfapi`): data is
+export function withdraw() {
+  return withdrawCurrent();
+}
+
+// Every consent-management platform on the page, reported as
+// wake(kind, data, text), plain text that the core parses and decides on:
+// - 3, an IAB TCF v2 tcData (`__tcfapi`): data is
 //   "<0 if gdprApplies is false, else 1>;<eventStatus>;<purpose consents>;<legitimate interests>"
 //   (purposes 1-11 as bits 1-11), text the tcString;
-// - 2, an IAB GPP pingData (`__gpp`, on every event and once by `ping`): data is
+// - 4, an IAB GPP pingData (`__gpp`, on every event and once by `ping`): data is
 //   "<signalStatus>|<parsedSections>" with one
 //   "<SaleOptOut>,<SharingOptOut>,<TargetedAdvertisingOptOut>,<Gpc>" per section
 //   or sub-section, joined by ";" (empty without parsedSections), text the gppString;
-// - 3, a Google Consent Mode `gtag('consent', …, settings)` in the `dataLayer`
+// - 5, a Google Consent Mode `gtag('consent', …, settings)` in the `dataLayer`
 //   (those already there, then every push): data is "<key>=<value>;…".
-export function watchCmps(on) {
+export function watchCmps() {
   var w = window,
     dl = w.dataLayer,
     push = dl && dl.push;
@@ -96,7 +215,7 @@ export function watchCmps(on) {
     w.__tcfapi("addEventListener", 2, function (tc, ok) {
       if (ok === false || !tc) return;
       var p = tc.purpose || {};
-      on(1, [tc.gdprApplies === false ? 0 : 1, tc.eventStatus, bits(p.consents), bits(p.legitimateInterests)].join(";"), str(tc.tcString));
+      wake(3, [tc.gdprApplies === false ? 0 : 1, tc.eventStatus, bits(p.consents), bits(p.legitimateInterests)].join(";"), str(tc.tcString));
     });
   if (typeof w.__gpp == "function") {
     var gpp = function (d, ok) {
@@ -111,7 +230,7 @@ export function watchCmps(on) {
             if (x) parts.push([x.SaleOptOut, x.SharingOptOut, x.TargetedAdvertisingOptOut, x.Gpc].join(","));
           });
         });
-      on(2, (p.signalStatus === undefined ? "ready" : p.signalStatus) + "|" + (s && typeof s == "object" ? parts.join(";") : "-"), str(p.gppString));
+      wake(4, (p.signalStatus === undefined ? "ready" : p.signalStatus) + "|" + (s && typeof s == "object" ? parts.join(";") : "-"), str(p.gppString));
     };
     w.__gpp("addEventListener", gpp);
     w.__gpp("ping", gpp);
@@ -120,8 +239,8 @@ export function watchCmps(on) {
   function gcm(e) {
     var s = e && e[0] === "consent" && e[2];
     if (s && typeof s == "object")
-      on(
-        3,
+      wake(
+        5,
         Object.keys(s)
           .filter(function (k) {
             return typeof s[k] == "string";
@@ -173,39 +292,39 @@ export function pageContext() {
   return p;
 }
 
-// The page's life: hidden(), when it is hidden or left (`visibilitychange`
-// to hidden, `pagehide`: never `unload`, so the back/forward cache keeps
-// working); online(), when the browser is back online; every(), every
-// `everyMs`.
-export function listen(hidden, online, every, everyMs) {
+// The page's life: 6 (hidden), when it is hidden or left
+// (`visibilitychange` to hidden, `pagehide`: never `unload`, so the
+// back/forward cache keeps working); 7 (online), when the browser is back
+// online; 8 (tick), every `everyMs`.
+export function listen(everyMs) {
   addEventListener("visibilitychange", function () {
-    document.visibilityState == "hidden" && hidden();
+    document.visibilityState == "hidden" && wake(6);
   });
   addEventListener("pagehide", function () {
-    hidden();
+    wake(6);
   });
   addEventListener("online", function () {
-    online();
+    wake(7);
   });
   setInterval(function () {
-    every();
+    wake(8);
   }, everyMs);
 }
 
-// changed() after every `history.pushState` / `replaceState` and `popstate`.
-export function watchHistory(changed) {
+// 9 (navigated) after every `history.pushState` / `replaceState` and `popstate`.
+export function watchHistory() {
   var h = history;
   ["pushState", "replaceState"].forEach(function (m) {
     var f = h[m];
     if (typeof f == "function")
       h[m] = function () {
         var r = f.apply(h, arguments);
-        changed();
+        wake(9);
         return r;
       };
   });
   addEventListener("popstate", function () {
-    changed();
+    wake(9);
   });
 }
 
@@ -217,16 +336,16 @@ export function holdLock(name) {
   });
 }
 
-// …or, if it is free, take it for the life of the page and call f(true)
-// (f(false) if it is taken). Kept, because Web Locks do not order
+// …or, if it is free, take it for the life of the page and report
+// 10 (lock: name, true), or (name, false) if it is taken. Kept, because Web Locks do not order
 // localStorage between tabs: a tab that took a closed tab's queue holds its
 // lock, so no other tab takes that queue before it sees it gone. Without Web
-// Locks, f is never called.
-export function tryLock(name, f) {
+// Locks, nothing is reported.
+export function tryLock(name) {
   var l = navigator.locks;
   l &&
     l.request(name, { ifAvailable: true }, function (lock) {
-      f(!!lock);
+      wake(10, name, !!lock);
       return lock && new Promise(function () {});
     });
 }

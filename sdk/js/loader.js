@@ -25,42 +25,34 @@
   import(base + GLUE)
     .then(function (m) {
       return m.default({ module_or_path: wasm }).then(function () {
-        var api = {
-          loaded: true,
-          readyAt: w.performance ? performance.now() : 0,
-          load: m.load,
-          track: m.track,
-          page: m.page,
-          screen: m.screen,
-          identify: m.identify,
-          group: m.group,
-          alias: m.alias,
-          reset: m.reset,
-          user: m.user,
-          anonymousId: m.anonymousId,
-          debug: m.debug,
-          flush: m.flush,
-          stats: m.stats,
-          ready: function (cb) { cb(api); },
-          audiences: m.audiences,
-          traits: m.traits,
-          on: m.on,
-          consent: { set: m.consentSet, get: m.consentGet, on: m.consentOn },
-        };
+        // Every call goes through the core's one export, by its number
+        // in this list (`OPS` in sdk/src/api.rs).
+        var api = { loaded: true, readyAt: w.performance ? performance.now() : 0, ready: function (cb) { cb(api); }, consent: {} },
+          replayAt;
+        "load track page screen identify group alias reset user anonymousId debug flush stats audiences traits on consentSet consentGet consentOn replayAt"
+          .split(" ")
+          .forEach(function (n, i) {
+            function f(a, b, c, d) {
+              return m.op(i, a, b, c, d);
+            }
+            if (n == "replayAt") replayAt = f;
+            else if (n.slice(0, 7) == "consent") api.consent[n[7].toLowerCase() + n.slice(8)] = f;
+            else api[n] = f;
+          });
         var calls = q.slice(), loads = calls.filter(function (c) { return c[0] === "load"; });
-        if (loads.length) m.load.apply(null, loads[0][1]);
-        else if (key) m.load(key);
+        if (loads.length) api.load.apply(null, loads[0][1]);
+        else if (key) api.load(key);
         w.sluice = api;
         calls.forEach(function (c) {
           if (c[0] === "load") return;
           var p = c[0].split("."), f = p[1] ? api[p[0]][p[1]] : api[c[0]];
           try {
-            m.replayAt(c[2]);
+            replayAt(c[2]);
             f.apply(null, c[1]);
           } catch (e) {
             console.error("sluice:", e);
           } finally {
-            m.replayAt(undefined);
+            replayAt();
           }
         });
       });

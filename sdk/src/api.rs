@@ -1,14 +1,18 @@
 //! The JavaScript surface. Misuse throws an `Error` with a stable `code`
 //! (`not_loaded`, `invalid_options`, `invalid_argument`, `invalid_consent`);
 //! internal failures never throw into the page.
+//!
+//! The page reaches every call through one export, [`op`], by its number in
+//! [`OPS`] (the loader and the npm module's `index.js` name them in the same
+//! order): one boundary shim instead of one per call.
 
 use crate::consent;
+use crate::host;
 use crate::js::{self, set};
 use crate::json::cat;
 use crate::options::Options;
 use crate::prelude::*;
 use crate::sdk::{self, Sdk};
-use crate::transport;
 use js_sys::Object;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -67,6 +71,12 @@ fn id_string(v: &JsValue) -> Option<String> {
     v.as_string().or_else(number).filter(|s| !s.is_empty())
 }
 
+fn function(callback: JsValue) -> Result<js_sys::Function, JsValue> {
+    callback
+        .dyn_into::<js_sys::Function>()
+        .map_err(|_| bad("the callback must be a function"))
+}
+
 /// Build, gate and queue an event of `kind`; `fill` adds the call's own
 /// fields. Returns its messageId (`undefined` if its values cannot be
 /// serialised), for an on-page pixel's event id. Not generic: one copy of
@@ -77,7 +87,6 @@ fn emit(kind: &'static str, options: &JsValue, fill: &dyn Fn(&Object)) -> Result
 }
 
 /// Initialise with the source's write key and options.
-#[wasm_bindgen]
 pub fn load(write_key: JsValue, options: JsValue) -> Result<(), JsValue> {
     let key = required_string(&write_key, "the write key")?;
     let opts = Options::parse(&options)?;
@@ -85,26 +94,37 @@ pub fn load(write_key: JsValue, options: JsValue) -> Result<(), JsValue> {
         return Ok(());
     }
     let track_pages = opts.track_pages;
+    host::start();
     let s = Sdk::new(&key, opts);
     if let Some((endpoint, id)) = s.id_endpoint() {
         server_id(endpoint, id);
     }
     crate::audiences::restore(s.store());
     sdk::install(s);
-    consent::watch_cmps(apply_consent);
+    host::watch_cmps();
     if track_pages {
-        crate::pages::watch(|| {
-            if sdk::with(Sdk::navigated) == Some(true) {
-                let _ = page(
-                    JsValue::UNDEFINED,
-                    JsValue::UNDEFINED,
-                    JsValue::UNDEFINED,
-                    JsValue::UNDEFINED,
-                );
-            }
-        });
+        host::watch_history();
     }
     Ok(())
+}
+
+/// An SPA navigation (`trackPages`): a page view if the URL changed.
+pub fn navigated() {
+    if sdk::with(Sdk::navigated) == Some(true) {
+        let _ = page(
+            JsValue::UNDEFINED,
+            JsValue::UNDEFINED,
+            JsValue::UNDEFINED,
+            JsValue::UNDEFINED,
+        );
+    }
+}
+
+/// A consent-management platform reported (`None`: nothing to act on yet).
+pub fn cmp_reported(consent: Option<sluice_shared::consent::Consent>) {
+    if let Some(c) = consent {
+        apply_consent(c);
+    }
 }
 
 /// Ask the collector's id endpoint to (re)set the id as a server-set cookie.
@@ -115,17 +135,11 @@ fn server_id(endpoint: String, id: String) {
         "anonymousId=",
         &id,
     ]);
-    let init = Object::new();
-    set(&init, "credentials", "include");
     // Fire and forget; a failure is handled, not left as an unhandled rejection.
-    if let Some(response) = transport::fetch(&url, &init) {
-        let ignore = Closure::once_into_js(|_: JsValue| {});
-        transport::settle(&response, &ignore);
-    }
+    host::id_cookie(&url);
 }
 
 /// Record an action: `track(event, properties?, options?)`; returns the messageId.
-#[wasm_bindgen]
 pub fn track(event: JsValue, properties: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
     let name = required_js_string(&event, "the event name")?;
     let props = object_or_empty(&properties, "properties")?;
@@ -136,7 +150,6 @@ pub fn track(event: JsValue, properties: JsValue, options: JsValue) -> Result<Js
 }
 
 /// Record a page view: `page(category?, name?, properties?, options?)`.
-#[wasm_bindgen]
 pub fn page(a: JsValue, b: JsValue, c: JsValue, d: JsValue) -> Result<JsValue, JsValue> {
     let (category, name, props, options) = match (a.as_string(), b.as_string()) {
         (Some(cat), Some(name)) => (Some(cat), Some(name), c, d),
@@ -163,7 +176,6 @@ pub fn page(a: JsValue, b: JsValue, c: JsValue, d: JsValue) -> Result<JsValue, J
 }
 
 /// Record a screen view (apps in web views): `screen(name, properties?, options?)`.
-#[wasm_bindgen]
 pub fn screen(name: JsValue, properties: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
     let name = required_js_string(&name, "the screen name")?;
     let props = object_or_empty(&properties, "properties")?;
@@ -174,7 +186,6 @@ pub fn screen(name: JsValue, properties: JsValue, options: JsValue) -> Result<Js
 }
 
 /// Tie the visitor to a user: `identify(userId?, traits?, options?)`.
-#[wasm_bindgen]
 pub fn identify(user_id: JsValue, traits: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
     let absent = user_id.is_undefined() || user_id.is_null();
     let (uid, traits, options) = if js::is_plain_object(&user_id) {
@@ -194,7 +205,6 @@ pub fn identify(user_id: JsValue, traits: JsValue, options: JsValue) -> Result<J
 }
 
 /// Associate the user with a group: `group(groupId, traits?, options?)`.
-#[wasm_bindgen]
 pub fn group(group_id: JsValue, traits: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
     let gid = id_string(&group_id).ok_or_else(|| bad("the group id must be a string or number"))?;
     let traits = object_or_empty(&traits, "traits")?;
@@ -205,7 +215,6 @@ pub fn group(group_id: JsValue, traits: JsValue, options: JsValue) -> Result<JsV
 }
 
 /// Merge identities: `alias(userId, previousId?, options?)` (previousId defaults to the current id).
-#[wasm_bindgen]
 pub fn alias(user_id: JsValue, previous_id: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
     let uid = id_string(&user_id).ok_or_else(|| bad("alias needs the new user id"))?;
     let previous = id_string(&previous_id)
@@ -220,19 +229,16 @@ pub fn alias(user_id: JsValue, previous_id: JsValue, options: JsValue) -> Result
 }
 
 /// Forget the user and start a new anonymous visitor (e.g. on sign-out).
-#[wasm_bindgen]
 pub fn reset() -> Result<(), JsValue> {
     sdk::with(Sdk::reset).ok_or_else(not_loaded)
 }
 
 /// `{ anonymousId, userId, traits }`.
-#[wasm_bindgen]
 pub fn user() -> Result<JsValue, JsValue> {
     sdk::with(|s| s.user_js().into()).ok_or_else(not_loaded)
 }
 
 /// The visitor's anonymousId.
-#[wasm_bindgen(js_name = anonymousId)]
 pub fn anonymous_id() -> Result<String, JsValue> {
     sdk::with(|s| s.anonymous_id()).ok_or_else(not_loaded)
 }
@@ -255,7 +261,6 @@ fn apply_consent(update: sluice_shared::consent::Consent) {
 }
 
 /// `consent.set({ analytics: true, marketing: false, … })`: the visitor's choice.
-#[wasm_bindgen(js_name = consentSet)]
 pub fn consent_set(categories: JsValue) -> Result<(), JsValue> {
     let update = consent::from_js(&categories)?;
     if !sdk::is_loaded() {
@@ -266,64 +271,54 @@ pub fn consent_set(categories: JsValue) -> Result<(), JsValue> {
 }
 
 /// `consent.get()`: the current consent, as sent in `context.consent`.
-#[wasm_bindgen(js_name = consentGet)]
 pub fn consent_get() -> Result<JsValue, JsValue> {
     sdk::with(|s| s.consent_js().into()).ok_or_else(not_loaded)
 }
 
 /// `consent.on(callback)`: called with the new consent after every change.
-#[wasm_bindgen(js_name = consentOn)]
-pub fn consent_on(callback: js_sys::Function) -> Result<(), JsValue> {
-    sdk::with(|s| s.on_consent(callback)).ok_or_else(not_loaded)
+pub fn consent_on(callback: JsValue) -> Result<(), JsValue> {
+    let f = function(callback)?;
+    sdk::with(|s| s.on_consent(f)).ok_or_else(not_loaded)
 }
 
 /// `audiences()`: the (browser-visible) audiences the visitor is in, as of
 /// the collector's last answer.
-#[wasm_bindgen]
 pub fn audiences() -> Result<JsValue, JsValue> {
     sdk::with(|_| crate::audiences::audiences()).ok_or_else(not_loaded)
 }
 
 /// `traits()`: the browser-visible computed traits.
-#[wasm_bindgen]
 pub fn traits() -> Result<JsValue, JsValue> {
     sdk::with(|_| crate::audiences::traits()).ok_or_else(not_loaded)
 }
 
 /// `on("audience", cb)`: `cb({audiences, traits})` after an answer in
 /// which the visitor's audiences changed.
-#[wasm_bindgen]
 pub fn on(kind: JsValue, callback: JsValue) -> Result<(), JsValue> {
     if kind.as_string().as_deref() != Some("audience") {
         return Err(bad("on() takes \"audience\""));
     }
-    let f = callback
-        .dyn_into::<js_sys::Function>()
-        .map_err(|_| bad("the callback must be a function"))?;
+    let f = function(callback)?;
     sdk::with(|_| crate::audiences::listen(f)).ok_or_else(not_loaded)
 }
 
 /// `debug(true)`: log every decision to the console.
-#[wasm_bindgen]
 pub fn debug(on: bool) -> Result<(), JsValue> {
     sdk::with(|s| s.set_debug(on)).ok_or_else(not_loaded)
 }
 
 /// Replaying calls queued before load: events made from now on carry this
 /// time (ms since the epoch) unless their options give one; `undefined` ends it.
-#[wasm_bindgen(js_name = replayAt)]
 pub fn replay_at(ms: Option<f64>) {
     sdk::set_replay_time(ms);
 }
 
 /// Send what is queued now.
-#[wasm_bindgen]
 pub fn flush() {
     sdk::flush();
 }
 
 /// Queue statistics: `{ queued, inflight, dropped }` (for debugging and tests).
-#[wasm_bindgen]
 pub fn stats() -> Result<JsValue, JsValue> {
     sdk::with(|s| {
         let (queued, inflight, dropped) = s.stats();
@@ -334,4 +329,83 @@ pub fn stats() -> Result<JsValue, JsValue> {
         o.into()
     })
     .ok_or_else(not_loaded)
+}
+
+/// The calls [`op`] serves, by number: the loader (`sdk/js/loader.js`) and
+/// the npm module (`sdk/js/index.js`) list them in this order.
+pub const OPS: [&str; 20] = [
+    "load",
+    "track",
+    "page",
+    "screen",
+    "identify",
+    "group",
+    "alias",
+    "reset",
+    "user",
+    "anonymousId",
+    "debug",
+    "flush",
+    "stats",
+    "audiences",
+    "traits",
+    "on",
+    "consentSet",
+    "consentGet",
+    "consentOn",
+    "replayAt",
+];
+
+/// Every call of the page's API: `op(n, a, b, c, d)` runs `OPS[n](a, b, c, d)`.
+#[wasm_bindgen]
+pub fn op(n: u32, a: JsValue, b: JsValue, c: JsValue, d: JsValue) -> Result<JsValue, JsValue> {
+    let none = |r: Result<(), JsValue>| r.map(|()| JsValue::UNDEFINED);
+    match n {
+        0 => none(load(a, b)),
+        1 => track(a, b, c),
+        2 => page(a, b, c, d),
+        3 => screen(a, b, c),
+        4 => identify(a, b, c),
+        5 => group(a, b, c),
+        6 => alias(a, b, c),
+        7 => none(reset()),
+        8 => user(),
+        9 => anonymous_id().map(JsValue::from),
+        10 => none(debug(a.is_truthy())),
+        11 => {
+            flush();
+            Ok(JsValue::UNDEFINED)
+        }
+        12 => stats(),
+        13 => audiences(),
+        14 => traits(),
+        15 => none(on(a, b)),
+        16 => none(consent_set(a)),
+        17 => consent_get(),
+        18 => none(consent_on(a)),
+        _ => {
+            replay_at(a.as_f64());
+            Ok(JsValue::UNDEFINED)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OPS;
+
+    /// The loader and the npm module name the calls in `OPS`'s order.
+    #[test]
+    fn the_js_entry_points_number_the_calls_as_op_does() {
+        let list = OPS.join(" ");
+        for (file, text) in [
+            ("loader.js", include_str!("../js/loader.js")),
+            ("index.js", include_str!("../js/index.js")),
+        ] {
+            assert!(
+                text.contains(&list),
+                "{file} does not list the calls as `{list}`"
+            );
+        }
+    }
 }

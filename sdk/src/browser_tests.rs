@@ -3,7 +3,7 @@
 
 use crate::options::{Options, StorageMode};
 use crate::storage::{self, Store};
-use crate::{api, consent, js, sdk};
+use crate::{api, js, sdk};
 use sluice_shared::consent::{Consent, Purpose, Source, State};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -103,7 +103,7 @@ fn a_tcf_cmp_is_read_and_mapped_to_purposes() {
     eval("window.__tcfapi = function (cmd, version, cb) { if (cmd === 'addEventListener') cb({ gdprApplies: true, eventStatus: 'tcloaded', tcString: 'CPtest', \
           purpose: { consents: { 1: true, 8: true, 9: true, 10: true }, legitimateInterests: {} } }, true); };");
     let (seen, on) = recorder();
-    consent::watch_cmps(on);
+    crate::host::watch_cmps_into(on);
     eval("delete window.__tcfapi");
     let c = seen.borrow()[0].clone();
     assert_eq!(c.source, Source::Tcf);
@@ -118,7 +118,7 @@ fn a_tcf_cmp_is_read_and_mapped_to_purposes() {
     eval("window.__tcfapi = function (cmd, version, cb) { if (cmd === 'addEventListener') cb({ gdprApplies: true, eventStatus: 'useractioncomplete', \
           purpose: { consents: { 3: true, 4: true, 5: false, 11: true }, legitimateInterests: { 2: true, 7: true, 5: true } } }, true); };");
     let (seen, on) = recorder();
-    consent::watch_cmps(on);
+    crate::host::watch_cmps_into(on);
     eval("delete window.__tcfapi");
     let c = seen.borrow()[0].clone();
     assert_eq!(c.state(&Purpose::Marketing), State::Granted);
@@ -131,7 +131,7 @@ fn a_gpp_cmp_opt_out_of_sale_is_read() {
     eval("window.__gpp = function (cmd, cb) { if (cmd === 'ping') cb({ signalStatus: 'ready', gppString: 'DBABLA~x', \
           parsedSections: { usnat: { SaleOptOut: 1, SharingOptOut: 2, TargetedAdvertisingOptOut: 1 } } }, true); };");
     let (seen, on) = recorder();
-    consent::watch_cmps(on);
+    crate::host::watch_cmps_into(on);
     eval("delete window.__gpp");
     let c = seen.borrow()[0].clone();
     assert_eq!(c.source, Source::Gpp);
@@ -146,7 +146,7 @@ fn google_consent_mode_defaults_and_updates_are_followed() {
           gtag('consent', 'default', { analytics_storage: 'denied', ad_storage: 'denied' });",
     );
     let (seen, on) = recorder();
-    consent::watch_cmps(on);
+    crate::host::watch_cmps_into(on);
     eval("gtag('consent', 'update', { analytics_storage: 'granted' })");
     let seen = seen.borrow();
     assert_eq!(seen.len(), 2);
@@ -312,8 +312,10 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
             .count()
     };
     let before = updates();
-    api::consent_on(eval("window.__heard = 0; (function () { window.__heard++; })").into())
-        .unwrap();
+    api::consent_on(eval(
+        "window.__heard = 0; (function () { window.__heard++; })",
+    ))
+    .unwrap();
     assert_eq!(
         ctx["campaign"],
         serde_json::json!({"source": "news"}),
@@ -386,4 +388,68 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
         events[0].anonymous_id.clone().unwrap(),
         "reset starts a new visitor"
     );
+    every_call_is_reached_by_its_number_in_ops();
+}
+
+/// The page reaches each call as `op(n, …)`, `n` its place in `api::OPS`
+/// (the loader's and index.js's numbering): each number runs its own call.
+fn every_call_is_reached_by_its_number_in_ops() {
+    let u = || JsValue::UNDEFINED;
+    let op = |name: &str, a: JsValue| {
+        let n = api::OPS.iter().position(|o| *o == name).unwrap() as u32;
+        api::op(n, a, u(), u(), u())
+    };
+    let message = |name: &str, a: JsValue| {
+        let e = op(name, a).unwrap_err();
+        [code_of(e.clone()), js::get_str(&e, "message").unwrap()].join(": ")
+    };
+    for (name, bad, says) in [
+        ("load", JsValue::from(""), "the write key"),
+        ("track", JsValue::from(3), "the event name"),
+        ("page", JsValue::from(3), "properties must be"),
+        ("screen", JsValue::from(3), "the screen name"),
+        ("identify", JsValue::TRUE, "identify takes"),
+        ("group", JsValue::TRUE, "the group id"),
+        ("alias", JsValue::TRUE, "alias needs"),
+        ("on", JsValue::from("x"), "on() takes"),
+        ("consentSet", JsValue::from(3), "invalid_consent"),
+        ("consentOn", JsValue::from(3), "the callback"),
+    ] {
+        assert!(
+            message(name, bad).contains(says),
+            "{name}: {}",
+            message(name, JsValue::from(3))
+        );
+    }
+    let id = op("anonymousId", u()).unwrap();
+    assert_eq!(id, JsValue::from(api::anonymous_id().unwrap()));
+    assert_eq!(js::get(&op("user", u()).unwrap(), "anonymousId"), id);
+    assert!(js::get_f64(&op("stats", u()).unwrap(), "queued").is_some());
+    assert!(js_sys::Array::is_array(&op("audiences", u()).unwrap()));
+    assert!(js::is_plain_object(&op("traits", u()).unwrap()));
+    assert_eq!(
+        js::get_bool(&op("consentGet", u()).unwrap(), "known"),
+        Some(true)
+    );
+    for quiet in ["debug", "flush", "replayAt"] {
+        assert_eq!(op(quiet, u()).unwrap(), u(), "{quiet}");
+    }
+    op("reset", u()).unwrap();
+    assert_ne!(
+        op("anonymousId", u()).unwrap(),
+        id,
+        "reset starts a new visitor"
+    );
+}
+
+#[wasm_bindgen_test]
+fn ids_are_v4_uuids_with_and_without_random_uuid() {
+    assert!(sluice_shared::id::is_uuid(&storage::uuid()));
+    // Outside secure contexts there is no `crypto.randomUUID`.
+    eval("window.__ru = Crypto.prototype.randomUUID; delete Crypto.prototype.randomUUID");
+    let made = storage::uuid();
+    eval("Crypto.prototype.randomUUID = window.__ru");
+    assert!(sluice_shared::id::is_uuid(&made), "{made}");
+    assert_eq!(made.as_bytes()[14], b'4', "{made}");
+    assert_ne!(made, storage::uuid());
 }

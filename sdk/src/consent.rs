@@ -9,7 +9,7 @@ use js_sys::Object;
 use sluice_shared::consent::gpp::{opt_out_code, GppSignals};
 use sluice_shared::consent::tcf::TcfSignals;
 use sluice_shared::consent::{Consent, Purpose, Source, State};
-use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsValue;
 
 /// `context.consent` for an event.
 pub fn to_js(c: &Consent) -> Object {
@@ -170,31 +170,6 @@ pub fn from_gcm(data: &str) -> Option<Consent> {
     });
     let c = sluice_shared::consent::gcm::to_consent(pairs);
     (!c.categories.is_empty()).then_some(c)
-}
-
-#[wasm_bindgen(module = "/js/host.js")]
-extern "C" {
-    /// The host's `watchCmps` (see `sdk/js/host.js`).
-    #[wasm_bindgen(js_name = watchCmps)]
-    fn host_watch_cmps(on: &JsValue);
-}
-
-/// Subscribe to every CMP on the page; `on` is called with each consent they report.
-pub fn watch_cmps(on: impl Fn(Consent) + 'static) {
-    let cb = Closure::<dyn FnMut(u32, String, Option<String>)>::new(
-        move |kind: u32, data: String, text: Option<String>| {
-            let consent = match kind {
-                1 => from_tcf(&data, text),
-                2 => from_gpp(&data, text),
-                _ => from_gcm(&data),
-            };
-            if let Some(c) = consent {
-                on(c);
-            }
-        },
-    );
-    host_watch_cmps(cb.as_ref());
-    cb.forget();
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@ use crate::js::set;
 use crate::prelude::*;
 use js_sys::Object;
 use sluice_shared::campaign::utm_key;
-use wasm_bindgen::prelude::*;
 
 /// Decode one `application/x-www-form-urlencoded` component.
 fn decode(s: &str) -> String {
@@ -31,18 +30,14 @@ pub fn campaign(search: &str) -> Option<Object> {
     any.then_some(c)
 }
 
-#[wasm_bindgen(module = "/js/host.js")]
-extern "C" {
-    /// `context.page` (path, referrer, search, title, url, canonicalUrl),
-    /// read by the host (see `sdk/js/host.js`): one call, not one per property.
-    #[wasm_bindgen(js_name = pageContext)]
-    pub fn page() -> Object;
-    #[wasm_bindgen(js_name = stableContext)]
-    fn stable_context(version: &str) -> Object;
+/// `context.page` (path, referrer, search, title, url, canonicalUrl),
+/// read by the host (see `sdk/js/host.js`): one call, not one per property.
+pub fn page() -> Object {
+    crate::host::page_context()
 }
 
 /// The parts of the context that do not change during a page's life
 /// (library, user agent and client hints, locale, timezone, screen).
 pub fn stable() -> Object {
-    stable_context(env!("CARGO_PKG_VERSION"))
+    crate::host::stable_context(env!("CARGO_PKG_VERSION"))
 }

@@ -5,8 +5,10 @@
 //!
 //! - load: the stored anonymousId if it is a UUID, else a new one (stored);
 //!   the stored userId and traits.
-//! - `identify(userId)`: a different user starts with no traits; traits given
-//!   are merged into the current ones (by the caller) and stored.
+//! - `identify(userId)`: a different user than the identified one starts
+//!   with no traits, in storage too; an anonymous visitor's first
+//!   `identify` keeps their traits (as analytics.js does); traits given are
+//!   merged into the current ones (by the caller) and stored.
 //! - `alias(userId)`: the previousId is the userId, or the anonymousId.
 //! - `reset()`: no user, no traits, a new anonymousId.
 
@@ -87,15 +89,17 @@ impl Identity {
     }
 
     /// `identify(userId)` or `alias(userId)` (`json`: the id as JSON): a
-    /// different user has no traits yet.
-    pub fn identify(&mut self, user_id: String, json: Option<String>) -> Write {
-        if self.user_id() != Some(user_id.as_str()) {
+    /// user other than the identified one has no traits yet (the stored ones
+    /// are removed); an anonymous visitor keeps theirs.
+    pub fn identify(&mut self, user_id: String, json: Option<String>) -> Vec<Write> {
+        let mut writes = vec![Write::Set(USER_KEY, user_id.clone())];
+        if self.user_id().is_some_and(|u| u != user_id) {
             self.traits = EMPTY.into();
+            writes.push(Write::Remove(TRAITS_KEY));
         }
-        let write = Write::Set(USER_KEY, user_id.clone());
         self.user_id = Some(user_id);
         self.user_id_json = json;
-        write
+        writes
     }
 
     /// `identify(…, traits)`: `merged` is the current traits with the new
@@ -131,7 +135,7 @@ mod tests {
         (id.into(), Some(cat(&["\"", id, "\""])))
     }
 
-    fn identify(me: &mut Identity, id: &str) -> Write {
+    fn identify(me: &mut Identity, id: &str) -> Vec<Write> {
         let (id, json) = user(id);
         me.identify(id, json)
     }
@@ -172,7 +176,7 @@ mod tests {
     #[test]
     fn identifying_the_same_user_keeps_the_traits_and_another_user_clears_them() {
         let mut me = fresh();
-        assert_eq!(identify(&mut me, "u1"), Write::Set(USER_KEY, "u1".into()));
+        assert_eq!(identify(&mut me, "u1"), [Write::Set(USER_KEY, "u1".into())]);
         assert_eq!(
             me.set_traits(r#"{"a":1}"#.into()),
             Write::Set(TRAITS_KEY, r#"{"a":1}"#.into())
@@ -183,6 +187,33 @@ mod tests {
         assert_eq!(me.traits(), "{}");
         assert_eq!(me.user_id_json(), Some("\"u2\""));
         assert_eq!(me.anonymous_id(), A, "identify keeps the anonymousId");
+    }
+
+    #[test]
+    fn another_users_identify_removes_the_old_users_traits_from_storage() {
+        let mut me = fresh();
+        identify(&mut me, "u1");
+        me.set_traits(r#"{"email":"u1@example.com"}"#.into());
+        assert_eq!(
+            identify(&mut me, "u2"),
+            [Write::Set(USER_KEY, "u2".into()), Write::Remove(TRAITS_KEY)],
+            "a reload must not bring u1's traits back as u2's"
+        );
+        assert_eq!(me.traits(), "{}");
+        assert_eq!(
+            identify(&mut me, "u2"),
+            [Write::Set(USER_KEY, "u2".into())],
+            "the same user again keeps the stored traits"
+        );
+    }
+
+    #[test]
+    fn an_anonymous_visitors_first_identify_keeps_their_traits() {
+        let mut me = fresh();
+        me.set_traits(r#"{"plan":"trial"}"#.into());
+        assert_eq!(identify(&mut me, "u1"), [Write::Set(USER_KEY, "u1".into())]);
+        assert_eq!(me.traits(), r#"{"plan":"trial"}"#);
+        assert_eq!(me.user_id(), Some("u1"));
     }
 
     #[test]

@@ -5,7 +5,6 @@ use crate::prelude::*;
 use core::cell::RefCell;
 use js_sys::{Object, Reflect};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 globals! {
     /// JS strings for the SDK's own `'static` strings (property names, fixed
@@ -88,22 +87,9 @@ pub fn global() -> Object {
     GLOBAL_THIS.with(Object::clone)
 }
 
-/// The global object as a `Window`. The SDK runs on a page's main thread, so
-/// there is no `instanceof Window` check (`web_sys::window()`'s) to pay for.
-pub fn window() -> web_sys::Window {
-    global().unchecked_into()
-}
-
 /// `location[key]` as a string (`origin`, `hostname`, `pathname`, …).
 pub fn location(key: &'static str) -> Option<String> {
     get_str(&get(&global(), "location"), key)
-}
-
-/// Call `f(args…)` if `f` is a function.
-pub fn call(f: &JsValue, this: &JsValue, args: &[JsValue]) -> Option<JsValue> {
-    let f = f.dyn_ref::<js_sys::Function>()?;
-    let array: js_sys::Array = args.iter().collect();
-    f.apply(this, &array).ok()
 }
 
 /// `JSON.stringify(v)`.

@@ -19,6 +19,7 @@ mod consent;
 mod context;
 pub mod gate;
 mod global;
+mod host;
 pub mod identity;
 mod js;
 pub mod json;
@@ -31,7 +32,6 @@ pub mod schedule;
 mod sdk;
 pub mod session;
 mod storage;
-mod tabs;
 mod transport;
 
 #[cfg(all(test, target_arch = "wasm32"))]

@@ -9,6 +9,7 @@ use crate::consent;
 use crate::context;
 use crate::gate::{Gate, Verdict as Gated};
 use crate::global::globals;
+use crate::host::{self, Wake};
 use crate::identity::{Identity, Write};
 use crate::js::{self, set};
 use crate::json;
@@ -20,13 +21,12 @@ use crate::retry::{self, Verdict};
 use crate::schedule::{Decision, Policy, Scheduler};
 use crate::session::{self, Session};
 use crate::storage::{self, Store};
-use crate::{pages, tabs, transport};
+use crate::{pages, transport};
 use core::cell::{Cell, RefCell};
 use js_sys::Object;
 use sluice_shared::consent::{Consent, Purpose, Source};
 use sluice_shared::text::decimal;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 use crate::identity::{ANON_KEY, TRAITS_KEY, USER_KEY};
 const SESSION_KEY: &str = "sluice_session";
@@ -71,8 +71,8 @@ pub struct Sdk {
     policy: Policy,
     /// The request in flight (the SDK withdraws it at `pagehide` while its
     /// body is still being compressed, and sends its events by beacon).
-    /// `withdraw()` of the request in flight, from [`transport::post`].
-    withdraw: Option<js_sys::Function>,
+    /// The request in flight may still be withdrawn ([`host::withdraw`]).
+    withdrawable: bool,
     /// The request in flight is on the wire: `fetch` has it (`keepalive`),
     /// so the browser completes it even if this page goes, and its events
     /// are left out of the stored queue (see [`Sdk::persist`]).
@@ -143,16 +143,8 @@ pub fn is_loaded() -> bool {
 /// Log a decision when `debug(true)`.
 pub fn log(debug: bool, what: &str, detail: &JsValue) {
     if debug {
-        web_sys::console::log_3(&"[sluice]".into(), &what.into(), detail);
+        host::log(what, detail);
     }
-}
-
-fn set_timeout(ms: f64, f: impl FnOnce() + 'static) {
-    let cb = Closure::once_into_js(f);
-    let _ = js::window().set_timeout_with_callback_and_timeout_and_arguments_0(
-        cb.unchecked_ref(),
-        ms.clamp(0.0, 2_147_483_647.0) as i32,
-    );
 }
 
 /// Carry out what an identity transition asks of storage.
@@ -168,7 +160,6 @@ fn apply(store: &mut Store, writes: &[Write]) {
 impl Sdk {
     /// Set up from `load(writeKey, options)`.
     pub fn new(write_key: &str, mut opts: Options) -> Sdk {
-        let window = js::global();
         let origin = js::location("origin").unwrap_or_default();
         let host = if opts.api_host.is_empty() {
             origin
@@ -182,13 +173,6 @@ impl Sdk {
             "writeKey=",
             write_key,
         ]);
-        let token = js::call(
-            &js::get(&window, "btoa"),
-            &window,
-            &[cat(&[write_key, ":"]).into()],
-        )
-        .and_then(|t| t.as_string())
-        .unwrap_or_default();
         let mut store = Store::new(
             opts.storage,
             opts.cookie_domain.clone(),
@@ -241,7 +225,7 @@ impl Sdk {
         let mut sdk = Sdk {
             url,
             beacon_url,
-            auth: cat(&["Basic ", &token]),
+            auth: host::basic_auth(write_key),
             store,
             identity,
             page_id: storage::uuid(),
@@ -255,7 +239,7 @@ impl Sdk {
             tab_key,
             sched: Scheduler::default(),
             policy: Policy::from(&opts),
-            withdraw: None,
+            withdrawable: false,
             on_wire: false,
             consent_json: None,
             session_saved_ms: 0.0,
@@ -664,12 +648,7 @@ impl Sdk {
         } else {
             0.0
         };
-        set_timeout(delay, || {
-            with(|s| {
-                s.persist_scheduled = false;
-                s.persist();
-            });
-        });
+        host::timer(Wake::PersistTimer, delay);
     }
 
     /// Write the queue to this tab's key (or remove it when empty), less the
@@ -735,7 +714,7 @@ impl Sdk {
 
     /// What came back for the request in flight.
     fn answered(&mut self, answer: Option<transport::Answer>) {
-        self.withdraw = None;
+        self.withdrawable = false;
         self.on_wire = false;
         let n = self.queue.inflight as u32;
         let verdict = match &answer {
@@ -784,11 +763,7 @@ impl Sdk {
     pub fn beacon_all(&mut self) {
         // A request whose body is still being compressed may not leave
         // before the page does: its events go by beacon with the rest.
-        let withdrawn = self
-            .withdraw
-            .take()
-            .and_then(|w| w.call0(&JsValue::NULL).ok())
-            .is_some_and(|v| v.is_truthy());
+        let withdrawn = core::mem::take(&mut self.withdrawable) && host::withdraw();
         if withdrawn {
             self.queue.failed();
             self.sched.withdrawn();
@@ -817,44 +792,50 @@ impl Sdk {
         arm(now, timer);
     }
 
-    /// Take over stored queues of tabs that are gone (their lock is free).
+    /// Take over stored queues of tabs that are gone. Which tab owns which
+    /// stored queue is kept by Web Locks: each tab holds the lock named
+    /// after its queue for as long as it lives; another tab's queue may be
+    /// taken only with its lock, i.e. once that tab is gone, and the tab
+    /// that takes it keeps that lock too for its life (Web Locks do not
+    /// order localStorage between tabs: a third tab could otherwise take the
+    /// lock before it sees the queue gone). The host reports each lock it
+    /// got ([`Wake::Lock`]) to [`adopt`].
     pub fn adopt_orphans(&mut self) {
         for key in self.store.local_keys(queue::KEY_PREFIX) {
-            if key == self.tab_key {
-                continue;
+            if key != self.tab_key {
+                host::try_lock(&key);
             }
-            let k = key.clone();
-            tabs::try_with(&key, move || {
-                with(|s| {
-                    // Re-read under the lock: another tab may have taken it meanwhile.
-                    let Some(text) = s.store.local_get(&k) else {
-                        return;
-                    };
-                    let items: Vec<Item> = js_sys::JSON::parse(&text)
-                        .ok()
-                        .map(|v| {
-                            js_sys::Array::from(&v)
-                                .iter()
-                                .filter_map(|e| {
-                                    Some(Item {
-                                        json: js::stringify(&e)?,
-                                    })
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let added = s.queue.adopt(items);
-                    s.persist();
-                    s.store.local_remove(&k);
-                    log(
-                        s.debug,
-                        "adopted events of a closed tab",
-                        &JsValue::from(added as u32),
-                    );
-                    s.queued();
-                });
-            });
         }
+    }
+
+    /// The lock of the stored queue `key` is ours: take its events.
+    fn adopt(&mut self, key: &str) {
+        // Re-read under the lock: another tab may have taken it meanwhile.
+        let Some(text) = self.store.local_get(key) else {
+            return;
+        };
+        let items: Vec<Item> = js_sys::JSON::parse(&text)
+            .ok()
+            .map(|v| {
+                js_sys::Array::from(&v)
+                    .iter()
+                    .filter_map(|e| {
+                        Some(Item {
+                            json: js::stringify(&e)?,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let added = self.queue.adopt(items);
+        self.persist();
+        self.store.local_remove(key);
+        log(
+            self.debug,
+            "adopted events of a closed tab",
+            &JsValue::from(added as u32),
+        );
+        self.queued();
     }
 
     pub fn tab_key(&self) -> &str {
@@ -880,8 +861,8 @@ impl Sdk {
     pub fn set_user(&mut self, user: Option<String>, traits: &JsValue) {
         if let Some(u) = user {
             let json = json_string(&u);
-            let w = self.identity.identify(u, json);
-            apply(&mut self.store, &[w]);
+            let writes = self.identity.identify(u, json);
+            apply(&mut self.store, &writes);
         }
         if js::is_plain_object(traits) {
             let merged =
@@ -907,34 +888,47 @@ pub fn install(sdk: Sdk) {
     let tab = sdk.tab_key().to_owned();
     let has_pending_storage = !sdk.store.local_keys(queue::KEY_PREFIX).is_empty();
     SDK.with(|s| *s.borrow_mut() = Some(sdk));
-    tabs::hold_forever(&tab);
+    host::hold_lock(&tab);
     if has_pending_storage {
         with(Sdk::adopt_orphans);
     }
-    let hidden = Closure::<dyn FnMut()>::new(|| {
-        with(Sdk::beacon_all);
-    });
-    let online = Closure::<dyn FnMut()>::new(|| {
-        with(Sdk::online);
-    });
-    let adopt = Closure::<dyn FnMut()>::new(|| {
-        with(Sdk::adopt_orphans);
-    });
-    listen(
-        hidden.as_ref(),
-        online.as_ref(),
-        adopt.as_ref(),
-        ADOPT_EVERY_MS,
-    );
-    hidden.forget();
-    online.forget();
-    adopt.forget();
+    host::listen(ADOPT_EVERY_MS);
 }
 
-#[wasm_bindgen(module = "/js/host.js")]
-extern "C" {
-    /// The host's page-life listeners (see `sdk/js/host.js`).
-    fn listen(hidden: &JsValue, online: &JsValue, every: &JsValue, every_ms: i32);
+/// The host got the lock of another tab's stored queue `key`.
+pub fn adopt(key: String) {
+    with(|s| s.adopt(&key));
+}
+
+/// What the host reported that the SDK's own state decides on.
+pub fn woken(kind: Wake) {
+    match kind {
+        Wake::Wired => {
+            with(Sdk::wired);
+        }
+        Wake::Hidden => {
+            with(Sdk::beacon_all);
+        }
+        Wake::Online => {
+            with(Sdk::online);
+        }
+        Wake::Tick => {
+            with(Sdk::adopt_orphans);
+        }
+        Wake::SendTimer => send(true),
+        Wake::PersistTimer => {
+            with(|s| {
+                s.persist_scheduled = false;
+                s.persist();
+            });
+        }
+        _ => {}
+    }
+}
+
+/// What came back for the request in flight.
+pub fn answered(answer: Option<transport::Answer>) {
+    with(|s| s.answered(answer));
 }
 
 /// A request the scheduler let go.
@@ -947,7 +941,7 @@ struct Request {
 /// Set a timer for `at` (ms since the epoch), if the scheduler asked for one.
 fn arm(now: f64, at: Option<f64>) {
     if let Some(at) = at {
-        set_timeout(at - now, || send(true));
+        host::timer(Wake::SendTimer, at - now);
     }
 }
 
@@ -962,21 +956,7 @@ fn send(timer: bool) {
     let Some(Some(r)) = with(|s| s.next_request(timer)) else {
         return;
     };
-    let withdraw = transport::post(
-        &r.url,
-        &r.auth,
-        &r.body,
-        || {
-            with(Sdk::wired);
-        },
-        |answer| {
-            with(|s| s.answered(answer));
-        },
-    );
-    // Kept only while the request is in flight (it may have been answered already).
-    with(|s| {
-        if s.sched.in_flight() && s.withdraw.is_none() {
-            s.withdraw = Some(withdraw);
-        }
-    });
+    host::post(&r.url, &r.auth, &r.body);
+    // Withdrawable only while the request is in flight (it may have been answered already).
+    with(|s| s.withdrawable = s.sched.in_flight());
 }

@@ -2,11 +2,11 @@
 //! domain (shared by subdomains), mirrored to localStorage, with a memory
 //! fallback where storage is blocked (Safari private mode, sandboxed iframes).
 
+use crate::host;
 use crate::js;
 use crate::json::cat;
 use crate::options::StorageMode;
 use crate::prelude::*;
-use wasm_bindgen::JsValue;
 
 /// One year, in seconds.
 const COOKIE_MAX_AGE_S: &str = "31536000";
@@ -23,32 +23,9 @@ pub struct Store {
     memory: Vec<(String, String)>,
 }
 
-/// `document` (read through `Reflect`: `document.cookie` throws where
-/// cookies are blocked, and `Reflect` turns that into `undefined`).
-fn document() -> JsValue {
-    js::get(&js::global(), "document")
-}
-
-/// `localStorage`, used through `Reflect` like `document` (reading it throws
-/// in sandboxed iframes and with storage blocked: that is `None`).
-fn local() -> Option<JsValue> {
-    let s = js::get(&js::global(), "localStorage");
-    s.is_object().then_some(s)
-}
-
-/// `localStorage[method](args…)`; `None` if it threw (quota, blocked).
-fn local_call(method: &'static str, args: &[JsValue]) -> Option<JsValue> {
-    let s = local()?;
-    js::call(&js::get(&s, method), &s, args)
-}
-
-fn local_get_item(key: &str) -> Option<String> {
-    local_call("getItem", &[key.into()])?.as_string()
-}
-
 /// Read a cookie from `document.cookie`.
 pub fn read_cookie(name: &str) -> Option<String> {
-    let cookies = js::get_str(&document(), "cookie")?;
+    let cookies = host::cookies()?;
     cookies.split(';').find_map(|c| {
         let (k, v) = c.trim().split_once('=')?;
         (k == name && !v.is_empty()).then(|| v.to_owned())
@@ -63,8 +40,7 @@ fn write_cookie(
     same_site: &str,
     secure: bool,
 ) {
-    let doc = document();
-    if doc.is_object() {
+    {
         let mut c = cat(&[
             name,
             "=",
@@ -81,7 +57,7 @@ fn write_cookie(
         if secure {
             c.push_str("; Secure");
         }
-        let _ = js_sys::Reflect::set(&doc, &js::st("cookie"), &c.into());
+        host::set_cookie(&c);
     }
 }
 
@@ -173,7 +149,7 @@ impl Store {
             } else {
                 None
             })
-            .or_else(|| local_get_item(key))
+            .or_else(|| host::ls_get(key))
         } else {
             None
         };
@@ -202,7 +178,7 @@ impl Store {
                 self.secure,
             );
         }
-        local_call("setItem", &[key.into(), value.into()]);
+        host::ls_set(key, value);
     }
 
     /// Remove a value everywhere.
@@ -218,7 +194,7 @@ impl Store {
                 self.secure,
             );
         }
-        local_call("removeItem", &[key.into()]);
+        host::ls_remove(key);
     }
 
     /// localStorage only (the persistent queue: too big for a cookie).
@@ -226,7 +202,7 @@ impl Store {
         if !self.enabled || matches!(self.mode, StorageMode::Memory) {
             return None;
         }
-        local_get_item(key)
+        host::ls_get(key)
     }
 
     /// Write to localStorage; false if not allowed or it failed (quota, blocked).
@@ -234,54 +210,30 @@ impl Store {
         if !self.enabled || matches!(self.mode, StorageMode::Memory) {
             return false;
         }
-        local_call("setItem", &[key.into(), value.into()]).is_some()
+        host::ls_set(key, value)
     }
 
     pub fn local_remove(&self, key: &str) {
-        local_call("removeItem", &[key.into()]);
+        host::ls_remove(key);
     }
 
     /// localStorage keys starting with `prefix`.
     pub fn local_keys(&self, prefix: &str) -> Vec<String> {
-        let Some(s) = local().filter(|_| self.enabled) else {
+        if !self.enabled {
             return Vec::new();
-        };
-        // A Storage's own keys are the stored keys.
-        js_sys::Object::keys(&js_sys::Object::from(s))
-            .iter()
-            .filter_map(|k| k.as_string())
-            .filter(|k| k.starts_with(prefix))
+        }
+        host::ls_keys(prefix)
+            .split('\n')
+            .filter(|k| !k.is_empty())
+            .map(ToOwned::to_owned)
             .collect()
     }
 }
 
-/// A v4 UUID: `crypto.randomUUID()` where there is one (secure contexts),
-/// else one made from random bytes.
+/// A v4 UUID (`crypto.randomUUID()`, or one made from
+/// `crypto.getRandomValues` outside secure contexts).
 pub fn uuid() -> String {
-    let crypto = js::get(&js::global(), "crypto");
-    js::call(&js::get(&crypto, "randomUUID"), &crypto, &[])
-        .and_then(|v| v.as_string())
-        .unwrap_or_else(|| uuid_from_random_bytes(&crypto))
-}
-
-/// From `crypto.getRandomValues` (`Math.random` where even that is missing).
-fn uuid_from_random_bytes(crypto: &JsValue) -> String {
-    let mut bytes = [0u8; 16];
-    let array = js_sys::Uint8Array::new_with_length(16);
-    if js::call(
-        &js::get(crypto, "getRandomValues"),
-        crypto,
-        &[array.clone().into()],
-    )
-    .is_some()
-    {
-        array.copy_to(&mut bytes);
-    } else {
-        for b in &mut bytes {
-            *b = (js_sys::Math::random() * 256.0) as u8;
-        }
-    }
-    sluice_shared::id::uuid_v4(bytes)
+    host::uuid()
 }
 
 #[cfg(test)]

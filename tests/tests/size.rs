@@ -19,10 +19,12 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// `on("audience")` and the cached profile, issue 19 — 40,059 → 41,119
 /// bytes, +1,060); lowered to 41,074 when `Sdk` was split into the
 /// identity, consent-gate and scheduler state machines, its growth paid for
-/// by building without panic locations and by a second wasm-opt round). It
-/// is above the 24 KB the SDK issue asks for: that budget is not met yet
-/// (see the README's "Size and speed").
-const UP_FRONT_CEILING_GZ: usize = 41_074;
+/// by building without panic locations and by a second wasm-opt round;
+/// lowered to 37,651 when the page's calls went through one export and the
+/// host's reports through one callback, and the host took over storage, ids
+/// and the auth header — issue 18). It is above the 24 KB the SDK issue asks
+/// for: that budget is not met yet (see the README's "Size and speed").
+const UP_FRONT_CEILING_GZ: usize = 37_651;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {

@@ -22,7 +22,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   dev  [--port N]   install what is missing, build, run the worker on workerd (default port 8787)
   test              install what is missing, build, run every check and test
-  build             install what is missing, build the SDK, the site and the worker
+  build [sdk]       install what is missing, build the SDK, the site and the worker (sdk: only the SDK)
   bench [what]      measure SDK size and speed, collector and delivery throughput, cost per million events,
                     sustained load, audiences (all|sdk|worker|delivery|cost|load|audiences)
   deploy [--dry-run] build, check that no local credential would ship (wrangler deploy --dry-run), deploy
@@ -38,7 +38,11 @@ fn main() -> ExitCode {
         Some("deploy") => deploy::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("build") => setup::toolchain()
-            .and_then(|()| build::all())
+            .and_then(|()| match args.get(1).map(String::as_str) {
+                // Only the SDK (`dist/site/sluice/v1/`, `dist/npm/`): for size work.
+                Some("sdk") => build::sdk(),
+                _ => build::all(),
+            })
             .map(|()| ExitCode::SUCCESS),
         _ => {
             eprint!("{USAGE}");
