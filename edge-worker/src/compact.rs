@@ -35,7 +35,7 @@ use sluice_shared::time::DAY_MS;
 use sluice_shared::Timestamp;
 use std::fmt;
 
-/// The hourly Cron Trigger (`wrangler.toml`).
+/// The hourly Cron Trigger (`backend.toml`).
 pub const CRON: &str = "7 * * * *";
 /// Seconds after an hour's start before it is compacted.
 pub const AFTER_VAR: &str = "SLUICE_COMPACT_AFTER_S";

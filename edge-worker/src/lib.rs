@@ -1,4 +1,10 @@
-//! Sluice's edge worker: only the platform entry points live here.
+//! Sluice's edge worker, as a library: two workers are built from it, each
+//! a thin crate holding only its entry points (`#[event]` exports in a
+//! linked library would survive, and keep everything they reach):
+//! `collector/` (the public worker: the accept path, the SDK files, the id
+//! cookie; every other path passed on to the backend) and `backend/` (the
+//! Queue consumers, cron, the Durable Object classes — the `objects`
+//! feature — and the admin API, debugger and profiles).
 //!
 //! The data path reads top to bottom in [`ingest`] (HTTP → Queue) and
 //! [`delivery`] (Queue → dedup → storage and destinations). Both are written over small traits so they
@@ -27,27 +33,9 @@ pub mod serve;
 pub mod services;
 pub mod sinks;
 
-use worker::{
-    event, Context, Env, MessageBatch, Request, Response, Result, ScheduleContext, ScheduledEvent,
-};
-
-#[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    platform::fetch(req, env, ctx).await
-}
-
-#[event(queue)]
-async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<()> {
-    platform::queue(batch, env).await
-}
-
-#[event(scheduled)]
-async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    if let Err(e) = platform::scheduled(&event.cron(), env).await {
-        worker::console_error!("sluice: scheduled run failed: {e}");
-    }
-}
-
+#[cfg(feature = "objects")]
 pub use platform::durable::Dedup;
+#[cfg(feature = "objects")]
 pub use platform::live::Live;
+#[cfg(feature = "objects")]
 pub use platform::person::Person;

@@ -20,7 +20,7 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PortError {
-    /// The binding is not configured in `wrangler.toml`: no retry can help.
+    /// The binding is not configured in the worker's configuration (`collector.toml`, `backend.toml`): no retry can help.
     MissingBinding(&'static str),
     /// The service did not answer or failed (network, 5xx, D1 overloaded): retry.
     Unavailable(String),

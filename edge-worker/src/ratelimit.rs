@@ -5,7 +5,7 @@
 //!   isolate keeps its own buckets, so across the edge the effective limit is
 //!   a multiple of the configured one.
 //! - across isolates: Cloudflare's Rate Limiting binding (`RATE_LIMITER` in
-//!   `wrangler.toml`, a fixed limit per 10 or 60 s period), asked after the
+//!   `collector.toml`, a fixed limit per 10 or 60 s period), asked after the
 //!   local bucket allowed the request. Where the binding is not configured
 //!   (or cannot answer) only the per-isolate limit applies.
 //!
@@ -13,9 +13,9 @@
 
 use crate::config::RateLimit;
 
-/// Binding name of the shared rate limiter (as in wrangler.toml).
+/// Binding name of the shared rate limiter (as in collector.toml).
 pub const RATE_LIMITER: &str = "RATE_LIMITER";
-/// `Retry-After` when the shared limit is reached: its period in wrangler.toml.
+/// `Retry-After` when the shared limit is reached: its period in collector.toml.
 pub const SHARED_RETRY_AFTER_S: u32 = 10;
 use std::collections::HashMap;
 

@@ -713,8 +713,8 @@ fn google_ads_exchanges_its_refresh_token_for_an_access_token_before_uploading()
 
 #[test]
 fn a_dead_consumers_lease_runs_out_before_the_queue_gives_up_on_its_batch() {
-    // The events consumer's max_retries, from wrangler.toml.
-    let toml = include_str!("../wrangler.toml");
+    // The events consumer's max_retries, from backend.toml.
+    let toml = include_str!("../backend.toml");
     let section = toml
         .split("[[queues.consumers]]")
         .skip(1)

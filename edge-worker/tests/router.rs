@@ -544,3 +544,78 @@ fn the_id_endpoint_sets_a_server_cookie_and_keeps_an_existing_id() {
         "the SDK's stored id is adopted"
     );
 }
+
+/// The collector worker answers only its own paths (the accept path, the
+/// SDK files, the id cookie, and 404 / 405 around them), exactly as the
+/// whole router does; the admin API, the debugger's feed and the profiles
+/// are the backend's, which the collector passes them on to.
+#[test]
+fn the_collector_answers_its_paths_as_the_whole_worker_does_and_passes_on_the_rest() {
+    use sluice_edge_worker::router::{owner, Owner};
+    let sdk = config().sdk_path;
+    for (path, expected) in [
+        ("/v1/batch", Owner::Collector),
+        ("/v1/b", Owner::Collector),
+        ("/beacon/v1/batch", Owner::Collector),
+        ("/v1/t", Owner::Collector),
+        ("/v1/identify", Owner::Collector),
+        ("/cdn/sl/sluice.js", Owner::Collector),
+        ("/cdn/sl/id", Owner::Collector),
+        ("/nothing/here", Owner::Collector),
+        ("/admin/v1/sources", Owner::Backend),
+        ("/admin/v1/live", Owner::Backend),
+        ("/admin/v1/deliveries", Owner::Backend),
+        ("/v1/profiles/user-1", Owner::Backend),
+    ] {
+        assert_eq!(owner(path, &sdk), expected, "{path}");
+    }
+    let with_method = |method: &str, mut req: HttpRequest| {
+        req.method = method.into();
+        req
+    };
+    let origin = [("origin", "https://shop.example")];
+    let requests = [
+        post(
+            "/v1/batch",
+            batch(json!([track("c1"), {"type": "track"}])),
+            &[("authorization", &basic("demo-write-key"))],
+        ),
+        post(
+            "/v1/t",
+            fixture("analytics-js/track.json"),
+            &[("content-type", "text/plain")],
+        ),
+        post(
+            "/v1/batch",
+            b"{not json".to_vec(),
+            &[("authorization", &basic("demo-write-key"))],
+        ),
+        with_method("OPTIONS", post("/v1/batch", Vec::new(), &origin)),
+        with_method("GET", post("/v1/batch", Vec::new(), &origin)),
+        with_method("GET", post("/nothing/here", Vec::new(), &[])),
+        with_method("PUT", post("/cdn/sl/sluice.js", Vec::new(), &[])),
+    ];
+    for req in requests {
+        let (whole, collector) = (Harness::new(), Harness::new());
+        let expected = whole.send(req.clone());
+        let answered = collector.send_collector(req.clone());
+        assert_eq!(answered, expected, "{} {}", req.method, req.path);
+        assert_eq!(
+            collector.events().len(),
+            whole.events().len(),
+            "{}",
+            req.path
+        );
+    }
+    assert_eq!(
+        Harness::new()
+            .send(post(
+                "/v1/batch",
+                batch(json!([track("c2")])),
+                &[("authorization", &basic("demo-write-key"))]
+            ))
+            .status,
+        200,
+        "the comparison above includes an accepted batch"
+    );
+}

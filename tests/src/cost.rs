@@ -279,7 +279,7 @@ pub async fn measure_with(
         ("SLUICE_COMPACT_AFTER_S", "0"),
     ]);
     all.extend_from_slice(vars);
-    let stack = Stack::start_with_args(&all, &["--test-scheduled"]);
+    let stack = Stack::start_with(&all);
     // Warm the isolate (its first request builds the configuration), then
     // take the baselines: nothing of the warm-up is counted.
     let (status, _) = stack.request("GET", "/v1/batch", &[], b"");
@@ -327,8 +327,7 @@ pub async fn measure_with(
     )
     .await;
     // The hourly compaction of the lake is a stage of the pipeline too.
-    let (status, _) = stack.request("GET", "/__scheduled?cron=7+*+*+*+*", &[], b"");
-    assert_eq!(status, 200);
+    assert_eq!(stack.run_cron("7 * * * *"), 200);
     eventually(
         "the lake's hour compacted",
         Duration::from_secs(300),

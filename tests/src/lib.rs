@@ -156,3 +156,54 @@ pub fn sha256_hex(s: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// The other TCP ports (IPv4, listening) of the process that listens on
+/// `port`, from `/proc` (Linux): for reaching a local runtime's entry
+/// beside a port it is known by.
+pub fn listening_ports_beside(port: u16) -> Vec<u16> {
+    // (port, socket inode) of every IPv4 socket listening.
+    let listening: Vec<(u16, String)> = std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let local = cols.get(1)?;
+            let state = cols.get(3)?;
+            let inode = cols.get(9)?;
+            let port = u16::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
+            (*state == "0A").then(|| (port, (*inode).to_owned()))
+        })
+        .collect();
+    let Some((_, inode)) = listening.iter().find(|(p, _)| *p == port) else {
+        return Vec::new();
+    };
+    let socket = format!("socket:[{inode}]");
+    let sockets_of = |pid: &Path| -> Vec<String> {
+        std::fs::read_dir(pid.join("fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .map(|l| l.display().to_string())
+            .collect()
+    };
+    let owner = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(|p| sockets_of(&p))
+        .find(|sockets| sockets.contains(&socket))
+        .unwrap_or_default();
+    listening
+        .into_iter()
+        .filter(|(p, inode)| *p != port && owner.contains(&format!("socket:[{inode}]")))
+        .map(|(p, _)| p)
+        .collect()
+}

@@ -1,5 +1,6 @@
 //! What a page downloads up front for the SDK: the inline snippet, the
-//! loader, the glue and the wasm, as built into `dist/`, each gzipped (-9).
+//! loader, the glue and the wasm, as built into `dist/`, each gzipped (-9);
+//! and the two workers' Wasm modules, as deployed.
 
 use crate::root;
 use std::io::Write;
@@ -35,6 +36,23 @@ pub fn sdk_parts() -> Vec<(&'static str, Vec<u8>)> {
     ]
     .into_iter()
     .collect()
+}
+
+/// The workers' Wasm modules as `cargo xtask build` leaves them for
+/// deploying: ("collector" | "backend", bytes).
+pub fn worker_modules() -> Vec<(&'static str, Vec<u8>)> {
+    ["collector", "backend"]
+        .into_iter()
+        .map(|name| {
+            let p = root()
+                .join("edge-worker/build")
+                .join(name)
+                .join("index_bg.wasm");
+            let bytes = std::fs::read(&p)
+                .unwrap_or_else(|e| panic!("{} (run `cargo xtask build`): {e}", p.display()));
+            (name, bytes)
+        })
+        .collect()
 }
 
 /// Length of `bytes` gzipped at the best compression.

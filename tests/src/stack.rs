@@ -1,4 +1,11 @@
-//! The worker on workerd (`wrangler dev`), with its own local storage.
+//! The two workers on workerd (`wrangler dev -c collector.toml -c
+//! backend.toml`, one workerd), with their own local storage.
+//!
+//! `wrangler dev` gives its command-line vars to the first worker only, so
+//! each stack writes its own copies of the two configurations (paths made
+//! absolute) beside a `.dev.vars` holding the repository's local vars with
+//! the test's on top: both workers read the same configuration, as in
+//! production.
 
 use crate::{free_port, root, temp_dir, Process};
 use serde_json::Value;
@@ -11,12 +18,20 @@ use std::time::{Duration, Instant};
 /// Status, headers (lower-case names) and body of an HTTP response.
 pub type Reply = (u16, Vec<(String, String)>, Vec<u8>);
 
-/// A running worker with fresh local D1 / Queue state.
+/// Both workers running with fresh local D1 / Queue state.
 pub struct Stack {
     pub port: u16,
     pub state: PathBuf,
+    /// This stack's copies of collector.toml and backend.toml, and its `.dev.vars`.
+    configs: PathBuf,
     process: Process,
 }
+
+/// The workers' configurations in `edge-worker/`, the primary (which gets the port) first.
+const CONFIGS: [&str; 2] = ["collector.toml", "backend.toml"];
+
+/// The backend worker's name (backend.toml), for the triggers only it has.
+pub const BACKEND: &str = "sluice-backend";
 
 fn wrangler() -> Command {
     let bin = root().join("node_modules/.bin/wrangler");
@@ -39,25 +54,41 @@ impl Stack {
         Stack::start_with(&[])
     }
 
-    /// Like [`Stack::start`], overriding vars of `wrangler.toml` (e.g. `SLUICE_SOURCES`).
+    /// Like [`Stack::start`], overriding vars of the configurations (e.g. `SLUICE_SOURCES`), for both workers.
     pub fn start_with(vars: &[(&str, &str)]) -> Stack {
         Stack::start_with_args(vars, &[])
     }
 
-    /// Like [`Stack::start_with`], with extra `wrangler dev` arguments (e.g. `--test-scheduled`).
+    /// Like [`Stack::start_with`], with extra `wrangler dev` arguments.
     pub fn start_with_args(vars: &[(&str, &str)], args: &[&str]) -> Stack {
+        Stack::start_configured(vars, args, &|_, text| text)
+    }
+
+    /// Like [`Stack::start_with_args`], each configuration (`collector.toml`,
+    /// `backend.toml`) first changed by `edit(name, text)`.
+    pub fn start_configured(
+        vars: &[(&str, &str)],
+        args: &[&str],
+        edit: &dyn Fn(&str, String) -> String,
+    ) -> Stack {
         for built in [
-            "edge-worker/build/worker/shim.mjs",
+            "edge-worker/build/collector/worker/shim.mjs",
+            "edge-worker/build/backend/worker/shim.mjs",
             "dist/site/sluice/v1/sluice.js",
         ] {
             assert!(
                 root().join(built).exists(),
-                "{built} is missing: run `cargo xtask test`, which builds the SDK and worker first"
+                "{built} is missing: run `cargo xtask test`, which builds the SDK and workers first"
             );
         }
         let state = temp_dir("stack");
+        let configs = state.join("config");
+        write_configs(&configs, edit);
+        write_vars(&configs, vars);
         let migrated = wrangler()
-            .args(["d1", "migrations", "apply", "DB", "--local", "--persist-to"])
+            .args(["d1", "migrations", "apply", "DB", "--local", "-c"])
+            .arg(configs.join("backend.toml"))
+            .arg("--persist-to")
             .arg(&state)
             .output()
             .expect("run wrangler d1 migrations apply");
@@ -66,23 +97,63 @@ impl Stack {
             "migrations failed: {}",
             String::from_utf8_lossy(&migrated.stderr)
         );
-        let (port, process) = launch(&state, vars, args);
+        let (port, process) = launch(&state, &configs, args);
         Stack {
             port,
             state,
+            configs,
             process,
         }
     }
 
-    /// Kill the worker at once (SIGKILL to wrangler and workerd, as a crash
-    /// would), then start it again on the same persisted state (D1, R2,
+    /// Kill the workers at once (SIGKILL to wrangler and workerd, as a crash
+    /// would), then start them again on the same persisted state (D1, R2,
     /// Durable Objects) with these vars. The local Queue keeps its messages
     /// in workerd's memory, so what it held is gone after this.
     pub fn restart_with(&mut self, vars: &[(&str, &str)]) {
         self.process.kill();
-        let (port, process) = launch(&self.state, vars, &[]);
+        write_vars(&self.configs, vars);
+        let (port, process) = launch(&self.state, &self.configs, &[]);
         self.port = port;
         self.process = process;
+    }
+
+    /// Run the backend's cron handler now, as its trigger `cron` would;
+    /// returns the HTTP status of the trigger (200: it ran).
+    ///
+    /// Miniflare runs a worker's handler from `/cdn-cgi/handler/scheduled`
+    /// with `MF-Route-Override: <worker>` naming which, but only at the
+    /// runtime's own entry: `wrangler dev`'s proxy in front of it takes that
+    /// header for itself (and `--test-scheduled` reaches the first worker
+    /// only). So the trigger goes straight to the runtime: the process
+    /// that holds the backend's debug port (from this stack's dev
+    /// registry), on each of its other listening ports until one runs it.
+    pub fn run_cron(&self, cron: &str) -> u16 {
+        let path = format!("/cdn-cgi/handler/scheduled?cron={}", cron.replace(' ', "+"));
+        let entry: Value = serde_json::from_slice(
+            &std::fs::read(self.state.join("registry").join(BACKEND))
+                .expect("the backend is in this stack's dev registry"),
+        )
+        .expect("a dev registry entry is JSON");
+        let debug_port: u16 = entry["debugPortAddress"]
+            .as_str()
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .expect("the registry names the runtime's debug port");
+        let ports = crate::listening_ports_beside(debug_port);
+        assert!(!ports.is_empty(), "no listening port beside {debug_port}");
+        let mut answers = Vec::new();
+        for port in ports {
+            let answer = raw_http(port, "GET", &path, &[("mf-route-override", BACKEND)], b"");
+            match answer {
+                Some((200, _)) => return 200,
+                other => answers.push((
+                    port,
+                    other.map(|(s, b)| (s, String::from_utf8_lossy(&b).into_owned())),
+                )),
+            }
+        }
+        panic!("no port of the runtime ran the backend's cron handler: {answers:?}");
     }
 
     /// What the worker has logged so far (wrangler's and the worker's console).
@@ -183,6 +254,8 @@ impl Stack {
     pub fn wrangler(&self, args: &[&str]) {
         let out = wrangler()
             .args(args)
+            .arg("-c")
+            .arg(self.configs.join("backend.toml"))
             .arg("--local")
             .arg("--persist-to")
             .arg(&self.state)
@@ -221,20 +294,79 @@ impl Stack {
     }
 }
 
-/// Start `wrangler dev` on `state` (already migrated) and wait until it serves.
-/// Its output is appended to `state/wrangler.log`.
-fn launch(state: &std::path::Path, vars: &[(&str, &str)], args: &[&str]) -> (u16, Process) {
+/// This stack's copies of the configurations, every path in them absolute
+/// (they are not beside the build), each changed by `edit`.
+fn write_configs(dir: &std::path::Path, edit: &dyn Fn(&str, String) -> String) {
+    std::fs::create_dir_all(dir).expect("create the config dir");
+    let worker = root().join("edge-worker");
+    let site = root().join("dist/site");
+    for name in CONFIGS {
+        let text = std::fs::read_to_string(worker.join(name))
+            .unwrap_or_else(|e| panic!("read edge-worker/{name}: {e}"));
+        let absolute = |rel: &str| format!("\"{}\"", worker.join(rel).display());
+        let mut rewritten = Vec::new();
+        for line in text.lines() {
+            let (key, value) = line.split_once(" = ").unwrap_or((line, ""));
+            let value = value.trim_matches('"');
+            rewritten.push(match key {
+                "main" | "migrations_dir" => format!("{key} = {}", absolute(value)),
+                // The demo shop too: production serves only dist/public.
+                "directory" => format!("directory = \"{}\"", site.display()),
+                _ => line.to_owned(),
+            });
+        }
+        let text = edit(name, rewritten.join("\n") + "\n");
+        std::fs::write(dir.join(name), text).expect("write a configuration");
+    }
+}
+
+/// `.dev.vars` beside this stack's configurations: the repository's local
+/// vars (`edge-worker/.dev.vars`), the test's `vars` in place of any of the
+/// same name. Both workers read it.
+fn write_vars(dir: &std::path::Path, vars: &[(&str, &str)]) {
+    let base = std::fs::read_to_string(root().join("edge-worker/.dev.vars"))
+        .expect("read edge-worker/.dev.vars");
+    let mut out: Vec<String> = base
+        .lines()
+        .filter(|l| {
+            let key = l.split_once('=').map_or("", |(k, _)| k.trim());
+            !vars.iter().any(|(k, _)| *k == key)
+        })
+        .map(str::to_owned)
+        .collect();
+    for (key, value) in vars {
+        // Quoted literally, line breaks included (dotenv): with a quote
+        // the value does not contain.
+        let quote = ['\'', '`', '"']
+            .into_iter()
+            .find(|q| !value.contains(*q))
+            .unwrap_or_else(|| panic!("{key}: a value with every kind of quote"));
+        out.push(format!("{key}={quote}{value}{quote}"));
+    }
+    std::fs::write(dir.join(".dev.vars"), out.join("\n") + "\n").expect("write .dev.vars");
+}
+
+/// Start `wrangler dev` with both workers on `state` (already migrated) and
+/// wait until the collector serves. Its output is appended to `state/wrangler.log`.
+fn launch(state: &std::path::Path, configs: &std::path::Path, args: &[&str]) -> (u16, Process) {
     let port = free_port();
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(state.join("wrangler.log"))
         .expect("open log");
+    let mut command = wrangler();
+    // Its own dev registry: the workers of other stacks (and other
+    // checkouts) on the machine register the same names there.
+    command.env("WRANGLER_REGISTRY_PATH", state.join("registry"));
+    command.arg("dev");
+    for name in CONFIGS {
+        command.arg("-c").arg(configs.join(name));
+    }
     let mut process = Process::spawn(
         "wrangler dev",
-        wrangler()
+        command
             .args([
-                "dev",
                 "--ip",
                 "127.0.0.1",
                 "--port",
@@ -242,13 +374,7 @@ fn launch(state: &std::path::Path, vars: &[(&str, &str)], args: &[&str]) -> (u16
                 "--persist-to",
             ])
             .arg(state)
-            .args(
-                vars.iter()
-                    .flat_map(|(k, v)| ["--var".to_owned(), format!("{k}:{v}")]),
-            )
             .args(args)
-            // The demo shop too: production serves only dist/public.
-            .args(["--assets", "../dist/site"])
             // Its own inspector port: workerd fails to start if another
             // wrangler dev on the machine holds the default 9229.
             .args(["--inspector-port", &free_port().to_string()])
@@ -259,19 +385,26 @@ fn launch(state: &std::path::Path, vars: &[(&str, &str)], args: &[&str]) -> (u16
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         process.assert_running();
-        // The worker answers 405 for GET on the ingestion route once it is up
-        // (500 if the configuration is broken: fail fast with its message).
-        if let Some((status, _)) = raw_http(port, "GET", "/v1/batch", &[], b"") {
-            if status == 405 {
-                break;
-            }
-            if status == 500 {
-                let (_, body) = raw_http(port, "GET", "/v1/batch", &[], b"").unwrap_or_default();
-                panic!(
-                    "the worker reports a broken configuration: {}",
-                    String::from_utf8_lossy(&body)
-                );
-            }
+        // The collector answers 405 for GET on the ingestion route once it
+        // is up, and the backend (through it) 401 to the admin API without
+        // a token (500 if a configuration is broken: fail fast with its message).
+        let probes = [("/v1/batch", 405), ("/admin/v1/status", 401)];
+        let answers: Vec<Option<(u16, Vec<u8>)>> = probes
+            .iter()
+            .map(|(path, _)| raw_http(port, "GET", path, &[], b""))
+            .collect();
+        if let Some(Some((_, body))) = answers.iter().find(|a| matches!(a, Some((500, _)))) {
+            panic!(
+                "a worker reports a broken configuration: {}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let ready = probes
+            .iter()
+            .zip(&answers)
+            .all(|((_, want), got)| matches!(got, Some((status, _)) if status == want));
+        if ready {
+            break;
         }
         assert!(
             Instant::now() < deadline,
@@ -381,8 +514,35 @@ pub fn duckdb(sql: &str) -> Vec<Value> {
     )
 }
 
-/// Minimal HTTP/1.1 client for loopback: one request, `Connection: close`.
+/// What `wrangler dev`'s proxy answers (503, `Retry-After: 0`) when the
+/// runtime behind it was replaced while a request other than GET or HEAD
+/// was in flight (it retries GET and HEAD itself). Seen right after a start
+/// on a loaded machine; the workers never answer it.
+const PROXY_RESTARTED: &[u8] = b"Your worker restarted mid-request.";
+
+/// Minimal HTTP/1.1 client for loopback: one request, `Connection: close`;
+/// sent again (a few times) when wrangler's proxy answers that the runtime
+/// restarted under it, as it asks.
 fn raw_http_full(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<Reply> {
+    let mut reply = raw_http_once(port, method, path, headers, body);
+    for _ in 0..5 {
+        match &reply {
+            Some((503, _, b)) if b.starts_with(PROXY_RESTARTED) => {
+                reply = raw_http_once(port, method, path, headers, body);
+            }
+            _ => break,
+        }
+    }
+    reply
+}
+
+fn raw_http_once(
     port: u16,
     method: &str,
     path: &str,

@@ -341,33 +341,36 @@ async fn drops_are_counted(stack: &Stack) {
 }
 
 /// The limit across isolates is Cloudflare's Rate Limiting binding
-/// (`RATE_LIMITER` in wrangler.toml, per write key and client; Miniflare
+/// (`RATE_LIMITER` in collector.toml, per write key and client; Miniflare
 /// runs the same fixed-window limiter locally). This stack runs
-/// wrangler.toml with the binding's limit lowered from 1,000 to 20 per 10 s
+/// collector.toml with the binding's limit lowered from 1,000 to 20 per 10 s
 /// and a per-isolate limit far above it: the 21st request of a window is
 /// refused by the binding (`Retry-After` = its period), the 20 before it
 /// are not.
 #[tokio::test]
 async fn the_shared_rate_limit_binding_refuses_the_request_past_its_limit() {
     const LIMIT: usize = 20;
-    let config = std::fs::read_to_string(root().join("edge-worker/wrangler.toml")).unwrap();
+    let config = std::fs::read_to_string(root().join("edge-worker/collector.toml")).unwrap();
     let production = "simple = { limit = 1000, period = 10 }";
     assert!(
         config.contains(production),
-        "wrangler.toml's binding changed"
+        "collector.toml's binding changed"
     );
-    let lowered = config.replace(
-        production,
-        &format!("simple = {{ limit = {LIMIT}, period = 10 }}"),
-    );
-    // Beside wrangler.toml, so every relative path in it means the same.
-    let file = "wrangler.ratelimit-e2e.toml";
-    std::fs::write(root().join("edge-worker").join(file), lowered).unwrap();
     let sources = json!([{"name": "loud", "write_key": "loud-key", "allowed_origins": ["*"],
         "consent": {"regime": "opt_out"}, "rate_limit": {"requests_per_second": 100000.0, "burst": 100000}}]);
-    let stack = Stack::start_with_args(
+    let stack = Stack::start_configured(
         &[("SLUICE_SOURCES", &sources.to_string())],
-        &["--config", file],
+        &[],
+        &|name, text| {
+            if name == "collector.toml" {
+                text.replace(
+                    production,
+                    &format!("simple = {{ limit = {LIMIT}, period = 10 }}"),
+                )
+            } else {
+                text
+            }
+        },
     );
     let window_ms = 10_000;
     let now_ms = || {

@@ -89,7 +89,7 @@ fn d1(stack: &Stack) -> BTreeMap<String, Value> {
 async fn duckdb_reads_the_same_events_as_d1_before_and_after_the_hourly_compaction() {
     let vars = vars();
     let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let stack = Stack::start_with_args(&borrowed, &["--test-scheduled"]);
+    let stack = Stack::start_with(&borrowed);
     let ids: Vec<String> = (0..EVENTS).map(|i| format!("pq-{i:04}")).collect();
     for (n, chunk) in ids.chunks(50).enumerate() {
         let events = chunk
@@ -128,8 +128,7 @@ async fn duckdb_reads_the_same_events_as_d1_before_and_after_the_hourly_compacti
         "every event collected"
     );
 
-    let (status, _) = stack.request("GET", "/__scheduled?cron=7+*+*+*+*", &[], b"");
-    assert_eq!(status, 200);
+    assert_eq!(stack.run_cron("7 * * * *"), 200);
     // Done once the index holds only the output and no deletion of inputs
     // is left (R2 is read after, not while objects are being deleted).
     let index = eventually(

@@ -51,15 +51,12 @@ async fn a_person_is_linked_exported_deleted_and_stays_deleted() {
         {"name": "lake", "kind": "r2"},
         {"name": "hook", "kind": "webhook", "url": hook.url(), "secret_var": "HOOK_SECRET"}
     ]);
-    let stack = Stack::start_with_args(
-        &[
-            ("SLUICE_SOURCES", &sources.to_string()),
-            ("SLUICE_DESTINATIONS", &destinations.to_string()),
-            ("SLUICE_ADMIN_TOKENS", &tokens.to_string()),
-            ("HOOK_SECRET", SECRET),
-        ],
-        &["--test-scheduled"],
-    );
+    let stack = Stack::start_with(&[
+        ("SLUICE_SOURCES", &sources.to_string()),
+        ("SLUICE_DESTINATIONS", &destinations.to_string()),
+        ("SLUICE_ADMIN_TOKENS", &tokens.to_string()),
+        ("HOOK_SECRET", SECRET),
+    ]);
 
     // One person, two devices (two browser profiles), signing in on both.
     let (laptop, a1) = device(&stack, "pro").await;
@@ -286,8 +283,7 @@ async fn a_person_is_linked_exported_deleted_and_stays_deleted() {
         "--file",
         old.to_str().unwrap(),
     ]);
-    let (status, _) = stack.request("GET", "/__scheduled?cron=17+3+*+*+*", &[], b"");
-    assert_eq!(status, 200);
+    assert_eq!(stack.run_cron("17 3 * * *"), 200);
     eventually(
         "retention to remove the old event",
         Duration::from_secs(20),

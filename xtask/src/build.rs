@@ -1,6 +1,6 @@
 //! Builds the SDK (Rust → wasm → wasm-bindgen → wasm-opt → minified glue), the
-//! worker (worker-build, with every tool pointed at local binaries), and the
-//! static site the worker serves.
+//! two workers, collector and backend (worker-build, with every tool pointed
+//! at local binaries), and the static site the collector serves.
 
 use crate::names;
 use crate::proc::{self, cargo_bin, npm_bin, root, step};
@@ -14,7 +14,7 @@ pub fn site_dir() -> PathBuf {
     root().join("dist/site")
 }
 
-/// What a production deploy serves (`[assets]` in wrangler.toml points here):
+/// What a production deploy serves (`[assets]` in collector.toml points here):
 /// the SDK files and the debugger, without the demo shop.
 pub fn public_dir() -> PathBuf {
     root().join("dist/public")
@@ -249,30 +249,48 @@ pub fn site() -> Result<()> {
     Ok(())
 }
 
-/// The worker, with worker-build pointed at the local wasm-bindgen, wasm-opt and esbuild
+/// The two workers built from `edge-worker/` (each a thin crate holding
+/// only its entry points), by worker-build into `edge-worker/build/<name>/`.
+pub const WORKERS: &[&str] = &["collector", "backend"];
+
+/// A worker's Wasm module as deployed: `edge-worker/build/<name>/index_bg.wasm`.
+pub fn worker_wasm(name: &str) -> PathBuf {
+    root()
+        .join("edge-worker/build")
+        .join(name)
+        .join("index_bg.wasm")
+}
+
+/// The workers, with worker-build pointed at the local wasm-bindgen, wasm-opt and esbuild
 /// so it downloads nothing.
 pub fn worker() -> Result<()> {
-    step("building the edge worker (worker-build --release)");
-    proc::run(
-        Command::new(cargo_bin("worker-build"))
-            .arg("--release")
-            .current_dir(root().join("edge-worker"))
-            .env("WASM_BINDGEN_BIN", cargo_bin("wasm-bindgen"))
-            .env("WASM_OPT_BIN", npm_bin("wasm-opt"))
-            .env("ESBUILD_BIN", npm_bin("esbuild")),
-    )?;
-    // worker-build keeps the function-name section (267 KB raw, 69 KB gzipped
-    // of the module): only panics' stack traces read it, and they are logged
-    // by message. A smaller module is a faster cold start.
-    let wasm = root().join("edge-worker/build/index_bg.wasm");
-    proc::run(
-        Command::new(npm_bin("wasm-opt"))
-            .args(WASM_FEATURES)
-            .args(["--strip-debug", "--strip-producers"])
-            .arg(&wasm)
-            .arg("-o")
-            .arg(&wasm),
-    )
+    for name in WORKERS {
+        step(&format!(
+            "building the {name} worker (worker-build --release)"
+        ));
+        proc::run(
+            Command::new(cargo_bin("worker-build"))
+                .args(["--release", "--out-dir"])
+                .arg(format!("../build/{name}"))
+                .current_dir(root().join("edge-worker").join(name))
+                .env("WASM_BINDGEN_BIN", cargo_bin("wasm-bindgen"))
+                .env("WASM_OPT_BIN", npm_bin("wasm-opt"))
+                .env("ESBUILD_BIN", npm_bin("esbuild")),
+        )?;
+        // worker-build keeps the function-name section (267 KB raw, 69 KB gzipped
+        // of the module): only panics' stack traces read it, and they are logged
+        // by message. A smaller module is a faster cold start.
+        let wasm = worker_wasm(name);
+        proc::run(
+            Command::new(npm_bin("wasm-opt"))
+                .args(WASM_FEATURES)
+                .args(["--strip-debug", "--strip-producers"])
+                .arg(&wasm)
+                .arg("-o")
+                .arg(&wasm),
+        )?;
+    }
+    Ok(())
 }
 
 fn mkdir(dir: &Path) -> Result<()> {

@@ -1,13 +1,16 @@
 //! `cargo xtask deploy [--dry-run]`: build, prove that what a production
-//! deploy ships holds no local-development credential, then `wrangler deploy`.
+//! deploy of either worker ships holds no local-development credential and
+//! that both read the same configuration, then `wrangler deploy` the
+//! backend (`backend.toml`) and the collector (`collector.toml`, which
+//! binds to the backend), in that order.
 //!
 //! The local credentials (the demo source's write key, the dev admin token)
 //! live in `edge-worker/.dev.vars`, which only `wrangler dev` reads, and the
 //! demo shop only in `dist/site`, which only `wrangler dev --assets` serves.
 //! This check runs `wrangler deploy --dry-run` (it needs no network and no
-//! Cloudflare account) and fails if a credential appears in the production
-//! configuration, in the bindings wrangler resolved from it, or in an asset
-//! it would upload. `cargo xtask test` runs the same check.
+//! Cloudflare account) for each worker and fails if a credential appears in
+//! a production configuration, in the bindings wrangler resolved from it,
+//! or in an asset it would upload. `cargo xtask test` runs the same check.
 
 use crate::proc::{self, npm_bin, root, step, wrangler_env};
 use crate::{build, setup, Result};
@@ -45,47 +48,67 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         eprintln!("xtask: dry run only; `cargo xtask deploy` deploys");
         return Ok(ExitCode::SUCCESS);
     }
-    step("wrangler deploy");
-    proc::run(
-        wrangler_env(&mut Command::new(npm_bin("wrangler")))
-            .current_dir(root().join("edge-worker"))
-            .arg("deploy"),
-    )?;
+    // The backend first: the collector's service binding and its
+    // cross-script Durable Objects name it.
+    for name in build::WORKERS.iter().rev() {
+        let config = format!("{name}.toml");
+        step(&format!("wrangler deploy -c {config}"));
+        proc::run(
+            wrangler_env(&mut Command::new(npm_bin("wrangler")))
+                .current_dir(root().join("edge-worker"))
+                .args(["deploy", "-c", &config]),
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-/// `wrangler deploy --dry-run` of the production configuration, and the scan
-/// of everything it would ship. Needs the worker and the site built.
+/// `wrangler deploy --dry-run` of each production configuration, the scan
+/// of everything it would ship, and the check that the two workers read
+/// the same [vars]. Needs the workers and the site built.
 pub fn check() -> Result<()> {
-    step("checking the production deploy (wrangler deploy --dry-run) for local credentials");
-    let out_dir = root().join("target/deploy-dry-run");
-    let _ = std::fs::remove_dir_all(&out_dir);
-    let printed = proc::output(
-        wrangler_env(&mut Command::new(npm_bin("wrangler")))
-            .current_dir(root().join("edge-worker"))
-            .args(["deploy", "--dry-run", "--outdir"])
-            .arg(&out_dir),
-    )?;
-    let missing: Vec<&str> = EXPECTED_VARS
-        .iter()
-        .copied()
-        .filter(|v| !printed.contains(v))
-        .collect();
-    if !missing.is_empty() {
-        return Err(format!(
-            "`wrangler deploy --dry-run` did not list the vars {missing:?}; \
-             cannot check what it would deploy. Its output:\n{printed}"
+    step("checking the production deploys (wrangler deploy --dry-run, both workers) for local credentials");
+    let mut found = Vec::new();
+    let mut texts = Vec::new();
+    for name in build::WORKERS {
+        let config = format!("{name}.toml");
+        let out_dir = root().join("target/deploy-dry-run").join(name);
+        let _ = std::fs::remove_dir_all(&out_dir);
+        let printed = proc::output(
+            wrangler_env(&mut Command::new(npm_bin("wrangler")))
+                .current_dir(root().join("edge-worker"))
+                .args(["deploy", "--dry-run", "-c", &config, "--outdir"])
+                .arg(&out_dir),
+        )?;
+        let missing: Vec<&str> = EXPECTED_VARS
+            .iter()
+            .copied()
+            .filter(|v| !printed.contains(v))
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "`wrangler deploy --dry-run -c {config}` did not list the vars {missing:?}; \
+                 cannot check what it would deploy. Its output:\n{printed}"
+            ));
+        }
+        let shown = format!("edge-worker/{config}");
+        let text = std::fs::read_to_string(root().join(&shown))
+            .map_err(|e| format!("cannot read {shown}: {e}"))?;
+        found.extend(findings(&shown, &text));
+        found.extend(findings(
+            &format!("the bindings of `wrangler deploy --dry-run -c {config}`"),
+            &printed,
         ));
+        texts.push(text);
     }
-    let config = root().join("edge-worker/wrangler.toml");
-    let mut found = findings(
-        "edge-worker/wrangler.toml",
-        &std::fs::read_to_string(&config).map_err(|e| format!("cannot read wrangler.toml: {e}"))?,
-    );
-    found.extend(findings(
-        "the bindings of `wrangler deploy --dry-run`",
-        &printed,
-    ));
+    if let [collector, backend] = texts.as_slice() {
+        let differ = vars_differ(collector, backend);
+        if !differ.is_empty() {
+            return Err(format!(
+                "collector.toml and backend.toml must give both workers the same configuration; \
+                 these [vars] differ: {differ:?}"
+            ));
+        }
+    }
     let assets = build::public_dir();
     let mut files = Vec::new();
     list_files(&assets, &mut files)?;
@@ -105,16 +128,38 @@ pub fn check() -> Result<()> {
         found.extend(findings(&shown, &String::from_utf8_lossy(&bytes)));
     }
     if found.is_empty() {
-        eprintln!("xtask: no local credential in the production configuration, its bindings or its assets");
+        eprintln!("xtask: no local credential in the production configurations, their bindings or the assets");
         Ok(())
     } else {
         Err(format!(
             "a production deploy would ship local-development credentials:\n  {}\n\
-             Keep them in edge-worker/.dev.vars; put production values in wrangler.toml [vars] \
+             Keep them in edge-worker/.dev.vars; put production values in the configurations' [vars] \
              or secrets (README, Deploying).",
             found.join("\n  ")
         ))
     }
+}
+
+/// The `KEY = value` lines of a wrangler TOML's `[vars]` table.
+fn vars(toml: &str) -> Vec<(&str, &str)> {
+    toml.lines()
+        .skip_while(|l| l.trim() != "[vars]")
+        .skip(1)
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect()
+}
+
+/// The collector's [vars] the backend does not give the same value.
+pub fn vars_differ(collector: &str, backend: &str) -> Vec<String> {
+    let backend = vars(backend);
+    vars(collector)
+        .into_iter()
+        .filter(|var| !backend.contains(var))
+        .map(|(k, _)| k.to_owned())
+        .collect()
 }
 
 /// Every local credential `text` (from `what`) contains, as messages.
@@ -165,14 +210,33 @@ SLUICE_ADMIN_TOKENS = '[{"name": "dev", "sha256": "1734d503f6aa6a047c36d113cbad7
     }
 
     #[test]
-    fn the_committed_production_configuration_is_clean() {
-        let config = std::fs::read_to_string(root().join("edge-worker/wrangler.toml")).unwrap();
-        assert_eq!(findings("wrangler.toml", &config), Vec::<String>::new());
+    fn the_committed_production_configurations_are_clean_and_agree() {
+        let read =
+            |name: &str| std::fs::read_to_string(root().join("edge-worker").join(name)).unwrap();
+        let (collector, backend) = (read("collector.toml"), read("backend.toml"));
+        for config in [&collector, &backend] {
+            assert_eq!(findings("config", config), Vec::<String>::new());
+        }
+        assert_eq!(vars_differ(&collector, &backend), Vec::<String>::new());
+        assert!(
+            vars(&collector).len() >= 4,
+            "the collector's [vars] are read: {:?}",
+            vars(&collector)
+        );
         let dev = std::fs::read_to_string(root().join("edge-worker/.dev.vars")).unwrap();
         assert_eq!(
             findings(".dev.vars", &dev).len(),
             DEV_CREDENTIALS.len(),
             "the local credentials are in .dev.vars (the key, the token named in a comment, its hash)"
         );
+    }
+
+    #[test]
+    fn a_var_the_two_workers_read_differently_is_found() {
+        let collector = "name = \"sluice\"\n[vars]\nSLUICE_SOURCES = \"[1]\"\n# a comment = no\nSLUICE_SDK_PATH = \"/s\"\n\n[[services]]\nbinding = \"BACKEND\"\n";
+        let backend = "[vars]\nSLUICE_SOURCES = \"[]\"\nSLUICE_SDK_PATH = \"/s\"\nSLUICE_DEDUP_SHARDS = \"16\"\n[[queues.producers]]\n";
+        assert_eq!(vars_differ(collector, backend), ["SLUICE_SOURCES"]);
+        let fixed = collector.replace("[1]", "[]");
+        assert_eq!(vars_differ(&fixed, backend), Vec::<String>::new());
     }
 }

@@ -1,4 +1,7 @@
-//! `cargo xtask dev`: install, build, and run the whole stack locally on workerd.
+//! `cargo xtask dev`: install, build, and run the whole stack locally on
+//! workerd: both workers in one `wrangler dev` (the collector, first, gets
+//! the port; queues, the service binding and the cross-script Durable
+//! Objects join them there).
 
 use crate::proc::{self, npm_bin, root, step, wrangler_env};
 use crate::{build, setup, Result};
@@ -13,14 +16,15 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     let state = root().join(".wrangler/state");
     migrate(&state)?;
     step(&format!(
-        "starting the worker on workerd at http://127.0.0.1:{port}"
+        "starting the collector and backend workers on workerd at http://127.0.0.1:{port}"
     ));
     print_guide(port, &state);
     let status = wrangler_env(&mut Command::new(npm_bin("wrangler")))
         .current_dir(root().join("edge-worker"))
-        .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+        .args(["dev", "-c", "collector.toml", "-c", "backend.toml"])
+        .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
         // The demo shop too (production serves only dist/public); `.dev.vars`
-        // beside wrangler.toml adds the demo source and the local admin token.
+        // beside the configurations adds the demo source and the local admin token.
         .args(["--assets", "../dist/site"])
         .arg("--persist-to")
         .arg(&state)
@@ -50,7 +54,15 @@ pub fn migrate(state: &std::path::Path) -> Result<()> {
     proc::run(
         wrangler_env(&mut Command::new(npm_bin("wrangler")))
             .current_dir(root().join("edge-worker"))
-            .args(["d1", "migrations", "apply", "DB", "--local"])
+            .args([
+                "d1",
+                "migrations",
+                "apply",
+                "DB",
+                "--local",
+                "-c",
+                "backend.toml",
+            ])
             .arg("--persist-to")
             .arg(state),
     )

@@ -1,17 +1,14 @@
-//! The dedup shards: a SQLite-backed Durable Object per shard, and the client
-//! the consumer uses to reach them. The decisions are in
-//! [`crate::delivery::dedup`]; this file only stores and sweeps.
+//! The dedup shards: a SQLite-backed Durable Object per shard (the client
+//! the consumer reaches them with is in [`super::stubs`]). The decisions are
+//! in [`crate::delivery::dedup`]; this file only stores and sweeps.
 
 use crate::delivery::dedup::{self, ClaimResponse, ShardRequest, ShardState, Writes};
-use crate::ports::PortError;
 use std::cell::{Cell, RefCell};
 use worker::{
     durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue,
     State,
 };
 
-/// Binding name of the dedup namespace.
-pub const DEDUP: &str = "DEDUP";
 /// How often the sweep runs while ids remain.
 const SWEEP_EVERY_MS: i64 = 3_600_000;
 
@@ -257,30 +254,4 @@ impl Dedup {
         }
         Ok(())
     }
-}
-
-/// Send a request to shard `shard` of the namespace.
-pub async fn call(
-    namespace: &worker::ObjectNamespace,
-    shard: u32,
-    request: &ShardRequest,
-) -> std::result::Result<ClaimResponse, PortError> {
-    let failed = |e: worker::Error| PortError::Unavailable(format!("dedup shard {shard}: {e}"));
-    let stub = namespace
-        .get_by_name(&format!("dedup-{shard}"))
-        .map_err(failed)?;
-    let body = serde_json::to_string(request)
-        .map_err(|e| PortError::Rejected(format!("dedup request: {e}")))?;
-    let mut init = worker::RequestInit::new();
-    init.with_method(worker::Method::Post)
-        .with_body(Some(body.into()));
-    let req = Request::new_with_init("https://dedup/", &init).map_err(failed)?;
-    let mut res = stub.fetch_with_request(req).await.map_err(failed)?;
-    if res.status_code() != 200 {
-        return Err(PortError::Unavailable(format!(
-            "dedup shard {shard} answered {}",
-            res.status_code()
-        )));
-    }
-    res.json().await.map_err(failed)
 }

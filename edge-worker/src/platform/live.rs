@@ -89,35 +89,3 @@ impl DurableObject for Live {
         Ok(())
     }
 }
-
-fn stub(namespace: &worker::ObjectNamespace) -> Result<worker::Stub> {
-    namespace.get_by_name("live")
-}
-
-/// Send summaries to every open debugger (best-effort: the feed is a view, not a store).
-pub async fn publish(namespace: &worker::ObjectNamespace, summaries: &[serde_json::Value]) {
-    if summaries.is_empty() {
-        return;
-    }
-    let Ok(stub) = stub(namespace) else { return };
-    let Ok(body) = serde_json::to_string(summaries) else {
-        return;
-    };
-    let mut init = worker::RequestInit::new();
-    init.with_method(worker::Method::Post)
-        .with_body(Some(body.into()));
-    if let Ok(req) = Request::new_with_init("https://live/publish", &init) {
-        let started = js_sys::Date::now();
-        super::meter::add(sluice_shared::cost::Meter::DoRequests, 1);
-        let _ = stub.fetch_with_request(req).await;
-        super::meter::add(
-            sluice_shared::cost::Meter::DoWallMs,
-            (js_sys::Date::now() - started).max(0.0) as u64,
-        );
-    }
-}
-
-/// Hand a debugger's WebSocket upgrade to the feed.
-pub async fn connect(namespace: &worker::ObjectNamespace, req: Request) -> Result<Response> {
-    stub(namespace)?.fetch_with_request(req).await
-}

@@ -4,13 +4,18 @@
 
 mod assets;
 mod d1;
+/// The Durable Object classes: only the backend worker exports them.
+#[cfg(feature = "objects")]
 pub mod durable;
 mod fetch;
+#[cfg(feature = "objects")]
 pub mod live;
 pub mod meter;
+#[cfg(feature = "objects")]
 pub mod person;
 mod queue;
 mod r2;
+pub mod stubs;
 
 use crate::admin::tokens::{self, TOKENS_VAR};
 use crate::audience::person::{PersonAnswer, PersonRequest};
@@ -42,14 +47,16 @@ use std::rc::Rc;
 use wasm_bindgen::JsCast;
 use worker::{Env, MessageBatch, MessageExt, Request, Response, Result};
 
-/// Binding names, as in wrangler.toml.
+/// Binding names, as in collector.toml and backend.toml.
 pub const EVENTS_QUEUE: &str = "EVENTS";
 pub const DELIVERIES_QUEUE: &str = "DELIVERIES";
 pub const JOBS_QUEUE: &str = "JOBS";
 pub const DB: &str = "DB";
 pub const LAKE: &str = "LAKE";
 pub const ASSETS: &str = "ASSETS";
-/// Queue names (as in wrangler.toml), to dispatch the queue handler.
+/// The collector's service binding to the backend worker.
+pub const BACKEND: &str = "BACKEND";
+/// Queue names (as in backend.toml), to dispatch the queue handler.
 pub const EVENTS_QUEUE_NAME: &str = "sluice-events";
 pub const DELIVERIES_QUEUE_NAME: &str = "sluice-deliveries";
 pub const JOBS_QUEUE_NAME: &str = "sluice-jobs";
@@ -144,9 +151,9 @@ impl Bindings {
             events: env.queue(EVENTS_QUEUE).ok().map(queue::EventsQueue),
             deliveries: env.queue(DELIVERIES_QUEUE).ok().map(queue::EventsQueue),
             jobs: env.queue(JOBS_QUEUE).ok().map(queue::EventsQueue),
-            dedup: env.durable_object(durable::DEDUP).ok(),
+            dedup: env.durable_object(stubs::DEDUP).ok(),
             live: env.durable_object(crate::live::LIVE).ok(),
-            people: env.durable_object(person::PEOPLE).ok(),
+            people: env.durable_object(stubs::PEOPLE).ok(),
             assets: env.assets(ASSETS).ok().map(assets::Assets),
             rate_limiter: env.rate_limiter(crate::ratelimit::RATE_LIMITER).ok(),
             observed: RefCell::new(Vec::new()),
@@ -271,9 +278,9 @@ impl DedupShards for Bindings {
         let namespace = self
             .dedup
             .as_ref()
-            .ok_or(PortError::MissingBinding(durable::DEDUP))?;
+            .ok_or(PortError::MissingBinding(stubs::DEDUP))?;
         let started = js_sys::Date::now();
-        let answer = durable::call(namespace, shard, request).await;
+        let answer = stubs::dedup(namespace, shard, request).await;
         metered_call(started, &answer, |a| (a.rows_read, a.rows_written));
         answer
     }
@@ -284,9 +291,9 @@ impl PersonStates for Bindings {
         let namespace = self
             .people
             .as_ref()
-            .ok_or(PortError::MissingBinding(person::PEOPLE))?;
+            .ok_or(PortError::MissingBinding(stubs::PEOPLE))?;
         let started = js_sys::Date::now();
-        let answer = person::call(namespace, key, request).await;
+        let answer = stubs::person(namespace, key, request).await;
         metered_call(started, &answer, |a| (a.rows_read, a.rows_written));
         answer
     }
@@ -359,8 +366,36 @@ fn now() -> Timestamp {
 /// Path of the live debugger's WebSocket.
 pub const LIVE_PATH: &str = "/admin/v1/live";
 
-/// The fetch entry point.
-pub async fn fetch(mut req: Request, env: Env, ctx: worker::Context) -> Result<Response> {
+/// The collector's fetch entry point: the accept path, the SDK files and
+/// the id cookie here; every other path (admin API, debugger feed,
+/// profiles) passed on whole over the `BACKEND` service binding, WebSocket
+/// upgrades included.
+pub async fn collector_fetch(req: Request, env: Env, ctx: worker::Context) -> Result<Response> {
+    let loaded = config(&env);
+    let (config, destinations) = match loaded.as_ref() {
+        Ok(c) => c,
+        Err(e) => return into_response(ApiError::Config(e.clone()).into_response()),
+    };
+    if router::owner(&req.path(), &config.sdk_path) == router::Owner::Backend {
+        return match env.service(BACKEND) {
+            Ok(backend) => backend.fetch_request(req).await,
+            Err(_) => {
+                into_response(ApiError::from(PortError::MissingBinding(BACKEND)).into_response())
+            }
+        };
+    }
+    meter::configure(&env);
+    // Billed once here: a service binding's requests are not billed again.
+    meter::add(Meter::WorkerRequests, 1);
+    let answer = async |http: &HttpRequest, s: &Services<'_, Bindings>| {
+        router::handle_collector(http, s).await
+    };
+    serve(req, env, ctx, config, destinations, answer).await
+}
+
+/// The backend's fetch entry point: the requests the collector passes on
+/// (and, in a worker built with both, every request).
+pub async fn fetch(req: Request, env: Env, ctx: worker::Context) -> Result<Response> {
     let loaded = config(&env);
     let (config, destinations) = match loaded.as_ref() {
         Ok(c) => c,
@@ -370,7 +405,21 @@ pub async fn fetch(mut req: Request, env: Env, ctx: worker::Context) -> Result<R
         return live_socket(req, env, config).await;
     }
     meter::configure(&env);
-    meter::add(Meter::WorkerRequests, 1);
+    let answer =
+        async |http: &HttpRequest, s: &Services<'_, Bindings>| router::handle(http, s).await;
+    serve(req, env, ctx, config, destinations, answer).await
+}
+
+/// Read the request, answer it with `answer`, publish what the live
+/// debugger should see, flush the cost meter.
+async fn serve(
+    mut req: Request,
+    env: Env,
+    ctx: worker::Context,
+    config: &Config,
+    destinations: &[Destination],
+    answer: impl AsyncFnOnce(&HttpRequest, &Services<'_, Bindings>) -> HttpResponse,
+) -> Result<Response> {
     let http = read_request(&mut req).await?;
     let bindings = Bindings::new(env);
     let limiter = LIMITER.with(Rc::clone);
@@ -381,10 +430,10 @@ pub async fn fetch(mut req: Request, env: Env, ctx: worker::Context) -> Result<R
         limiter: &limiter,
         now: now(),
     };
-    let response = router::handle(&http, &services).await;
+    let response = answer(&http, &services).await;
     let observed = bindings.take_observed();
     if let (false, Some(namespace)) = (observed.is_empty(), bindings.live.clone()) {
-        ctx.wait_until(async move { live::publish(&namespace, &observed).await });
+        ctx.wait_until(async move { stubs::publish_live(&namespace, &observed).await });
     }
     flush_meter(&bindings).await;
     into_response(response)
@@ -425,7 +474,9 @@ async fn live_socket(req: Request, env: Env, config: &Config) -> Result<Response
     let error = match (allowed, upgrade) {
         (Err(refused), _) => refused,
         (Ok(()), false) => ApiError::BadRequest("expected a WebSocket upgrade".into()),
-        (Ok(()), true) => return live::connect(&env.durable_object(crate::live::LIVE)?, req).await,
+        (Ok(()), true) => {
+            return stubs::connect_live(&env.durable_object(crate::live::LIVE)?, req).await
+        }
     };
     into_response(error.into_response())
 }
@@ -473,7 +524,7 @@ pub async fn queue(batch: MessageBatch<String>, env: Env) -> Result<()> {
     };
     let observed = deps.take_observed();
     if let (false, Some(live)) = (observed.is_empty(), &deps.live) {
-        live::publish(live, &observed).await;
+        stubs::publish_live(live, &observed).await;
     }
     let now_ms = js_sys::Date::now();
     for (message, outcome) in messages.iter().zip(outcomes) {

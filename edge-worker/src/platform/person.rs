@@ -1,21 +1,18 @@
 //! The per-person audience state: a SQLite-backed Durable Object per person
-//! (`u:<userId>` or `a:<anonymousId>`), and the client that reaches it. The
+//! (`u:<userId>` or `a:<anonymousId>`; the client that reaches it is in
+//! [`super::stubs`]). The
 //! decisions are in [`crate::audience::person`]; this file stores the
 //! record (one JSON value), arms the alarm at the next window exit and puts
 //! the `Audience Entered` / `Audience Exited` events on the events Queue.
 
 use super::queue::EventsQueue;
-use crate::audience::person::{self, PersonAnswer, PersonRequest, Record, Step};
+use crate::audience::person::{self, PersonAnswer, Record, Step};
 use crate::audience::AUDIENCES_VAR;
-use crate::ports::PortError;
-use serde::{Deserialize, Serialize};
 use sluice_shared::audience::Catalog;
 use std::cell::RefCell;
 use std::rc::Rc;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
-/// Binding name of the people namespace.
-pub const PEOPLE: &str = "PEOPLE";
 const RECORD: &str = "record";
 const KEY: &str = "key";
 
@@ -36,12 +33,6 @@ fn catalog(env: &Env) -> Rc<Catalog> {
     })
 }
 
-#[derive(Serialize, Deserialize)]
-struct Envelope {
-    key: String,
-    request: PersonRequest,
-}
-
 #[durable_object]
 pub struct Person {
     state: State,
@@ -55,7 +46,7 @@ impl DurableObject for Person {
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         // serde_json, not `req.json()` (JS numbers): fingerprints are u64s.
-        let Envelope { key, request } = serde_json::from_str(&req.text().await?)?;
+        let super::stubs::Envelope { key, request } = serde_json::from_str(&req.text().await?)?;
         let stored = self.load().await?;
         let now = js_sys::Date::now() as i64;
         let step = person::step(&key, stored, request, &catalog(&self.env), now);
@@ -131,31 +122,4 @@ impl Person {
         answer.rows_written += 1;
         Ok(answer)
     }
-}
-
-/// Send a request to the person `key`'s object.
-pub async fn call(
-    namespace: &worker::ObjectNamespace,
-    key: &str,
-    request: &PersonRequest,
-) -> std::result::Result<PersonAnswer, PortError> {
-    let failed = |e: worker::Error| PortError::Unavailable(format!("person state: {e}"));
-    let stub = namespace.get_by_name(key).map_err(failed)?;
-    let body = serde_json::to_string(&Envelope {
-        key: key.to_owned(),
-        request: request.clone(),
-    })
-    .map_err(|e| PortError::Rejected(format!("person request: {e}")))?;
-    let mut init = worker::RequestInit::new();
-    init.with_method(worker::Method::Post)
-        .with_body(Some(body.into()));
-    let req = Request::new_with_init("https://person/", &init).map_err(failed)?;
-    let mut res = stub.fetch_with_request(req).await.map_err(failed)?;
-    if res.status_code() != 200 {
-        return Err(PortError::Unavailable(format!(
-            "person state answered {}",
-            res.status_code()
-        )));
-    }
-    res.json().await.map_err(failed)
 }

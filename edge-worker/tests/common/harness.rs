@@ -73,6 +73,20 @@ impl Harness {
         pollster::block_on(handle(&req, &services))
     }
 
+    /// The collector's answer ([`sluice_edge_worker::router::handle_collector`]).
+    pub fn send_collector(&self, req: HttpRequest) -> HttpResponse {
+        let services = Services {
+            destinations: &[],
+            config: &self.config,
+            platform: &self.fake,
+            limiter: &self.limiter,
+            now: NOW,
+        };
+        pollster::block_on(sluice_edge_worker::router::handle_collector(
+            &req, &services,
+        ))
+    }
+
     pub fn events(&self) -> Vec<sluice_shared::QueuedEvent> {
         self.fake
             .queued

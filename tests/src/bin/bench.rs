@@ -322,7 +322,8 @@ const NOOP_WORKER: &str = "export default { async fetch(request) { const body = 
 const QUEUE_STUB: &str = "class WorkerQueue { async send() {} async sendBatch() {} } export default function () { return new WorkerQueue(); }";
 
 fn raw_workerd() {
-    let build = root().join("edge-worker/build");
+    // The collector: the worker that answers the accept path.
+    let build = root().join("edge-worker/build/collector");
     let dir = temp_dir("workerd");
     std::fs::copy(build.join("index.js"), dir.join("index.js")).unwrap();
     std::fs::copy(build.join("index_bg.wasm"), dir.join("index_bg.wasm")).unwrap();
@@ -402,12 +403,13 @@ const noop :Workerd.Worker = (
             s_eps / n_eps
         );
     }
-    let wasm = std::fs::read(build.join("index_bg.wasm")).unwrap();
-    println!(
-        "\nWorker wasm: {} raw, {} gzipped.",
-        kb(wasm.len()),
-        kb(sluice_e2e::size::gzip_len(&wasm))
-    );
+    for (name, wasm) in sluice_e2e::size::worker_modules() {
+        println!(
+            "\n{name} worker wasm: {} raw, {} gzipped.",
+            kb(wasm.len()),
+            kb(sluice_e2e::size::gzip_len(&wasm))
+        );
+    }
 }
 
 /// The pure part of the accept path per event, natively (no I/O): split,
