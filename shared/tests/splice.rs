@@ -132,15 +132,12 @@ fn fixture_events(path: &str) -> Vec<Vec<u8>> {
     }
 }
 
-/// The worker bench's event (`tests/src/bin/bench.rs`).
+/// The worker bench's event (`fixtures/bench_event.json`).
 fn bench_event() -> Value {
-    json!({"type": "track", "messageId": "bench-1-1", "anonymousId": "5f2b8e1c-5c3e-4b8a-9d2c-4b6f3f7e4a8b",
-           "event": "Product Viewed", "timestamp": "2024-05-01T10:00:00.000Z",
-           "properties": {"product_id": "mug-blue", "sku": "MUG-001", "name": "Blue Mug", "price": 12, "currency": "EUR", "quantity": 1},
-           "context": {"page": {"path": "/product.html", "url": "https://shop.example.com/product.html?id=mug-blue&utm_source=news", "referrer": "https://www.google.com/search?q=mug", "title": "Blue Mug", "search": "?id=mug-blue"},
-                       "userAgent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
-                       "locale": "en-US", "library": {"name": "analytics.js", "version": "npm:next-1.70.0"},
-                       "consent": {"categories": {"analytics": "granted"}}}})
+    let mut e: Value = serde_json::from_str(include_str!("fixtures/bench_event.json"))
+        .expect("the bench event fixture is JSON");
+    e["messageId"] = json!("bench-1-1");
+    e
 }
 
 #[test]

@@ -34,15 +34,14 @@ fn section(title: &str) {
     println!("\n## {title}\n");
 }
 
-/// An analytics.js-shaped event.
+/// An analytics.js-shaped event (`shared/tests/fixtures/bench_event.json`).
 fn event(i: usize) -> Value {
-    json!({"type": "track", "messageId": format!("bench-{i}-{}", std::process::id()), "anonymousId": "5f2b8e1c-5c3e-4b8a-9d2c-4b6f3f7e4a8b",
-           "event": "Product Viewed", "timestamp": "2024-05-01T10:00:00.000Z",
-           "properties": {"product_id": "mug-blue", "sku": "MUG-001", "name": "Blue Mug", "price": 12, "currency": "EUR", "quantity": 1},
-           "context": {"page": {"path": "/product.html", "url": "https://shop.example.com/product.html?id=mug-blue&utm_source=news", "referrer": "https://www.google.com/search?q=mug", "title": "Blue Mug", "search": "?id=mug-blue"},
-                       "userAgent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
-                       "locale": "en-US", "library": {"name": "analytics.js", "version": "npm:next-1.70.0"},
-                       "consent": {"categories": {"analytics": "granted"}}}})
+    let mut e: Value = serde_json::from_str(include_str!(
+        "../../../shared/tests/fixtures/bench_event.json"
+    ))
+    .expect("the bench event fixture is JSON");
+    e["messageId"] = json!(format!("bench-{i}-{}", std::process::id()));
+    e
 }
 
 fn batch_body(n: usize) -> String {
