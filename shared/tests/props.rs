@@ -8,25 +8,11 @@ use serde_json::{json, Value};
 use sluice_shared::parse::{parse_batch, parse_single};
 use sluice_shared::{Event, EventType, Limits, Timestamp};
 
+mod strategies;
+use strategies::json_value;
+
 fn limits() -> Limits {
     Limits::default()
-}
-
-fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        (-1e9f64..1e9).prop_map(Value::from),
-        ".{0,12}".prop_map(Value::from),
-    ];
-    leaf.prop_recursive(4, 32, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
-            prop::collection::btree_map("[a-z_]{1,8}", inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
 }
 
 fn object() -> impl Strategy<Value = Option<serde_json::Map<String, Value>>> {

@@ -13,6 +13,9 @@ use sluice_shared::parse::{self, split_batch};
 use sluice_shared::skew::{self, SkewRules};
 use sluice_shared::{splice, Event, Limits, Timestamp};
 
+mod strategies;
+use strategies::json_value;
+
 const NOW: Timestamp = Timestamp(1_714_557_900_000); // 2024-05-01T10:05:00Z
 const SENT_AT: &str = "2024-05-01T10:04:59.000Z";
 
@@ -291,23 +294,6 @@ fn edge_cases_the_lane_takes_encode_the_same() {
     for raw in &cases {
         assert!(compare(raw.as_bytes()), "the lane takes {raw}");
     }
-}
-
-fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        (-1e9f64..1e9).prop_map(Value::from),
-        ".{0,12}".prop_map(Value::from),
-    ];
-    leaf.prop_recursive(4, 32, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
-            prop::collection::btree_map("[a-z_]{1,8}", inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
 }
 
 /// Keys the pipeline reads, among others.
