@@ -62,28 +62,26 @@ impl Harness {
         }
     }
 
-    pub fn send(&self, req: HttpRequest) -> HttpResponse {
-        let services = Services {
+    /// What the router runs on: this harness's config, fakes and limiter, at [`NOW`].
+    fn services(&self) -> Services<'_, Fake> {
+        Services {
             destinations: &[],
             config: &self.config,
             platform: &self.fake,
             limiter: &self.limiter,
             now: NOW,
-        };
-        pollster::block_on(handle(&req, &services))
+        }
+    }
+
+    pub fn send(&self, req: HttpRequest) -> HttpResponse {
+        pollster::block_on(handle(&req, &self.services()))
     }
 
     /// The collector's answer ([`sluice_edge_worker::router::handle_collector`]).
     pub fn send_collector(&self, req: HttpRequest) -> HttpResponse {
-        let services = Services {
-            destinations: &[],
-            config: &self.config,
-            platform: &self.fake,
-            limiter: &self.limiter,
-            now: NOW,
-        };
         pollster::block_on(sluice_edge_worker::router::handle_collector(
-            &req, &services,
+            &req,
+            &self.services(),
         ))
     }
 
