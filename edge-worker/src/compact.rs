@@ -28,6 +28,7 @@
 
 use crate::db::{self, text_value, SqlValue, Statement};
 use crate::ports::{JobQueue, ObjectStore, PortError, Sql};
+use crate::sinks::r2;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sluice_shared::lake::{compact, Codec, LakeError};
@@ -243,10 +244,7 @@ fn swap(dir: &str, output: &str, inputs: &[(String, Vec<String>)]) -> Vec<Statem
         .collect();
     people.sort_unstable();
     people.dedup();
-    let dt = dir
-        .rfind("/dt=")
-        .and_then(|at| dir.get(at + 4..at + 14))
-        .unwrap_or_default();
+    let dt = r2::partition_day(dir).unwrap_or_default();
     let keys: Vec<String> = inputs.iter().map(|(k, _)| k.clone()).collect();
     let mut out = vec![Statement::new(
         "INSERT INTO lake_objects (key, dt, people) VALUES (?1, ?2, ?3) \
