@@ -27,14 +27,27 @@ const TRAIT: &str = "INSERT INTO profile_traits (user_id, trait, value, at, mess
      AND (excluded.value IS NOT profile_traits.value OR substr(excluded.at, 1, 13) > substr(profile_traits.at, 1, 13))";
 const CONSENT: &str = "INSERT INTO consent_events (message_id, anonymous_id, user_id, at, consent) VALUES (?1, ?2, ?3, ?4, ?5) \
      ON CONFLICT (message_id) DO NOTHING";
+// An identify carries the visitor's consent as it stands, on every page a
+// signed-in visitor loads: it is recorded only when it differs from the
+// visitor's latest record at or before it (so the history keeps each change,
+// not one row per identify). An explicit `Consent Updated` is always recorded.
+// The lookup reads the visitor's records by `consent_events_visitor`.
+const CONSENT_SNAPSHOT: &str = "INSERT INTO consent_events (message_id, anonymous_id, user_id, at, consent) \
+     SELECT ?1, ?2, ?3, ?4, ?5 WHERE ?5 IS NOT (SELECT consent FROM consent_events \
+     WHERE anonymous_id IS ?2 AND user_id IS ?3 AND at <= ?4 ORDER BY at DESC, message_id DESC LIMIT 1) \
+     ON CONFLICT (message_id) DO NOTHING";
+
+/// When an event happened, as the identity graph records it.
+pub fn at(e: &Event) -> &str {
+    e.timestamp
+        .as_deref()
+        .or(e.received_at.as_deref())
+        .unwrap_or_default()
+}
 
 /// The identity statements for one stored event.
 pub fn statements(e: &Event) -> Vec<Statement> {
-    let at = e
-        .timestamp
-        .clone()
-        .or_else(|| e.received_at.clone())
-        .unwrap_or_default();
+    let at = at(e).to_owned();
     let mut out = Vec::new();
     if let Some(user) = &e.user_id {
         out.push(Statement::new(
@@ -81,7 +94,11 @@ pub fn statements(e: &Event) -> Vec<Statement> {
     if is_consent_change || e.kind == EventType::Identify {
         if let Some(consent) = e.context.as_ref().and_then(|c| c.get("consent")) {
             out.push(Statement::new(
-                CONSENT,
+                if is_consent_change {
+                    CONSENT
+                } else {
+                    CONSENT_SNAPSHOT
+                },
                 vec![
                     text_value(&e.message_id),
                     opt_text(e.anonymous_id.as_deref()),

@@ -847,3 +847,56 @@ mod backfill {
         );
     }
 }
+
+#[test]
+fn the_consent_history_keeps_each_change_not_every_identify() {
+    let fake = Fake::default();
+    let granted = json!({"categories": {"analytics": "granted"}});
+    let denied = json!({"categories": {"analytics": "denied"}});
+    let with_consent = |mut e: Event, consent: &Value| {
+        e.context = json!({ "consent": consent }).as_object().cloned();
+        e
+    };
+    let at = |minutes: i64| NOW.plus_millis(minutes * 60_000);
+    let identify = |id: &str, minutes: i64, consent: &Value| {
+        with_consent(
+            event(EventType::Identify, id, Some("u1"), "a1", at(minutes)),
+            consent,
+        )
+    };
+    let mut change = with_consent(
+        event(EventType::Track, "c1", Some("u1"), "a1", at(3)),
+        &denied,
+    );
+    change.event = Some("Consent Updated".into());
+    // Identifies on every page load, a change, pages after it, and the same
+    // identify delivered again.
+    store(
+        &fake,
+        vec![
+            identify("i1", 0, &granted),
+            identify("i2", 1, &granted),
+            identify("i3", 2, &granted),
+            change,
+            identify("i4", 4, &denied),
+            identify("i5", 5, &granted),
+            identify("i6", 6, &granted),
+        ],
+    );
+    store(&fake, vec![identify("i6", 6, &granted)]);
+    assert_eq!(
+        column(
+            &fake,
+            "SELECT message_id || ' ' || json_extract(consent, '$.categories.analytics') FROM consent_events ORDER BY at"
+        ),
+        ["i1 granted", "c1 denied", "i5 granted"],
+        "the first record, the explicit change, and the identify that changed it back"
+    );
+    // An identify arriving late, before the latest records, is judged
+    // against the record before it.
+    store(&fake, vec![identify("late", 1, &denied)]);
+    assert_eq!(
+        column(&fake, "SELECT message_id FROM consent_events ORDER BY at"),
+        ["i1", "late", "c1", "i5"]
+    );
+}

@@ -7,6 +7,7 @@
 
 use super::{DeliveryBatch, Encoded, Part, Sink};
 use crate::db::{SqlValue, Statement};
+use crate::identity;
 use crate::ports::{PortError, Sql};
 use sluice_shared::dest::Verdict;
 use sluice_shared::{Event, Timestamp};
@@ -159,8 +160,14 @@ impl<S: Sql> Sink for D1<'_, S> {
             .filter(|_| self.events)
             .map(|e| Statement::new(INSERT, row(&batch.source, e)))
             .collect();
-        for e in &batch.events {
-            statements.extend(crate::identity::statements(e));
+        // In time order: a consent snapshot is judged against the record
+        // before it (the other identity statements do not depend on order).
+        let mut by_time: Vec<&Event> = batch.events.iter().collect();
+        by_time.sort_by(|a, b| {
+            (identity::at(a), &a.message_id).cmp(&(identity::at(b), &b.message_id))
+        });
+        for e in by_time {
+            statements.extend(identity::statements(e));
         }
         if self.count_written && self.events && !batch.events.is_empty() {
             statements.push(count_statement(&Counter {
