@@ -20,13 +20,16 @@
 //! instance before it until their lease runs out.
 //!
 //! Sizing: a shard serves its calls one at a time. Each consumer batch makes
-//! one claim and one commit call per shard it touches, each a few ms. Pick
-//! shards ≥ peak batches per second ÷ 50; the default 16 shards carry several
-//! hundred batches (tens of thousands of events) per second. A shard keeps
-//! its window's ids in memory (about 100 bytes each, loaded when it starts):
-//! keep ids per shard per window under about 500,000 (16 shards: 8 M events a
-//! window). Changing the count re-homes ids, so a change only loses dedup
-//! memory for in-window ids.
+//! one claim and one commit call per shard it touches, each a few ms, and
+//! each call writes a row: fewer shards are cheaper (a batch of 200 events
+//! touches every shard, so 4 shards write 8 rows where 16 wrote 32). Pick
+//! shards ≥ peak batches per second ÷ 50: the default 4 carry about 200
+//! batches (40,000 events of a full batch) per second. A shard keeps its
+//! window's ids in memory as 128-bit fingerprints (about 40 bytes each with
+//! the map's overhead, loaded when it starts): keep ids per shard per window
+//! under about 1.5 M (4 shards: 6 M events a window; more shards for more).
+//! Changing the count re-homes ids, so a change only loses dedup memory for
+//! in-window ids.
 
 use serde::{Deserialize, Serialize};
 
@@ -34,7 +37,7 @@ use serde::{Deserialize, Serialize};
 pub const SHARDS_VAR: &str = "SLUICE_DEDUP_SHARDS";
 /// Var with the dedup window in seconds.
 pub const WINDOW_VAR: &str = "SLUICE_DEDUP_WINDOW_S";
-pub const DEFAULT_SHARDS: u32 = 16;
+pub const DEFAULT_SHARDS: u32 = 4;
 pub const DEFAULT_WINDOW_S: u64 = 7 * 24 * 3600;
 /// How long a claim protects an id being written.
 pub const LEASE_MS: i64 = 60_000;
@@ -45,6 +48,16 @@ pub fn shard_of(message_id: &str, shards: u32) -> u32 {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
     (hash % u64::from(shards.max(1))) as u32
+}
+
+/// An id as a shard remembers it: FNV-1a, 128 bits (a shard holds millions
+/// of ids; two ids share a fingerprint with odds far below one in 10^25).
+fn fingerprint(message_id: &str) -> u128 {
+    message_id
+        .bytes()
+        .fold(0x6c62_272e_07bb_0142_62b8_2175_6295_c58d_u128, |h, b| {
+            (h ^ u128::from(b)).wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b)
+        })
 }
 
 /// The stored state of an id.
@@ -110,8 +123,8 @@ pub struct Writes {
 /// its rows when it starts) and the claims of consumers writing right now.
 #[derive(Debug, Clone, Default)]
 pub struct ShardState {
-    done: std::collections::HashMap<String, i64>,
-    claims: std::collections::HashMap<String, i64>,
+    done: std::collections::HashMap<u128, i64>,
+    claims: std::collections::HashMap<u128, i64>,
 }
 
 impl ShardState {
@@ -120,9 +133,14 @@ impl ShardState {
         committed: impl IntoIterator<Item = (String, i64)>,
         claimed: impl IntoIterator<Item = (String, i64)>,
     ) -> ShardState {
-        let done: std::collections::HashMap<String, i64> = committed.into_iter().collect();
+        let mut done = std::collections::HashMap::new();
+        for (id, at) in committed {
+            let latest = done.entry(fingerprint(&id)).or_insert(at);
+            *latest = (*latest).max(at);
+        }
         let mut claims = std::collections::HashMap::new();
         for (id, at) in claimed {
+            let id = fingerprint(&id);
             if !done.contains_key(&id) {
                 let latest = claims.entry(id).or_insert(at);
                 *latest = (*latest).max(at);
@@ -131,11 +149,11 @@ impl ShardState {
         ShardState { done, claims }
     }
 
-    fn seen(&self, id: &str) -> Option<Seen> {
-        if let Some(&at_ms) = self.done.get(id) {
+    fn seen(&self, id: u128) -> Option<Seen> {
+        if let Some(&at_ms) = self.done.get(&id) {
             return Some(Seen::Done { at_ms });
         }
-        self.claims.get(id).map(|&at_ms| Seen::Claimed { at_ms })
+        self.claims.get(&id).map(|&at_ms| Seen::Claimed { at_ms })
     }
 
     /// Claim each id; the ids won are to be stored in one row.
@@ -143,9 +161,9 @@ impl ShardState {
         let mut claims = Vec::with_capacity(ids.len());
         let mut writes = Writes::default();
         for id in ids {
-            let claim = decide(self.seen(id), now_ms);
+            let claim = decide(self.seen(fingerprint(id)), now_ms);
             if claim == Claim::Won {
-                self.claims.insert(id.clone(), now_ms);
+                self.claims.insert(fingerprint(id), now_ms);
                 writes.claimed.push(id.clone());
             }
             claims.push(claim);
@@ -156,8 +174,9 @@ impl ShardState {
     /// The ids are written: done from now on (to be stored in one row).
     pub fn commit(&mut self, ids: &[String], now_ms: i64) -> Writes {
         for id in ids {
-            self.claims.remove(id);
-            self.done.insert(id.clone(), now_ms);
+            let id = fingerprint(id);
+            self.claims.remove(&id);
+            self.done.insert(id, now_ms);
         }
         Writes {
             claimed: Vec::new(),
@@ -168,7 +187,7 @@ impl ShardState {
     /// The write failed: the ids may be claimed again at once.
     pub fn release(&mut self, ids: &[String]) {
         for id in ids {
-            self.claims.remove(id);
+            self.claims.remove(&fingerprint(id));
         }
     }
 
@@ -207,6 +226,18 @@ mod tests {
         }
         assert!(counts.iter().all(|c| (800..1200).contains(c)), "{counts:?}");
         assert_eq!(shard_of("x", 0), 0);
+    }
+
+    #[test]
+    fn ids_that_differ_anywhere_have_different_fingerprints() {
+        let ids: Vec<String> = (0..50_000)
+            .map(|i| format!("8f1c{i:04}-5c3e-4b8a-9d2c-4b6f3f7e4a8b"))
+            .chain((0..50_000).map(|i| format!("msg-{i}")))
+            .collect();
+        let prints: std::collections::HashSet<u128> =
+            ids.iter().map(|id| fingerprint(id)).collect();
+        assert_eq!(prints.len(), ids.len());
+        assert_ne!(fingerprint("ab"), fingerprint("ba"));
     }
 
     #[test]
