@@ -165,11 +165,6 @@ pub fn message(dir: &str) -> String {
     .unwrap_or_default()
 }
 
-fn day(t: Timestamp) -> String {
-    let (y, m, d, _) = t.ymdh();
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
 /// The hourly run: one job per due hour. Returns how many were queued.
 pub async fn enqueue_due(
     deps: &(impl Sql + JobQueue),
@@ -179,7 +174,7 @@ pub async fn enqueue_due(
     let rows = deps
         .query(
             "SELECT key FROM lake_objects WHERE dt >= ?1 AND key LIKE '%.parquet'",
-            vec![text_value(&day(now.plus_millis(-LOOK_BACK_MS)))],
+            vec![text_value(&now.plus_millis(-LOOK_BACK_MS).day())],
         )
         .await?;
     let keys: Vec<String> = rows

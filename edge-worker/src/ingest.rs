@@ -145,7 +145,7 @@ pub async fn accept<P: Platform>(
     let profile = audiences(&mut judged, s).await?;
     // Many events a Queue message: Queues bill and limit per message.
     let mut messages = sluice_shared::pipeline::pack_events(&source.name, &judged.events);
-    let day = s.now.to_rfc3339()[..10].to_owned();
+    let day = s.now.day();
     for (reason, count) in judged.dropped {
         let m = QueueMessage::Dropped(DropCount {
             source: source.name.clone(),

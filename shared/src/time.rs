@@ -229,6 +229,13 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(ms))
     }
 
+    /// The UTC date, `YYYY-MM-DD` (counters' and the lake's partition day).
+    pub fn day(self) -> String {
+        let mut s = self.to_rfc3339();
+        s.truncate(10);
+        s
+    }
+
     /// `(year, month, day, hour)` in UTC, for partitioning.
     pub fn ymdh(self) -> (i64, i64, i64, i64) {
         let secs = self.0.div_euclid(1000);
@@ -315,6 +322,10 @@ mod tests {
         assert_eq!(
             Timestamp(ts("2024-03-05T07:59:59Z")).ymdh(),
             (2024, 3, 5, 7)
+        );
+        assert_eq!(
+            Timestamp(ts("2024-03-05T23:59:59.999Z")).day(),
+            "2024-03-05"
         );
     }
 }

@@ -89,8 +89,7 @@ fn lakes(config: &Config, dests: &[Destination]) -> Vec<String> {
 }
 
 fn day(ms: i64) -> String {
-    let (y, m, d, _) = Timestamp(ms).ymdh();
-    format!("{y:04}-{m:02}-{d:02}")
+    Timestamp(ms).day()
 }
 
 /// An object's position: newest first is descending.

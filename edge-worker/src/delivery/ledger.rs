@@ -126,7 +126,7 @@ fn merge(a: Outcome, b: Outcome) -> Outcome {
 
 /// `YYYY-MM-DD` of a time: the counters' day.
 pub fn day(now: Timestamp) -> String {
-    now.to_rfc3339()[..10].to_owned()
+    now.day()
 }
 
 #[cfg(test)]

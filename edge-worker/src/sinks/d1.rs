@@ -171,7 +171,7 @@ impl<S: Sql> Sink for D1<'_, S> {
         }
         if self.count_written && self.events && !batch.events.is_empty() {
             statements.push(count_statement(&Counter {
-                day: now.to_rfc3339()[..10].to_owned(),
+                day: now.day(),
                 source: batch.source.clone(),
                 name: "d1_written".into(),
                 count: u32::try_from(batch.events.len()).unwrap_or(u32::MAX),
