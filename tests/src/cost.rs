@@ -405,7 +405,7 @@ pub fn per_million_total(usage: &Usage) -> f64 {
 /// Print the usage per event and the price per million of each configuration.
 pub fn report(runs: &[Measured]) {
     println!(
-        "{} events per configuration in requests of {} (3 page, 6 track with e-commerce properties, 1 identify per 10; 250 visitors, a third signed in); Parquet lake (compacted by its hourly job at the end) + one webhook on a loopback receiver; local Queue batches of 10 messages.\n",
+        "{} events per configuration in requests of {} (3 page, 6 track with e-commerce properties, 1 identify per 10; 250 visitors, a third signed in); Parquet lake (compacted by its hourly job at the end) + one webhook on a loopback receiver; events Queue batches of up to 100 messages (backend.toml), deliveries of up to 10.\n",
         runs.first().map_or(0, |r| r.events),
         per_request()
     );

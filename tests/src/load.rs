@@ -344,7 +344,7 @@ pub fn run(rate: usize, secs: u64) -> Run {
 /// Print the runs as a table, and any loss loudly.
 pub fn report(runs: &[Run]) {
     println!(
-        "`wrangler dev` (workerd behind its Node proxy), requests of {PER_REQUEST} events (the `bench cost` mix) on an open-loop schedule from {CLIENTS} connections, then a drain of up to {} s; D1 hot window on, Parquet lake + one webhook on a loopback receiver; local Queue batches of 10 messages. Latency from the client's `200` to the event's first appearance in D1 (polled every {POLL_MS} ms) and to the R2 `uploaded` time of the lake object holding it.\n",
+        "`wrangler dev` (workerd behind its Node proxy), requests of {PER_REQUEST} events (the `bench cost` mix) on an open-loop schedule from {CLIENTS} connections, then a drain of up to {} s; D1 hot window on, Parquet lake + one webhook on a loopback receiver; events Queue batches of up to 100 messages (backend.toml), deliveries of up to 10. Latency from the client's `200` to the event's first appearance in D1 (polled every {POLL_MS} ms) and to the R2 `uploaded` time of the lake object holding it.\n",
         DRAIN.as_secs()
     );
     println!("| rate (events/s) × s | requests (max lag behind schedule) | accepted / refused | D1 rows / writes | lake distinct / rows (objects) | webhook distinct / rows | lost D1 / lake / webhook | accept → D1 p50 / p99 | accept → lake p50 / p99 | all stored after the last accept (D1 / lake) |");

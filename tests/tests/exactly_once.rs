@@ -105,11 +105,11 @@ async fn a_copy_resent_after_the_first_is_stored_is_dropped_by_its_dedup_shard()
 
 #[tokio::test]
 async fn a_copy_resent_while_the_first_is_being_written_waits_then_is_dropped() {
-    // Local-only fault: a batch that wins `held-x` pauses 4 s after its D1
+    // Local-only fault: a batch that wins `held-x` pauses 10 s after its D1
     // write, claimed and unacknowledged.
     let (ch, hook, stack) = pipeline(&[(
         "SLUICE_FAULTS",
-        r#"{"marker": "held-", "hold_after_d1_write_ms": 4000}"#,
+        r#"{"marker": "held-", "hold_after_d1_write_ms": 10000}"#,
     )]);
     post(&stack, vec![event("held-x", "v1")]);
     eventually(
@@ -125,14 +125,14 @@ async fn a_copy_resent_while_the_first_is_being_written_waits_then_is_dropped() 
         },
     )
     .await;
-    // Ten Queue messages fill a consumer batch (`max_batch_size = 10`), so
-    // the local Queue dispatches it at once, while the first batch is still
-    // in flight. A request's events travel in one message: the copy goes
-    // alone, the 99 fillers in nine more requests.
+    // A hundred Queue messages fill a consumer batch (`max_batch_size =
+    // 100`), so the local Queue dispatches it at once, while the first batch
+    // is still in flight. A request's events travel in one message: the copy
+    // goes alone, the 99 fillers in 99 more requests.
     post(&stack, vec![event("held-x", "v1")]);
     let fillers: Vec<String> = (1..100).map(|i| format!("f{i:02}")).collect();
-    for chunk in fillers.chunks(11) {
-        post(&stack, chunk.iter().map(|f| event(f, "v2")).collect());
+    for filler in &fillers {
+        post(&stack, vec![event(filler, "v2")]);
     }
 
     eventually(
