@@ -11,6 +11,7 @@ mod dev;
 mod e2e;
 mod fuzz;
 mod names;
+mod patches;
 mod proc;
 mod setup;
 mod test;

@@ -28,7 +28,8 @@ pub fn toolchain() -> Result<()> {
         false,
     )?;
     cargo_tool("worker-build", "worker-build", WORKER_BUILD_VERSION, false)?;
-    npm_packages()
+    npm_packages()?;
+    crate::patches::local_queue()
 }
 
 /// What the tests need on top: Debian's Chromium, ChromeDriver and ClickHouse
