@@ -1,9 +1,12 @@
 //! The identity graph and profiles, as SQL over D1: anonymousIds linked to
 //! userIds, one profile per user (first/last seen, traits), consent history.
 //!
-//! Every statement is an upsert whose result does not depend on the order or
-//! number of times it runs: times are merged with MIN/MAX, a trait keeps the
-//! value of the latest event (ties broken by messageId).
+//! Every statement is idempotent (running it again changes nothing), and all
+//! but one are upserts whose result does not depend on their order: times
+//! are merged with MIN/MAX, a trait keeps the value of the latest event (ties
+//! broken by messageId). The exception is an identify's consent, recorded
+//! only when it differs from the record before it: the D1 sink runs a batch's
+//! statements in event-time order for it.
 
 use crate::db::{opt_text, text_value, SqlValue, Statement};
 use serde_json::Value;
