@@ -78,6 +78,7 @@ async fn the_collector_accepts_real_client_payloads_and_enforces_its_policies() 
     bots_are_flagged_or_dropped_per_policy(&stack).await;
     gpc_strips_or_drops_per_policy(&stack).await;
     an_oversized_batch_gets_413_and_stores_nothing(&stack).await;
+    a_full_batch_of_quote_heavy_events_is_accepted_and_stored(&stack).await;
     a_disallowed_origin_gets_403_and_cors_is_right_for_an_allowed_one(&stack).await;
     drops_are_counted(&stack).await;
 }
@@ -267,6 +268,32 @@ async fn an_oversized_batch_gets_413_and_stores_nothing(stack: &Stack) {
     assert!(stack
         .d1("SELECT 1 FROM events WHERE message_id LIKE 'big-%' AND message_id != 'big-sentinel'")
         .is_empty());
+}
+
+/// 100 events of 2.3 KB, most of it quotes: the collector packs them into
+/// messages of up to 120 KB of JSON text, which must also be their size on
+/// the Queue (sent as JSON, every quote escaped, each grew past the 128 KB
+/// message limit and the request got a 503).
+async fn a_full_batch_of_quote_heavy_events_is_accepted_and_stored(stack: &Stack) {
+    let ids: Vec<String> = (0..100).map(|i| format!("quotes-{i:03}")).collect();
+    let events: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            let mut e = track(id);
+            e["properties"]["said"] = json!("\"".repeat(1_000));
+            e
+        })
+        .collect();
+    let (status, body) = stack.post_json(
+        "/v1/batch?writeKey=demo-write-key",
+        &[("user-agent", CHROME)],
+        &batch(json!(events)),
+    );
+    assert_eq!(status, 200, "{body}");
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let stored = rows(stack, &ids, 100).await;
+    let props: Value = serde_json::from_str(stored[0]["properties"].as_str().unwrap()).unwrap();
+    assert_eq!(props["said"], json!("\"".repeat(1_000)));
 }
 
 async fn a_disallowed_origin_gets_403_and_cors_is_right_for_an_allowed_one(stack: &Stack) {

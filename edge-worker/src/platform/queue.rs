@@ -42,7 +42,16 @@ impl EventsQueue {
             .map(|m| sluice_shared::cost::queue_ops(m.len()))
             .sum();
         super::meter::add(sluice_shared::cost::Meter::QueueOps, ops);
-        let mut batch = worker::BatchMessageBuilder::new().messages(chunk);
+        // As text: a message's size is then its UTF-8 bytes, the figure the
+        // limits above and the cost meter use. The default (JSON) sends the
+        // JSON of the string, every quote escaped: a 120 KB message of
+        // JSON grew past the 128 KB message limit and the send failed.
+        let messages = chunk.into_iter().map(|m| {
+            worker::MessageBuilder::new(m)
+                .content_type(worker::QueueContentType::Text)
+                .build()
+        });
+        let mut batch = worker::BatchMessageBuilder::new().messages(messages);
         if delay_s > 0 {
             batch = batch.delay_seconds(delay_s);
         }
