@@ -10,14 +10,11 @@
 #![allow(clippy::unwrap_used)] // a bench binary: a panic is a failed run
 
 use serde_json::{json, Value};
-use sluice_shared::consent::{self, Policy, Regime};
-use sluice_shared::enrich::{self, ip::IpPolicy, RequestFacts};
-use sluice_shared::parse::split_batch;
-use sluice_shared::skew::{self, SkewRules};
-use sluice_shared::validate::validate;
-use sluice_shared::{splice, Event, Limits, Timestamp};
-use std::hint::black_box;
 use std::time::Instant;
+
+#[path = "support/accept_path.rs"]
+mod accept_path;
+use accept_path::Stage;
 
 /// The worker bench's event (`shared/tests/fixtures/bench_event.json`).
 fn event(i: usize) -> Value {
@@ -39,85 +36,16 @@ fn cpu_ns(wall: Instant) -> u128 {
 fn main() {
     let body = json!({"batch": (0..100).map(event).collect::<Vec<_>>(), "sentAt": "2024-05-01T10:00:01.000Z"})
         .to_string();
-    let limits = Limits::default();
-    let now = Timestamp(1_714_557_601_000);
-    let policy = Policy {
-        regime: Regime::OptOut,
-        ..Policy::default()
-    };
-    // `accept BLOCKS N` stops after stage N (1 parse, 2 validate, 3 skew +
+    // `accept BLOCKS N` stops after stage N (1 decode, 2 validate, 3 skew +
     // enrich + consent, 4 encode, 5 pack): the stages' costs by difference.
     // `accept BLOCKS N full` decodes every event whole (no fast lane).
-    let stages: u8 = std::env::args()
+    let until = std::env::args()
         .nth(2)
         .and_then(|a| a.parse().ok())
-        .unwrap_or(5);
+        .and_then(Stage::from_number)
+        .unwrap_or(Stage::Pack);
     let lane = std::env::args().nth(3).as_deref() != Some("full");
-    let pipeline = |mut e: Event, facts: &RequestFacts| {
-        e.normalize_ids();
-        let note = skew::apply(&mut e, now, SkewRules::default());
-        enrich::enrich(&mut e, facts, IpPolicy::Truncate);
-        let decision = consent::collect(enrich::consent_of(&e).as_ref(), &policy);
-        let ns = enrich::sluice_context(&mut e);
-        ns.insert("consent".into(), Value::from(decision.code()));
-        ns.insert("skew".into(), Value::from(note.code()));
-        e
-    };
-    let run = || {
-        let facts = RequestFacts {
-            ip: Some("203.0.113.7".parse().unwrap()),
-            user_agent: Some("bench".into()),
-            ..RequestFacts::default()
-        };
-        let split = split_batch(body.as_bytes(), &limits).unwrap();
-        let mut out = Vec::with_capacity(100);
-        if lane {
-            let mut decoded = Vec::with_capacity(100);
-            for raw in &split.events {
-                let (mut e, passed) = splice::decode(raw, &limits).unwrap();
-                e.sent_at.clone_from(&split.envelope.sent_at);
-                decoded.push((e, passed, raw.len()));
-            }
-            if stages < 2 {
-                return drop(black_box(decoded));
-            }
-            let checked: Vec<_> = decoded
-                .into_iter()
-                .map(|(e, p, n)| (validate(e, n, &limits, now).unwrap(), p))
-                .collect();
-            if stages < 3 {
-                return drop(black_box(checked));
-            }
-            for (valid, passed) in checked {
-                let e = pipeline(valid.into_event(), &facts);
-                if stages < 4 {
-                    drop(black_box(e));
-                    continue;
-                }
-                out.push(passed.encode(&e).unwrap());
-            }
-        } else {
-            let parsed = split.parse();
-            if stages < 2 {
-                return drop(black_box(parsed));
-            }
-            let checked = parsed.check(&limits, now);
-            if stages < 3 {
-                return drop(black_box(checked));
-            }
-            for c in checked {
-                let e = pipeline(c.result.unwrap().into_event(), &facts);
-                if stages < 4 {
-                    drop(black_box(e));
-                    continue;
-                }
-                out.push(serde_json::to_string(&e).unwrap());
-            }
-        }
-        if stages >= 5 {
-            black_box(sluice_shared::pipeline::pack_events("bench", &out));
-        }
-    };
+    let run = || accept_path::run(body.as_bytes(), lane, until);
     // Blocks of batches: the scheduler's CPU clock moves in ticks, so a
     // block runs long enough (~0.1 s) to measure.
     let blocks: usize = std::env::args()

@@ -239,7 +239,9 @@ impl SplitBatch<'_> {
 /// and warnings), the events only split.
 pub fn split_batch<'a>(bytes: &'a [u8], limits: &Limits) -> Result<SplitBatch<'a>, ParseError> {
     check_size(bytes, limits)?;
-    let members = scan::object_members(bytes).map_err(|e| unsplittable(bytes, &e))?;
+    // The events are split in the same pass (`batch` written plainly, as clients do).
+    let scan::Members { members, split } = scan::object_members_splitting(bytes, br#""batch""#)
+        .map_err(|e| unsplittable(bytes, &e))?;
     let mut warnings = Vec::new();
     let mut seen: Vec<String> = Vec::new();
     let mut duplicates: Vec<String> = Vec::new();
@@ -305,13 +307,21 @@ pub fn split_batch<'a>(bytes: &'a [u8], limits: &Limits) -> Result<SplitBatch<'a
             .map(|field| EnvelopeWarning::Duplicate { field }),
     );
     let raw = batch.ok_or(ParseError::MissingBatch)?;
-    let elements = scan::array_elements(raw).map_err(|e| {
-        if raw.first() == Some(&b'[') {
-            ParseError::NotJson(["in `batch`: ", &e.to_string()].concat())
-        } else {
-            ParseError::BadEnvelope(["`batch` must be an array, got ", &kind_of_raw(raw)].concat())
-        }
-    })?;
+    // `split` is the one `batch` member's when it is written plainly and
+    // splits (a second `batch` is refused above); else split it here, for
+    // the elements or the error.
+    let elements = match split {
+        Some(elements) => elements,
+        None => scan::array_elements(raw).map_err(|e| {
+            if raw.first() == Some(&b'[') {
+                ParseError::NotJson(["in `batch`: ", &e.to_string()].concat())
+            } else {
+                ParseError::BadEnvelope(
+                    ["`batch` must be an array, got ", &kind_of_raw(raw)].concat(),
+                )
+            }
+        })?,
+    };
     if elements.len() > limits.max_batch_events {
         return Err(ParseError::TooManyEvents {
             count: elements.len(),

@@ -181,12 +181,34 @@ fn end(bytes: &[u8], at: usize) -> Result<(), ScanError> {
 
 /// The members of the object `bytes` holds (surrounding whitespace allowed), in order.
 pub fn object_members(bytes: &[u8]) -> Result<Vec<Member<'_>>, ScanError> {
+    object_members_splitting(bytes, b"").map(|s| s.members)
+}
+
+/// An object's members, and the elements of one of them (see
+/// [`object_members_splitting`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Members<'a> {
+    pub members: Vec<Member<'a>>,
+    pub split: Option<Vec<&'a [u8]>>,
+}
+
+/// [`object_members`], and in the same pass the [`array_elements`] of the
+/// last member whose key is written exactly `key` (quotes included, e.g.
+/// `"batch"`), if its value is an array that splits: a batch body is scanned
+/// once, not once for the envelope and again for its events. `None` when no
+/// such member splits (the caller splits the value itself, and gets the same
+/// elements or the same error as before).
+pub fn object_members_splitting<'a>(
+    bytes: &'a [u8],
+    split_key: &[u8],
+) -> Result<Members<'a>, ScanError> {
     let mut at = expect(bytes, skip_ws(bytes, 0), b'{', "an object")?;
     let mut members = Vec::new();
+    let mut split = None;
     at = skip_ws(bytes, at);
     if bytes.get(at) == Some(&b'}') {
         end(bytes, at + 1)?;
-        return Ok(members);
+        return Ok(Members { members, split });
     }
     loop {
         at = skip_ws(bytes, at);
@@ -200,7 +222,19 @@ pub fn object_members(bytes: &[u8]) -> Result<Vec<Member<'_>>, ScanError> {
         let key = &bytes[at..key_end];
         at = expect(bytes, skip_ws(bytes, key_end), b':', "`:`")?;
         let start = skip_ws(bytes, at);
-        let value_end = skip_value(bytes, start)?;
+        let value_end = if !split_key.is_empty() && key == split_key {
+            // The last such member is the one that counts.
+            split = None;
+            match split_array(bytes, start) {
+                Ok((elements, value_end)) => {
+                    split = Some(elements);
+                    value_end
+                }
+                Err(_) => skip_value(bytes, start)?,
+            }
+        } else {
+            skip_value(bytes, start)?
+        };
         members.push(Member {
             key,
             value: &bytes[start..value_end],
@@ -210,7 +244,7 @@ pub fn object_members(bytes: &[u8]) -> Result<Vec<Member<'_>>, ScanError> {
             Some(b',') => at += 1,
             Some(b'}') => {
                 end(bytes, at + 1)?;
-                return Ok(members);
+                return Ok(Members { members, split });
             }
             _ => {
                 return Err(ScanError::Expected {
@@ -224,12 +258,18 @@ pub fn object_members(bytes: &[u8]) -> Result<Vec<Member<'_>>, ScanError> {
 
 /// The elements of the array `bytes` holds (surrounding whitespace allowed), in order.
 pub fn array_elements(bytes: &[u8]) -> Result<Vec<&[u8]>, ScanError> {
-    let mut at = expect(bytes, skip_ws(bytes, 0), b'[', "an array")?;
+    let (elements, at) = split_array(bytes, skip_ws(bytes, 0))?;
+    end(bytes, at)?;
+    Ok(elements)
+}
+
+/// The elements of the array at `at`, and the end (exclusive) of the array.
+fn split_array(bytes: &[u8], at: usize) -> Result<(Vec<&[u8]>, usize), ScanError> {
+    let mut at = expect(bytes, at, b'[', "an array")?;
     let mut elements = Vec::new();
     at = skip_ws(bytes, at);
     if bytes.get(at) == Some(&b']') {
-        end(bytes, at + 1)?;
-        return Ok(elements);
+        return Ok((elements, at + 1));
     }
     loop {
         let start = skip_ws(bytes, at);
@@ -238,10 +278,7 @@ pub fn array_elements(bytes: &[u8]) -> Result<Vec<&[u8]>, ScanError> {
         at = skip_ws(bytes, value_end);
         match bytes.get(at) {
             Some(b',') => at += 1,
-            Some(b']') => {
-                end(bytes, at + 1)?;
-                return Ok(elements);
-            }
+            Some(b']') => return Ok((elements, at + 1)),
             _ => {
                 return Err(ScanError::Expected {
                     what: "`,` or `]`",
@@ -269,6 +306,45 @@ mod tests {
             elements,
             [&br#"{"a":[1,{"b":"]}"}]}"#[..], b"42", br#""x\"y""#, b"[]"]
         );
+    }
+
+    /// One pass gives what the two did: the same members, and the same
+    /// elements as splitting the member's value again (or `None`, where the
+    /// caller splits it and gets the error it always got).
+    #[test]
+    fn splitting_while_scanning_the_envelope_gives_what_splitting_after_gives() {
+        let bodies: [&[u8]; 9] = [
+            br#" {"batch": [ {"a":[1,{"b":"]}"}]} , 42,"x\"y", [] ], "sentAt" : 5 } "#,
+            br#"{"sentAt":1,"batch":[]}"#,
+            br#"{"batch":[1 2],"x":1}"#,
+            br#"{"batch":[1,],"x":1}"#,
+            br#"{"batch":{"a":[1]}}"#,
+            br#"{"batch":null}"#,
+            br#"{"batch":[1,2]}"#,
+            br#"{"batch":[1],"batch":[2,3]}"#,
+            br#"{"x":[1,2]}"#,
+        ];
+        for body in bodies {
+            let Members { members, split } = object_members_splitting(body, br#""batch""#).unwrap();
+            assert_eq!(members, object_members(body).unwrap());
+            let last = members.iter().rev().find(|m| m.key == br#""batch""#);
+            assert_eq!(
+                split,
+                last.and_then(|m| array_elements(m.value).ok()),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        for bad in [
+            &b"{\"batch\":[1,2}"[..],
+            b"{\"batch\":[1]",
+            b"{\"batch\":[1]} x",
+        ] {
+            assert_eq!(
+                object_members_splitting(bad, br#""batch""#).unwrap_err(),
+                object_members(bad).unwrap_err()
+            );
+        }
     }
 
     #[test]

@@ -300,7 +300,7 @@ impl Passed<'_> {
             out.value(v)?;
         }
         out.push("}");
-        out.finish()
+        Ok(out.finish())
     }
 
     /// `context`: the pipeline's members and the passed-through ones, in key

@@ -253,6 +253,16 @@ pub fn site() -> Result<()> {
 /// only its entry points), by worker-build into `edge-worker/build/<name>/`.
 pub const WORKERS: &[&str] = &["collector", "backend"];
 
+/// The cargo profile a worker is built with: the collector's own (speed:
+/// the accept path's CPU per event; see the workspace `Cargo.toml`), the
+/// backend's `release` (size).
+fn worker_profile(name: &str) -> &'static str {
+    match name {
+        "collector" => "collector",
+        _ => "release",
+    }
+}
+
 /// A worker's Wasm module as deployed: `edge-worker/build/<name>/index_bg.wasm`.
 pub fn worker_wasm(name: &str) -> PathBuf {
     root()
@@ -265,12 +275,18 @@ pub fn worker_wasm(name: &str) -> PathBuf {
 /// so it downloads nothing.
 pub fn worker() -> Result<()> {
     for name in WORKERS {
+        let profile = worker_profile(name);
         step(&format!(
-            "building the {name} worker (worker-build --release)"
+            "building the {name} worker (worker-build, profile {profile})"
         ));
+        let profile_args: &[&str] = match profile {
+            "release" => &["--release"],
+            other => &["--profile", other],
+        };
         proc::run(
             Command::new(cargo_bin("worker-build"))
-                .args(["--release", "--out-dir"])
+                .args(profile_args)
+                .arg("--out-dir")
                 .arg(format!("../build/{name}"))
                 .current_dir(root().join("edge-worker").join(name))
                 .env("WASM_BINDGEN_BIN", cargo_bin("wasm-bindgen"))

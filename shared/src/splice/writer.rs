@@ -8,42 +8,43 @@
 use crate::event::Object;
 use serde_json::Value;
 
-/// JSON text being written.
-pub(super) struct Writer(Vec<u8>);
+/// JSON text being written (a `String` throughout: every piece is text,
+/// so the result needs no UTF-8 check at the end).
+pub(super) struct Writer(String);
 
 impl Writer {
     pub(super) fn with_capacity(bytes: usize) -> Writer {
-        Writer(Vec::with_capacity(bytes))
+        Writer(String::with_capacity(bytes))
     }
 
     /// Text that is already JSON (punctuation, a passed-through value).
     pub(super) fn push(&mut self, json: &str) {
-        self.0.extend_from_slice(json.as_bytes());
+        self.0.push_str(json);
     }
 
     /// `s` as a JSON string.
     pub(super) fn string(&mut self, s: &str) -> Result<(), serde_json::Error> {
         if is_plain(s.as_bytes()) {
-            self.0.extend_from_slice(b"\"");
-            self.0.extend_from_slice(s.as_bytes());
-            self.0.extend_from_slice(b"\"");
-            Ok(())
+            self.0.push('"');
+            self.0.push_str(s);
+            self.0.push('"');
         } else {
-            serde_json::to_writer(&mut self.0, s)
+            self.0.push_str(&serde_json::to_string(s)?);
         }
+        Ok(())
     }
 
     /// `,"k":` (a member after the first).
     pub(super) fn key(&mut self, k: &str) -> Result<(), serde_json::Error> {
         if is_plain(k.as_bytes()) {
-            self.0.extend_from_slice(b",\"");
-            self.0.extend_from_slice(k.as_bytes());
-            self.0.extend_from_slice(b"\":");
+            self.0.push_str(",\"");
+            self.0.push_str(k);
+            self.0.push_str("\":");
             return Ok(());
         }
-        self.0.push(b',');
+        self.0.push(',');
         self.string(k)?;
-        self.0.push(b':');
+        self.0.push(':');
         Ok(())
     }
 
@@ -51,17 +52,17 @@ impl Writer {
         match v {
             Value::Null => self.push("null"),
             Value::Bool(b) => self.push(if *b { "true" } else { "false" }),
-            Value::Number(n) => serde_json::to_writer(&mut self.0, n)?,
+            Value::Number(n) => self.0.push_str(&serde_json::to_string(n)?),
             Value::String(s) => self.string(s)?,
             Value::Array(a) => {
-                self.0.push(b'[');
+                self.0.push('[');
                 for (i, item) in a.iter().enumerate() {
                     if i > 0 {
-                        self.0.push(b',');
+                        self.0.push(',');
                     }
                     self.value(item)?;
                 }
-                self.0.push(b']');
+                self.0.push(']');
             }
             Value::Object(o) => self.object(o)?,
         }
@@ -69,22 +70,22 @@ impl Writer {
     }
 
     pub(super) fn object(&mut self, o: &Object) -> Result<(), serde_json::Error> {
-        self.0.push(b'{');
+        self.0.push('{');
         for (i, (k, v)) in o.iter().enumerate() {
             if i > 0 {
-                self.0.push(b',');
+                self.0.push(',');
             }
             self.string(k)?;
-            self.0.push(b':');
+            self.0.push(':');
             self.value(v)?;
         }
-        self.0.push(b'}');
+        self.0.push('}');
         Ok(())
     }
 
-    /// The text (UTF-8 throughout: every piece was `str` or `serde_json`'s).
-    pub(super) fn finish(self) -> Result<String, serde_json::Error> {
-        String::from_utf8(self.0).map_err(serde::ser::Error::custom)
+    /// The text.
+    pub(super) fn finish(self) -> String {
+        self.0
     }
 }
 
@@ -127,7 +128,7 @@ mod tests {
         for value in [v.clone(), json!("\u{7f}"), json!([]), json!({})] {
             let mut w = Writer::with_capacity(0);
             w.value(&value).unwrap();
-            assert_eq!(w.finish().unwrap(), serde_json::to_string(&value).unwrap());
+            assert_eq!(w.finish(), serde_json::to_string(&value).unwrap());
         }
         for n in 0..=255u8 {
             let s =
@@ -135,11 +136,7 @@ mod tests {
                     .into_owned();
             let mut w = Writer::with_capacity(0);
             w.string(&s).unwrap();
-            assert_eq!(
-                w.finish().unwrap(),
-                serde_json::to_string(&s).unwrap(),
-                "{n}"
-            );
+            assert_eq!(w.finish(), serde_json::to_string(&s).unwrap(), "{n}");
         }
     }
 }

@@ -19,6 +19,10 @@
 //!   audiences add to the cost per million events.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a panic is a failed run
 
+#[path = "../../../shared/benches/support/accept_path.rs"]
+#[allow(dead_code)] // the accept bench's choice of stage is not used here
+mod accept_path;
+
 use serde_json::{json, Value};
 use sluice_e2e::{eventually, free_port, root, temp_dir, Browser, Process, Stack};
 use std::io::{Read, Write};
@@ -412,60 +416,14 @@ const noop :Workerd.Worker = (
 }
 
 /// The pure part of the accept path per event, natively (no I/O): split,
-/// decode, validate, clock skew, enrich, consent, encode for the Queue. Both
-/// ways: the fast lane the collector takes (`sluice_shared::splice`) and
-/// every event decoded whole (what a tracking plan or audiences need).
+/// decode, validate, clock skew, enrich, consent, encode for the Queue
+/// (`shared/benches/support/accept_path.rs`, which the accept bench runs
+/// too). Both ways: the fast lane the collector takes
+/// (`sluice_shared::splice`) and every event decoded whole (what a tracking
+/// plan or audiences need).
 fn native_cost() {
-    use sluice_shared::consent::{self, Policy, Regime};
-    use sluice_shared::enrich::{self, ip::IpPolicy, RequestFacts};
-    use sluice_shared::parse::split_batch;
-    use sluice_shared::skew::{self, SkewRules};
-    use sluice_shared::validate::validate;
-    use sluice_shared::{splice, Event, Limits, Timestamp};
     let body = batch_body(100);
-    let limits = Limits::default();
-    let now = Timestamp(1_714_557_601_000);
-    let policy = Policy {
-        regime: Regime::OptOut,
-        ..Policy::default()
-    };
-    let pipeline = |mut e: Event, facts: &RequestFacts| {
-        e.normalize_ids();
-        let note = skew::apply(&mut e, now, SkewRules::default());
-        enrich::enrich(&mut e, facts, IpPolicy::Truncate);
-        let decision = consent::collect(enrich::consent_of(&e).as_ref(), &policy);
-        let ns = enrich::sluice_context(&mut e);
-        ns.insert("consent".into(), Value::from(decision.code()));
-        ns.insert("skew".into(), Value::from(note.code()));
-        e
-    };
-    let run = |lane: bool| {
-        let facts = RequestFacts {
-            ip: Some("203.0.113.7".parse().unwrap()),
-            user_agent: Some("bench".into()),
-            ..RequestFacts::default()
-        };
-        let split = split_batch(body.as_bytes(), &limits).unwrap();
-        let mut out = Vec::with_capacity(100);
-        if lane {
-            for raw in &split.events {
-                let (mut e, passed) = splice::decode(raw, &limits).unwrap();
-                e.sent_at.clone_from(&split.envelope.sent_at);
-                let valid = validate(e, raw.len(), &limits, now).unwrap();
-                out.push(
-                    passed
-                        .encode(&pipeline(valid.into_event(), &facts))
-                        .unwrap(),
-                );
-            }
-        } else {
-            for c in split.parse().check(&limits, now) {
-                let e = pipeline(c.result.unwrap().into_event(), &facts);
-                out.push(serde_json::to_string(&e).unwrap());
-            }
-        }
-        std::hint::black_box(sluice_shared::pipeline::pack_events("bench", &out));
-    };
+    let run = |lane: bool| accept_path::run(body.as_bytes(), lane, accept_path::Stage::Pack);
     for (lane, what) in [(true, "fast lane"), (false, "every event decoded whole")] {
         for _ in 0..20 {
             run(lane);
