@@ -2,10 +2,9 @@
 //! (`__tcfapi`), IAB GPP (`__gpp`), Google Consent Mode v2 (the `dataLayer`),
 //! and Global Privacy Control. Mapped to purposes with `sluice_shared::consent`.
 
-use crate::js::{self, set};
+use crate::js::{self, set, Object};
 use crate::json::cat;
 use crate::prelude::*;
-use js_sys::Object;
 use sluice_shared::consent::gpp::{opt_out_code, GppSignals};
 use sluice_shared::consent::tcf::TcfSignals;
 use sluice_shared::consent::{Consent, Purpose, Source, State};
@@ -69,11 +68,11 @@ pub fn from_js(v: &JsValue) -> Result<Consent, JsValue> {
         source: Source::Explicit,
         ..Consent::default()
     };
-    let entries = Object::entries(&Object::from(v.clone()));
-    for entry in entries.iter() {
-        let pair = js_sys::Array::from(&entry);
-        let key = pair.get(0).as_string().unwrap_or_default();
-        let value = pair.get(1);
+    let entries = Object::entries(v);
+    for entry in js::items(&entries) {
+        let mut pair = js::items(&entry);
+        let key = pair.next().and_then(|k| k.as_string()).unwrap_or_default();
+        let value = pair.next().unwrap_or_default();
         let state = match (value.as_bool(), value.as_string().as_deref()) {
             (Some(true), _) | (_, Some("granted")) => State::Granted,
             (Some(false), _) | (_, Some("denied")) => State::Denied,

@@ -1,17 +1,13 @@
 //! Context collected automatically: page, campaign, locale, timezone, screen,
 //! user agent and its low-entropy client hints, library.
 
-use crate::js::set;
+use crate::js::{self, set, Object};
 use crate::prelude::*;
-use js_sys::Object;
 use sluice_shared::campaign::utm_key;
 
 /// Decode one `application/x-www-form-urlencoded` component.
 fn decode(s: &str) -> String {
-    js_sys::decode_uri_component(&s.replace('+', " "))
-        .ok()
-        .and_then(|d| d.as_string())
-        .unwrap_or_else(|| s.to_owned())
+    js::decode_component(&s.replace('+', " "))
 }
 
 /// `context.campaign` from a search string (its `utm_*` fields), or `None`.

@@ -119,10 +119,10 @@ extern "C" {
     pub fn basic_auth(write_key: &str) -> String;
     /// `context.page`, read again after an SPA navigation.
     #[wasm_bindgen(js_name = pageContext)]
-    pub fn page_context() -> js_sys::Object;
+    pub fn page_context() -> crate::js::Object;
     /// The parts of the context that do not change during a page's life.
     #[wasm_bindgen(js_name = stableContext)]
-    pub fn stable_context(version: &str) -> js_sys::Object;
+    pub fn stable_context(version: &str) -> crate::js::Object;
 }
 
 /// Report `kind` in `ms` (clamped to what `setTimeout` takes).

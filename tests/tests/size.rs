@@ -22,9 +22,11 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// by building without panic locations and by a second wasm-opt round;
 /// lowered to 37,651 when the page's calls went through one export and the
 /// host's reports through one callback, and the host took over storage, ids
-/// and the auth header — issue 18). It is above the 24 KB the SDK issue asks
-/// for: that budget is not met yet (see the README's "Size and speed").
-const UP_FRONT_CEILING_GZ: usize = 37_651;
+/// and the auth header — issue 18; lowered to 36,513 when the SDK declared
+/// the few JS built-ins it uses instead of linking js-sys, whose closure
+/// shims stayed in the function table). It is above the 24 KB the SDK issue
+/// asks for: that budget is not met yet (see the README's "Size and speed").
+const UP_FRONT_CEILING_GZ: usize = 36_513;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {
