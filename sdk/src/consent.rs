@@ -113,7 +113,9 @@ pub fn from_tcf(data: &str, tc_string: Option<String>) -> Option<Consent> {
     let mut bits = || {
         fields
             .next()
-            .and_then(|b| b.parse::<u32>().ok())
+            // One integer parser in the Wasm (`u64`'s, which the session uses too).
+            .and_then(|b| b.parse::<u64>().ok())
+            .and_then(|b| u32::try_from(b).ok())
             .unwrap_or(0)
     };
     let (consents, interests) = (bits(), bits());
@@ -140,7 +142,8 @@ pub fn from_gpp(data: &str, gpp_string: Option<String>) -> Option<Consent> {
         let mut f = part.split(',');
         let mut code = || {
             f.next()
-                .and_then(|n| n.parse::<u8>().ok())
+                .and_then(|n| n.parse::<u64>().ok())
+                .and_then(|n| u8::try_from(n).ok())
                 .and_then(opt_out_code)
         };
         let (sale, sharing, targeted) = (code(), code(), code());
@@ -188,6 +191,9 @@ mod tests {
         );
         assert!(from_tcf("1;cmpuishown;1794;0", None).is_none(), "not ready");
         assert!(from_tcf("", None).is_none());
+        // Bits beyond a u32 read as none granted.
+        let over = from_tcf("1;tcloaded;4294968090;0", None).unwrap();
+        assert_ne!(over.state(&Purpose::Analytics), State::Granted);
         let denied = from_tcf("1;useractioncomplete;0;0", None).unwrap();
         assert_ne!(denied.state(&Purpose::Analytics), State::Granted);
     }

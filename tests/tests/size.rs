@@ -25,10 +25,11 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// and the auth header — issue 18; lowered to 36,513 when the SDK declared
 /// the few JS built-ins it uses instead of linking js-sys, whose closure
 /// shims stayed in the function table; to 36,228 with the SDK's own
-/// size-class heap instead of the TLSF allocator). It is above the 24 KB the
+/// size-class heap instead of the TLSF allocator; to 36,127 with one integer
+/// parser). It is above the 24 KB the
 /// SDK issue asks for: that budget is not met yet (see the README's "Size
 /// and speed").
-const UP_FRONT_CEILING_GZ: usize = 36_228;
+const UP_FRONT_CEILING_GZ: usize = 36_127;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {
