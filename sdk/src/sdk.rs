@@ -85,7 +85,7 @@ pub struct Sdk {
     page_ctx: Object,
     campaign: Option<Object>,
     /// `stable`, `page_ctx` and `campaign` as JSON members, made once per page.
-    context_json: Rc<str>,
+    context_json: Rc<String>,
     last_page: String,
     debug: bool,
     /// The match keys the consent allows (`sluice_shared::match_keys`), as
@@ -107,7 +107,7 @@ pub struct Draft {
     /// `,"messageId":…,"timestamp":…` and the call's own fields, each after a comma.
     members: String,
     /// The automatic context (library, page, campaign, …) when the call was made.
-    context: Rc<str>,
+    context: Rc<String>,
     viewport: (u64, u64),
     /// The call set `userId` itself (`alias`: the new id), so the current one is not added.
     own_user_id: bool,
@@ -246,7 +246,7 @@ impl Sdk {
             stable,
             page_ctx,
             campaign,
-            context_json: Rc::from(""),
+            context_json: Rc::default(),
             last_page: pages::current_key(),
             debug: opts.debug,
             keys_json: String::new(),
@@ -370,7 +370,7 @@ impl Sdk {
             set(&ctx, "campaign", c.clone());
         }
         let text = js::stringify(&ctx.into()).unwrap_or_default();
-        self.context_json = Rc::from(json::members(&text));
+        self.context_json = Rc::new(json::members(&text).to_owned());
     }
 
     /// Log `draft` when debugging.

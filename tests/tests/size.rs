@@ -26,10 +26,11 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// the few JS built-ins it uses instead of linking js-sys, whose closure
 /// shims stayed in the function table; to 36,228 with the SDK's own
 /// size-class heap instead of the TLSF allocator; to 36,127 with one integer
-/// parser). It is above the 24 KB the
+/// parser; to 35,933 with the context's text shared as an `Rc<String>`).
+/// It is above the 24 KB the
 /// SDK issue asks for: that budget is not met yet (see the README's "Size
 /// and speed").
-const UP_FRONT_CEILING_GZ: usize = 36_127;
+const UP_FRONT_CEILING_GZ: usize = 35_933;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {
