@@ -26,11 +26,12 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// the few JS built-ins it uses instead of linking js-sys, whose closure
 /// shims stayed in the function table; to 36,228 with the SDK's own
 /// size-class heap instead of the TLSF allocator; to 36,127 with one integer
-/// parser; to 35,933 with the context's text shared as an `Rc<String>`).
+/// parser; to 35,933 with the context's text shared as an `Rc<String>`; to
+/// 35,829 with `Purpose::parse` normalising names in one pass).
 /// It is above the 24 KB the
 /// SDK issue asks for: that budget is not met yet (see the README's "Size
 /// and speed").
-const UP_FRONT_CEILING_GZ: usize = 35_933;
+const UP_FRONT_CEILING_GZ: usize = 35_829;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {
