@@ -246,10 +246,12 @@ impl Options {
                 if !js::Array::is_array(&required) {
                     return Err(invalid("`consent.required` must be an array of purposes"));
                 }
-                o.consent_required = js::items(&required)
-                    .filter_map(|p| p.as_string())
-                    .map(|p| Purpose::parse(&p))
-                    .collect();
+                // Loops and `push` rather than `collect`, here and across the
+                // SDK: each `collect` brought its own copy of the growth code.
+                o.consent_required = Vec::new();
+                for p in js::items(&required).filter_map(|p| p.as_string()) {
+                    o.consent_required.push(Purpose::parse(&p));
+                }
             }
             if let Some(s) = string(&consent, "pending")? {
                 o.consent_pending = match s.as_str() {

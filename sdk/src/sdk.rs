@@ -807,17 +807,11 @@ impl Sdk {
         let Some(text) = self.store.local_get(key) else {
             return;
         };
-        let items: Vec<Item> = js::parse(&text)
-            .map(|v| {
-                js::items(&v)
-                    .filter_map(|e| {
-                        Some(Item {
-                            json: js::stringify(&e)?,
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut items = Vec::new();
+        let stored = js::parse(&text).unwrap_or_default();
+        for json in js::items(&stored).filter_map(|e| js::stringify(&e)) {
+            items.push(Item { json });
+        }
         let added = self.queue.adopt(items);
         self.persist();
         self.store.local_remove(key);

@@ -66,17 +66,21 @@ fn write_cookie(
 /// browser refuses public suffixes, so the first one it accepts is the
 /// registrable domain). The last label alone is never a candidate.
 fn domain_candidates(host: &str) -> Vec<&str> {
-    // Where each label starts.
-    let mut starts: Vec<usize> = core::iter::once(0)
-        .chain(
-            host.bytes()
-                .enumerate()
-                .filter(|(_, b)| *b == b'.')
-                .map(|(i, _)| i + 1),
-        )
-        .collect();
-    starts.pop();
-    starts.iter().rev().filter_map(|s| host.get(*s..)).collect()
+    // The suffix after each dot but the last one, from the end back, then
+    // the whole host (a loop: `collect` brings its own growth code).
+    let (mut out, mut dots) = (Vec::new(), 0);
+    for (i, b) in host.bytes().enumerate().rev() {
+        if b == b'.' {
+            if dots > 0 {
+                out.push(host.get(i + 1..).unwrap_or_default());
+            }
+            dots += 1;
+        }
+    }
+    if dots > 0 {
+        out.push(host);
+    }
+    out
 }
 
 /// The registrable domain: the shortest suffix of the host a cookie can be
@@ -222,11 +226,11 @@ impl Store {
         if !self.enabled {
             return Vec::new();
         }
-        host::ls_keys(prefix)
-            .split('\n')
-            .filter(|k| !k.is_empty())
-            .map(ToOwned::to_owned)
-            .collect()
+        let mut keys = Vec::new();
+        for k in host::ls_keys(prefix).split('\n').filter(|k| !k.is_empty()) {
+            keys.push(k.to_owned());
+        }
+        keys
     }
 }
 

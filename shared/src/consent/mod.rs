@@ -73,15 +73,15 @@ impl Purpose {
     /// analytics, …); anything else is a custom purpose.
     pub fn parse(name: &str) -> Purpose {
         let name = name.trim();
-        // Lower-cased with `-` and ` ` as `_`, in one pass (smaller in the
-        // SDK's Wasm than `to_ascii_lowercase` and then `replace`).
-        let lower: String = name
-            .chars()
-            .map(|c| match c {
+        // Lower-cased with `-` and ` ` as `_`, in one loop (smaller in the
+        // SDK's Wasm than `to_ascii_lowercase` and then `replace`, or a `collect`).
+        let mut lower = String::new();
+        for c in name.chars() {
+            lower.push(match c {
                 '-' | ' ' => '_',
                 c => c.to_ascii_lowercase(),
-            })
-            .collect();
+            });
+        }
         match lower.as_str() {
             "necessary" | "strictly_necessary" | "essential" | "security" => Purpose::Necessary,
             "analytics" | "statistics" | "measurement" | "performance" => Purpose::Analytics,
