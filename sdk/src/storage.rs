@@ -165,9 +165,17 @@ impl Store {
         })
     }
 
+    /// Drop `key` from memory (it is there at most once; the order of the
+    /// list does not matter, and `swap_remove` is smaller Wasm than `retain`).
+    fn forget(&mut self, key: &str) {
+        if let Some(i) = self.memory.iter().position(|(k, _)| k == key) {
+            self.memory.swap_remove(i);
+        }
+    }
+
     /// Store a value (always in memory; in cookie/localStorage where allowed).
     pub fn set(&mut self, key: &str, value: &str) {
-        self.memory.retain(|(k, _)| k != key);
+        self.forget(key);
         self.memory.push((key.to_owned(), value.to_owned()));
         if !self.enabled || self.mode == StorageMode::Memory {
             return;
@@ -187,7 +195,7 @@ impl Store {
 
     /// Remove a value everywhere.
     pub fn remove(&mut self, key: &str) {
-        self.memory.retain(|(k, _)| k != key);
+        self.forget(key);
         if self.mode == StorageMode::Cookie {
             write_cookie(
                 key,
