@@ -1,14 +1,8 @@
 //! Context collected automatically: page, campaign, locale, timezone, screen,
 //! user agent and its low-entropy client hints, library.
 
-use crate::js::{self, set, Object};
-use crate::prelude::*;
+use crate::js::{set, Object};
 use sluice_shared::campaign::utm_key;
-
-/// Decode one `application/x-www-form-urlencoded` component.
-fn decode(s: &str) -> String {
-    js::decode_component(&s.replace('+', " "))
-}
 
 /// `context.campaign` from a search string (its `utm_*` fields), or `None`.
 /// Click ids are not campaign fields here: they go with marketing consent
@@ -19,7 +13,7 @@ pub fn campaign(search: &str) -> Option<Object> {
     for pair in search.trim_start_matches('?').split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         if let Some(key) = utm_key(&k.to_ascii_lowercase()).filter(|_| !v.is_empty()) {
-            set(&c, key, decode(v));
+            set(&c, key, crate::host::form_decode(v));
             any = true;
         }
     }

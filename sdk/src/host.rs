@@ -112,6 +112,10 @@ extern "C" {
     /// The localStorage keys that start with `prefix`, one per line.
     #[wasm_bindgen(js_name = lsKeys)]
     pub fn ls_keys(prefix: &str) -> String;
+    /// One `application/x-www-form-urlencoded` component decoded (`+` is a
+    /// space), or `s` itself where it is malformed.
+    #[wasm_bindgen(js_name = formDecode)]
+    pub fn form_decode(s: &str) -> String;
     /// A v4 UUID from the browser's `crypto`.
     pub fn uuid() -> String;
     /// `"Basic " + btoa(writeKey + ":")` (`"Basic "` where `btoa` throws).

@@ -79,8 +79,6 @@ extern "C" {
     /// `Math.random()`.
     #[wasm_bindgen(js_namespace = Math)]
     pub fn random() -> f64;
-    #[wasm_bindgen(js_name = decodeURIComponent, catch)]
-    fn decode_uri_component(s: &str) -> Result<String, JsValue>;
     /// `String(v)`: a number as JS writes it.
     #[wasm_bindgen(js_name = String)]
     fn js_string(v: &JsValue) -> String;
@@ -205,11 +203,6 @@ pub fn stringify(v: &JsValue) -> Option<String> {
 /// `JSON.parse(text)`.
 pub fn parse(text: &str) -> Option<JsValue> {
     json_parse(text).ok()
-}
-
-/// `decodeURIComponent(s)`, or `s` where it is malformed.
-pub fn decode_component(s: &str) -> String {
-    decode_uri_component(s).unwrap_or_else(|_| s.to_owned())
 }
 
 /// ISO 8601 of now, as `Date.toISOString` writes it (formatted in Rust:

@@ -32,11 +32,12 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// `externref` table; to 35,004 with the TCF purpose ids pushed in a loop;
 /// to 34,287 with every other `collect` into a `Vec` or `String` a loop;
 /// to 34,236 with `swap_remove` for `retain` in the memory store; to 34,167
-/// with one `drain` in the queue).
+/// with one `drain` in the queue; to 33,985 with `utm_*` values form-decoded
+/// by the host).
 /// It is above the 24 KB the
 /// SDK issue asks for: that budget is not met yet (see the README's "Size
 /// and speed").
-const UP_FRONT_CEILING_GZ: usize = 34_167;
+const UP_FRONT_CEILING_GZ: usize = 33_985;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {
