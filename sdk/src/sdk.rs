@@ -497,7 +497,7 @@ impl Sdk {
     fn read_match_keys(&mut self, now: f64) {
         use sluice_shared::match_keys::{decide, Seen};
         self.keys_at = now;
-        let cookies = js::get_str(&js::get(&js::global(), "document"), "cookie");
+        let cookies = host::cookies();
         self.keys_json = decide(
             &Seen {
                 cookies: cookies.as_deref().unwrap_or_default(),

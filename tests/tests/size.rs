@@ -33,11 +33,12 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// to 34,287 with every other `collect` into a `Vec` or `String` a loop;
 /// to 34,236 with `swap_remove` for `retain` in the memory store; to 34,167
 /// with one `drain` in the queue; to 33,985 with `utm_*` values form-decoded
-/// by the host).
+/// by the host; to 33,937 with the match keys' cookies read by the host's
+/// `cookies()`).
 /// It is above the 24 KB the
 /// SDK issue asks for: that budget is not met yet (see the README's "Size
 /// and speed").
-const UP_FRONT_CEILING_GZ: usize = 33_985;
+const UP_FRONT_CEILING_GZ: usize = 33_937;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {
