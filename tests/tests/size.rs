@@ -34,11 +34,12 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// to 34,236 with `swap_remove` for `retain` in the memory store; to 34,167
 /// with one `drain` in the queue; to 33,985 with `utm_*` values form-decoded
 /// by the host; to 33,937 with the match keys' cookies read by the host's
-/// `cookies()`).
+/// `cookies()`; 34,516 once the `externref` table was back, for `track()`'s
+/// speed).
 /// It is above the 24 KB the
 /// SDK issue asks for: that budget is not met yet (see the README's "Size
 /// and speed").
-const UP_FRONT_CEILING_GZ: usize = 33_937;
+const UP_FRONT_CEILING_GZ: usize = 34_516;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {

@@ -59,14 +59,14 @@ pub fn sdk() -> Result<()> {
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
             // No file/line/column in panic locations (the paths were in the
             // Wasm's data) and no `Debug` formatting bodies: a panic traps
-            // either way (0.3 KB gz). Without `reference-types`, wasm-bindgen
-            // keeps the JS values the core holds in a slab in the glue (an
-            // index per value) instead of an `externref` table that every
-            // import's Wasm shim allocates into and frees from (0.7 KB gz
-            // of Wasm less, 0.1 KB more glue).
+            // either way (0.3 KB gz). (Building without `reference-types`,
+            // JS values in the glue's slab instead of an `externref` table,
+            // was 0.6 KB gz smaller but made `track()` 13 µs instead of 9 µs
+            // in `cargo xtask bench sdk`: every dropped value is a call into
+            // JS. Not kept.)
             .env(
                 "RUSTFLAGS",
-                "-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none -Ctarget-feature=-reference-types",
+                "-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none",
             )
             .args([
                 "build",
