@@ -96,6 +96,15 @@ export function lsKeys(prefix) {
   );
 }
 
+// A form-encoded component decoded (`+` is a space); itself where malformed.
+export function formDecode(s) {
+  try {
+    return decodeURIComponent(s.replace(/\+/g, " "));
+  } catch (e) {
+    return s;
+  }
+}
+
 // A v4 UUID: crypto.randomUUID() in secure contexts, else from random bytes.
 export function uuid() {
   var c = crypto, b;

@@ -8,14 +8,12 @@
 
 use crate::consent;
 use crate::host;
-use crate::js::{self, set};
+use crate::js::{self, set, Object};
 use crate::json::cat;
 use crate::options::Options;
 use crate::prelude::*;
 use crate::sdk::{self, Sdk};
-use js_sys::Object;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 fn not_loaded() -> JsValue {
     js::error("not_loaded", "call sluice.load(writeKey) first")
@@ -44,37 +42,25 @@ fn object_or_empty(v: &JsValue, what: &str) -> Result<JsValue, JsValue> {
 }
 
 fn required_string(v: &JsValue, what: &str) -> Result<String, JsValue> {
-    required_js_string(v, what).map(|s| String::from(&s))
+    required_js_string(v, what).map(|s| s.as_string().unwrap_or_default())
 }
 
 /// A non-blank string argument, kept as a JS string (an event name goes
 /// straight back into the event: copying it into the Wasm and out again
 /// would cost `track()` two string conversions).
-fn required_js_string(v: &JsValue, what: &str) -> Result<js_sys::JsString, JsValue> {
-    match v.dyn_ref::<js_sys::JsString>() {
-        Some(s) if s.trim().length() > 0 => Ok(s.clone()),
-        _ => Err(bad(&cat(&[what, " must be a non-empty string"]))),
-    }
+fn required_js_string(v: &JsValue, what: &str) -> Result<js::JsStr, JsValue> {
+    js::non_blank(v).ok_or_else(|| bad(&cat(&[what, " must be a non-empty string"])))
 }
 
 /// An id given as a string or a number (numbers are written by JS, keeping float formatting out of the Wasm).
 fn id_string(v: &JsValue) -> Option<String> {
-    let number = || {
-        v.as_f64()
-            .and_then(|_| {
-                js_sys::Number::from(v.clone())
-                    .to_string_with_radix(10)
-                    .ok()
-            })
-            .map(String::from)
-    };
-    v.as_string().or_else(number).filter(|s| !s.is_empty())
+    v.as_string()
+        .or_else(|| js::number_text(v))
+        .filter(|s| !s.is_empty())
 }
 
-fn function(callback: JsValue) -> Result<js_sys::Function, JsValue> {
-    callback
-        .dyn_into::<js_sys::Function>()
-        .map_err(|_| bad("the callback must be a function"))
+fn function(callback: JsValue) -> Result<js::Function, JsValue> {
+    js::function(callback).ok_or_else(|| bad("the callback must be a function"))
 }
 
 /// Build, gate and queue an event of `kind`; `fill` adds the call's own
@@ -161,7 +147,7 @@ pub fn page(a: JsValue, b: JsValue, c: JsValue, d: JsValue) -> Result<JsValue, J
     emit("page", &options, &|e| {
         let p = Object::assign(&Object::new(), &ctx_page);
         if props.is_object() {
-            Object::assign(&p, &Object::from(props.clone()));
+            Object::assign(&p, &props);
         }
         if let Some(n) = &name {
             set(e, "name", n.as_str());

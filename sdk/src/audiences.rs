@@ -6,9 +6,9 @@
 
 use crate::global::globals;
 use crate::js;
+use crate::js::{Array, Function, Object};
 use crate::prelude::*;
 use core::cell::RefCell;
-use js_sys::{Array, Function, Object};
 use wasm_bindgen::JsValue;
 
 /// Where the last profile is cached.
@@ -26,10 +26,7 @@ fn names(profile: &JsValue) -> String {
 
 /// The cached profile, at load.
 pub fn restore(store: &crate::storage::Store) {
-    if let Some(v) = store
-        .local_get(PROFILE_KEY)
-        .and_then(|t| js_sys::JSON::parse(&t).ok())
-    {
+    if let Some(v) = store.local_get(PROFILE_KEY).and_then(|t| js::parse(&t)) {
         PROFILE.with(|p| p.replace(v));
     }
 }

@@ -161,7 +161,7 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
     // A GA tag's and Meta pixel's cookies; only analytics is granted at first.
     eval("document.cookie = '_ga=GA1.1.111.222; path=/'; document.cookie = '_fbp=fb.1.1700000000000.42; path=/'");
     // A landing URL with a campaign and Google's and Meta's click ids.
-    eval("history.replaceState(null, '', location.pathname + '?utm_source=news&gclid=G-test&fbclid=IwAR-test')");
+    eval("history.replaceState(null, '', location.pathname + '?utm_source=news&UTM_Medium=e+mail%20list&utm_term=%E0%A4%A&gclid=G-test&fbclid=IwAR-test')");
     let opts = eval("({ flushAt: 1000, flushIntervalMs: 600000, storage: 'memory', consent: { defaultGranted: true } })");
     api::load(JsValue::from("wk-test"), opts).unwrap();
     eval("history.replaceState(null, '', location.pathname)");
@@ -318,8 +318,9 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
     .unwrap();
     assert_eq!(
         ctx["campaign"],
-        serde_json::json!({"source": "news"}),
-        "utm_* is analytics attribution; a click id needs marketing consent"
+        serde_json::json!({"source": "news", "medium": "e mail list", "term": "%E0%A4%A"}),
+        "utm_* is analytics attribution (form-decoded; kept as written where malformed); \
+         a click id needs marketing consent"
     );
     assert!(ctx.get("gclid").is_none(), "{ctx:?}");
     let stored = || sdk::with(|s| s.store().get("sluice_clk")).unwrap();

@@ -2,10 +2,9 @@
 //! (`__tcfapi`), IAB GPP (`__gpp`), Google Consent Mode v2 (the `dataLayer`),
 //! and Global Privacy Control. Mapped to purposes with `sluice_shared::consent`.
 
-use crate::js::{self, set};
+use crate::js::{self, set, Object};
 use crate::json::cat;
 use crate::prelude::*;
-use js_sys::Object;
 use sluice_shared::consent::gpp::{opt_out_code, GppSignals};
 use sluice_shared::consent::tcf::TcfSignals;
 use sluice_shared::consent::{Consent, Purpose, Source, State};
@@ -69,11 +68,11 @@ pub fn from_js(v: &JsValue) -> Result<Consent, JsValue> {
         source: Source::Explicit,
         ..Consent::default()
     };
-    let entries = Object::entries(&Object::from(v.clone()));
-    for entry in entries.iter() {
-        let pair = js_sys::Array::from(&entry);
-        let key = pair.get(0).as_string().unwrap_or_default();
-        let value = pair.get(1);
+    let entries = Object::entries(v);
+    for entry in js::items(&entries) {
+        let mut pair = js::items(&entry);
+        let key = pair.next().and_then(|k| k.as_string()).unwrap_or_default();
+        let value = pair.next().unwrap_or_default();
         let state = match (value.as_bool(), value.as_string().as_deref()) {
             (Some(true), _) | (_, Some("granted")) => State::Granted,
             (Some(false), _) | (_, Some("denied")) => State::Denied,
@@ -102,7 +101,14 @@ pub fn gpc() -> bool {
 /// TCF purposes as bits 1–11 (all that the mapping to Sluice's purposes
 /// reads) → the ids set.
 fn ids(bits: u32) -> Vec<u16> {
-    (1..=11).filter(|i| bits & (1 << i) != 0).collect()
+    // A loop and `push`: `collect` of a filtered range was 0.4 KB of Wasm.
+    let mut ids = Vec::new();
+    for i in 1..=11u16 {
+        if bits & (1 << i) != 0 {
+            ids.push(i);
+        }
+    }
+    ids
 }
 
 /// Consent from a TCF `tcData`, as the host reports it (see `watchCmps` in
@@ -114,7 +120,9 @@ pub fn from_tcf(data: &str, tc_string: Option<String>) -> Option<Consent> {
     let mut bits = || {
         fields
             .next()
-            .and_then(|b| b.parse::<u32>().ok())
+            // One integer parser in the Wasm (`u64`'s, which the session uses too).
+            .and_then(|b| b.parse::<u64>().ok())
+            .and_then(|b| u32::try_from(b).ok())
             .unwrap_or(0)
     };
     let (consents, interests) = (bits(), bits());
@@ -141,7 +149,8 @@ pub fn from_gpp(data: &str, gpp_string: Option<String>) -> Option<Consent> {
         let mut f = part.split(',');
         let mut code = || {
             f.next()
-                .and_then(|n| n.parse::<u8>().ok())
+                .and_then(|n| n.parse::<u64>().ok())
+                .and_then(|n| u8::try_from(n).ok())
                 .and_then(opt_out_code)
         };
         let (sale, sharing, targeted) = (code(), code(), code());
@@ -189,6 +198,9 @@ mod tests {
         );
         assert!(from_tcf("1;cmpuishown;1794;0", None).is_none(), "not ready");
         assert!(from_tcf("", None).is_none());
+        // Bits beyond a u32 read as none granted.
+        let over = from_tcf("1;tcloaded;4294968090;0", None).unwrap();
+        assert_ne!(over.state(&Purpose::Analytics), State::Granted);
         let denied = from_tcf("1;useractioncomplete;0;0", None).unwrap();
         assert_ne!(denied.state(&Purpose::Analytics), State::Granted);
     }

@@ -1,18 +1,8 @@
 //! Context collected automatically: page, campaign, locale, timezone, screen,
 //! user agent and its low-entropy client hints, library.
 
-use crate::js::set;
-use crate::prelude::*;
-use js_sys::Object;
+use crate::js::{set, Object};
 use sluice_shared::campaign::utm_key;
-
-/// Decode one `application/x-www-form-urlencoded` component.
-fn decode(s: &str) -> String {
-    js_sys::decode_uri_component(&s.replace('+', " "))
-        .ok()
-        .and_then(|d| d.as_string())
-        .unwrap_or_else(|| s.to_owned())
-}
 
 /// `context.campaign` from a search string (its `utm_*` fields), or `None`.
 /// Click ids are not campaign fields here: they go with marketing consent
@@ -23,7 +13,7 @@ pub fn campaign(search: &str) -> Option<Object> {
     for pair in search.trim_start_matches('?').split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         if let Some(key) = utm_key(&k.to_ascii_lowercase()).filter(|_| !v.is_empty()) {
-            set(&c, key, decode(v));
+            set(&c, key, crate::host::form_decode(v));
             any = true;
         }
     }

@@ -112,6 +112,10 @@ extern "C" {
     /// The localStorage keys that start with `prefix`, one per line.
     #[wasm_bindgen(js_name = lsKeys)]
     pub fn ls_keys(prefix: &str) -> String;
+    /// One `application/x-www-form-urlencoded` component decoded (`+` is a
+    /// space), or `s` itself where it is malformed.
+    #[wasm_bindgen(js_name = formDecode)]
+    pub fn form_decode(s: &str) -> String;
     /// A v4 UUID from the browser's `crypto`.
     pub fn uuid() -> String;
     /// `"Basic " + btoa(writeKey + ":")` (`"Basic "` where `btoa` throws).
@@ -119,10 +123,10 @@ extern "C" {
     pub fn basic_auth(write_key: &str) -> String;
     /// `context.page`, read again after an SPA navigation.
     #[wasm_bindgen(js_name = pageContext)]
-    pub fn page_context() -> js_sys::Object;
+    pub fn page_context() -> crate::js::Object;
     /// The parts of the context that do not change during a page's life.
     #[wasm_bindgen(js_name = stableContext)]
-    pub fn stable_context(version: &str) -> js_sys::Object;
+    pub fn stable_context(version: &str) -> crate::js::Object;
 }
 
 /// Report `kind` in `ms` (clamped to what `setTimeout` takes).

@@ -1,10 +1,92 @@
-//! Small helpers over `js_sys` for building and reading plain JS objects.
+//! The JavaScript built-ins the core uses (`Object`, `Array`, `JSON`,
+//! `Reflect`, …), declared here, and small helpers over them for building
+//! and reading plain JS objects. Declared here rather than taken from
+//! `js_sys`: linking js-sys left its closure shims (typed arrays' `forEach`
+//! callbacks, its futures' wakers) in the Wasm's function table, 2.8 KB of
+//! code nothing calls, and these are the few the SDK needs.
 
 use crate::global::globals;
 use crate::prelude::*;
 use core::cell::RefCell;
-use js_sys::{Object, Reflect};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+#[wasm_bindgen]
+extern "C" {
+    /// A plain object.
+    #[derive(Clone)]
+    pub type Object;
+    /// `new Object()`: `{}`.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Object;
+    /// `Object.assign(target, source)`.
+    #[wasm_bindgen(static_method_of = Object)]
+    pub fn assign(target: &Object, source: &JsValue) -> Object;
+    /// `Object.keys(o)`.
+    #[wasm_bindgen(static_method_of = Object)]
+    pub fn keys(o: &JsValue) -> Array;
+    /// `Object.entries(o)`: `[key, value]` pairs.
+    #[wasm_bindgen(static_method_of = Object)]
+    pub fn entries(o: &JsValue) -> Array;
+
+    /// An array.
+    #[derive(Clone)]
+    pub type Array;
+    /// `new Array()`: `[]`.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Array;
+    #[wasm_bindgen(static_method_of = Array, js_name = isArray)]
+    pub fn is_array(v: &JsValue) -> bool;
+    #[wasm_bindgen(method, getter)]
+    fn length(this: &Array) -> u32;
+    #[wasm_bindgen(method, indexing_getter)]
+    fn get(this: &Array, i: u32) -> JsValue;
+
+    /// A function the page gave (a listener).
+    #[derive(Clone)]
+    pub type Function;
+    /// `f.call(this_arg, arg)`; what it throws is returned.
+    #[wasm_bindgen(method, catch, js_name = call)]
+    pub fn call1(this: &Function, this_arg: &JsValue, arg: &JsValue) -> Result<JsValue, JsValue>;
+
+    /// A JS string, kept in JS.
+    #[derive(Clone)]
+    #[wasm_bindgen(js_name = String)]
+    pub type JsStr;
+    #[wasm_bindgen(method)]
+    fn trim(this: &JsStr) -> JsStr;
+    #[wasm_bindgen(method, getter, js_name = length)]
+    fn str_length(this: &JsStr) -> u32;
+
+    #[wasm_bindgen(js_name = Error)]
+    type ErrorObject;
+    #[wasm_bindgen(constructor, js_class = "Error")]
+    fn new(message: &str) -> ErrorObject;
+
+    #[wasm_bindgen(js_namespace = Reflect, js_name = get, catch)]
+    fn reflect_get(target: &JsValue, key: &JsValue) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_namespace = Reflect, js_name = set)]
+    fn reflect_set(target: &JsValue, key: &JsValue, value: &JsValue) -> bool;
+
+    #[wasm_bindgen(js_namespace = JSON, js_name = stringify, catch)]
+    fn json_stringify(v: &JsValue) -> Result<Option<String>, JsValue>;
+    #[wasm_bindgen(js_namespace = JSON, js_name = parse, catch)]
+    fn json_parse(text: &str) -> Result<JsValue, JsValue>;
+
+    /// `Date.now()`.
+    #[wasm_bindgen(js_namespace = Date, js_name = now)]
+    pub fn now_ms() -> f64;
+    /// `Math.random()`.
+    #[wasm_bindgen(js_namespace = Math)]
+    pub fn random() -> f64;
+    /// `String(v)`: a number as JS writes it.
+    #[wasm_bindgen(js_name = String)]
+    fn js_string(v: &JsValue) -> String;
+
+    /// One import, where `js_sys::global()` probes four names.
+    #[wasm_bindgen(thread_local_v2, js_name = globalThis)]
+    static GLOBAL_THIS: Object;
+}
 
 globals! {
     /// JS strings for the SDK's own `'static` strings (property names, fixed
@@ -32,24 +114,24 @@ pub fn st(s: &'static str) -> JsValue {
 }
 
 /// `obj[key] = value` (never throws on plain objects).
-pub fn set(obj: &Object, key: &'static str, value: impl Into<JsValue>) {
+pub fn set(obj: &JsValue, key: &'static str, value: impl Into<JsValue>) {
     set_value(obj, key, &value.into());
 }
 
 #[inline(never)]
-fn set_value(obj: &Object, key: &'static str, value: &JsValue) {
-    let _ = Reflect::set(obj, &st(key), value);
+fn set_value(obj: &JsValue, key: &'static str, value: &JsValue) {
+    reflect_set(obj, &st(key), value);
 }
 
 /// `obj[key] = value` for a key made at run time.
-pub fn set_dyn(obj: &Object, key: &str, value: impl Into<JsValue>) {
-    let _ = Reflect::set(obj, &JsValue::from_str(key), &value.into());
+pub fn set_dyn(obj: &JsValue, key: &str, value: impl Into<JsValue>) {
+    reflect_set(obj, &JsValue::from_str(key), &value.into());
 }
 
-/// `obj[key]`, or `undefined`.
+/// `obj[key]`, or `undefined` (also where a getter throws).
 pub fn get(obj: &JsValue, key: &'static str) -> JsValue {
     if obj.is_object() || obj.is_function() {
-        Reflect::get(obj, &st(key)).unwrap_or(JsValue::UNDEFINED)
+        reflect_get(obj, &st(key)).unwrap_or(JsValue::UNDEFINED)
     } else {
         JsValue::UNDEFINED
     }
@@ -72,14 +154,35 @@ pub fn get_bool(obj: &JsValue, key: &'static str) -> Option<bool> {
 
 /// A plain object: a non-null, non-array object.
 pub fn is_plain_object(v: &JsValue) -> bool {
-    v.is_object() && !js_sys::Array::is_array(v)
+    v.is_object() && !Array::is_array(v)
 }
 
-#[wasm_bindgen]
-extern "C" {
-    /// One import, where `js_sys::global()` probes four names.
-    #[wasm_bindgen(thread_local_v2, js_name = globalThis)]
-    static GLOBAL_THIS: Object;
+/// `v` as an object (for values checked to be one, or made by the SDK).
+pub fn object(v: JsValue) -> Object {
+    v.unchecked_into()
+}
+
+/// The elements of an array (none for anything else).
+pub fn items(v: &JsValue) -> impl Iterator<Item = JsValue> + '_ {
+    let a: &Array = v.unchecked_ref();
+    let n = if Array::is_array(v) { a.length() } else { 0 };
+    (0..n).map(move |i| a.get(i))
+}
+
+/// A non-blank string, kept as a JS string.
+pub fn non_blank(v: &JsValue) -> Option<JsStr> {
+    let s: &JsStr = v.unchecked_ref();
+    (v.is_string() && s.trim().str_length() > 0).then(|| s.clone())
+}
+
+/// A number as JS writes it (`String(n)`).
+pub fn number_text(v: &JsValue) -> Option<String> {
+    v.as_f64().map(|_| js_string(v))
+}
+
+/// A function, if `v` is one.
+pub fn function(v: JsValue) -> Option<Function> {
+    v.is_function().then(|| v.unchecked_into())
 }
 
 /// The global object (window).
@@ -92,14 +195,14 @@ pub fn location(key: &'static str) -> Option<String> {
     get_str(&get(&global(), "location"), key)
 }
 
-/// `JSON.stringify(v)`.
+/// `JSON.stringify(v)` (`None` for what it cannot write, or does not: `undefined`).
 pub fn stringify(v: &JsValue) -> Option<String> {
-    js_sys::JSON::stringify(v).ok().and_then(|s| s.as_string())
+    json_stringify(v).ok().flatten()
 }
 
-/// `Date.now()`.
-pub fn now_ms() -> f64 {
-    js_sys::Date::now()
+/// `JSON.parse(text)`.
+pub fn parse(text: &str) -> Option<JsValue> {
+    json_parse(text).ok()
 }
 
 /// ISO 8601 of now, as `Date.toISOString` writes it (formatted in Rust:
@@ -110,7 +213,7 @@ pub fn iso_now() -> String {
 
 /// `new Error(message)` with a stable `code`, as thrown to the page on misuse.
 pub fn error(code: &'static str, message: &str) -> JsValue {
-    let e = js_sys::Error::new(message);
+    let e: JsValue = ErrorObject::new(message).into();
     set(&e, "code", code);
-    e.into()
+    e
 }

@@ -19,6 +19,7 @@ mod consent;
 mod context;
 pub mod gate;
 mod global;
+pub mod heap;
 mod host;
 pub mod identity;
 mod js;
@@ -40,11 +41,10 @@ mod browser_tests;
 #[cfg(all(test, target_arch = "wasm32"))]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-/// The wasm heap: a two-level segregated-fit allocator (constant time, 2 KB
-/// of wasm where std's dlmalloc is 7 KB), built for code size.
+/// The wasm heap: power-of-two size classes with free lists ([`heap`]).
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
-static ALLOCATOR: rlsf::SmallGlobalTlsf = rlsf::SmallGlobalTlsf::new();
+static ALLOCATOR: heap::Allocator = heap::Allocator::new();
 
 #[cfg(all(target_arch = "wasm32", not(test)))]
 #[panic_handler]

@@ -116,8 +116,8 @@ fn invalid(message: &str) -> JsValue {
 }
 
 fn unknown_keys(obj: &JsValue, known: &[&str], prefix: &str) -> Result<(), JsValue> {
-    let keys = js_sys::Object::keys(&js_sys::Object::from(obj.clone()));
-    for k in keys.iter() {
+    let keys = js::Object::keys(obj);
+    for k in js::items(&keys) {
         let k = k.as_string().unwrap_or_default();
         if !known.contains(&k.as_str()) {
             return Err(invalid(&cat(&["unknown option `", prefix, &k, "`"])));
@@ -243,14 +243,15 @@ impl Options {
             unknown_keys(&consent, &CONSENT_KNOWN, "consent.")?;
             let required = js::get(&consent, "required");
             if !required.is_undefined() {
-                if !js_sys::Array::is_array(&required) {
+                if !js::Array::is_array(&required) {
                     return Err(invalid("`consent.required` must be an array of purposes"));
                 }
-                o.consent_required = js_sys::Array::from(&required)
-                    .iter()
-                    .filter_map(|p| p.as_string())
-                    .map(|p| Purpose::parse(&p))
-                    .collect();
+                // Loops and `push` rather than `collect`, here and across the
+                // SDK: each `collect` brought its own copy of the growth code.
+                o.consent_required = Vec::new();
+                for p in js::items(&required).filter_map(|p| p.as_string()) {
+                    o.consent_required.push(Purpose::parse(&p));
+                }
             }
             if let Some(s) = string(&consent, "pending")? {
                 o.consent_pending = match s.as_str() {

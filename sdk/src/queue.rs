@@ -143,10 +143,15 @@ impl Queue {
         Some((body, n))
     }
 
+    /// Remove the events `[from, to)` (one `drain` for both callers).
+    fn cut(&mut self, from: usize, to: usize) {
+        self.items.drain(from..to);
+    }
+
     /// The request went through: remove the events in flight.
     pub fn sent(&mut self) {
         let n = self.inflight.min(self.items.len());
-        self.items.drain(..n);
+        self.cut(0, n);
         self.inflight = 0;
     }
 
@@ -170,7 +175,7 @@ impl Queue {
     /// Remove `n` events after those in flight (they went out by beacon).
     pub fn remove_after_inflight(&mut self, n: usize) {
         let end = (self.inflight + n).min(self.items.len());
-        self.items.drain(self.inflight..end);
+        self.cut(self.inflight, end);
     }
 
     /// The persisted form of the events from `from` on: a JSON array,

@@ -24,7 +24,9 @@ pub fn verdict(status: u16, retry_after: Option<&str>) -> Verdict {
 
 /// `Retry-After` in seconds (HTTP dates are rare from collectors and ignored).
 pub fn parse_retry_after(v: &str) -> Option<f64> {
-    v.trim().parse::<u32>().ok().map(|s| f64::from(s) * 1000.0)
+    // `u64`'s parser, which the Wasm has anyway (one fewer).
+    let s = v.trim().parse::<u64>().ok()?;
+    u32::try_from(s).ok().map(|s| f64::from(s) * 1000.0)
 }
 
 /// Delay before retry number `attempt` (1-based): `base · 2^(attempt-1)`,
@@ -62,5 +64,11 @@ mod tests {
             "floored at a tenth of the step"
         );
         assert_eq!(parse_retry_after("x"), None);
+        assert_eq!(
+            parse_retry_after("4294967296"),
+            None,
+            "more than a u32 of seconds"
+        );
+        assert_eq!(parse_retry_after(" 120 "), Some(120_000.0));
     }
 }

@@ -11,7 +11,7 @@ use crate::gate::{Gate, Verdict as Gated};
 use crate::global::globals;
 use crate::host::{self, Wake};
 use crate::identity::{Identity, Write};
-use crate::js::{self, set};
+use crate::js::{self, set, Object};
 use crate::json;
 use crate::json::cat;
 use crate::options::{Options, StorageMode};
@@ -23,7 +23,6 @@ use crate::session::{self, Session};
 use crate::storage::{self, Store};
 use crate::{pages, transport};
 use core::cell::{Cell, RefCell};
-use js_sys::Object;
 use sluice_shared::consent::{Consent, Purpose, Source};
 use sluice_shared::text::decimal;
 use wasm_bindgen::prelude::*;
@@ -63,7 +62,7 @@ pub struct Sdk {
     session: Option<Session>,
     /// The consent, whether it is known, and the events waiting for it.
     gate: Gate<Draft>,
-    listeners: Vec<js_sys::Function>,
+    listeners: Vec<js::Function>,
     queue: Queue,
     tab_key: String,
     /// When to send (the request in flight, backoff, the flush timer).
@@ -86,7 +85,7 @@ pub struct Sdk {
     page_ctx: Object,
     campaign: Option<Object>,
     /// `stable`, `page_ctx` and `campaign` as JSON members, made once per page.
-    context_json: Rc<str>,
+    context_json: Rc<String>,
     last_page: String,
     debug: bool,
     /// The match keys the consent allows (`sluice_shared::match_keys`), as
@@ -108,7 +107,7 @@ pub struct Draft {
     /// `,"messageId":…,"timestamp":…` and the call's own fields, each after a comma.
     members: String,
     /// The automatic context (library, page, campaign, …) when the call was made.
-    context: Rc<str>,
+    context: Rc<String>,
     viewport: (u64, u64),
     /// The call set `userId` itself (`alias`: the new id), so the current one is not added.
     own_user_id: bool,
@@ -182,7 +181,7 @@ impl Sdk {
         // A choice stored by an earlier visit (only where storage was allowed then).
         let stored = store
             .get(CONSENT_KEY)
-            .and_then(|s| js_sys::JSON::parse(&s).ok())
+            .and_then(|s| js::parse(&s))
             .and_then(|saved| consent::from_js(&saved).ok());
         let gate = Gate::new(
             Consent {
@@ -247,7 +246,7 @@ impl Sdk {
             stable,
             page_ctx,
             campaign,
-            context_json: Rc::from(""),
+            context_json: Rc::default(),
             last_page: pages::current_key(),
             debug: opts.debug,
             keys_json: String::new(),
@@ -371,14 +370,14 @@ impl Sdk {
             set(&ctx, "campaign", c.clone());
         }
         let text = js::stringify(&ctx.into()).unwrap_or_default();
-        self.context_json = Rc::from(json::members(&text));
+        self.context_json = Rc::new(json::members(&text).to_owned());
     }
 
     /// Log `draft` when debugging.
     fn log_draft(&self, what: &str, d: &Draft) {
         if self.debug {
             let text = cat(&["{\"type\":\"", d.kind, "\"", &d.members, "}"]);
-            log(true, what, &js_sys::JSON::parse(&text).unwrap_or_default());
+            log(true, what, &js::parse(&text).unwrap_or_default());
         }
     }
 
@@ -459,9 +458,8 @@ impl Sdk {
         json::push_all(&mut ctx, &[",\"consent\":", consent, "}"]);
         if let Some(extra) = &d.extra_context {
             // The page's context wins over the automatic one, key by key.
-            if let Some(merged) = js_sys::JSON::parse(&ctx)
-                .ok()
-                .map(|c| Object::assign(&Object::from(c), &Object::from(extra.clone())))
+            if let Some(merged) = js::parse(&ctx)
+                .map(|c| Object::assign(&js::object(c), extra))
                 .and_then(|c| js::stringify(&c.into()))
             {
                 ctx = merged;
@@ -469,11 +467,7 @@ impl Sdk {
         }
         json::push_all(&mut out, &[",\"context\":", &ctx, "}"]);
         if self.debug {
-            log(
-                true,
-                "queued",
-                &js_sys::JSON::parse(&out).unwrap_or_default(),
-            );
+            log(true, "queued", &js::parse(&out).unwrap_or_default());
         }
         match self.queue.push(Item { json: out }) {
             Some(evicted) if self.debug => log(
@@ -503,7 +497,7 @@ impl Sdk {
     fn read_match_keys(&mut self, now: f64) {
         use sluice_shared::match_keys::{decide, Seen};
         self.keys_at = now;
-        let cookies = js::get_str(&js::get(&js::global(), "document"), "cookie");
+        let cookies = host::cookies();
         self.keys_json = decide(
             &Seen {
                 cookies: cookies.as_deref().unwrap_or_default(),
@@ -558,7 +552,7 @@ impl Sdk {
 
     /// Consent reported: if it changed anything, the consent listeners and
     /// the consent as the page sees it (for them and the `Consent Updated` event).
-    pub fn consent_changed(&mut self, update: Consent) -> Option<(Vec<js_sys::Function>, Object)> {
+    pub fn consent_changed(&mut self, update: Consent) -> Option<(Vec<js::Function>, Object)> {
         self.update_consent(update)
             .then(|| (self.listeners.clone(), consent::to_js(self.gate.consent())))
     }
@@ -571,7 +565,7 @@ impl Sdk {
     }
 
     /// `consent.on(callback)`.
-    pub fn on_consent(&mut self, f: js_sys::Function) {
+    pub fn on_consent(&mut self, f: js::Function) {
         self.listeners.push(f);
     }
 
@@ -605,8 +599,7 @@ impl Sdk {
 
     /// The traits, as a new object (none if what was stored is not an object).
     pub fn traits(&self) -> JsValue {
-        js_sys::JSON::parse(self.identity.traits())
-            .ok()
+        js::parse(self.identity.traits())
             .filter(js::is_plain_object)
             .unwrap_or_else(|| Object::new().into())
     }
@@ -742,7 +735,7 @@ impl Sdk {
             now,
             verdict,
             self.queue.waiting(),
-            js_sys::Math::random(),
+            js::random(),
             &self.policy,
         );
         if a.paused {
@@ -814,19 +807,11 @@ impl Sdk {
         let Some(text) = self.store.local_get(key) else {
             return;
         };
-        let items: Vec<Item> = js_sys::JSON::parse(&text)
-            .ok()
-            .map(|v| {
-                js_sys::Array::from(&v)
-                    .iter()
-                    .filter_map(|e| {
-                        Some(Item {
-                            json: js::stringify(&e)?,
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut items = Vec::new();
+        let stored = js::parse(&text).unwrap_or_default();
+        for json in js::items(&stored).filter_map(|e| js::stringify(&e)) {
+            items.push(Item { json });
+        }
         let added = self.queue.adopt(items);
         self.persist();
         self.store.local_remove(key);
@@ -865,8 +850,7 @@ impl Sdk {
             apply(&mut self.store, &writes);
         }
         if js::is_plain_object(traits) {
-            let merged =
-                Object::assign(&Object::from(self.traits()), &Object::from(traits.clone()));
+            let merged = Object::assign(&js::object(self.traits()), traits);
             if let Some(t) = js::stringify(&merged.into()) {
                 let w = self.identity.set_traits(t);
                 apply(&mut self.store, &[w]);

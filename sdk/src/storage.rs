@@ -66,17 +66,21 @@ fn write_cookie(
 /// browser refuses public suffixes, so the first one it accepts is the
 /// registrable domain). The last label alone is never a candidate.
 fn domain_candidates(host: &str) -> Vec<&str> {
-    // Where each label starts.
-    let mut starts: Vec<usize> = core::iter::once(0)
-        .chain(
-            host.bytes()
-                .enumerate()
-                .filter(|(_, b)| *b == b'.')
-                .map(|(i, _)| i + 1),
-        )
-        .collect();
-    starts.pop();
-    starts.iter().rev().filter_map(|s| host.get(*s..)).collect()
+    // The suffix after each dot but the last one, from the end back, then
+    // the whole host (a loop: `collect` brings its own growth code).
+    let (mut out, mut dots) = (Vec::new(), 0);
+    for (i, b) in host.bytes().enumerate().rev() {
+        if b == b'.' {
+            if dots > 0 {
+                out.push(host.get(i + 1..).unwrap_or_default());
+            }
+            dots += 1;
+        }
+    }
+    if dots > 0 {
+        out.push(host);
+    }
+    out
 }
 
 /// The registrable domain: the shortest suffix of the host a cookie can be
@@ -161,9 +165,17 @@ impl Store {
         })
     }
 
+    /// Drop `key` from memory (it is there at most once; the order of the
+    /// list does not matter, and `swap_remove` is smaller Wasm than `retain`).
+    fn forget(&mut self, key: &str) {
+        if let Some(i) = self.memory.iter().position(|(k, _)| k == key) {
+            self.memory.swap_remove(i);
+        }
+    }
+
     /// Store a value (always in memory; in cookie/localStorage where allowed).
     pub fn set(&mut self, key: &str, value: &str) {
-        self.memory.retain(|(k, _)| k != key);
+        self.forget(key);
         self.memory.push((key.to_owned(), value.to_owned()));
         if !self.enabled || self.mode == StorageMode::Memory {
             return;
@@ -183,7 +195,7 @@ impl Store {
 
     /// Remove a value everywhere.
     pub fn remove(&mut self, key: &str) {
-        self.memory.retain(|(k, _)| k != key);
+        self.forget(key);
         if self.mode == StorageMode::Cookie {
             write_cookie(
                 key,
@@ -222,11 +234,11 @@ impl Store {
         if !self.enabled {
             return Vec::new();
         }
-        host::ls_keys(prefix)
-            .split('\n')
-            .filter(|k| !k.is_empty())
-            .map(ToOwned::to_owned)
-            .collect()
+        let mut keys = Vec::new();
+        for k in host::ls_keys(prefix).split('\n').filter(|k| !k.is_empty()) {
+            keys.push(k.to_owned());
+        }
+        keys
     }
 }
 

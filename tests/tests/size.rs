@@ -22,9 +22,24 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// by building without panic locations and by a second wasm-opt round;
 /// lowered to 37,651 when the page's calls went through one export and the
 /// host's reports through one callback, and the host took over storage, ids
-/// and the auth header — issue 18). It is above the 24 KB the SDK issue asks
-/// for: that budget is not met yet (see the README's "Size and speed").
-const UP_FRONT_CEILING_GZ: usize = 37_651;
+/// and the auth header — issue 18; lowered to 36,513 when the SDK declared
+/// the few JS built-ins it uses instead of linking js-sys, whose closure
+/// shims stayed in the function table; to 36,228 with the SDK's own
+/// size-class heap instead of the TLSF allocator; to 36,127 with one integer
+/// parser; to 35,933 with the context's text shared as an `Rc<String>`; to
+/// 35,829 with `Purpose::parse` normalising names in one pass; to 35,211
+/// with the JS values the core holds in the glue's slab rather than an
+/// `externref` table; to 35,004 with the TCF purpose ids pushed in a loop;
+/// to 34,287 with every other `collect` into a `Vec` or `String` a loop;
+/// to 34,236 with `swap_remove` for `retain` in the memory store; to 34,167
+/// with one `drain` in the queue; to 33,985 with `utm_*` values form-decoded
+/// by the host; to 33,937 with the match keys' cookies read by the host's
+/// `cookies()`; 34,516 once the `externref` table was back, for `track()`'s
+/// speed).
+/// It is above the 24 KB the
+/// SDK issue asks for: that budget is not met yet (see the README's "Size
+/// and speed").
+const UP_FRONT_CEILING_GZ: usize = 34_516;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {
