@@ -21,10 +21,10 @@
 //!
 //! Sizing: a shard serves its calls one at a time. Each consumer batch makes
 //! one claim and one commit call per shard it touches, each a few ms, and
-//! each call writes a row: fewer shards are cheaper (a batch of 200 events
-//! touches every shard, so 4 shards write 8 rows where 16 wrote 32). Pick
-//! shards ≥ peak batches per second ÷ 50: the default 4 carry about 200
-//! batches (40,000 events of a full batch) per second. A shard keeps its
+//! each call writes a row: fewer shards are cheaper (a batch of a few hundred
+//! events touches every shard, so 4 shards write 8 rows where 16 wrote 32).
+//! Pick shards ≥ peak batches per second ÷ 50: the default 4 carry about 200
+//! batches (of up to 100 messages) per second. A shard keeps its
 //! window's ids in memory as 128-bit fingerprints (about 40 bytes each with
 //! the map's overhead, loaded when it starts): keep ids per shard per window
 //! under about 1.5 M (4 shards: 6 M events a window; more shards for more).
