@@ -522,7 +522,7 @@ const PROXY_RESTARTED: &[u8] = b"Your worker restarted mid-request.";
 
 /// Minimal HTTP/1.1 client for loopback: one request, `Connection: close`;
 /// sent again (a few times) when wrangler's proxy answers that the runtime
-/// restarted under it, as it asks.
+/// restarted under it, as it asks, and a GET or HEAD that got no answer.
 fn raw_http_full(
     port: u16,
     method: &str,
@@ -530,12 +530,16 @@ fn raw_http_full(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Option<Reply> {
+    let idempotent = method == "GET" || method == "HEAD";
     let mut reply = raw_http_once(port, method, path, headers, body);
     for _ in 0..5 {
         match &reply {
             Some((503, _, b)) if b.starts_with(PROXY_RESTARTED) => {
                 reply = raw_http_once(port, method, path, headers, body);
             }
+            // No answer at all (the runtime was replaced under the proxy and
+            // the connection dropped): a GET or HEAD is asked again.
+            None if idempotent => reply = raw_http_once(port, method, path, headers, body),
             _ => break,
         }
     }
