@@ -249,14 +249,20 @@ async fn gpc_strips_or_drops_per_policy(stack: &Stack) {
         .is_empty());
 }
 
-async fn an_oversized_batch_gets_413_and_stores_nothing(stack: &Stack) {
-    let big: Vec<Value> = (0..40)
-        .map(|i| {
-            let mut e = track(&format!("big-{i}"));
-            e["properties"]["padding"] = json!("x".repeat(15_000));
+/// One `track` per id, each with the property `key` set to `value`.
+fn padded_tracks(ids: &[String], key: &str, value: &str) -> Vec<Value> {
+    ids.iter()
+        .map(|id| {
+            let mut e = track(id);
+            e["properties"][key] = json!(value);
             e
         })
-        .collect();
+        .collect()
+}
+
+async fn an_oversized_batch_gets_413_and_stores_nothing(stack: &Stack) {
+    let ids: Vec<String> = (0..40).map(|i| format!("big-{i}")).collect();
+    let big = padded_tracks(&ids, "padding", &"x".repeat(15_000));
     let (status, body) = stack.post_json(
         "/v1/batch?writeKey=demo-write-key",
         &[("user-agent", CHROME)],
@@ -276,14 +282,7 @@ async fn an_oversized_batch_gets_413_and_stores_nothing(stack: &Stack) {
 /// message limit and the request got a 503).
 async fn a_full_batch_of_quote_heavy_events_is_accepted_and_stored(stack: &Stack) {
     let ids: Vec<String> = (0..100).map(|i| format!("quotes-{i:03}")).collect();
-    let events: Vec<Value> = ids
-        .iter()
-        .map(|id| {
-            let mut e = track(id);
-            e["properties"]["said"] = json!("\"".repeat(1_000));
-            e
-        })
-        .collect();
+    let events = padded_tracks(&ids, "said", &"\"".repeat(1_000));
     let (status, body) = stack.post_json(
         "/v1/batch?writeKey=demo-write-key",
         &[("user-agent", CHROME)],
