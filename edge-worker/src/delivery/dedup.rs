@@ -161,9 +161,10 @@ impl ShardState {
         let mut claims = Vec::with_capacity(ids.len());
         let mut writes = Writes::default();
         for id in ids {
-            let claim = decide(self.seen(fingerprint(id)), now_ms);
+            let print = fingerprint(id);
+            let claim = decide(self.seen(print), now_ms);
             if claim == Claim::Won {
-                self.claims.insert(fingerprint(id), now_ms);
+                self.claims.insert(print, now_ms);
                 writes.claimed.push(id.clone());
             }
             claims.push(claim);
