@@ -1,6 +1,12 @@
 //! The identity graph and profiles, as SQL over D1: anonymousIds linked to
 //! userIds, one profile per user (first/last seen, traits), consent history.
 //!
+//! A user's first and last sighting are those of their links, so an event
+//! with an anonymousId writes (at most) its link and a `profiles` row is kept
+//! only for a user seen without one (a server-side source); the profile read
+//! model takes the earliest and latest over both (`privacy::profile`). A new
+//! signed-in visitor is one row written, not two.
+//!
 //! Every statement is idempotent (running it again changes nothing), and all
 //! but one are upserts whose result does not depend on their order: times
 //! are merged with MIN/MAX, a trait keeps the value of the latest event (ties
@@ -53,16 +59,13 @@ pub fn statements(e: &Event) -> Vec<Statement> {
     let at = at(e).to_owned();
     let mut out = Vec::new();
     if let Some(user) = &e.user_id {
-        out.push(Statement::new(
-            PROFILE,
-            vec![text_value(user), text_value(&at)],
-        ));
-        if let Some(anon) = &e.anonymous_id {
-            out.push(Statement::new(
+        out.push(match &e.anonymous_id {
+            Some(anon) => Statement::new(
                 LINK,
                 vec![text_value(anon), text_value(user), text_value(&at)],
-            ));
-        }
+            ),
+            None => Statement::new(PROFILE, vec![text_value(user), text_value(&at)]),
+        });
         if e.kind == EventType::Alias {
             if let Some(previous) = &e.previous_id {
                 out.push(Statement::new(
@@ -145,7 +148,6 @@ mod tests {
         assert_eq!(
             kinds,
             [
-                "profiles",
                 "identity_links",
                 "profile_traits",
                 "profile_traits",
@@ -153,10 +155,19 @@ mod tests {
             ]
         );
         assert_eq!(
-            s[2].params[2],
+            s[1].params[2],
             SqlValue::Text("\"x@y.z\"".into()),
             "trait values are stored as JSON"
         );
+    }
+
+    #[test]
+    fn a_user_seen_without_an_anonymous_id_keeps_a_profile_row() {
+        let mut e = Event::new(EventType::Track, "m1");
+        e.user_id = Some("u1".into());
+        let s = statements(&e);
+        assert_eq!(s.len(), 1);
+        assert!(s[0].sql.starts_with("INSERT INTO profiles"), "{}", s[0].sql);
     }
 
     #[test]

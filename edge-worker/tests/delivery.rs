@@ -795,7 +795,11 @@ fn lake_only_keeps_the_identity_graph_and_no_event_rows() {
     assert_eq!(run_with(&fake, &[identified("m1")], config), [Outcome::Ack]);
     assert!(fake.rows.borrow().is_empty());
     assert!(fake.select("SELECT 1 FROM events").is_empty());
-    assert_eq!(fake.select("SELECT user_id FROM profiles").len(), 1);
+    assert_eq!(
+        fake.select("SELECT user_id FROM identity_links").len(),
+        1,
+        "the identity graph (the profile's sightings) is kept"
+    );
     assert_eq!(delivered(&fake).len(), 1, "the lake's batch");
     assert_eq!(fake.counters.borrow().get("web/d1_full"), None);
 }

@@ -900,3 +900,36 @@ fn the_consent_history_keeps_each_change_not_every_identify() {
         ["i1", "late", "c1", "i5"]
     );
 }
+
+#[test]
+fn a_profile_is_first_and_last_seen_over_every_device_and_server_side_event() {
+    let fake = Fake::default();
+    let hours = |h: i64| NOW.plus_millis(h * 3_600_000);
+    let mut server_side = event(EventType::Track, "s1", Some("u1"), "-", hours(-24));
+    server_side.anonymous_id = None;
+    store(
+        &fake,
+        vec![
+            event(EventType::Identify, "id1", Some("u1"), "a1", NOW),
+            event(EventType::Track, "t2", Some("u1"), "a2", hours(2)),
+            server_side,
+            event(EventType::Track, "t1", Some("u1"), "a1", hours(-1)),
+        ],
+    );
+    assert_eq!(
+        column(&fake, "SELECT user_id FROM profiles"),
+        ["u1"],
+        "only the event without an anonymousId wrote a profile row"
+    );
+    request(&fake, "r1", "access", json!({"userId": "u1"}));
+    run(&fake, "r1").unwrap();
+    let export: Value = serde_json::from_slice(&fake.objects.borrow()["exports/r1.json"]).unwrap();
+    let profile = &export["profile"];
+    assert_eq!(
+        profile["firstSeen"],
+        hours(-24).to_rfc3339(),
+        "the server-side event"
+    );
+    assert_eq!(profile["lastSeen"], hours(2).to_rfc3339(), "device a2");
+    assert_eq!(profile["userId"], "u1");
+}

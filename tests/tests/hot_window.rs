@@ -165,9 +165,9 @@ async fn lake_only_keeps_no_event_rows_and_export_and_deletion_work_from_the_lak
         "no event rows in D1"
     );
     assert_eq!(
-        stack.d1("SELECT user_id FROM profiles"),
-        [json!({"user_id": "user-lo"})],
-        "the profile is kept"
+        stack.d1("SELECT anonymous_id, user_id FROM identity_links"),
+        [json!({"anonymous_id": "anon-lo", "user_id": "user-lo"})],
+        "the identity graph (the profile's sightings) is kept"
     );
     assert_eq!(status(&stack)["events"], "lake_only");
 

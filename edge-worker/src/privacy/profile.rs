@@ -28,15 +28,21 @@ fn merged(mut rows: Vec<Value>, at: &str, limit: usize) -> Vec<Value> {
     rows
 }
 
-/// A user's profile row (`None` if nobody has seen them, or they were
-/// deleted) and traits.
+/// A user's first and last sighting (`None` if nobody has seen them, or
+/// they were deleted) and traits. The sightings are their links' and, for
+/// events without an anonymousId, their `profiles` row's
+/// ([`crate::identity`]); `identity_links` has no `user_id` index, so this
+/// (rare, audited) read scans it.
 async fn person(db: &impl Sql, user: &str) -> Result<(Option<Value>, Value), PortError> {
     let seen = db
         .query(
-            "SELECT first_seen, last_seen FROM profiles WHERE user_id = ?1",
+            "SELECT MIN(first_seen) AS first_seen, MAX(last_seen) AS last_seen FROM (\
+             SELECT first_seen, last_seen FROM profiles WHERE user_id = ?1 \
+             UNION ALL SELECT first_seen, last_seen FROM identity_links WHERE user_id = ?1)",
             vec![text_value(user)],
         )
         .await?;
+    let seen = seen.into_iter().find(|r| !r["first_seen"].is_null());
     let rows = db
         .query(
             "SELECT trait, value FROM profile_traits WHERE user_id = ?1 ORDER BY trait",
@@ -52,7 +58,7 @@ async fn person(db: &impl Sql, user: &str) -> Result<(Option<Value>, Value), Por
             ))
         })
         .collect();
-    Ok((seen.into_iter().next(), Value::Object(traits)))
+    Ok((seen, Value::Object(traits)))
 }
 
 /// Every consent change of the ids, oldest first.
