@@ -11,21 +11,10 @@ use sluice_shared::lake::{
 };
 use sluice_shared::{Event, EventType, Timestamp};
 
+mod strategies;
+
 fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        (-1e12f64..1e12).prop_map(Value::from),
-        "\\PC{0,12}".prop_map(Value::from),
-    ];
-    leaf.prop_recursive(3, 24, 5, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
-            prop::collection::btree_map("\\PC{1,8}", inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
+    strategies::json_value_of(strategies::PRINTABLE)
 }
 
 fn object() -> impl Strategy<Value = Option<serde_json::Map<String, Value>>> {
