@@ -276,41 +276,70 @@ pub fn worker_wasm(name: &str) -> PathBuf {
 }
 
 /// The workers, with worker-build pointed at the local wasm-bindgen, wasm-opt and esbuild
-/// so it downloads nothing.
+/// so it downloads nothing. The two are built at once: each spends most of
+/// its time in one-core steps (the final LTO link with one codegen unit,
+/// wasm-bindgen, wasm-opt), their cargo profiles have their own build
+/// directories (so neither waits on the other's lock), and on two cores the
+/// pair takes about the time of the slower one.
 pub fn worker() -> Result<()> {
     for name in WORKERS {
-        let profile = worker_profile(name);
         step(&format!(
-            "building the {name} worker (worker-build, profile {profile})"
+            "building the {name} worker (worker-build, profile {}; the workers build at once)",
+            worker_profile(name)
         ));
-        let profile_args: &[&str] = match profile {
-            "release" => &["--release"],
-            other => &["--profile", other],
-        };
-        proc::run(
-            Command::new(cargo_bin("worker-build"))
-                .args(profile_args)
-                .arg("--out-dir")
-                .arg(format!("../build/{name}"))
-                .current_dir(root().join("edge-worker").join(name))
-                .env("WASM_BINDGEN_BIN", cargo_bin("wasm-bindgen"))
-                .env("WASM_OPT_BIN", npm_bin("wasm-opt"))
-                .env("ESBUILD_BIN", npm_bin("esbuild")),
-        )?;
-        // worker-build keeps the function-name section (267 KB raw, 69 KB gzipped
-        // of the module): only panics' stack traces read it, and they are logged
-        // by message. A smaller module is a faster cold start.
-        let wasm = worker_wasm(name);
-        proc::run(
-            Command::new(npm_bin("wasm-opt"))
-                .args(WASM_FEATURES)
-                .args(["--strip-debug", "--strip-producers"])
-                .arg(&wasm)
-                .arg("-o")
-                .arg(&wasm),
-        )?;
     }
-    Ok(())
+    let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let builds: Vec<_> = WORKERS
+            .iter()
+            .map(|name| s.spawn(move || build_worker(name)))
+            .collect();
+        builds
+            .into_iter()
+            .map(|b| {
+                b.join()
+                    .unwrap_or_else(|_| Err("a worker build panicked".into()))
+            })
+            .collect()
+    });
+    let failed: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    if failed.is_empty() {
+        step("workers built");
+        Ok(())
+    } else {
+        Err(failed.join("; "))
+    }
+}
+
+/// One worker: worker-build, then the name section stripped.
+fn build_worker(name: &str) -> Result<()> {
+    let profile = worker_profile(name);
+    let profile_args: &[&str] = match profile {
+        "release" => &["--release"],
+        other => &["--profile", other],
+    };
+    proc::run(
+        Command::new(cargo_bin("worker-build"))
+            .args(profile_args)
+            .arg("--out-dir")
+            .arg(format!("../build/{name}"))
+            .current_dir(root().join("edge-worker").join(name))
+            .env("WASM_BINDGEN_BIN", cargo_bin("wasm-bindgen"))
+            .env("WASM_OPT_BIN", npm_bin("wasm-opt"))
+            .env("ESBUILD_BIN", npm_bin("esbuild")),
+    )
+    .map_err(|e| format!("the {name} worker: {e}"))?;
+    // worker-build keeps the function-name section (267 KB raw, 69 KB gzipped
+    // of the module): only panics' stack traces read it, and they are logged
+    // by message. A smaller module is a faster cold start.
+    let wasm = worker_wasm(name);
+    proc::run(
+        Command::new(npm_bin("wasm-opt"))
+            .args(WASM_FEATURES)
+            .args(["--strip-debug", "--strip-producers"])
+            .arg(&wasm)
+            .arg("-o")
+            .arg(&wasm),
+    )
 }
 
 fn mkdir(dir: &Path) -> Result<()> {
