@@ -185,7 +185,7 @@ pub fn identify(user_id: JsValue, traits: JsValue, options: JsValue) -> Result<J
         ));
     }
     let traits = opt_object(&traits, "traits")?;
-    sdk::with(|s| s.set_user(uid, &traits)).ok_or_else(not_loaded)?;
+    sdk::with(|s| s.set_user(uid, &traits, false)).ok_or_else(not_loaded)?;
     let all = sdk::with(|s| s.traits()).unwrap_or(JsValue::UNDEFINED);
     emit("identify", &options, &|e| set(e, "traits", all.clone()))
 }
@@ -203,14 +203,15 @@ pub fn group(group_id: JsValue, traits: JsValue, options: JsValue) -> Result<JsV
 /// Merge identities: `alias(userId, previousId?, options?)` (previousId defaults to the current id).
 pub fn alias(user_id: JsValue, previous_id: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
     let uid = id_string(&user_id).ok_or_else(|| bad("alias needs the new user id"))?;
-    let previous = id_string(&previous_id)
-        .or_else(|| sdk::with(|s| s.previous_id()))
-        .ok_or_else(not_loaded)?;
+    let current = sdk::with(|s| s.previous_id()).ok_or_else(not_loaded)?;
+    let previous = id_string(&previous_id).unwrap_or_else(|| current.clone());
+    // The current user under a new id: the same person, whose traits stay.
+    let same_person = previous == current;
     let id = emit("alias", &options, &|e| {
         set(e, "userId", uid.as_str());
         set(e, "previousId", previous.as_str());
     })?;
-    sdk::with(|s| s.set_user(Some(uid), &JsValue::UNDEFINED));
+    sdk::with(|s| s.set_user(Some(uid), &JsValue::UNDEFINED, same_person));
     Ok(id)
 }
 
