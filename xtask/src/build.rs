@@ -186,7 +186,8 @@ pub fn sdk() -> Result<()> {
 /// `Response` compiled from its bytes when the server's `Content-Type` is
 /// not `application/wasm`: the collector serves `application/wasm`; a
 /// module or path instead of a `Response`) and the `TextEncoder.encodeInto`
-/// polyfill. The loader passes `fetch(…)`; `WebAssembly.instantiateStreaming`
+/// polyfill, and `passStringToWasm0`'s path for a call without `realloc`
+/// (none is made). The loader passes `fetch(…)`; `WebAssembly.instantiateStreaming`
 /// rejects a response that is not ok, and the loader reports it. Bundler
 /// users get the whole glue.
 fn site_glue(glue: &str) -> Result<String> {
@@ -210,8 +211,27 @@ fn site_glue(glue: &str) -> Result<String> {
     if polyfill > load || glue[..load].contains("__wbg_init") {
         return stale("the init code last");
     }
+    // `passStringToWasm0`'s path for a missing `realloc`, when every call passes one.
+    const NO_REALLOC: &str = "    if (realloc === undefined) {";
+    let Some(no_realloc) = glue.find(NO_REALLOC) else {
+        return stale(&format!("`{NO_REALLOC}`"));
+    };
+    let Some(no_realloc_len) = glue[no_realloc..].find("\n    }\n").map(|n| n + 7) else {
+        return stale("the end of `passStringToWasm0`'s path without `realloc`");
+    };
+    let two_args = glue.split("passStringToWasm0(").skip(1).any(|call| {
+        call.split(')')
+            .next()
+            .is_some_and(|a| a.matches(',').count() < 2)
+    });
+    if two_args || no_realloc > polyfill {
+        return stale(
+            "`passStringToWasm0` called with a `realloc` everywhere, before the polyfill",
+        );
+    }
     let mut out = String::with_capacity(glue.len());
-    out.push_str(&glue[..polyfill]);
+    out.push_str(&glue[..no_realloc]);
+    out.push_str(&glue[no_realloc + no_realloc_len..polyfill]);
     out.push_str(&glue[polyfill + polyfill_len..load]);
     out.push_str(
         "async function __wbg_init(o) {\n\
@@ -368,6 +388,8 @@ mod tests {
     use super::site_glue;
 
     const GLUE: &str = "let a = 1;\n\
+        function passStringToWasm0(arg, malloc, realloc) {\n    if (realloc === undefined) {\n        return slow;\n    }\n\n    let len = arg.length;\n}\n\
+        const x = passStringToWasm0(ret, wasm.a, wasm.b);\n\
         const cachedTextEncoder = new TextEncoder();\n\n\
         if (!('encodeInto' in cachedTextEncoder)) {\n    cachedTextEncoder.encodeInto = function (arg, view) {\n        return {};\n    };\n}\n\n\
         let WASM_VECTOR_LEN = 0;\n\
@@ -380,11 +402,12 @@ mod tests {
     #[test]
     fn the_site_glue_streams_only_and_keeps_the_rest() {
         let out = site_glue(GLUE).unwrap();
-        for gone in ["encodeInto", "__wbg_load", "initSync", "fallback"] {
+        for gone in ["encodeInto", "__wbg_load", "initSync", "fallback", "slow"] {
             assert!(!out.contains(gone), "{gone} is left in:\n{out}");
         }
         for kept in [
             "let a = 1;",
+            "function passStringToWasm0(arg, malloc, realloc) {\n\n    let len = arg.length;\n}\n",
             "new TextEncoder()",
             "let WASM_VECTOR_LEN = 0;",
             "function __wbg_finalize_init",
@@ -403,5 +426,6 @@ mod tests {
         assert!(site_glue(&GLUE.replace("initSync, ", "")).is_err());
         assert!(site_glue(&GLUE.replace("'encodeInto' in", "x in")).is_err());
         assert!(site_glue(&GLUE.replace("__wbg_load", "load")).is_err());
+        assert!(site_glue(&GLUE.replace(", wasm.b)", ")")).is_err());
     }
 }
