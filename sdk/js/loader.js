@@ -32,8 +32,9 @@
         "load track page screen identify group alias reset user anonymousId debug flush stats audiences traits on consentSet consentGet consentOn replayAt"
           .split(" ")
           .forEach(function (n, i) {
+            // `load` also hands the core its host's callback (the `wake` export).
             function f(a, b, c, d) {
-              return m.op(i, a, b, c, d);
+              return m.op(i, a, b, i ? c : m.wake, d);
             }
             if (n == "replayAt") replayAt = f;
             else if (n.slice(0, 7) == "consent") api.consent[n[7].toLowerCase() + n.slice(8)] = f;

@@ -72,15 +72,16 @@ fn emit(kind: &'static str, options: &JsValue, fill: &dyn Fn(&Object)) -> Result
     sdk::with(|s| s.record(kind, options, fill)).ok_or_else(not_loaded)
 }
 
-/// Initialise with the source's write key and options.
-pub fn load(write_key: JsValue, options: JsValue) -> Result<(), JsValue> {
+/// Initialise with the source's write key and options; `wake` is the
+/// module's [`host::wake`] export, which the loader passes.
+pub fn load(write_key: JsValue, options: JsValue, wake: JsValue) -> Result<(), JsValue> {
     let key = required_string(&write_key, "the write key")?;
     let opts = Options::parse(&options)?;
     if sdk::is_loaded() {
         return Ok(());
     }
     let track_pages = opts.track_pages;
-    host::start();
+    host::start(&wake);
     let s = Sdk::new(&key, opts);
     if let Some((endpoint, id)) = s.id_endpoint() {
         server_id(endpoint, id);
@@ -185,7 +186,7 @@ pub fn identify(user_id: JsValue, traits: JsValue, options: JsValue) -> Result<J
         ));
     }
     let traits = opt_object(&traits, "traits")?;
-    sdk::with(|s| s.set_user(uid, &traits)).ok_or_else(not_loaded)?;
+    sdk::with(|s| s.set_user(uid, &traits, false)).ok_or_else(not_loaded)?;
     let all = sdk::with(|s| s.traits()).unwrap_or(JsValue::UNDEFINED);
     emit("identify", &options, &|e| set(e, "traits", all.clone()))
 }
@@ -203,14 +204,15 @@ pub fn group(group_id: JsValue, traits: JsValue, options: JsValue) -> Result<JsV
 /// Merge identities: `alias(userId, previousId?, options?)` (previousId defaults to the current id).
 pub fn alias(user_id: JsValue, previous_id: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
     let uid = id_string(&user_id).ok_or_else(|| bad("alias needs the new user id"))?;
-    let previous = id_string(&previous_id)
-        .or_else(|| sdk::with(|s| s.previous_id()))
-        .ok_or_else(not_loaded)?;
+    let current = sdk::with(|s| s.previous_id()).ok_or_else(not_loaded)?;
+    let previous = id_string(&previous_id).unwrap_or_else(|| current.clone());
+    // The current user under a new id: the same person, whose traits stay.
+    let same_person = previous == current;
     let id = emit("alias", &options, &|e| {
         set(e, "userId", uid.as_str());
         set(e, "previousId", previous.as_str());
     })?;
-    sdk::with(|s| s.set_user(Some(uid), &JsValue::UNDEFINED));
+    sdk::with(|s| s.set_user(Some(uid), &JsValue::UNDEFINED, same_person));
     Ok(id)
 }
 
@@ -342,12 +344,13 @@ pub const OPS: [&str; 20] = [
     "replayAt",
 ];
 
-/// Every call of the page's API: `op(n, a, b, c, d)` runs `OPS[n](a, b, c, d)`.
+/// Every call of the page's API: `op(n, a, b, c, d)` runs `OPS[n](a, b, c, d)`
+/// (`load`'s third argument is the module's `wake` export: the loader passes it).
 #[wasm_bindgen]
 pub fn op(n: u32, a: JsValue, b: JsValue, c: JsValue, d: JsValue) -> Result<JsValue, JsValue> {
     let none = |r: Result<(), JsValue>| r.map(|()| JsValue::UNDEFINED);
     match n {
-        0 => none(load(a, b)),
+        0 => none(load(a, b, c)),
         1 => track(a, b, c),
         2 => page(a, b, c, d),
         3 => screen(a, b, c),

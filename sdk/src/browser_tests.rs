@@ -163,10 +163,17 @@ fn what_the_sdk_sends_is_valid_under_the_shared_contract() {
     // A landing URL with a campaign and Google's and Meta's click ids.
     eval("history.replaceState(null, '', location.pathname + '?utm_source=news&UTM_Medium=e+mail%20list&utm_term=%E0%A4%A&gclid=G-test&fbclid=IwAR-test')");
     let opts = eval("({ flushAt: 1000, flushIntervalMs: 600000, storage: 'memory', consent: { defaultGranted: true } })");
-    api::load(JsValue::from("wk-test"), opts).unwrap();
+    api::load(JsValue::from("wk-test"), opts, crate::host::test_wake()).unwrap();
     eval("history.replaceState(null, '', location.pathname)");
     assert_eq!(
-        code_of(api::load(JsValue::from(""), JsValue::UNDEFINED).unwrap_err()),
+        code_of(
+            api::load(
+                JsValue::from(""),
+                JsValue::UNDEFINED,
+                crate::host::test_wake()
+            )
+            .unwrap_err()
+        ),
         "invalid_argument"
     );
     let props = eval("({ revenue: 42, products: [{ id: 'p1' }] })");

@@ -2,8 +2,10 @@
 //! it, and the one callback it wakes the core with. The host decides
 //! nothing; it reports what happened as a [`Wake`] number and up to three
 //! values, and [`wake`] hands each to the module that decides. One callback
-//! instead of one closure per listener, timer and request: each closure
-//! type costs the Wasm and the glue their own shims.
+//! instead of one closure per listener, timer and request; and that callback
+//! is an export of the module (the loader hands it to `load`), not a
+//! `Closure`: a closure costs the Wasm and the glue their closure machinery
+//! (its shims, its destructor, a `FinalizationRegistry`).
 
 use crate::prelude::*;
 use wasm_bindgen::prelude::*;
@@ -134,15 +136,17 @@ pub fn timer(kind: Wake, ms: f64) {
     host_timer(kind as u32, ms.clamp(0.0, 2_147_483_647.0) as i32);
 }
 
-/// Start the host: from now on it reports through [`wake`].
-pub fn start() {
-    let cb = Closure::<dyn FnMut(u32, JsValue, JsValue, JsValue)>::new(wake);
-    init(cb.as_ref());
-    cb.forget();
+/// Start the host: from now on it reports through `callback`, the module's
+/// [`wake`] export as the loader (or the npm module) passed it to `load`.
+pub fn start(callback: &JsValue) {
+    init(callback);
 }
 
-/// What the host reported, to the module that decides on it.
-fn wake(kind: u32, a: JsValue, b: JsValue, c: JsValue) {
+/// The callback the host reports through (not part of the page's API: the
+/// loader and the npm module hand it to `load`): what happened, to the
+/// module that decides on it.
+#[wasm_bindgen]
+pub fn wake(kind: u32, a: JsValue, b: JsValue, c: JsValue) {
     let Some(kind) = Wake::from_u32(kind) else {
         return;
     };
@@ -199,8 +203,18 @@ std::thread_local! {
 #[cfg(all(test, target_arch = "wasm32"))]
 pub fn watch_cmps_into(on: impl Fn(sluice_shared::consent::Consent) + 'static) {
     CMP_SEEN.with(|f| *f.borrow_mut() = Some(Box::new(on)));
-    start();
+    start(&test_wake());
     watch_cmps();
+}
+
+/// Browser tests: [`wake`] as a JS function (what the loader passes to
+/// `load` as the module's export).
+#[cfg(all(test, target_arch = "wasm32"))]
+pub fn test_wake() -> JsValue {
+    let cb = Closure::<dyn FnMut(u32, JsValue, JsValue, JsValue)>::new(wake);
+    let f = cb.as_ref().clone();
+    cb.forget();
+    f
 }
 
 #[cfg(test)]

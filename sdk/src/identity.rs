@@ -9,7 +9,8 @@
 //!   with no traits, in storage too; an anonymous visitor's first
 //!   `identify` keeps their traits (as analytics.js does); traits given are
 //!   merged into the current ones (by the caller) and stored.
-//! - `alias(userId)`: the previousId is the userId, or the anonymousId.
+//! - `alias(userId)`: the previousId is the userId, or the anonymousId; the
+//!   new id is the same person (`same_person`), who keeps their traits.
 //! - `reset()`: no user, no traits, a new anonymousId.
 
 use crate::prelude::*;
@@ -90,10 +91,16 @@ impl Identity {
 
     /// `identify(userId)` or `alias(userId)` (`json`: the id as JSON): a
     /// user other than the identified one has no traits yet (the stored ones
-    /// are removed); an anonymous visitor keeps theirs.
-    pub fn identify(&mut self, user_id: String, json: Option<String>) -> Vec<Write> {
+    /// are removed), unless the call says it is the same person under a new
+    /// id (`same_person`: `alias`); an anonymous visitor keeps theirs.
+    pub fn identify(
+        &mut self,
+        user_id: String,
+        json: Option<String>,
+        same_person: bool,
+    ) -> Vec<Write> {
         let mut writes = vec![Write::Set(USER_KEY, user_id.clone())];
-        if self.user_id().is_some_and(|u| u != user_id) {
+        if !same_person && self.user_id().is_some_and(|u| u != user_id) {
             self.traits = EMPTY.into();
             writes.push(Write::Remove(TRAITS_KEY));
         }
@@ -137,7 +144,7 @@ mod tests {
 
     fn identify(me: &mut Identity, id: &str) -> Vec<Write> {
         let (id, json) = user(id);
-        me.identify(id, json)
+        me.identify(id, json, false)
     }
 
     use crate::json::cat;
@@ -214,6 +221,22 @@ mod tests {
         assert_eq!(identify(&mut me, "u1"), [Write::Set(USER_KEY, "u1".into())]);
         assert_eq!(me.traits(), r#"{"plan":"trial"}"#);
         assert_eq!(me.user_id(), Some("u1"));
+    }
+
+    #[test]
+    fn an_alias_of_the_identified_user_keeps_their_traits() {
+        let mut me = fresh();
+        identify(&mut me, "u1");
+        me.set_traits(r#"{"plan":"pro"}"#.into());
+        let (id, json) = user("u2");
+        assert_eq!(
+            me.identify(id, json, true),
+            [Write::Set(USER_KEY, "u2".into())],
+            "the same person's stored traits stay"
+        );
+        assert_eq!(me.user_id(), Some("u2"));
+        assert_eq!(me.user_id_json(), Some("\"u2\""));
+        assert_eq!(me.traits(), r#"{"plan":"pro"}"#);
     }
 
     #[test]

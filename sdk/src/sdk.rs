@@ -842,11 +842,12 @@ impl Sdk {
         self.opts.track_pages
     }
 
-    /// `identify`: remember the user and their traits.
-    pub fn set_user(&mut self, user: Option<String>, traits: &JsValue) {
+    /// `identify` (or `alias`, `same_person`: the user under a new id):
+    /// remember the user and their traits.
+    pub fn set_user(&mut self, user: Option<String>, traits: &JsValue, same_person: bool) {
         if let Some(u) = user {
             let json = json_string(&u);
-            let writes = self.identity.identify(u, json);
+            let writes = self.identity.identify(u, json, same_person);
             apply(&mut self.store, &writes);
         }
         if js::is_plain_object(traits) {

@@ -35,11 +35,16 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// with one `drain` in the queue; to 33,985 with `utm_*` values form-decoded
 /// by the host; to 33,937 with the match keys' cookies read by the host's
 /// `cookies()`; 34,516 once the `externref` table was back, for `track()`'s
-/// speed).
+/// speed; round 3, by `gzip -9` of each step: 34,574 -> 34,639 with `alias`
+/// keeping the same person's traits, 34,451 with the host's callback the
+/// module's `wake` export instead of a `Closure`, 33,911 with the site's
+/// glue streaming only (no `initSync`, no `__wbg_load` fallbacks, no
+/// `encodeInto` polyfill), 33,878 without `passStringToWasm0`'s
+/// no-`realloc` path: 33,815 as measured here).
 /// It is above the 24 KB the
 /// SDK issue asks for: that budget is not met yet (see the README's "Size
 /// and speed").
-const UP_FRONT_CEILING_GZ: usize = 34_516;
+const UP_FRONT_CEILING_GZ: usize = 33_815;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {

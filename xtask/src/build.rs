@@ -122,10 +122,7 @@ pub fn sdk() -> Result<()> {
         .map_err(|_| "wasm-bindgen's glue is not UTF-8".to_owned())?;
     let glue = names::rewrite_glue(&glue, &renames)?;
     write(&work.join("sdk.renamed.js"), glue.as_bytes())?;
-    write(
-        &work.join("sdk.site.js"),
-        without_init_sync(&glue)?.as_bytes(),
-    )?;
+    write(&work.join("sdk.site.js"), site_glue(&glue)?.as_bytes())?;
     minify(
         &work.join("sdk.site.js"),
         &work.join("sdk.min.js"),
@@ -182,16 +179,69 @@ pub fn sdk() -> Result<()> {
     write(&npm.join("package.json"), package.as_bytes())
 }
 
-/// The glue the loader imports, without `initSync` (synchronous compilation,
-/// which the loader never uses: it streams). Bundler users get the whole glue.
-fn without_init_sync(glue: &str) -> Result<String> {
+/// The glue the loader imports: wasm-bindgen's, with a streaming-only init
+/// and without what the loader never uses or every browser that runs this
+/// Wasm (reference types: Chrome 96, Firefox 79, Safari 15) already has:
+/// `initSync` (synchronous compilation), the fallbacks of `__wbg_load` (a
+/// `Response` compiled from its bytes when the server's `Content-Type` is
+/// not `application/wasm`: the collector serves `application/wasm`; a
+/// module or path instead of a `Response`) and the `TextEncoder.encodeInto`
+/// polyfill, and `passStringToWasm0`'s path for a call without `realloc`
+/// (none is made). The loader passes `fetch(…)`; `WebAssembly.instantiateStreaming`
+/// rejects a response that is not ok, and the loader reports it. Bundler
+/// users get the whole glue.
+fn site_glue(glue: &str) -> Result<String> {
+    let stale = |what: &str| {
+        Err(format!(
+            "wasm-bindgen's glue no longer has {what}; update xtask/src/build.rs"
+        ))
+    };
+    const LOAD: &str = "async function __wbg_load(";
     const EXPORTS: &str = "export { initSync, __wbg_init as default };";
-    if !glue.contains(EXPORTS) {
-        return Err(format!(
-            "wasm-bindgen's glue no longer ends with `{EXPORTS}`; update xtask/src/build.rs"
-        ));
+    const ENCODE_INTO: &str = "if (!('encodeInto' in cachedTextEncoder)) {";
+    let (Some(load), true) = (glue.find(LOAD), glue.trim_end().ends_with(EXPORTS)) else {
+        return stale(&format!("`{LOAD}` and, last, `{EXPORTS}`"));
+    };
+    let Some(polyfill) = glue.find(ENCODE_INTO) else {
+        return stale(&format!("`{ENCODE_INTO}`"));
+    };
+    let Some(polyfill_len) = glue[polyfill..].find("\n}\n").map(|n| n + 3) else {
+        return stale("the end of the `encodeInto` polyfill");
+    };
+    if polyfill > load || glue[..load].contains("__wbg_init") {
+        return stale("the init code last");
     }
-    Ok(glue.replace(EXPORTS, "export { __wbg_init as default };"))
+    // `passStringToWasm0`'s path for a missing `realloc`, when every call passes one.
+    const NO_REALLOC: &str = "    if (realloc === undefined) {";
+    let Some(no_realloc) = glue.find(NO_REALLOC) else {
+        return stale(&format!("`{NO_REALLOC}`"));
+    };
+    let Some(no_realloc_len) = glue[no_realloc..].find("\n    }\n").map(|n| n + 7) else {
+        return stale("the end of `passStringToWasm0`'s path without `realloc`");
+    };
+    let two_args = glue.split("passStringToWasm0(").skip(1).any(|call| {
+        call.split(')')
+            .next()
+            .is_some_and(|a| a.matches(',').count() < 2)
+    });
+    if two_args || no_realloc > polyfill {
+        return stale(
+            "`passStringToWasm0` called with a `realloc` everywhere, before the polyfill",
+        );
+    }
+    let mut out = String::with_capacity(glue.len());
+    out.push_str(&glue[..no_realloc]);
+    out.push_str(&glue[no_realloc + no_realloc_len..polyfill]);
+    out.push_str(&glue[polyfill + polyfill_len..load]);
+    out.push_str(
+        "async function __wbg_init(o) {\n\
+         \x20   if (wasm !== undefined) return wasm;\n\
+         \x20   const { instance, module } = await WebAssembly.instantiateStreaming(o.module_or_path, __wbg_get_imports());\n\
+         \x20   return __wbg_finalize_init(instance, module);\n\
+         }\n\
+         export { __wbg_init as default };\n",
+    );
+    Ok(out)
 }
 
 /// A short content hash for cache-busting file names (FNV-1a 64, hex).
@@ -360,4 +410,51 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::site_glue;
+
+    const GLUE: &str = "let a = 1;\n\
+        function passStringToWasm0(arg, malloc, realloc) {\n    if (realloc === undefined) {\n        return slow;\n    }\n\n    let len = arg.length;\n}\n\
+        const x = passStringToWasm0(ret, wasm.a, wasm.b);\n\
+        const cachedTextEncoder = new TextEncoder();\n\n\
+        if (!('encodeInto' in cachedTextEncoder)) {\n    cachedTextEncoder.encodeInto = function (arg, view) {\n        return {};\n    };\n}\n\n\
+        let WASM_VECTOR_LEN = 0;\n\
+        function __wbg_finalize_init(instance, module) {}\n\
+        async function __wbg_load(module, imports) { fallback(); }\n\
+        function initSync(module) {}\n\
+        async function __wbg_init(module_or_path) {}\n\
+        export { initSync, __wbg_init as default };\n";
+
+    #[test]
+    fn the_site_glue_streams_only_and_keeps_the_rest() {
+        let out = site_glue(GLUE).unwrap();
+        for gone in ["encodeInto", "__wbg_load", "initSync", "fallback", "slow"] {
+            assert!(!out.contains(gone), "{gone} is left in:\n{out}");
+        }
+        for kept in [
+            "let a = 1;",
+            "function passStringToWasm0(arg, malloc, realloc) {\n\n    let len = arg.length;\n}\n",
+            "new TextEncoder()",
+            "let WASM_VECTOR_LEN = 0;",
+            "function __wbg_finalize_init",
+            "WebAssembly.instantiateStreaming(o.module_or_path, __wbg_get_imports())",
+        ] {
+            assert!(out.contains(kept), "{kept} is missing in:\n{out}");
+        }
+        assert!(
+            out.ends_with("export { __wbg_init as default };\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_changed_glue_is_an_error_not_a_broken_loader() {
+        assert!(site_glue(&GLUE.replace("initSync, ", "")).is_err());
+        assert!(site_glue(&GLUE.replace("'encodeInto' in", "x in")).is_err());
+        assert!(site_glue(&GLUE.replace("__wbg_load", "load")).is_err());
+        assert!(site_glue(&GLUE.replace(", wasm.b)", ")")).is_err());
+    }
 }
