@@ -279,13 +279,25 @@ mod tests {
         use crate::validate::{validate, Limits};
         let t = |s: &str| Some(s.to_owned());
         let cases: [(Option<String>, Option<String>, Option<String>); 9] = [
-            (t("2023-11-14T22:13:20.123Z"), None, t("2023-11-14T22:13:25Z")),
-            (None, t("2023-11-14T23:13:20+01:00"), t("2023-11-14T22:14:00Z")),
+            (
+                t("2023-11-14T22:13:20.123Z"),
+                None,
+                t("2023-11-14T22:13:25Z"),
+            ),
+            (
+                None,
+                t("2023-11-14T23:13:20+01:00"),
+                t("2023-11-14T22:14:00Z"),
+            ),
             (t("2023-11-14T22:13:20Z"), t("2023-11-14T22:13:19Z"), None),
             (None, None, t("2023-11-14T22:13:25Z")),
             (None, None, None),
             (t("1999-01-01T00:00:00Z"), None, t("2023-11-14T22:13:25Z")),
-            (t("2023-11-14T22:13:20.123Z"), None, t("2023-11-14T22:13:25Z")),
+            (
+                t("2023-11-14T22:13:20.123Z"),
+                None,
+                t("2023-11-14T22:13:25Z"),
+            ),
             (t("not a time"), None, t("2023-11-14T22:13:25Z")),
             (t("2023-11-14T22:13:20Z"), t("bad"), t("bad")),
         ];
@@ -304,16 +316,24 @@ mod tests {
                 }
                 Err(_) => ClientTimes::parse(&e),
             };
+            // What parsing this event's own times gives, written out.
+            let parse = |s: &Option<String>| s.as_deref().and_then(|s| Timestamp::parse(s).ok());
+            let original = e.original_timestamp.clone().or_else(|| e.timestamp.clone());
+            let (t, note) = corrected(RECEIVED, parse(&e.sent_at), parse(&original), RULES);
+            let mut expected = e.clone();
+            expected.original_timestamp = original;
+            expected.timestamp = Some(t.to_rfc3339());
+            expected.received_at = Some(RECEIVED.to_rfc3339());
             let (mut again, mut carried) = (e.clone(), e.clone());
-            let note = apply(&mut again, RECEIVED, RULES);
+            assert_eq!(apply(&mut again, RECEIVED, RULES), note, "{e:?}");
             assert_eq!(
                 apply_parsed(&mut carried, times, &received, RULES),
                 note,
                 "{e:?}"
             );
-            assert_eq!(carried, again, "{e:?}");
+            assert_eq!(again, expected, "{e:?}");
+            assert_eq!(carried, expected, "{e:?}");
         }
         assert_eq!(valid, 7);
     }
-
 }
