@@ -241,9 +241,8 @@ pub fn validate(
             check_object(field, object, limits, &mut problems);
         }
     }
-    let mut time = |field, value: &Option<String>| {
-        check_time(field, value.as_deref(), now, &mut problems)
-    };
+    let mut time =
+        |field, value: &Option<String>| check_time(field, value.as_deref(), now, &mut problems);
     let times = ClientTimes {
         timestamp: time("timestamp", &event.timestamp),
         original_timestamp: time("originalTimestamp", &event.original_timestamp),

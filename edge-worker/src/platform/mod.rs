@@ -243,11 +243,9 @@ impl Sql for Bindings {
 
 impl SharedRateLimit for Bindings {
     async fn shared_rate_limit(&self, key: &str) -> PortResult<Option<bool>> {
-        let limiter = self.rate_limiter.get_or_init(|| {
-            self.env
-                .rate_limiter(crate::ratelimit::RATE_LIMITER)
-                .ok()
-        });
+        let limiter = self
+            .rate_limiter
+            .get_or_init(|| self.env.rate_limiter(crate::ratelimit::RATE_LIMITER).ok());
         let Some(limiter) = limiter else {
             return Ok(None);
         };
@@ -285,9 +283,7 @@ impl HttpClient for Bindings {
 
 impl EventQueue for Bindings {
     async fn enqueue(&self, messages: Vec<String>) -> PortResult<()> {
-        self.queue(&self.events, EVENTS_QUEUE)?
-            .send(messages)
-            .await
+        self.queue(&self.events, EVENTS_QUEUE)?.send(messages).await
     }
 }
 
