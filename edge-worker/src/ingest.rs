@@ -299,6 +299,8 @@ fn judge(
     keep_for_audiences: bool,
 ) -> Result<Judged, ApiError> {
     let Admitted { envelope, events } = admitted;
+    let received = skew::Received::new(now);
+    let consent = consent::Collector::new(&source.consent);
     // Nothing reads the passed-through parts, and the envelope adds nothing to them.
     let lane = !keep_for_audiences
         && source.tracking_plan.is_none()
@@ -316,7 +318,7 @@ fn judge(
             Item::Raw(raw) => match lane.then(|| fast(raw, &envelope, limits, now)).flatten() {
                 Some((valid, passed)) => {
                     let message_id = Some(valid.event().message_id.clone());
-                    let disposition = process(valid, source, facts, now);
+                    let disposition = process(valid, source, facts, &received, &consent);
                     judged.take(index, message_id, disposition, Some(&passed), source)?;
                     continue;
                 }
@@ -333,7 +335,7 @@ fn judge(
             Err(errors) => {
                 Disposition::Reject(errors.iter().map(|e| Problem::new(e.code(), e)).collect())
             }
-            Ok(valid) => process(valid, source, facts, now),
+            Ok(valid) => process(valid, source, facts, &received, &consent),
         };
         judged.take(index, message_id, disposition, None, source)?;
     }
@@ -462,7 +464,8 @@ fn process(
     valid: ValidEvent,
     source: &Source,
     facts: &RequestFacts,
-    now: Timestamp,
+    received: &skew::Received,
+    consent: &consent::Collector<'_>,
 ) -> Disposition {
     let validation: Vec<Problem> = valid
         .warnings()
@@ -470,9 +473,10 @@ fn process(
         .map(|w| Problem::new(w.code(), w))
         .collect();
     let mut warnings = validation.clone();
+    let times = valid.times();
     let mut event = valid.into_event();
     event.normalize_ids();
-    let skew = skew::apply(&mut event, now, SkewRules::default());
+    let skew = skew::apply_parsed(&mut event, times, received, SkewRules::default());
 
     if let Some(plan) = &source.tracking_plan {
         let verdict = plan.check(&event);
@@ -501,7 +505,7 @@ fn process(
         ));
     }
 
-    let decision = consent::collect(enrich::consent_of(&event).as_ref(), &source.consent);
+    let decision = consent.collect(event.context.as_ref());
     match decision {
         Collect::Drop => {
             return Disposition::Drop(Problem::new(

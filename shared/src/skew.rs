@@ -23,6 +23,7 @@
 
 use crate::event::Event;
 use crate::time::{Timestamp, DAY_MS};
+use std::cell::RefCell;
 
 /// Bounds for the correction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,22 +102,89 @@ pub fn corrected(
     }
 }
 
+/// The client's times as validation parsed them (`None` where absent or
+/// unparseable), carried to [`apply_parsed`] so that each is parsed once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientTimes {
+    pub timestamp: Option<Timestamp>,
+    pub original_timestamp: Option<Timestamp>,
+    pub sent_at: Option<Timestamp>,
+}
+
+impl ClientTimes {
+    /// Parse an event's times (what validation carries, for callers without it).
+    pub fn parse(event: &Event) -> ClientTimes {
+        let parse = |s: &Option<String>| s.as_deref().and_then(|s| Timestamp::parse(s).ok());
+        ClientTimes {
+            timestamp: parse(&event.timestamp),
+            original_timestamp: parse(&event.original_timestamp),
+            sent_at: parse(&event.sent_at),
+        }
+    }
+}
+
+/// When a request was received, with its `receivedAt` text made once for
+/// all its events, and the last corrected time's text (a batch's events
+/// mostly share it).
+#[derive(Debug)]
+pub struct Received {
+    at: Timestamp,
+    text: String,
+    last: RefCell<Option<(Timestamp, String)>>,
+}
+
+impl Received {
+    pub fn new(at: Timestamp) -> Received {
+        Received {
+            at,
+            text: at.to_rfc3339(),
+            last: RefCell::new(None),
+        }
+    }
+
+    /// The time received.
+    pub fn at(&self) -> Timestamp {
+        self.at
+    }
+
+    /// `t` as RFC 3339 text, as [`Timestamp::to_rfc3339`] writes it.
+    fn text_of(&self, t: Timestamp) -> String {
+        if t == self.at {
+            return self.text.clone();
+        }
+        let mut last = self.last.borrow_mut();
+        match last.as_ref().filter(|(l, _)| *l == t) {
+            Some((_, text)) => text.clone(),
+            None => last.insert((t, t.to_rfc3339())).1.clone(),
+        }
+    }
+}
+
 /// Set `receivedAt`, keep the client's time in `originalTimestamp`, and write
 /// the corrected `timestamp`. Unparseable client times count as missing
 /// (validation has already reported them).
 pub fn apply(event: &mut Event, received_at: Timestamp, rules: SkewRules) -> SkewNote {
-    let parse = |s: &Option<String>| s.as_deref().and_then(|s| Timestamp::parse(s).ok());
-    if event.original_timestamp.is_none() {
+    let times = ClientTimes::parse(event);
+    apply_parsed(event, times, &Received::new(received_at), rules)
+}
+
+/// [`apply`], with the event's times already parsed (`times` must be the
+/// event's own, as [`ClientTimes::parse`] reads them: validation carries them).
+pub fn apply_parsed(
+    event: &mut Event,
+    times: ClientTimes,
+    received: &Received,
+    rules: SkewRules,
+) -> SkewNote {
+    let client_time = if event.original_timestamp.is_none() {
         event.original_timestamp = event.timestamp.clone();
-    }
-    let (t, note) = corrected(
-        received_at,
-        parse(&event.sent_at),
-        parse(&event.original_timestamp),
-        rules,
-    );
-    event.timestamp = Some(t.to_rfc3339());
-    event.received_at = Some(received_at.to_rfc3339());
+        times.timestamp
+    } else {
+        times.original_timestamp
+    };
+    let (t, note) = corrected(received.at, times.sent_at, client_time, rules);
+    event.timestamp = Some(received.text_of(t));
+    event.received_at = Some(received.text.clone());
     note
 }
 
@@ -202,5 +270,70 @@ mod tests {
         e.sent_at = Some("2023-11-14T22:13:20.000Z".into());
         apply(&mut e, RECEIVED, RULES);
         assert_eq!(e.timestamp.as_deref(), Some("2023-11-14T22:13:19.000Z"));
+    }
+
+    /// The times validation carries, and one `Received` for a batch's
+    /// events, give what parsing and formatting each event's own do.
+    #[test]
+    fn the_carried_times_correct_as_parsing_each_event_again_does() {
+        use crate::validate::{validate, Limits};
+        let t = |s: &str| Some(s.to_owned());
+        let cases: [(Option<String>, Option<String>, Option<String>); 9] = [
+            (
+                t("2023-11-14T22:13:20.123Z"),
+                None,
+                t("2023-11-14T22:13:25Z"),
+            ),
+            (
+                None,
+                t("2023-11-14T23:13:20+01:00"),
+                t("2023-11-14T22:14:00Z"),
+            ),
+            (t("2023-11-14T22:13:20Z"), t("2023-11-14T22:13:19Z"), None),
+            (None, None, t("2023-11-14T22:13:25Z")),
+            (None, None, None),
+            (t("1999-01-01T00:00:00Z"), None, t("2023-11-14T22:13:25Z")),
+            (
+                t("2023-11-14T22:13:20.123Z"),
+                None,
+                t("2023-11-14T22:13:25Z"),
+            ),
+            (t("not a time"), None, t("2023-11-14T22:13:25Z")),
+            (t("2023-11-14T22:13:20Z"), t("bad"), t("bad")),
+        ];
+        let received = Received::new(RECEIVED);
+        let mut valid = 0;
+        for (timestamp, original, sent) in cases {
+            let mut e = Event::new(EventType::Track, "m1");
+            e.anonymous_id = Some("a".into());
+            e.event = Some("Clicked".into());
+            (e.timestamp, e.original_timestamp, e.sent_at) = (timestamp, original, sent);
+            let times = match validate(e.clone(), 100, &Limits::default(), RECEIVED) {
+                Ok(v) => {
+                    valid += 1;
+                    assert_eq!(v.times(), ClientTimes::parse(v.event()), "{e:?}");
+                    v.times()
+                }
+                Err(_) => ClientTimes::parse(&e),
+            };
+            // What parsing this event's own times gives, written out.
+            let parse = |s: &Option<String>| s.as_deref().and_then(|s| Timestamp::parse(s).ok());
+            let original = e.original_timestamp.clone().or_else(|| e.timestamp.clone());
+            let (t, note) = corrected(RECEIVED, parse(&e.sent_at), parse(&original), RULES);
+            let mut expected = e.clone();
+            expected.original_timestamp = original;
+            expected.timestamp = Some(t.to_rfc3339());
+            expected.received_at = Some(RECEIVED.to_rfc3339());
+            let (mut again, mut carried) = (e.clone(), e.clone());
+            assert_eq!(apply(&mut again, RECEIVED, RULES), note, "{e:?}");
+            assert_eq!(
+                apply_parsed(&mut carried, times, &received, RULES),
+                note,
+                "{e:?}"
+            );
+            assert_eq!(again, expected, "{e:?}");
+            assert_eq!(carried, expected, "{e:?}");
+        }
+        assert_eq!(valid, 7);
     }
 }

@@ -5,6 +5,7 @@
 //! the event unusable (an absurd date) are warnings carried by the valid event.
 
 use crate::event::{kind_of, Event, EventType, Object};
+use crate::skew::ClientTimes;
 use crate::time::{Timestamp, DAY_MS};
 use serde_json::Value;
 use std::fmt;
@@ -168,6 +169,8 @@ impl fmt::Display for ValidationError {
 pub struct ValidEvent {
     event: Event,
     warnings: Vec<ValidationError>,
+    /// Its times as parsed here, for the clock-skew correction.
+    times: ClientTimes,
 }
 
 impl ValidEvent {
@@ -176,7 +179,7 @@ impl ValidEvent {
     }
 
     /// Mutable access for enrichment. Enrichment adds context; it does not
-    /// remove what validation required.
+    /// remove what validation required, nor change the times ([`Self::times`]).
     pub fn event_mut(&mut self) -> &mut Event {
         &mut self.event
     }
@@ -188,6 +191,12 @@ impl ValidEvent {
     /// Non-fatal findings (e.g. an absurd timestamp).
     pub fn warnings(&self) -> &[ValidationError] {
         &self.warnings
+    }
+
+    /// `timestamp`, `originalTimestamp` and `sentAt` as parsed by validation
+    /// (as [`ClientTimes::parse`] reads them; absurd ones included).
+    pub fn times(&self) -> ClientTimes {
+        self.times
     }
 }
 
@@ -232,16 +241,20 @@ pub fn validate(
             check_object(field, object, limits, &mut problems);
         }
     }
-    for (field, value) in [
-        ("timestamp", &event.timestamp),
-        ("originalTimestamp", &event.original_timestamp),
-        ("sentAt", &event.sent_at),
-    ] {
-        check_time(field, value.as_deref(), now, &mut problems);
-    }
+    let mut time =
+        |field, value: &Option<String>| check_time(field, value.as_deref(), now, &mut problems);
+    let times = ClientTimes {
+        timestamp: time("timestamp", &event.timestamp),
+        original_timestamp: time("originalTimestamp", &event.original_timestamp),
+        sent_at: time("sentAt", &event.sent_at),
+    };
     let (warnings, errors): (Vec<_>, Vec<_>) = problems.into_iter().partition(|p| p.is_warning());
     if errors.is_empty() {
-        Ok(ValidEvent { event, warnings })
+        Ok(ValidEvent {
+            event,
+            warnings,
+            times,
+        })
     } else {
         Err(errors)
     }
@@ -392,25 +405,31 @@ fn check_object(
     }
 }
 
+/// Check one time; the time, if it parses (an absurd one too: a warning).
 fn check_time(
     field: &'static str,
     value: Option<&str>,
     now: Timestamp,
     problems: &mut Vec<ValidationError>,
-) {
-    let Some(value) = value else { return };
+) -> Option<Timestamp> {
+    let value = value?;
     match Timestamp::parse(value) {
-        Err(_) => problems.push(ValidationError::InvalidTimestamp {
-            field,
-            value: value.to_owned(),
-        }),
-        Ok(t) if t < EARLIEST_PLAUSIBLE || t > now.plus_millis(FUTURE_TOLERANCE_MS) => {
-            problems.push(ValidationError::AbsurdTimestamp {
+        Err(_) => {
+            problems.push(ValidationError::InvalidTimestamp {
                 field,
                 value: value.to_owned(),
             });
+            None
         }
-        Ok(_) => {}
+        Ok(t) => {
+            if t < EARLIEST_PLAUSIBLE || t > now.plus_millis(FUTURE_TOLERANCE_MS) {
+                problems.push(ValidationError::AbsurdTimestamp {
+                    field,
+                    value: value.to_owned(),
+                });
+            }
+            Some(t)
+        }
     }
 }
 

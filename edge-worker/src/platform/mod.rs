@@ -42,7 +42,7 @@ use sluice_shared::dest::{HttpAnswer, HttpRequest as Outbound};
 use sluice_shared::enrich::bot::CfBot;
 use sluice_shared::enrich::Geo;
 use sluice_shared::Timestamp;
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
 use worker::{Env, MessageBatch, MessageExt, Request, Response, Result};
@@ -127,53 +127,82 @@ fn config(env: &Env) -> Loaded {
 
 /// Every binding, behind the traits the logic is written against. Bindings
 /// are optional here so that a deployment without one (or a benchmark on raw
-/// workerd) fails only the calls that need it, with a clear error.
+/// workerd) fails only the calls that need it, with a clear error. Each is
+/// looked up on first use, not per request: the accept path uses two of the
+/// ten (the events Queue and the rate limiter), and each lookup is a few
+/// calls into JavaScript (and, for a missing one, an error built and dropped).
 struct Bindings {
     env: Env,
-    db: Option<d1::D1>,
-    lake: Option<r2::R2>,
-    events: Option<queue::EventsQueue>,
-    deliveries: Option<queue::EventsQueue>,
-    jobs: Option<queue::EventsQueue>,
-    dedup: Option<worker::ObjectNamespace>,
-    live: Option<worker::ObjectNamespace>,
-    people: Option<worker::ObjectNamespace>,
-    assets: Option<assets::Assets>,
-    rate_limiter: Option<worker::RateLimiter>,
+    db: OnceCell<Option<d1::D1>>,
+    lake: OnceCell<Option<r2::R2>>,
+    events: OnceCell<Option<queue::EventsQueue>>,
+    deliveries: OnceCell<Option<queue::EventsQueue>>,
+    jobs: OnceCell<Option<queue::EventsQueue>>,
+    dedup: OnceCell<Option<worker::ObjectNamespace>>,
+    live: OnceCell<Option<worker::ObjectNamespace>>,
+    people: OnceCell<Option<worker::ObjectNamespace>>,
+    assets: OnceCell<Option<assets::Assets>>,
+    rate_limiter: OnceCell<Option<worker::RateLimiter>>,
     observed: RefCell<Vec<serde_json::Value>>,
 }
 
 impl Bindings {
     fn new(env: Env) -> Bindings {
         Bindings {
-            db: env.d1(DB).ok().map(d1::D1),
-            lake: env.bucket(LAKE).ok().map(r2::R2),
-            events: env.queue(EVENTS_QUEUE).ok().map(queue::EventsQueue),
-            deliveries: env.queue(DELIVERIES_QUEUE).ok().map(queue::EventsQueue),
-            jobs: env.queue(JOBS_QUEUE).ok().map(queue::EventsQueue),
-            dedup: env.durable_object(stubs::DEDUP).ok(),
-            live: env.durable_object(crate::live::LIVE).ok(),
-            people: env.durable_object(stubs::PEOPLE).ok(),
-            assets: env.assets(ASSETS).ok().map(assets::Assets),
-            rate_limiter: env.rate_limiter(crate::ratelimit::RATE_LIMITER).ok(),
-            observed: RefCell::new(Vec::new()),
             env,
+            db: OnceCell::new(),
+            lake: OnceCell::new(),
+            events: OnceCell::new(),
+            deliveries: OnceCell::new(),
+            jobs: OnceCell::new(),
+            dedup: OnceCell::new(),
+            live: OnceCell::new(),
+            people: OnceCell::new(),
+            assets: OnceCell::new(),
+            rate_limiter: OnceCell::new(),
+            observed: RefCell::new(Vec::new()),
         }
     }
 
     fn db(&self) -> std::result::Result<&d1::D1, PortError> {
-        self.db.as_ref().ok_or(PortError::MissingBinding(DB))
+        self.db
+            .get_or_init(|| self.env.d1(DB).ok().map(d1::D1))
+            .as_ref()
+            .ok_or(PortError::MissingBinding(DB))
     }
 
     fn lake(&self) -> std::result::Result<&r2::R2, PortError> {
-        self.lake.as_ref().ok_or(PortError::MissingBinding(LAKE))
+        self.lake
+            .get_or_init(|| self.env.bucket(LAKE).ok().map(r2::R2))
+            .as_ref()
+            .ok_or(PortError::MissingBinding(LAKE))
     }
 
+    /// A Queue producer binding, looked up once.
     fn queue<'q>(
-        queue: &'q Option<queue::EventsQueue>,
+        &self,
+        queue: &'q OnceCell<Option<queue::EventsQueue>>,
         name: &'static str,
     ) -> std::result::Result<&'q queue::EventsQueue, PortError> {
-        queue.as_ref().ok_or(PortError::MissingBinding(name))
+        queue
+            .get_or_init(|| self.env.queue(name).ok().map(queue::EventsQueue))
+            .as_ref()
+            .ok_or(PortError::MissingBinding(name))
+    }
+
+    /// A Durable Object namespace binding, looked up once.
+    fn namespace<'n>(
+        &self,
+        namespace: &'n OnceCell<Option<worker::ObjectNamespace>>,
+        name: &'static str,
+    ) -> Option<&'n worker::ObjectNamespace> {
+        namespace
+            .get_or_init(|| self.env.durable_object(name).ok())
+            .as_ref()
+    }
+
+    fn live(&self) -> Option<&worker::ObjectNamespace> {
+        self.namespace(&self.live, crate::live::LIVE)
     }
 
     /// What was observed for the live debugger, taken out to publish.
@@ -214,7 +243,10 @@ impl Sql for Bindings {
 
 impl SharedRateLimit for Bindings {
     async fn shared_rate_limit(&self, key: &str) -> PortResult<Option<bool>> {
-        let Some(limiter) = &self.rate_limiter else {
+        let limiter = self
+            .rate_limiter
+            .get_or_init(|| self.env.rate_limiter(crate::ratelimit::RATE_LIMITER).ok());
+        let Some(limiter) = limiter else {
             return Ok(None);
         };
         limiter
@@ -251,15 +283,13 @@ impl HttpClient for Bindings {
 
 impl EventQueue for Bindings {
     async fn enqueue(&self, messages: Vec<String>) -> PortResult<()> {
-        Self::queue(&self.events, EVENTS_QUEUE)?
-            .send(messages)
-            .await
+        self.queue(&self.events, EVENTS_QUEUE)?.send(messages).await
     }
 }
 
 impl JobQueue for Bindings {
     async fn enqueue_job(&self, message: String) -> PortResult<()> {
-        Self::queue(&self.jobs, JOBS_QUEUE)?
+        self.queue(&self.jobs, JOBS_QUEUE)?
             .send(vec![message])
             .await
     }
@@ -267,7 +297,7 @@ impl JobQueue for Bindings {
 
 impl DeliveryQueue for Bindings {
     async fn enqueue_deliveries(&self, batches: Vec<String>, delay_s: u32) -> PortResult<()> {
-        Self::queue(&self.deliveries, DELIVERIES_QUEUE)?
+        self.queue(&self.deliveries, DELIVERIES_QUEUE)?
             .send_delayed(batches, delay_s)
             .await
     }
@@ -276,8 +306,7 @@ impl DeliveryQueue for Bindings {
 impl DedupShards for Bindings {
     async fn shard(&self, shard: u32, request: &ShardRequest) -> PortResult<ClaimResponse> {
         let namespace = self
-            .dedup
-            .as_ref()
+            .namespace(&self.dedup, stubs::DEDUP)
             .ok_or(PortError::MissingBinding(stubs::DEDUP))?;
         let started = js_sys::Date::now();
         let answer = stubs::dedup(namespace, shard, request).await;
@@ -289,8 +318,7 @@ impl DedupShards for Bindings {
 impl PersonStates for Bindings {
     async fn person(&self, key: &str, request: &PersonRequest) -> PortResult<PersonAnswer> {
         let namespace = self
-            .people
-            .as_ref()
+            .namespace(&self.people, stubs::PEOPLE)
             .ok_or(PortError::MissingBinding(stubs::PEOPLE))?;
         let started = js_sys::Date::now();
         let answer = stubs::person(namespace, key, request).await;
@@ -316,7 +344,10 @@ fn metered_call<T>(started: f64, answer: &PortResult<T>, rows: impl Fn(&T) -> (u
 
 impl Assets for Bindings {
     async fn asset(&self, path: &str) -> PortResult<Option<Asset>> {
-        match &self.assets {
+        let assets = self
+            .assets
+            .get_or_init(|| self.env.assets(ASSETS).ok().map(assets::Assets));
+        match assets {
             Some(a) => a.get(path).await,
             None => Ok(None),
         }
@@ -432,7 +463,7 @@ async fn serve(
     };
     let response = answer(&http, &services).await;
     let observed = bindings.take_observed();
-    if let (false, Some(namespace)) = (observed.is_empty(), bindings.live.clone()) {
+    if let (false, Some(namespace)) = (observed.is_empty(), bindings.live().cloned()) {
         ctx.wait_until(async move { stubs::publish_live(&namespace, &observed).await });
     }
     flush_meter(&bindings).await;
@@ -523,7 +554,7 @@ pub async fn queue(batch: MessageBatch<String>, env: Env) -> Result<()> {
         out
     };
     let observed = deps.take_observed();
-    if let (false, Some(live)) = (observed.is_empty(), &deps.live) {
+    if let (false, Some(live)) = (observed.is_empty(), deps.live()) {
         stubs::publish_live(live, &observed).await;
     }
     let now_ms = js_sys::Date::now();

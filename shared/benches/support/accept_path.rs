@@ -11,7 +11,7 @@ use sluice_shared::enrich::{self, ip::IpPolicy, RequestFacts};
 use sluice_shared::parse::split_batch;
 use sluice_shared::skew::{self, SkewRules};
 use sluice_shared::validate::validate;
-use sluice_shared::{splice, Event, Limits, Timestamp};
+use sluice_shared::{splice, Limits, Timestamp, ValidEvent};
 use std::hint::black_box;
 
 /// The stages, in order: a run stops after the one it is given, so each
@@ -57,12 +57,16 @@ pub fn run(body: &[u8], lane: bool, until: Stage) {
         user_agent: Some("bench".into()),
         ..RequestFacts::default()
     };
+    let received = skew::Received::new(NOW);
+    let collector = consent::Collector::new(&policy);
     // What `ingest::process` does to a valid event (no tracking plan, bots kept).
-    let pipeline = |mut e: Event| {
+    let pipeline = |valid: ValidEvent| {
+        let times = valid.times();
+        let mut e = valid.into_event();
         e.normalize_ids();
-        let note = skew::apply(&mut e, NOW, SkewRules::default());
+        let note = skew::apply_parsed(&mut e, times, &received, SkewRules::default());
         enrich::enrich(&mut e, &facts, IpPolicy::Truncate);
-        let decision = consent::collect(enrich::consent_of(&e).as_ref(), &policy);
+        let decision = collector.collect(e.context.as_ref());
         let ns = enrich::sluice_context(&mut e);
         ns.insert("consent".into(), Value::from(decision.code()));
         ns.insert("skew".into(), Value::from(note.code()));
@@ -90,7 +94,7 @@ pub fn run(body: &[u8], lane: bool, until: Stage) {
             return drop(black_box(checked));
         }
         for (valid, passed) in checked {
-            let e = pipeline(valid.into_event());
+            let e = pipeline(valid);
             if until < Stage::Encode {
                 drop(black_box(e));
                 continue;
@@ -107,7 +111,7 @@ pub fn run(body: &[u8], lane: bool, until: Stage) {
             return drop(black_box(checked));
         }
         for c in checked {
-            let e = pipeline(c.result.expect("a valid event").into_event());
+            let e = pipeline(c.result.expect("a valid event"));
             if until < Stage::Encode {
                 drop(black_box(e));
                 continue;

@@ -483,6 +483,41 @@ pub fn collect(consent: Option<&Consent>, policy: &Policy) -> Collect {
     }
 }
 
+/// [`collect`] for the events of one request, under its source's policy:
+/// the last `context.consent` decided is remembered with its decision (a
+/// batch's events mostly carry the same one, and reading it is most of the
+/// cost). An invalid `context.consent` counts as none, as
+/// [`Consent::from_context`]'s callers take it.
+#[cfg(feature = "std")]
+#[derive(Debug)]
+pub struct Collector<'p> {
+    policy: &'p Policy,
+    last: core::cell::RefCell<Option<(Option<Value>, Collect)>>,
+}
+
+#[cfg(feature = "std")]
+impl<'p> Collector<'p> {
+    pub fn new(policy: &'p Policy) -> Collector<'p> {
+        Collector {
+            policy,
+            last: core::cell::RefCell::new(None),
+        }
+    }
+
+    /// The decision for an event with this `context`.
+    pub fn collect(&self, context: Option<&crate::event::Object>) -> Collect {
+        let sent = context.and_then(|c| c.get("consent"));
+        let mut last = self.last.borrow_mut();
+        if let Some((_, decision)) = last.as_ref().filter(|(l, _)| l.as_ref() == sent) {
+            return *decision;
+        }
+        let consent = Consent::from_context(context).ok().flatten();
+        let decision = collect(consent.as_ref(), self.policy);
+        *last = Some((sent.cloned(), decision));
+        decision
+    }
+}
+
 /// May this event go to a destination that needs all of `purposes`?
 pub fn may_forward(consent: Option<&Consent>, purposes: &[Purpose], regime: Regime) -> bool {
     purposes.iter().all(|p| allows(consent, p, regime))
@@ -619,5 +654,45 @@ mod tests {
         let err = Consent::from_context(Some(&ctx)).unwrap_err();
         assert_eq!(err.code(), "invalid_consent");
         assert!(err.to_string().contains("maybe"), "{err}");
+    }
+
+    /// One request's collector decides each event as deciding it alone does,
+    /// through repeats, changes, an invalid consent and none at all.
+    #[test]
+    fn a_requests_collector_decides_each_event_as_deciding_it_alone_does() {
+        let policy = Policy {
+            without_consent: WithoutConsent::Anonymize,
+            ..Policy::default()
+        };
+        let granted = json!({"categories": {"analytics": "granted"}});
+        let denied = json!({"categories": {"analytics": "denied"}});
+        let contexts = [
+            Some(json!({"consent": granted})),
+            Some(json!({"consent": granted, "ip": "1.2.3.4"})),
+            Some(json!({"consent": denied})),
+            Some(json!({"consent": granted})),
+            Some(json!({"consent": "not an object"})),
+            Some(json!({"consent": null})),
+            Some(json!({})),
+            None,
+            Some(json!({"consent": {"categories": {"analytics": "granted"}, "gpc": true}})),
+            Some(json!({"consent": granted})),
+        ];
+        let collector = Collector::new(&policy);
+        let mut seen = Vec::new();
+        for context in &contexts {
+            let object = context.as_ref().and_then(Value::as_object);
+            let alone = collect(
+                Consent::from_context(object).ok().flatten().as_ref(),
+                &policy,
+            );
+            assert_eq!(collector.collect(object), alone, "{context:?}");
+            seen.push(alone);
+        }
+        assert_eq!(
+            seen.iter().filter(|d| **d == Collect::Full).count(),
+            5,
+            "{seen:?}"
+        );
     }
 }

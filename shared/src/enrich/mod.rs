@@ -150,26 +150,18 @@ pub struct Enriched {
 
 /// `context.sluice`, Sluice's namespace for its verdicts on an event.
 pub fn sluice_context(event: &mut Event) -> &mut Object {
-    let ctx = event.context_mut();
-    let entry = ctx
-        .entry("sluice")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !entry.is_object() {
-        *entry = Value::Object(Map::new());
-    }
-    match entry {
-        Value::Object(m) => m,
-        _ => unreachable!("just made an object"),
-    }
+    object_at(event.context_mut(), "sluice")
 }
 
+/// The object at `ctx[key]`, made (or replacing a non-object) if need be.
+/// The key is copied only when it is inserted (`Map::entry` copies it on
+/// every call, and this runs several times an event).
 fn object_at<'a>(ctx: &'a mut Object, key: &str) -> &'a mut Object {
-    let entry = ctx.entry(key).or_insert_with(|| Value::Object(Map::new()));
-    if !entry.is_object() {
-        *entry = Value::Object(Map::new());
+    if !ctx.get(key).is_some_and(Value::is_object) {
+        ctx.insert(key.to_owned(), Value::Object(Map::new()));
     }
-    match entry {
-        Value::Object(m) => m,
+    match ctx.get_mut(key) {
+        Some(Value::Object(m)) => m,
         _ => unreachable!("just made an object"),
     }
 }
@@ -258,9 +250,10 @@ fn user_agent(ctx: &mut Object, facts: &RequestFacts) -> Option<bot::BotReason> 
     if let Some(browser) = found.browser.filter(|_| is_blank(ctx.get("browser"))) {
         ctx.insert("browser".into(), browser);
     }
-    object_at(ctx, "device")
-        .entry("type")
-        .or_insert_with(|| Value::from(found.device_type));
+    let device = object_at(ctx, "device");
+    if !device.contains_key("type") {
+        device.insert("type".to_owned(), Value::from(found.device_type));
+    }
     found.bot
 }
 

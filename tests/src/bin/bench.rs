@@ -381,7 +381,7 @@ const noop :Workerd.Worker = (
     println!("Raw workerd (not `wrangler dev`), load from 4 keep-alive connections on the same 2 cores, 5 s per run.");
     println!("The Queue is an in-process stand-in on raw workerd (a `wrapped` binding whose sendBatch resolves at once); everything else is the real accept path: parse, authenticate, validate, clock skew, enrich (user agent, bots, referrer, campaign, IP), consent, serialise for the Queue.\n");
     println!("| batch | Sluice events/s | no-op JS events/s | ratio | Sluice CPU/event | no-op CPU/event | failed requests (Sluice / no-op) |\n| --- | --- | --- | --- | --- | --- | --- |");
-    for n in [1usize, 20, 100] {
+    for n in batch_sizes() {
         let body = batch_body(n);
         let request = |port: u16| {
             format!(
@@ -413,6 +413,21 @@ const noop :Workerd.Worker = (
             kb(sluice_e2e::size::gzip_len(&wasm))
         );
     }
+}
+
+/// The batch sizes `raw_workerd` runs, in order: `SLUICE_BENCH_BATCHES`
+/// (comma-separated, say `100,20,1` to run batches of 1 after the module
+/// has warmed up), else 1, 20, 100.
+fn batch_sizes() -> Vec<usize> {
+    std::env::var("SLUICE_BENCH_BATCHES")
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect::<Vec<usize>>()
+        })
+        .filter(|sizes| !sizes.is_empty() && !sizes.contains(&0))
+        .unwrap_or_else(|| vec![1, 20, 100])
 }
 
 /// The pure part of the accept path per event, natively (no I/O): split,
