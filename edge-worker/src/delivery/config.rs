@@ -301,6 +301,33 @@ pub fn parse(json: Option<&str>) -> Result<Vec<Destination>, DestinationsError> 
     Ok(list)
 }
 
+/// Only the names in `SLUICE_DESTINATIONS` (absent or empty means none),
+/// for a worker that delivers nothing (the collector): a JSON array of
+/// objects, each with a unique non-empty `name` other than `d1`. The rest of
+/// each destination is [`parse`]'s to check.
+pub fn names(json: Option<&str>) -> Result<Vec<String>, DestinationsError> {
+    let Some(json) = json.map(str::trim).filter(|j| !j.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let raw: Vec<serde_json::Value> =
+        serde_json::from_str(json).map_err(|e| DestinationsError::Invalid(e.to_string()))?;
+    let mut names: Vec<String> = Vec::with_capacity(raw.len());
+    for (i, d) in raw.iter().enumerate() {
+        let name = d
+            .get("name")
+            .and_then(serde_json::Value::as_str)
+            .filter(|n| !n.is_empty() && *n != "d1")
+            .ok_or_else(|| {
+                DestinationsError::Invalid(format!("destination #{i} needs a name other than `d1`"))
+            })?;
+        if names.iter().any(|n| n == name) {
+            return Err(DestinationsError::Duplicate(name.to_owned()));
+        }
+        names.push(name.to_owned());
+    }
+    Ok(names)
+}
+
 fn check_fields(d: &serde_json::Value) -> Result<(), DestinationsError> {
     let common = ["name", "kind", "purposes", "retry"];
     let specific: &[&str] = match d.get("kind").and_then(|k| k.as_str()) {
@@ -380,6 +407,32 @@ mod tests {
             parse(Some(r#"[{"name":"h","kind":"webhook","url":"u"}]"#)).is_err(),
             "secret_var is required"
         );
+    }
+
+    #[test]
+    fn the_collectors_names_only_reading_agrees_with_the_full_one_on_names() {
+        let json = r#"[{"name":"lake","kind":"r2"},{"name":"hook","kind":"webhook","url":"http://127.0.0.1:9/h","secret_var":"S"}]"#;
+        let full: Vec<String> = parse(Some(json))
+            .unwrap()
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
+        assert_eq!(names(Some(json)).unwrap(), full);
+        assert!(names(None).unwrap().is_empty());
+        assert!(names(Some("  ")).unwrap().is_empty());
+        for (bad, code) in [
+            ("{}", "destinations_invalid"),
+            (r#"[{"kind":"r2"}]"#, "destinations_invalid"),
+            (r#"[{"name":"d1","kind":"r2"}]"#, "destinations_invalid"),
+            (r#"[{"name":""}]"#, "destinations_invalid"),
+            (
+                r#"[{"name":"x","kind":"r2"},{"name":"x","kind":"r2"}]"#,
+                "destinations_duplicate",
+            ),
+        ] {
+            assert_eq!(names(Some(bad)).unwrap_err().code(), code, "{bad}");
+            assert_eq!(parse(Some(bad)).unwrap_err().code(), code, "{bad}");
+        }
     }
 
     #[test]

@@ -66,12 +66,50 @@ type Loaded = Rc<std::result::Result<(Config, Vec<Destination>), String>>;
 
 thread_local! {
     static CONFIG: RefCell<Option<Loaded>> = const { RefCell::new(None) };
+    static COLLECTOR_CONFIG: RefCell<Option<Loaded>> = const { RefCell::new(None) };
     static LIMITER: Rc<RefCell<Limiter>> = Rc::new(RefCell::new(Limiter::default()));
+}
+
+/// How `SLUICE_DESTINATIONS` is read: the destinations and their names.
+type ReadDestinations =
+    fn(Option<&str>) -> std::result::Result<(Vec<Destination>, Vec<String>), String>;
+
+/// The backend's destinations: every field checked, as delivery uses them.
+fn full_destinations(
+    json: Option<&str>,
+) -> std::result::Result<(Vec<Destination>, Vec<String>), String> {
+    let dests = destinations::parse(json).map_err(|e| format!("{e} ({})", e.code()))?;
+    let names = dests.iter().map(|d| d.name.clone()).collect();
+    Ok((dests, names))
+}
+
+/// The collector's: only their names (for the audiences' references). It
+/// delivers nothing, and the full reader (every vendor's settings) is a
+/// tenth of its module; the backend, which delivers, and `cargo xtask
+/// deploy` check the rest, and until they pass events wait in the Queue.
+fn destination_names(
+    json: Option<&str>,
+) -> std::result::Result<(Vec<Destination>, Vec<String>), String> {
+    let names = destinations::names(json).map_err(|e| format!("{e} ({})", e.code()))?;
+    Ok((Vec::new(), names))
 }
 
 /// Sources, admin tokens and destinations, read from the vars once per isolate.
 fn config(env: &Env) -> Loaded {
-    CONFIG.with(|c| {
+    read_config(&CONFIG, env, full_destinations)
+}
+
+/// The collector's configuration: as [`config`], with destination names only.
+fn collector_config(env: &Env) -> Loaded {
+    read_config(&COLLECTOR_CONFIG, env, destination_names)
+}
+
+fn read_config(
+    cache: &'static std::thread::LocalKey<RefCell<Option<Loaded>>>,
+    env: &Env,
+    read_destinations: ReadDestinations,
+) -> Loaded {
+    cache.with(|c| {
         c.borrow_mut()
             .get_or_insert_with(|| {
                 let var = |name: &str| {
@@ -106,11 +144,10 @@ fn config(env: &Env) -> Loaded {
                         )
                         .map_err(|e| format!("{e} ({})", e.code()))?;
                     }
-                    let dests = destinations::parse(var(DESTINATIONS_VAR).as_deref())
-                        .map_err(|e| format!("{e} ({})", e.code()))?;
+                    let (dests, names) = read_destinations(var(DESTINATIONS_VAR).as_deref())?;
                     config
                         .audiences
-                        .check_destinations(|name| dests.iter().any(|d| d.name == name))
+                        .check_destinations(|name| names.iter().any(|n| n == name))
                         .map_err(|e| {
                             format!("{}: {e} ({})", crate::audience::AUDIENCES_VAR, e.code())
                         })?;
@@ -402,7 +439,7 @@ pub const LIVE_PATH: &str = "/admin/v1/live";
 /// profiles) passed on whole over the `BACKEND` service binding, WebSocket
 /// upgrades included.
 pub async fn collector_fetch(req: Request, env: Env, ctx: worker::Context) -> Result<Response> {
-    let loaded = config(&env);
+    let loaded = collector_config(&env);
     let (config, destinations) = match loaded.as_ref() {
         Ok(c) => c,
         Err(e) => return into_response(ApiError::Config(e.clone()).into_response()),
