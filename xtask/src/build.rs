@@ -326,11 +326,12 @@ pub fn worker_wasm(name: &str) -> PathBuf {
 }
 
 /// The workers, with worker-build pointed at the local wasm-bindgen, wasm-opt and esbuild
-/// so it downloads nothing. The two are built at once: each spends most of
+/// so it downloads nothing. The two are built at once: each spends much of
 /// its time in one-core steps (the final LTO link with one codegen unit,
-/// wasm-bindgen, wasm-opt), their cargo profiles have their own build
-/// directories (so neither waits on the other's lock), and on two cores the
-/// pair takes about the time of the slower one.
+/// wasm-bindgen, wasm-opt) and their cargo profiles have their own build
+/// directories (so neither waits on the other's lock). Measured on two
+/// cores: 6.3 min for both in a cold run (6.8 one after the other), ~3.3 min
+/// after a change to the worker.
 pub fn worker() -> Result<()> {
     for name in WORKERS {
         step(&format!(

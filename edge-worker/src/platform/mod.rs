@@ -85,8 +85,9 @@ fn full_destinations(
 
 /// The collector's: only their names (for the audiences' references). It
 /// delivers nothing, and the full reader (every vendor's settings) is a
-/// tenth of its module; the backend, which delivers, and `cargo xtask
-/// deploy` check the rest, and until they pass events wait in the Queue.
+/// tenth of its module; the backend, which delivers, checks the rest when
+/// it runs, and while that fails events wait in the Queue (its consumers
+/// retry them).
 fn destination_names(
     json: Option<&str>,
 ) -> std::result::Result<(Vec<Destination>, Vec<String>), String> {
