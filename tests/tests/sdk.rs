@@ -392,3 +392,61 @@ async fn a_burst_goes_out_gzipped_in_few_requests() {
         "1,000 events in {requests} requests"
     );
 }
+
+/// The npm package (`@sluice/sdk`, an ES module for bundlers: dist/npm) works
+/// like the snippet: `load` resolves to the API, calls made before consent
+/// wait for it, and each event is stored once with the page's ids.
+#[tokio::test]
+async fn the_npm_es_module_package_delivers_like_the_snippet() {
+    let stack = Stack::start();
+    let browser = Browser::start().await;
+    let c = &browser.client;
+    c.goto(&stack.url("/esm.html")).await.unwrap();
+    eventually("the ES module to load", Duration::from_secs(20), || async {
+        (browser.js("return !!window.sluiceEsm").await == json!(true)).then_some(())
+    })
+    .await;
+    let sent = browser
+        .js("const s = window.sluiceEsm;
+             const identify = s.identify('esm-user', { plan: 'pro' });
+             const track = s.track('ESM Tracked', { n: 1 });
+             s.consent.set({ analytics: true });
+             return { track, identify, anonymousId: s.anonymousId(), user: s.user().userId,
+                      glob: typeof window.sluice }")
+        .await;
+    assert_eq!(sent["user"], json!("esm-user"), "{sent}");
+    assert_eq!(
+        sent["glob"],
+        json!("undefined"),
+        "no snippet global: {sent}"
+    );
+    // The page view made at load, the identify, the track, and the
+    // `Consent Updated` the SDK sends when consent is set.
+    let sql = "SELECT type, COALESCE(event, name) AS what, message_id, anonymous_id, user_id
+               FROM events ORDER BY type, what";
+    let rows = eventually("the four events in D1", Duration::from_secs(45), || async {
+        let r = stack.d1(sql);
+        (r.len() >= 4).then_some(r)
+    })
+    .await;
+    let anon = &sent["anonymousId"];
+    assert!(
+        rows.iter()
+            .all(|r| &r["anonymous_id"] == anon && r["user_id"] == json!("esm-user")),
+        "{rows:?}"
+    );
+    let seen: Vec<(&Value, &Value)> = rows.iter().map(|r| (&r["type"], &r["what"])).collect();
+    assert_eq!(
+        seen,
+        [
+            (&json!("identify"), &Value::Null),
+            (&json!("page"), &json!("ES module")),
+            (&json!("track"), &json!("Consent Updated")),
+            (&json!("track"), &json!("ESM Tracked")),
+        ],
+        "{rows:?}"
+    );
+    assert_eq!(rows[0]["message_id"], sent["identify"]);
+    assert_eq!(rows[3]["message_id"], sent["track"]);
+    assert_eq!(second_copies(&stack, "esm-dup").await, 0);
+}

@@ -289,6 +289,11 @@ fn minify(from: &Path, to: &Path, format: &str, extra: &[String]) -> Result<()> 
 pub fn site() -> Result<()> {
     step("assembling the static site (dist/site) and what production serves (dist/public)");
     copy_dir(&root().join("www"), &site_dir())?;
+    // The npm package beside the demo shop, for its ES-module page (esm.html).
+    copy_dir(
+        &root().join("dist/npm/sluice-sdk"),
+        &site_dir().join("npm/sluice-sdk"),
+    )?;
     let public = public_dir();
     let _ = std::fs::remove_dir_all(&public);
     copy_dir(&site_dir().join(SDK_PATH), &public.join(SDK_PATH))?;
