@@ -13,6 +13,8 @@ use sluice_shared::enrich::ip::IpPolicy;
 use sluice_shared::plan::TrackingPlan;
 use std::fmt;
 
+pub mod vars;
+
 /// Var holding the sources.
 pub const SOURCES_VAR: &str = "SLUICE_SOURCES";
 /// Var holding the SDK path.

@@ -108,6 +108,7 @@ pub fn check() -> Result<()> {
                  these [vars] differ: {differ:?}"
             ));
         }
+        check_config(backend)?;
     }
     let assets = build::public_dir();
     let mut files = Vec::new();
@@ -152,6 +153,74 @@ fn vars(toml: &str) -> Vec<(&str, &str)> {
         .collect()
 }
 
+/// Read backend.toml's [vars] as the backend reads them at run time
+/// (`edge-worker/examples/check_config.rs`: sources, tokens, audiences, D1's
+/// hot window, every destination's settings), so that a value the workers
+/// would refuse is refused here, before it ships. A var set in this
+/// process's environment is checked instead of the file's: how to check a
+/// value kept as a secret (`wrangler secret put`) before deploying.
+fn check_config(backend_toml: &str) -> Result<()> {
+    step("checking the production configuration (backend.toml's [vars], read as the workers read them)");
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(root()).args([
+        "run",
+        "-q",
+        "-p",
+        "sluice-edge-worker",
+        "--example",
+        "check_config",
+    ]);
+    for (name, value) in vars(backend_toml) {
+        if std::env::var_os(name).is_none() {
+            let value = toml_string(value).map_err(|e| format!("backend.toml: {name}: {e}"))?;
+            cmd.env(name, value);
+        }
+    }
+    proc::run(&mut cmd).map_err(|e| format!("backend.toml's configuration: {e}"))
+}
+
+/// A one-line TOML string (`"basic"`, with escapes, or `'literal'`).
+fn toml_string(v: &str) -> std::result::Result<String, String> {
+    if v.starts_with(r#"""""#) || v.starts_with("'''") {
+        return Err("multi-line strings are not read here; write the value on one line".into());
+    }
+    if let Some(inner) = v.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
+        return Ok(inner.to_owned());
+    }
+    let inner = v
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .ok_or_else(|| format!("not a one-line TOML string: {v}"))?;
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let unicode = |chars: &mut std::str::Chars, n: usize| {
+            let hex: String = chars.by_ref().take(n).collect();
+            u32::from_str_radix(&hex, 16)
+                .ok()
+                .and_then(char::from_u32)
+                .ok_or_else(|| format!("bad escape \\u{hex}"))
+        };
+        out.push(match chars.next() {
+            Some('"') => '"',
+            Some('\\') => '\\',
+            Some('n') => '\n',
+            Some('t') => '\t',
+            Some('r') => '\r',
+            Some('b') => '\u{8}',
+            Some('f') => '\u{c}',
+            Some('u') => unicode(&mut chars, 4)?,
+            Some('U') => unicode(&mut chars, 8)?,
+            other => return Err(format!("bad escape \\{}", other.unwrap_or(' '))),
+        });
+    }
+    Ok(out)
+}
+
 /// The collector's [vars] the backend does not give the same value.
 pub fn vars_differ(collector: &str, backend: &str) -> Vec<String> {
     let backend = vars(backend);
@@ -188,6 +257,22 @@ fn list_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn toml_strings_are_read_as_toml_reads_them() {
+        assert_eq!(toml_string(r#""[]""#).unwrap(), "[]");
+        assert_eq!(
+            toml_string(r#""[{\"name\": \"a\\b\"}]\u00e9""#).unwrap(),
+            "[{\"name\": \"a\\b\"}]é"
+        );
+        assert_eq!(
+            toml_string(r#"'[{"raw": "\n"}]'"#).unwrap(),
+            r#"[{"raw": "\n"}]"#
+        );
+        assert!(toml_string("[]").is_err());
+        assert!(toml_string(r#""\q""#).is_err());
+        assert!(toml_string("'''x'''").is_err());
+    }
 
     #[test]
     fn each_local_credential_is_found() {

@@ -17,12 +17,12 @@ mod queue;
 mod r2;
 pub mod stubs;
 
-use crate::admin::tokens::{self, TOKENS_VAR};
+use crate::admin::tokens;
 use crate::audience::person::{PersonAnswer, PersonRequest};
 use crate::compact;
-use crate::config::{Config, ConfigError, COOKIE_DOMAIN_VAR, SDK_PATH_VAR, SOURCES_VAR};
+use crate::config::{vars, Config};
 use crate::db::{SqlValue, Statement};
-use crate::delivery::config::{self as destinations, Destination, DESTINATIONS_VAR};
+use crate::delivery::config::Destination;
 use crate::delivery::dedup::{self, ClaimResponse, ShardRequest};
 use crate::delivery::overview;
 use crate::delivery::{self, Outcome, Settings};
@@ -70,45 +70,20 @@ thread_local! {
     static LIMITER: Rc<RefCell<Limiter>> = Rc::new(RefCell::new(Limiter::default()));
 }
 
-/// How `SLUICE_DESTINATIONS` is read: the destinations and their names.
-type ReadDestinations =
-    fn(Option<&str>) -> std::result::Result<(Vec<Destination>, Vec<String>), String>;
-
-/// The backend's destinations: every field checked, as delivery uses them.
-fn full_destinations(
-    json: Option<&str>,
-) -> std::result::Result<(Vec<Destination>, Vec<String>), String> {
-    let dests = destinations::parse(json).map_err(|e| format!("{e} ({})", e.code()))?;
-    let names = dests.iter().map(|d| d.name.clone()).collect();
-    Ok((dests, names))
-}
-
-/// The collector's: only their names (for the audiences' references). It
-/// delivers nothing, and the full reader (every vendor's settings) is a
-/// tenth of its module; the backend, which delivers, checks the rest when
-/// it runs, and while that fails events wait in the Queue (its consumers
-/// retry them).
-fn destination_names(
-    json: Option<&str>,
-) -> std::result::Result<(Vec<Destination>, Vec<String>), String> {
-    let names = destinations::names(json).map_err(|e| format!("{e} ({})", e.code()))?;
-    Ok((Vec::new(), names))
-}
-
 /// Sources, admin tokens and destinations, read from the vars once per isolate.
 fn config(env: &Env) -> Loaded {
-    read_config(&CONFIG, env, full_destinations)
+    read_config(&CONFIG, env, vars::full_destinations)
 }
 
 /// The collector's configuration: as [`config`], with destination names only.
 fn collector_config(env: &Env) -> Loaded {
-    read_config(&COLLECTOR_CONFIG, env, destination_names)
+    read_config(&COLLECTOR_CONFIG, env, vars::destination_names)
 }
 
 fn read_config(
     cache: &'static std::thread::LocalKey<RefCell<Option<Loaded>>>,
     env: &Env,
-    read_destinations: ReadDestinations,
+    read_destinations: vars::ReadDestinations,
 ) -> Loaded {
     cache.with(|c| {
         c.borrow_mut()
@@ -119,41 +94,7 @@ fn read_config(
                         .map(|v| v.to_string())
                         .or_else(|| env.secret(name).ok().map(|v| v.to_string()))
                 };
-                let loaded = (|| {
-                    let json = var(SOURCES_VAR)
-                        .ok_or_else(|| ConfigError::Missing(SOURCES_VAR).to_string())?;
-                    let mut config = Config::from_vars(
-                        &json,
-                        var(SDK_PATH_VAR).as_deref(),
-                        var(COOKIE_DOMAIN_VAR).as_deref(),
-                    )
-                    .map_err(|e| format!("{e} ({})", e.code()))?;
-                    config.admin_tokens = tokens::parse(var(TOKENS_VAR).as_deref())
-                        .map_err(|e| format!("{e} ({})", e.code()))?;
-                    config.audiences = sluice_shared::audience::Catalog::parse(
-                        var(crate::audience::AUDIENCES_VAR).as_deref(),
-                    )
-                    .map_err(|e| {
-                        format!("{}: {e} ({})", crate::audience::AUDIENCES_VAR, e.code())
-                    })?;
-                    {
-                        use crate::sinks::window::{self, HotWindow};
-                        config.d1 = HotWindow::from_vars(
-                            var(window::EVENTS_VAR).as_deref(),
-                            var(window::RETENTION_VAR).as_deref(),
-                            var(window::CAPACITY_VAR).as_deref(),
-                        )
-                        .map_err(|e| format!("{e} ({})", e.code()))?;
-                    }
-                    let (dests, names) = read_destinations(var(DESTINATIONS_VAR).as_deref())?;
-                    config
-                        .audiences
-                        .check_destinations(|name| names.iter().any(|n| n == name))
-                        .map_err(|e| {
-                            format!("{}: {e} ({})", crate::audience::AUDIENCES_VAR, e.code())
-                        })?;
-                    Ok((config, dests))
-                })();
+                let loaded = vars::load(&var, read_destinations);
                 if let Err(e) = &loaded {
                     worker::console_error!("sluice: configuration error: {e}");
                 }
