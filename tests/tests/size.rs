@@ -143,3 +143,21 @@ fn the_collector_exports_only_its_fetch_handler() {
         );
     }
 }
+
+/// The npm package's wasm-bindgen types (`sdk.d.ts`) show pages only the
+/// page's entry (`op`, which `index.js` wraps): not the host's callback
+/// `wake`, an internal export the loader and `index.js` hand to `load`.
+#[test]
+fn the_npm_types_do_not_list_the_hosts_callback() {
+    let p = sluice_e2e::root().join("dist/npm/sluice-sdk/sdk.d.ts");
+    let types = std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("{} (run `cargo xtask build`): {e}", p.display()));
+    assert!(
+        types.contains("export function op("),
+        "sdk.d.ts lists `op`: {types}"
+    );
+    assert!(
+        !types.contains("function wake(") && !types.contains("readonly wake:"),
+        "sdk.d.ts lists the internal `wake` export: {types}"
+    );
+}
