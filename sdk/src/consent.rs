@@ -6,7 +6,6 @@ use crate::js::{self, set, Object};
 use crate::json::cat;
 use crate::prelude::*;
 use sluice_shared::consent::gpp::{opt_out_code, GppSignals};
-use sluice_shared::consent::tcf::TcfSignals;
 use sluice_shared::consent::{Consent, Purpose, Source, State};
 use wasm_bindgen::JsValue;
 
@@ -98,19 +97,6 @@ pub fn gpc() -> bool {
     js::get_bool(&nav, "globalPrivacyControl").unwrap_or(false)
 }
 
-/// TCF purposes as bits 1–11 (all that the mapping to Sluice's purposes
-/// reads) → the ids set.
-fn ids(bits: u32) -> Vec<u16> {
-    // A loop and `push`: `collect` of a filtered range was 0.4 KB of Wasm.
-    let mut ids = Vec::new();
-    for i in 1..=11u16 {
-        if bits & (1 << i) != 0 {
-            ids.push(i);
-        }
-    }
-    ids
-}
-
 /// Consent from a TCF `tcData`, as the host reports it (see `watchCmps` in
 /// `sdk/js/host.js`): `None` when TCF does not apply or is not ready.
 pub fn from_tcf(data: &str, tc_string: Option<String>) -> Option<Consent> {
@@ -129,12 +115,9 @@ pub fn from_tcf(data: &str, tc_string: Option<String>) -> Option<Consent> {
     if applies == "0" || (status != "tcloaded" && status != "useractioncomplete") {
         return None;
     }
-    let signals = TcfSignals {
-        purpose_consents: ids(consents),
-        purpose_legitimate_interests: ids(interests),
-        ..TcfSignals::default()
-    };
-    Some(signals.to_consent(tc_string))
+    Some(sluice_shared::consent::tcf::consent_from_bits(
+        consents, interests, 0, tc_string,
+    ))
 }
 
 /// Consent from GPP `pingData`, as the host reports it: `None` until the
