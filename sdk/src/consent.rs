@@ -156,11 +156,17 @@ pub fn from_gpp(data: &str, gpp_string: Option<String>) -> Option<Consent> {
 /// Consent from a Google Consent Mode `gtag('consent', …, settings)`, as the
 /// host reports it (`key=value;…`): `None` when it names no known purpose.
 pub fn from_gcm(data: &str) -> Option<Consent> {
-    let pairs = data.split(';').filter_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        Some((k, sluice_shared::consent::gcm::is_granted(v)?))
-    });
-    let c = sluice_shared::consent::gcm::to_consent(pairs);
+    // Read once into a list: the mapping walks the pairs once per purpose,
+    // and walking a slice is less code than splitting the text again.
+    let mut pairs = Vec::new();
+    for pair in data.split(';') {
+        if let Some((k, v)) = pair.split_once('=') {
+            if let Some(granted) = sluice_shared::consent::gcm::is_granted(v) {
+                pairs.push((k, granted));
+            }
+        }
+    }
+    let c = sluice_shared::consent::gcm::to_consent(pairs.iter().copied());
     (!c.categories.is_empty()).then_some(c)
 }
 
