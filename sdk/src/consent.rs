@@ -142,13 +142,7 @@ pub fn from_gpp(data: &str, gpp_string: Option<String>) -> Option<Consent> {
             Some("false") => Some(false),
             _ => None,
         };
-        signals.merge(&GppSignals {
-            sale_opt_out: sale,
-            sharing_opt_out: sharing,
-            targeted_advertising_opt_out: targeted,
-            gpc,
-            section_ids: Vec::new(),
-        });
+        signals.merge_section([sale, sharing, targeted, gpc]);
     }
     Some(signals.to_consent(gpp_string))
 }

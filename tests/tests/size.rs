@@ -43,11 +43,12 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// no-`realloc` path: 33,815 as measured here; round 4, as measured here:
 /// 33,526 with TCF's purposes mapped as bits, `tcf::consent_from_bits`,
 /// instead of id lists; 33,463 with Consent Mode's pairs read into a list
-/// once).
+/// once; 33,427 with a GPP section's opt-outs folded in as they are read,
+/// `GppSignals::merge_section`).
 /// It is above the 24 KB the
 /// SDK issue asks for: that budget is not met yet (see the README's "Size
 /// and speed").
-const UP_FRONT_CEILING_GZ: usize = 33_463;
+const UP_FRONT_CEILING_GZ: usize = 33_427;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {
