@@ -6,7 +6,6 @@ use crate::js::{self, set, Object};
 use crate::json::cat;
 use crate::prelude::*;
 use sluice_shared::consent::gpp::{opt_out_code, GppSignals};
-use sluice_shared::consent::tcf::TcfSignals;
 use sluice_shared::consent::{Consent, Purpose, Source, State};
 use wasm_bindgen::JsValue;
 
@@ -98,19 +97,6 @@ pub fn gpc() -> bool {
     js::get_bool(&nav, "globalPrivacyControl").unwrap_or(false)
 }
 
-/// TCF purposes as bits 1–11 (all that the mapping to Sluice's purposes
-/// reads) → the ids set.
-fn ids(bits: u32) -> Vec<u16> {
-    // A loop and `push`: `collect` of a filtered range was 0.4 KB of Wasm.
-    let mut ids = Vec::new();
-    for i in 1..=11u16 {
-        if bits & (1 << i) != 0 {
-            ids.push(i);
-        }
-    }
-    ids
-}
-
 /// Consent from a TCF `tcData`, as the host reports it (see `watchCmps` in
 /// `sdk/js/host.js`): `None` when TCF does not apply or is not ready.
 pub fn from_tcf(data: &str, tc_string: Option<String>) -> Option<Consent> {
@@ -129,12 +115,9 @@ pub fn from_tcf(data: &str, tc_string: Option<String>) -> Option<Consent> {
     if applies == "0" || (status != "tcloaded" && status != "useractioncomplete") {
         return None;
     }
-    let signals = TcfSignals {
-        purpose_consents: ids(consents),
-        purpose_legitimate_interests: ids(interests),
-        ..TcfSignals::default()
-    };
-    Some(signals.to_consent(tc_string))
+    Some(sluice_shared::consent::tcf::consent_from_bits(
+        consents, interests, 0, tc_string,
+    ))
 }
 
 /// Consent from GPP `pingData`, as the host reports it: `None` until the
@@ -159,13 +142,7 @@ pub fn from_gpp(data: &str, gpp_string: Option<String>) -> Option<Consent> {
             Some("false") => Some(false),
             _ => None,
         };
-        signals.merge(&GppSignals {
-            sale_opt_out: sale,
-            sharing_opt_out: sharing,
-            targeted_advertising_opt_out: targeted,
-            gpc,
-            section_ids: Vec::new(),
-        });
+        signals.merge_section([sale, sharing, targeted, gpc]);
     }
     Some(signals.to_consent(gpp_string))
 }
@@ -173,11 +150,17 @@ pub fn from_gpp(data: &str, gpp_string: Option<String>) -> Option<Consent> {
 /// Consent from a Google Consent Mode `gtag('consent', …, settings)`, as the
 /// host reports it (`key=value;…`): `None` when it names no known purpose.
 pub fn from_gcm(data: &str) -> Option<Consent> {
-    let pairs = data.split(';').filter_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        Some((k, sluice_shared::consent::gcm::is_granted(v)?))
-    });
-    let c = sluice_shared::consent::gcm::to_consent(pairs);
+    // Read once into a list: the mapping walks the pairs once per purpose,
+    // and walking a slice is less code than splitting the text again.
+    let mut pairs = Vec::new();
+    for pair in data.split(';') {
+        if let Some((k, v)) = pair.split_once('=') {
+            if let Some(granted) = sluice_shared::consent::gcm::is_granted(v) {
+                pairs.push((k, granted));
+            }
+        }
+    }
+    let c = sluice_shared::consent::gcm::to_consent(pairs.iter().copied());
     (!c.categories.is_empty()).then_some(c)
 }
 

@@ -144,8 +144,9 @@ pub fn start(callback: &JsValue) {
 
 /// The callback the host reports through (not part of the page's API: the
 /// loader and the npm module hand it to `load`): what happened, to the
-/// module that decides on it.
-#[wasm_bindgen]
+/// module that decides on it. Left out of the npm package's `sdk.d.ts`
+/// (`skip_typescript`): pages never call it.
+#[wasm_bindgen(skip_typescript)]
 pub fn wake(kind: u32, a: JsValue, b: JsValue, c: JsValue) {
     let Some(kind) = Wake::from_u32(kind) else {
         return;

@@ -166,7 +166,9 @@ pub fn sdk() -> Result<()> {
     mkdir(&npm)?;
     write(&npm.join("sdk_bg.wasm"), &wasm)?;
     write(&npm.join("sdk.js"), &read(&work.join("sdk.renamed.js"))?)?;
-    write(&npm.join("sdk.d.ts"), &read(&work.join("sdk.d.ts"))?)?;
+    let types = String::from_utf8(read(&work.join("sdk.d.ts"))?)
+        .map_err(|_| "wasm-bindgen's sdk.d.ts is not UTF-8".to_owned())?;
+    write(&npm.join("sdk.d.ts"), npm_types(&types).as_bytes())?;
     // The host module the glue imports (`./snippets/<crate>/js/host.js`).
     copy_dir(&work.join("snippets"), &npm.join("snippets"))?;
     for f in ["index.js", "index.d.ts"] {
@@ -242,6 +244,20 @@ fn site_glue(glue: &str) -> Result<String> {
          export { __wbg_init as default };\n",
     );
     Ok(out)
+}
+
+/// The npm package's `sdk.d.ts`: wasm-bindgen's, without the host's
+/// callback `wake` (`skip_typescript` already leaves out its function;
+/// this drops it from `InitOutput`, the module's raw exports): pages use
+/// `index.js` and never call it.
+fn npm_types(types: &str) -> String {
+    let mut out = String::with_capacity(types.len());
+    for line in types.split_inclusive('\n') {
+        if !line.trim_start().starts_with("readonly wake:") {
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 /// A short content hash for cache-busting file names (FNV-1a 64, hex).
@@ -420,7 +436,7 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::site_glue;
+    use super::{npm_types, site_glue};
 
     const GLUE: &str = "let a = 1;\n\
         function passStringToWasm0(arg, malloc, realloc) {\n    if (realloc === undefined) {\n        return slow;\n    }\n\n    let len = arg.length;\n}\n\
@@ -453,6 +469,15 @@ mod tests {
         assert!(
             out.ends_with("export { __wbg_init as default };\n"),
             "{out}"
+        );
+    }
+
+    #[test]
+    fn the_npm_types_leave_out_only_the_hosts_callback() {
+        let types = "export function op(n: number): any;\nexport interface InitOutput {\n    readonly op: (a: number) => void;\n    readonly wake: (a: number) => void;\n}\n";
+        assert_eq!(
+            npm_types(types),
+            "export function op(n: number): any;\nexport interface InitOutput {\n    readonly op: (a: number) => void;\n}\n"
         );
     }
 

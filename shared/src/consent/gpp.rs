@@ -41,13 +41,22 @@ fn combine(a: Option<bool>, b: Option<bool>) -> Option<bool> {
 impl GppSignals {
     /// Fold another section's signals in: an opt-out anywhere is an opt-out.
     pub fn merge(&mut self, other: &GppSignals) {
-        self.sale_opt_out = combine(self.sale_opt_out, other.sale_opt_out);
-        self.sharing_opt_out = combine(self.sharing_opt_out, other.sharing_opt_out);
-        self.targeted_advertising_opt_out = combine(
-            self.targeted_advertising_opt_out,
+        self.merge_section([
+            other.sale_opt_out,
+            other.sharing_opt_out,
             other.targeted_advertising_opt_out,
-        );
-        self.gpc = combine(self.gpc, other.gpc);
+            other.gpc,
+        ]);
+    }
+
+    /// Fold one section's opt-outs of sale, sharing and targeted
+    /// advertising, and its GPC, in (as [`GppSignals::merge`] does).
+    pub fn merge_section(&mut self, section: [Option<bool>; 4]) {
+        let [sale, sharing, targeted, gpc] = section;
+        self.sale_opt_out = combine(self.sale_opt_out, sale);
+        self.sharing_opt_out = combine(self.sharing_opt_out, sharing);
+        self.targeted_advertising_opt_out = combine(self.targeted_advertising_opt_out, targeted);
+        self.gpc = combine(self.gpc, gpc);
     }
 
     /// Sluice's consent from these signals (source `gpp`).

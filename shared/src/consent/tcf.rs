@@ -40,40 +40,63 @@ const MAPPING: [(Purpose, &[u16]); 4] = [
     (Purpose::Analytics, &[8, 9, 10]),
 ];
 
-/// TCF purposes that may rest on legitimate interest.
-const LI_ALLOWED: [u16; 6] = [2, 7, 8, 9, 10, 11];
+/// TCF purposes that may rest on legitimate interest, as bits (bit `i`:
+/// purpose `i`): 2, 7, 8, 9, 10, 11.
+const LI_ALLOWED: u32 = 1 << 2 | 1 << 7 | 1 << 8 | 1 << 9 | 1 << 10 | 1 << 11;
+
+/// TCF purposes as bits (bit `i`: purpose `i`; those above 31 are not
+/// mapped to any Sluice purpose, so they are left out).
+fn bits(purposes: &[u16]) -> u32 {
+    let mut bits = 0;
+    for p in purposes {
+        bits |= 1u32.checked_shl(u32::from(*p)).unwrap_or(0);
+    }
+    bits
+}
+
+/// Sluice's consent (source `tcf`) from the TCF purposes with consent and
+/// those established by legitimate interest, as bits (bit `i`: purpose
+/// `i`), as a CMP's `tcData` gives them; `policy_version` is TCF's.
+pub fn consent_from_bits(
+    consents: u32,
+    interests: u32,
+    policy_version: u8,
+    tc_string: Option<String>,
+) -> Consent {
+    let established = consents | (interests & LI_ALLOWED);
+    let mut consent = Consent {
+        source: Source::Tcf,
+        policy_version: Some({
+            let mut v = String::from("tcf-v2.");
+            crate::text::push_decimal(&mut v, u64::from(policy_version), 1);
+            v
+        }),
+        tc_string,
+        ..Consent::default()
+    };
+    for (purpose, tcf) in MAPPING {
+        let needed = bits(tcf);
+        consent.set(
+            purpose,
+            if established & needed == needed {
+                State::Granted
+            } else {
+                State::Denied
+            },
+        );
+    }
+    consent
+}
 
 impl TcfSignals {
-    fn established(&self, purpose: u16) -> bool {
-        self.purpose_consents.contains(&purpose)
-            || (LI_ALLOWED.contains(&purpose)
-                && self.purpose_legitimate_interests.contains(&purpose))
-    }
-
     /// Sluice's consent from these signals (source `tcf`).
     pub fn to_consent(&self, tc_string: Option<String>) -> Consent {
-        let mut consent = Consent {
-            source: Source::Tcf,
-            policy_version: Some({
-                let mut v = String::from("tcf-v2.");
-                crate::text::push_decimal(&mut v, u64::from(self.policy_version), 1);
-                v
-            }),
+        consent_from_bits(
+            bits(&self.purpose_consents),
+            bits(&self.purpose_legitimate_interests),
+            self.policy_version,
             tc_string,
-            ..Consent::default()
-        };
-        for (purpose, tcf) in MAPPING {
-            let granted = tcf.iter().all(|p| self.established(*p));
-            consent.set(
-                purpose,
-                if granted {
-                    State::Granted
-                } else {
-                    State::Denied
-                },
-            );
-        }
-        consent
+        )
     }
 }
 
@@ -127,6 +150,24 @@ mod tests {
         assert_eq!(c.state(&Purpose::Functional), State::Granted);
         assert_eq!(c.state(&Purpose::Marketing), State::Denied);
         assert_eq!(c.state(&Purpose::Personalization), State::Denied);
+    }
+
+    #[test]
+    fn purposes_as_bits_map_as_the_signals_do() {
+        // Consent for 1, 8 (bits 1, 8); 9 and 10 by legitimate interest;
+        // 3 by legitimate interest, which purpose 3 cannot rest on.
+        let c = consent_from_bits(1 << 1 | 1 << 8, 1 << 9 | 1 << 10 | 1 << 3, 4, None);
+        assert_eq!(c.state(&Purpose::Analytics), State::Granted);
+        assert_eq!(c.state(&Purpose::Functional), State::Granted);
+        assert_eq!(c.state(&Purpose::Marketing), State::Denied);
+        assert_eq!(c.policy_version.as_deref(), Some("tcf-v2.4"));
+        let signals = TcfSignals {
+            purpose_consents: vec![1, 8, 40],
+            purpose_legitimate_interests: vec![9, 10, 3],
+            policy_version: 4,
+            ..TcfSignals::default()
+        };
+        assert_eq!(signals.to_consent(None), c, "purpose 40 is not mapped");
     }
 
     #[test]
