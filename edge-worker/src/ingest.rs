@@ -33,7 +33,7 @@ use sluice_shared::pipeline::DropCount;
 use sluice_shared::plan::Mode;
 use sluice_shared::skew::{self, SkewRules};
 use sluice_shared::splice::{self, Passed};
-use sluice_shared::{EventType, Limits, QueueMessage, QueuedEvent, Timestamp, ValidEvent};
+use sluice_shared::{Event, EventType, Limits, QueueMessage, Timestamp, ValidEvent};
 use std::collections::BTreeMap;
 
 /// Which kind of body the endpoint takes.
@@ -118,8 +118,9 @@ pub struct BatchResponse {
 }
 
 enum Disposition {
-    /// With what the fast lane's pipeline added (nothing off the lane).
-    Accept(Box<QueuedEvent>, Vec<Problem>, Added),
+    /// An event of the request's source, with what the fast lane's
+    /// pipeline added (nothing off the lane).
+    Accept(Box<Event>, Vec<Problem>, Added),
     Reject(Vec<Problem>),
     Drop(Problem),
 }
@@ -387,18 +388,18 @@ impl Judged {
             warnings: vec![],
         };
         match disposition {
-            Disposition::Accept(queued, warnings, added) => {
+            Disposition::Accept(event, warnings, added) => {
                 r.warnings = warnings;
                 match passed {
                     // Encoded once fed (see `audiences`); the lane is off then.
                     None if self.keep_for_audiences => {
                         self.fed.push(crate::audience::person::Fed {
-                            source: queued.source,
+                            source: source.name.clone(),
                             regime: source.consent.regime,
-                            event: queued.event,
+                            event: *event,
                         })
                     }
-                    _ => self.events.push(encode(&queued.event, passed, &added)?),
+                    _ => self.events.push(encode(&event, passed, &added)?),
                 }
             }
             Disposition::Reject(errors) => {
@@ -548,14 +549,7 @@ fn process(
             problems_value(&validation),
         );
     }
-    Disposition::Accept(
-        Box::new(QueuedEvent {
-            source: source.name.clone(),
-            event,
-        }),
-        warnings,
-        added,
-    )
+    Disposition::Accept(Box::new(event), warnings, added)
 }
 
 #[cfg(test)]

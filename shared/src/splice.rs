@@ -125,7 +125,7 @@ pub fn decode<'a>(raw: &'a [u8], limits: &Limits) -> Option<(Event, Passed<'a>)>
         bytes: raw.len(),
         properties: object_or_none(parts.properties)?,
         integrations: object_or_none(parts.integrations)?,
-        context: Vec::new(),
+        context: Vec::with_capacity(parts.context.as_ref().map_or(0, Vec::len)),
         sent: Sent::default(),
     };
     if let Some(p) = passed.properties {
