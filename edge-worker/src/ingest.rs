@@ -27,13 +27,13 @@ use serde_json::Value;
 use sluice_shared::consent::{self, Collect};
 use sluice_shared::enrich::bot::BotPolicy;
 use sluice_shared::enrich::useragent::ClientHints;
-use sluice_shared::enrich::{self, RequestFacts};
+use sluice_shared::enrich::{self, Added, RequestFacts, Sent};
 use sluice_shared::parse::{self, Checked, ParsedBatch, Slot};
 use sluice_shared::pipeline::DropCount;
 use sluice_shared::plan::Mode;
 use sluice_shared::skew::{self, SkewRules};
 use sluice_shared::splice::{self, Passed};
-use sluice_shared::{EventType, Limits, QueueMessage, QueuedEvent, Timestamp, ValidEvent};
+use sluice_shared::{Event, EventType, Limits, QueueMessage, Timestamp, ValidEvent};
 use std::collections::BTreeMap;
 
 /// Which kind of body the endpoint takes.
@@ -118,7 +118,9 @@ pub struct BatchResponse {
 }
 
 enum Disposition {
-    Accept(Box<QueuedEvent>, Vec<Problem>),
+    /// An event of the request's source, with what the fast lane's
+    /// pipeline added (nothing off the lane).
+    Accept(Box<Event>, Vec<Problem>, Added),
     Reject(Vec<Problem>),
     Drop(Problem),
 }
@@ -200,14 +202,18 @@ async fn audiences<P: Platform>(
         if marked {
             crate::audience::feed::mark_fed(&mut f.event);
         }
-        judged.events.push(encode(&f.event, None)?);
+        judged.events.push(encode(&f.event, None, &Added::off())?);
     }
     Ok(view)
 }
 
-fn encode(event: &sluice_shared::Event, passed: Option<&Passed<'_>>) -> Result<String, ApiError> {
+fn encode(
+    event: &sluice_shared::Event,
+    passed: Option<&Passed<'_>>,
+    added: &Added,
+) -> Result<String, ApiError> {
     match passed {
-        Some(p) => p.encode(event),
+        Some(p) => p.encode(event, added),
         None => serde_json::to_string(event),
     }
     .map_err(|e| ApiError::Unavailable(format!("event cannot be encoded: {e}")))
@@ -318,7 +324,8 @@ fn judge(
             Item::Raw(raw) => match lane.then(|| fast(raw, &envelope, limits, now)).flatten() {
                 Some((valid, passed)) => {
                     let message_id = Some(valid.event().message_id.clone());
-                    let disposition = process(valid, source, facts, &received, &consent);
+                    let lane = (Added::lane(), Some(passed.sent()));
+                    let disposition = process(valid, source, facts, &received, &consent, lane);
                     judged.take(index, message_id, disposition, Some(&passed), source)?;
                     continue;
                 }
@@ -335,7 +342,10 @@ fn judge(
             Err(errors) => {
                 Disposition::Reject(errors.iter().map(|e| Problem::new(e.code(), e)).collect())
             }
-            Ok(valid) => process(valid, source, facts, &received, &consent),
+            Ok(valid) => {
+                let off = (Added::off(), None);
+                process(valid, source, facts, &received, &consent, off)
+            }
         };
         judged.take(index, message_id, disposition, None, source)?;
     }
@@ -378,18 +388,18 @@ impl Judged {
             warnings: vec![],
         };
         match disposition {
-            Disposition::Accept(queued, warnings) => {
+            Disposition::Accept(event, warnings, added) => {
                 r.warnings = warnings;
                 match passed {
                     // Encoded once fed (see `audiences`); the lane is off then.
                     None if self.keep_for_audiences => {
                         self.fed.push(crate::audience::person::Fed {
-                            source: queued.source,
+                            source: source.name.clone(),
                             regime: source.consent.regime,
-                            event: queued.event,
+                            event: *event,
                         })
                     }
-                    _ => self.events.push(encode(&queued.event, passed)?),
+                    _ => self.events.push(encode(&event, passed, &added)?),
                 }
             }
             Disposition::Reject(errors) => {
@@ -460,13 +470,18 @@ fn problems_value(problems: &[Problem]) -> Value {
 }
 
 /// Normalise, check the plan, enrich, and apply the consent and bot policies.
+/// In the fast lane (`lane`: [`Added::lane`] and what was sent of the
+/// members enrichment only reads), what goes under `context` keys the
+/// client did not send is kept apart from the event; else all is in it.
 fn process(
     valid: ValidEvent,
     source: &Source,
     facts: &RequestFacts,
     received: &skew::Received,
     consent: &consent::Collector<'_>,
+    lane: (Added, Option<&Sent<'_>>),
 ) -> Disposition {
+    let (mut added, sent) = lane;
     let validation: Vec<Problem> = valid
         .warnings()
         .iter()
@@ -488,15 +503,19 @@ fn process(
         match verdict.action {
             Mode::Block => return Disposition::Reject(problems),
             Mode::Flag => {
-                enrich::sluice_context(&mut event)
-                    .insert("violations".into(), problems_value(&problems));
+                enrich::note(
+                    &mut event,
+                    &mut added,
+                    "violations",
+                    problems_value(&problems),
+                );
                 warnings.extend(problems);
             }
             Mode::Allow => {}
         }
     }
 
-    let enriched = enrich::enrich(&mut event, facts, source.ip);
+    let enriched = enrich::enrich_to(&mut event, &mut added, sent, facts, source.ip);
     if enriched.bot.is_some() && source.bots == BotPolicy::Drop {
         let reason = enriched.bot.map_or("bot", |b| b.code());
         return Disposition::Drop(Problem::new(
@@ -505,7 +524,11 @@ fn process(
         ));
     }
 
-    let decision = consent.collect(event.context.as_ref());
+    let held = event.context.as_ref();
+    let decision = match held.and_then(|ctx| enrich::consent_sent(ctx, sent)) {
+        Some(text) => consent.collect_sent(text),
+        None => consent.collect(held),
+    };
     match decision {
         Collect::Drop => {
             return Disposition::Drop(Problem::new(
@@ -513,22 +536,20 @@ fn process(
                 "the visitor has not consented to the purposes this source requires",
             ))
         }
-        Collect::Anonymous => enrich::strip_identifiers(&mut event),
+        Collect::Anonymous => enrich::strip_identifiers_to(&mut event, &mut added),
         Collect::Full => {}
     }
-    let ns = enrich::sluice_context(&mut event);
-    ns.insert("consent".into(), Value::from(decision.code()));
-    ns.insert("skew".into(), Value::from(skew.code()));
+    enrich::note_code(&mut event, &mut added, "consent", decision.code());
+    enrich::note_code(&mut event, &mut added, "skew", skew.code());
     if !validation.is_empty() {
-        ns.insert("warnings".into(), problems_value(&validation));
+        enrich::note(
+            &mut event,
+            &mut added,
+            "warnings",
+            problems_value(&validation),
+        );
     }
-    Disposition::Accept(
-        Box::new(QueuedEvent {
-            source: source.name.clone(),
-            event,
-        }),
-        warnings,
-    )
+    Disposition::Accept(Box::new(event), warnings, added)
 }
 
 #[cfg(test)]

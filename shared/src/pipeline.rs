@@ -69,7 +69,9 @@ pub fn pack_events(source: &str, events: &[String]) -> Vec<String> {
     ]
     .concat();
     let mut out = Vec::new();
-    let mut current = String::new();
+    // Sized for all of it (up to a message), so it is not copied as it grows.
+    let all: usize = events.iter().map(|e| e.len() + 1).sum::<usize>() + head.len() + 2;
+    let mut current = String::with_capacity(all.min(MAX_MESSAGE_BYTES + head.len() + 2));
     let mut count = 0;
     for e in events {
         if count > 0

@@ -177,7 +177,8 @@ pub fn apply_parsed(
     rules: SkewRules,
 ) -> SkewNote {
     let client_time = if event.original_timestamp.is_none() {
-        event.original_timestamp = event.timestamp.clone();
+        // Moved, not copied: `timestamp` is set below.
+        event.original_timestamp = event.timestamp.take();
         times.timestamp
     } else {
         times.original_timestamp

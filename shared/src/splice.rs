@@ -7,8 +7,11 @@
 //! typed top-level fields, `traits` and a few `context` members. So
 //! [`decode`] gives it an [`Event`] with just those, and keeps the rest as the
 //! client's own bytes (`properties`, `integrations`, the other `context`
-//! members, and `context.page`/`context.userAgent`, which enrichment only
-//! reads); [`Passed::encode`] splices them back around the pipeline's result.
+//! members, and `context.page`, `context.userAgent` and `context.consent`,
+//! which the pipeline reads from [`Sent`], strings borrowed from the bytes);
+//! [`Passed::encode`] splices them back around the pipeline's result, with
+//! what the pipeline added as text ([`Added`]: enrichment's values, made once
+//! per request, and its notes under `context.sluice`).
 //!
 //! The lane is only taken where it cannot differ from decoding everything:
 //! [`decode`] answers `None` (decode the full event instead) for anything a
@@ -33,15 +36,18 @@ use std::borrow::Cow;
 use std::fmt;
 use writer::Writer;
 
+mod added;
 mod writer;
+
+pub use added::{Added, Json};
 
 /// What the pipeline does with a `context` member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Use {
     /// Reads or writes it (enrichment, consent, anonymisation): decoded into the event.
     Decoded,
-    /// Only reads it, and never writes one that is present: decoded for
-    /// reading, written back as sent.
+    /// Only reads it (from [`Sent`]): written back as sent, unless the
+    /// pipeline decoded it into the event to write it (`consent` with GPC).
     Read,
     /// Never looks at it: written back as sent.
     Passed,
@@ -49,15 +55,13 @@ enum Use {
 
 fn context_use(key: &str) -> Use {
     match key {
-        "browser" | "campaign" | "consent" | "device" | "device_id" | "externalIds" | "ip"
-        | "location" | "os" | "sessionId" | "sluice" | "traits" => Use::Decoded,
-        "page" | "userAgent" => Use::Read,
+        "browser" | "campaign" | "device" | "device_id" | "externalIds" | "ip" | "location"
+        | "os" | "sessionId" | "sluice" | "traits" => Use::Decoded,
+        // `consent` is written only with GPC (enrichment decodes it then).
+        "consent" | "page" | "userAgent" => Use::Read,
         _ => Use::Passed,
     }
 }
-
-/// Of `context.page`, what enrichment reads.
-const PAGE_READ: [&str; 2] = ["url", "referrer"];
 
 /// Longest number passed through (a longer one, or one with an exponent, may
 /// overflow `f64` where a full decode rejects it).
@@ -72,6 +76,40 @@ pub struct Passed<'a> {
     integrations: Option<&'a RawValue>,
     /// `context` members passed through and the read-only ones, as sent, by key.
     context: Vec<(Cow<'a, str>, &'a RawValue)>,
+    sent: Sent<'a>,
+}
+
+/// What enrichment reads of the members it only reads, as sent (the event's
+/// `context` does not have them in the lane).
+#[derive(Debug, Clone, Default)]
+pub struct Sent<'a> {
+    /// `context.userAgent` is there (of any type).
+    pub has_user_agent: bool,
+    /// `context.userAgent`, if a string.
+    pub user_agent: Option<Cow<'a, str>>,
+    /// `context.page.url`, if `page` is an object and it a string.
+    pub url: Option<Cow<'a, str>>,
+    /// `context.page.referrer`, likewise.
+    pub referrer: Option<Cow<'a, str>>,
+    /// `context.consent`, as sent.
+    pub consent: Option<&'a RawValue>,
+}
+
+impl<'a> Sent<'a> {
+    /// Read a read-only member (`userAgent` or `page`).
+    fn read(&mut self, key: &str, value: &'a RawValue) -> Option<()> {
+        if key == "userAgent" {
+            self.has_user_agent = true;
+            self.user_agent = serde_json::from_str::<Text<'a>>(value.get()).ok()?.0;
+        } else if key == "consent" {
+            self.consent = Some(value);
+        } else if value.get().starts_with('{') {
+            let page: PageRead<'a> = serde_json::from_str(value.get()).ok()?;
+            self.url = page.url.and_then(|t| t.0);
+            self.referrer = page.referrer.and_then(|t| t.0);
+        }
+        Some(())
+    }
 }
 
 /// Decode `raw` (one event of a batch) for the pipeline, or `None` where only
@@ -87,7 +125,8 @@ pub fn decode<'a>(raw: &'a [u8], limits: &Limits) -> Option<(Event, Passed<'a>)>
         bytes: raw.len(),
         properties: object_or_none(parts.properties)?,
         integrations: object_or_none(parts.integrations)?,
-        context: Vec::new(),
+        context: Vec::with_capacity(parts.context.as_ref().map_or(0, Vec::len)),
+        sent: Sent::default(),
     };
     if let Some(p) = passed.properties {
         clean(p, 0, true, limits)?;
@@ -106,7 +145,7 @@ pub fn decode<'a>(raw: &'a [u8], limits: &Limits) -> Option<(Event, Passed<'a>)>
                     }
                     Use::Read => {
                         clean(value, 1, false, limits)?;
-                        decoded.insert(key.clone().into_owned(), readable(&key, value)?);
+                        passed.sent.read(&key, value)?;
                         passed.context.push((key, value));
                     }
                     Use::Passed => {
@@ -124,26 +163,61 @@ pub fn decode<'a>(raw: &'a [u8], limits: &Limits) -> Option<(Event, Passed<'a>)>
     Some((event, passed))
 }
 
-/// What the pipeline reads of a read-only member: `userAgent` whole, `page`'s URL and referrer.
-fn readable(key: &str, value: &RawValue) -> Option<Value> {
-    if key != "page" || !value.get().starts_with('{') {
-        return serde_json::from_str(value.get()).ok();
-    }
-    let page: PageRead = serde_json::from_str(value.get()).ok()?;
-    let mut read = Object::new();
-    for (name, v) in PAGE_READ.into_iter().zip([page.url, page.referrer]) {
-        if let Some(v) = v {
-            read.insert(name.to_owned(), v);
-        }
-    }
-    Some(Value::Object(read))
-}
-
 /// `context.page` as enrichment reads it (a duplicate of either key fails it).
 #[derive(Deserialize)]
-struct PageRead {
-    url: Option<Value>,
-    referrer: Option<Value>,
+struct PageRead<'a> {
+    #[serde(borrow)]
+    url: Option<Text<'a>>,
+    #[serde(borrow)]
+    referrer: Option<Text<'a>>,
+}
+
+/// Any JSON value, keeping it if a string (borrowed unless it has escapes).
+struct Text<'a>(Option<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Some(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Text<'a>, E> {
+                Ok(Text(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Text<'a>, E> {
+                Ok(Text(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Text<'a>, E> {
+                Ok(Text(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Text<'a>, E> {
+                Ok(Text(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Text<'a>, E> {
+                Ok(Text(None))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Text<'a>, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(Text(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Text<'a>, A::Error> {
+                while map
+                    .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Text(None))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
 }
 
 /// `null` is absent; anything but an object is for the full decode to reject.
@@ -242,10 +316,16 @@ fn clean(raw: &RawValue, depth: usize, count_keys: bool, limits: &Limits) -> Opt
     (!count_keys || keys <= limits.max_properties).then_some(())
 }
 
-impl Passed<'_> {
+impl<'a> Passed<'a> {
+    /// What enrichment reads of `context.userAgent` and `context.page`.
+    pub fn sent(&self) -> &Sent<'a> {
+        &self.sent
+    }
+
     /// The event as JSON, as `serde_json::to_string(&event)` writes it, with
-    /// what was passed through spliced back in.
-    pub fn encode(&self, event: &Event) -> Result<String, serde_json::Error> {
+    /// what was passed through spliced back in and the members `added`
+    /// (whose keys the event's `context` does not have) written into `context`.
+    pub fn encode(&self, event: &Event, added: &Added) -> Result<String, serde_json::Error> {
         let Event {
             kind,
             message_id,
@@ -293,7 +373,7 @@ impl Passed<'_> {
         ] {
             text(&mut out, k, v)?;
         }
-        self.context(&mut out, context.as_ref())?;
+        self.context(&mut out, context.as_ref(), added.context())?;
         passed_or(&mut out, "integrations", self.integrations, integrations)?;
         for (k, v) in extra {
             out.key(k)?;
@@ -303,42 +383,76 @@ impl Passed<'_> {
         Ok(out.finish())
     }
 
-    /// `context`: the pipeline's members and the passed-through ones, in key
-    /// order (as a map writes them); a read-only member as sent.
-    fn context(&self, out: &mut Writer, decoded: Option<&Object>) -> Result<(), serde_json::Error> {
-        if decoded.is_none() && self.context.is_empty() {
+    /// `context`: the pipeline's members, the passed-through ones and those
+    /// added, in key order (as a map writes them).
+    fn context(
+        &self,
+        out: &mut Writer,
+        decoded: Option<&Object>,
+        added: &[(&'static str, Json)],
+    ) -> Result<(), serde_json::Error> {
+        if decoded.is_none() && self.context.is_empty() && added.is_empty() {
             return Ok(());
         }
         out.key("context")?;
         out.push("{");
+        let mut passed = self
+            .context
+            .iter()
+            .map(|(k, v)| (k.as_ref(), Piece::Sent(v)))
+            .peekable();
+        let mut held = decoded
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), Piece::Held(v)))
+            .peekable();
+        let mut added = added.iter().map(|(k, v)| (*k, Piece::Added(v))).peekable();
         let mut first = true;
-        let mut member = |out: &mut Writer, k: &str| {
+        loop {
+            let heads = [passed.peek(), held.peek(), added.peek()];
+            let Some(key) = heads.into_iter().flatten().map(|(k, _)| *k).min() else {
+                break;
+            };
+            // A read-only member the pipeline wrote (`consent` with GPC) is
+            // both held and sent: the held one is written.
+            let piece = [
+                next_at(&mut held, key),
+                next_at(&mut passed, key),
+                next_at(&mut added, key),
+            ]
+            .into_iter()
+            .flatten()
+            .next();
             if !std::mem::take(&mut first) {
                 out.push(",");
             }
-            out.string(k)?;
+            out.string(key)?;
             out.push(":");
-            Ok::<(), serde_json::Error>(())
-        };
-        let mut passed = self.context.iter().peekable();
-        for (k, v) in decoded.into_iter().flatten() {
-            while let Some((pk, pv)) = passed.next_if(|(pk, _)| pk.as_ref() < k.as_str()) {
-                member(out, pk)?;
-                out.push(pv.get());
+            match piece {
+                Some(Piece::Sent(raw)) => out.push(raw.get()),
+                Some(Piece::Held(v)) => out.value(v)?,
+                Some(Piece::Added(j)) => out.json(j)?,
+                None => {} // not reached: the key is some source's head
             }
-            member(out, k)?;
-            match passed.next_if(|(pk, _)| pk.as_ref() == k.as_str()) {
-                Some((_, sent)) => out.push(sent.get()),
-                None => out.value(v)?,
-            }
-        }
-        for (pk, pv) in passed {
-            member(out, pk)?;
-            out.push(pv.get());
         }
         out.push("}");
         Ok(())
     }
+}
+
+/// The source's next member if its key is `key`.
+fn next_at<'a, I: Iterator<Item = (&'a str, Piece<'a>)>>(
+    source: &mut std::iter::Peekable<I>,
+    key: &str,
+) -> Option<Piece<'a>> {
+    source.next_if(|(k, _)| *k == key).map(|(_, p)| p)
+}
+
+/// A `context` member's value, from where it is kept.
+enum Piece<'a> {
+    Sent(&'a RawValue),
+    Held(&'a Value),
+    Added(&'a Json),
 }
 
 /// `,"k":"v"` if there is a `v`.

@@ -8,7 +8,7 @@
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use sluice_shared::consent::{self, Collect, Policy, Regime, WithoutConsent};
-use sluice_shared::enrich::{self, ip::IpPolicy, RequestFacts};
+use sluice_shared::enrich::{self, ip::IpPolicy, Added, RequestFacts, Sent};
 use sluice_shared::parse::{self, split_batch};
 use sluice_shared::skew::{self, SkewRules};
 use sluice_shared::{splice, Event, Limits, Timestamp};
@@ -20,7 +20,9 @@ const NOW: Timestamp = Timestamp(1_714_557_900_000); // 2024-05-01T10:05:00Z
 const SENT_AT: &str = "2024-05-01T10:04:59.000Z";
 
 /// What the collector does to a valid event (`edge-worker/src/ingest.rs`'s
-/// `process`, without a tracking plan): the encoded event, or why not.
+/// `process`, without a tracking plan): the encoded event, or why not. The
+/// lane's pipeline keeps what it adds in `added` ([`Added::lane`]); off
+/// the lane everything goes into the event.
 #[derive(Debug, PartialEq)]
 enum Outcome {
     Accepted {
@@ -65,40 +67,60 @@ fn setups() -> Vec<Setup> {
 }
 
 fn pipeline(
+    event: Event,
+    bytes: usize,
+    setup: &Setup,
+    lane: (Added, Option<&Sent<'_>>),
+    encode: impl Fn(&Event, &Added) -> String,
+) -> Outcome {
+    match run(event, bytes, setup, lane) {
+        Ok((event, added, warnings)) => Outcome::Accepted {
+            json: serde_json::from_str(&encode(&event, &added)).unwrap(),
+            warnings,
+        },
+        Err(outcome) => outcome,
+    }
+}
+
+/// The pipeline up to encoding: the event, what was kept apart from it, the warnings.
+fn run(
     mut event: Event,
     bytes: usize,
     setup: &Setup,
-    encode: impl Fn(&Event) -> String,
-) -> Outcome {
+    (mut added, sent): (Added, Option<&Sent<'_>>),
+) -> Result<(Event, Added, Vec<&'static str>), Outcome> {
     if event.sent_at.is_none() {
         event.sent_at = Some(SENT_AT.into());
     }
     let limits = Limits::default();
     let Ok(valid) = sluice_shared::validate::validate(event, bytes, &limits, NOW) else {
-        return Outcome::Rejected;
+        return Err(Outcome::Rejected);
     };
     let warnings: Vec<&'static str> = valid.warnings().iter().map(|w| w.code()).collect();
     let mut event = valid.into_event();
     event.normalize_ids();
     let note = skew::apply(&mut event, NOW, SkewRules::default());
-    let enriched = enrich::enrich(&mut event, &setup.facts, IpPolicy::Truncate);
+    let enriched = enrich::enrich_to(
+        &mut event,
+        &mut added,
+        sent,
+        &setup.facts,
+        IpPolicy::Truncate,
+    );
     if enriched.bot.is_some() {
-        enrich::sluice_context(&mut event).insert("bot_seen".into(), json!(true));
+        enrich::note(&mut event, &mut added, "bot_seen", json!(true));
     }
-    match consent::collect(enrich::consent_of(&event).as_ref(), &setup.policy) {
-        Collect::Drop => return Outcome::Dropped("consent_required"),
-        Collect::Anonymous => enrich::strip_identifiers(&mut event),
+    let read = enrich::consent_of_sent(&event, sent);
+    match consent::collect(read.as_ref(), &setup.policy) {
+        Collect::Drop => return Err(Outcome::Dropped("consent_required")),
+        Collect::Anonymous => enrich::strip_identifiers_to(&mut event, &mut added),
         Collect::Full => {}
     }
-    let ns = enrich::sluice_context(&mut event);
-    ns.insert("skew".into(), Value::from(note.code()));
+    enrich::note_code(&mut event, &mut added, "skew", note.code());
     if !warnings.is_empty() {
-        ns.insert("warnings".into(), json!(warnings));
+        enrich::note(&mut event, &mut added, "warnings", json!(warnings));
     }
-    Outcome::Accepted {
-        json: serde_json::from_str(&encode(&event)).unwrap(),
-        warnings,
-    }
+    Ok((event, added, warnings))
 }
 
 /// Both ways, for every setup: `Some(true)` if the lane was taken (and agreed).
@@ -110,16 +132,24 @@ fn compare(raw: &[u8]) -> bool {
     for setup in setups() {
         let slot = parse::parse_event(0, raw, None);
         let full = match slot.result {
-            Ok(event) => pipeline(event, raw.len(), &setup, |e| {
-                serde_json::to_string(e).unwrap()
-            }),
+            Ok(event) => pipeline(
+                event,
+                raw.len(),
+                &setup,
+                (Added::off(), None),
+                |e, added| {
+                    assert_eq!(added.context(), [], "nothing is kept apart off the lane");
+                    serde_json::to_string(e).unwrap()
+                },
+            ),
             Err(e) => panic!(
                 "the lane took an event the full decode rejects ({e}): {}",
                 String::from_utf8_lossy(raw)
             ),
         };
-        let lane = pipeline(fast.clone(), raw.len(), &setup, |e| {
-            passed.encode(e).unwrap()
+        let lane = (Added::lane(), Some(passed.sent()));
+        let lane = pipeline(fast.clone(), raw.len(), &setup, lane, |e, added| {
+            passed.encode(e, added).unwrap()
         });
         assert_eq!(lane, full, "{}", String::from_utf8_lossy(raw));
     }
@@ -174,6 +204,32 @@ fn what_real_clients_send_takes_the_lane_and_encodes_the_same() {
         .collect();
     let taken = events.iter().filter(|raw| compare(raw)).count();
     assert_eq!(taken, events.len(), "every fixture event takes the lane");
+}
+
+/// The comparisons above are of something: for what browsers send, the
+/// lane's pipeline keeps enrichment's values and its notes out of the event.
+#[test]
+fn the_lane_keeps_what_the_pipeline_adds_apart_from_the_event() {
+    let raw = bench_event().to_string();
+    let (fast, passed) = splice::decode(raw.as_bytes(), &Limits::default()).unwrap();
+    let sent = passed.sent();
+    assert_eq!(sent.user_agent.as_deref(), Some("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"));
+    assert_eq!(
+        sent.referrer.as_deref(),
+        Some("https://www.google.com/search?q=mug")
+    );
+    let setup = &setups()[0];
+    let Ok((event, added, _)) = run(fast, raw.len(), setup, (Added::lane(), Some(sent))) else {
+        panic!("the bench event is accepted");
+    };
+    let kept: Vec<&str> = added.context().iter().map(|(k, _)| *k).collect();
+    assert_eq!(
+        kept,
+        ["browser", "campaign", "device", "ip", "os", "sluice"]
+    );
+    // Nothing the client sent in `context` is decoded (the pipeline only reads it).
+    assert_eq!(event.context, Some(Default::default()));
+    assert!(sent.consent.is_some());
 }
 
 #[test]

@@ -5,9 +5,8 @@
 //! (the fast lane, or every event whole), validate, clock skew, enrich,
 //! consent, encode for the Queue; then pack the Queue messages.
 
-use serde_json::Value;
 use sluice_shared::consent::{self, Policy, Regime};
-use sluice_shared::enrich::{self, ip::IpPolicy, RequestFacts};
+use sluice_shared::enrich::{self, ip::IpPolicy, Added, RequestFacts, Sent};
 use sluice_shared::parse::split_batch;
 use sluice_shared::skew::{self, SkewRules};
 use sluice_shared::validate::validate;
@@ -59,18 +58,22 @@ pub fn run(body: &[u8], lane: bool, until: Stage) {
     };
     let received = skew::Received::new(NOW);
     let collector = consent::Collector::new(&policy);
-    // What `ingest::process` does to a valid event (no tracking plan, bots kept).
-    let pipeline = |valid: ValidEvent| {
+    // What `ingest::process` does to a valid event (no tracking plan, bots
+    // kept); the lane keeps what it adds apart from the event.
+    let pipeline = |valid: ValidEvent, (mut added, sent): (Added, Option<&Sent<'_>>)| {
         let times = valid.times();
         let mut e = valid.into_event();
         e.normalize_ids();
         let note = skew::apply_parsed(&mut e, times, &received, SkewRules::default());
-        enrich::enrich(&mut e, &facts, IpPolicy::Truncate);
-        let decision = collector.collect(e.context.as_ref());
-        let ns = enrich::sluice_context(&mut e);
-        ns.insert("consent".into(), Value::from(decision.code()));
-        ns.insert("skew".into(), Value::from(note.code()));
-        e
+        enrich::enrich_to(&mut e, &mut added, sent, &facts, IpPolicy::Truncate);
+        let held = e.context.as_ref();
+        let decision = match held.and_then(|ctx| enrich::consent_sent(ctx, sent)) {
+            Some(text) => collector.collect_sent(text),
+            None => collector.collect(held),
+        };
+        enrich::note_code(&mut e, &mut added, "consent", decision.code());
+        enrich::note_code(&mut e, &mut added, "skew", note.code());
+        (e, added)
     };
     let split = split_batch(body, &limits).expect("a batch body");
     let mut out = Vec::with_capacity(split.events.len());
@@ -94,12 +97,12 @@ pub fn run(body: &[u8], lane: bool, until: Stage) {
             return drop(black_box(checked));
         }
         for (valid, passed) in checked {
-            let e = pipeline(valid);
+            let (e, added) = pipeline(valid, (Added::lane(), Some(passed.sent())));
             if until < Stage::Encode {
-                drop(black_box(e));
+                drop(black_box((e, added)));
                 continue;
             }
-            out.push(passed.encode(&e).expect("encodes"));
+            out.push(passed.encode(&e, &added).expect("encodes"));
         }
     } else {
         let parsed = split.parse();
@@ -111,7 +114,7 @@ pub fn run(body: &[u8], lane: bool, until: Stage) {
             return drop(black_box(checked));
         }
         for c in checked {
-            let e = pipeline(c.result.expect("a valid event"));
+            let (e, _) = pipeline(c.result.expect("a valid event"), (Added::off(), None));
             if until < Stage::Encode {
                 drop(black_box(e));
                 continue;

@@ -329,7 +329,13 @@ impl Consent {
     pub fn from_context(
         context: Option<&crate::event::Object>,
     ) -> Result<Option<Consent>, ConsentError> {
-        match context.and_then(|c| c.get("consent")) {
+        Consent::from_value(context.and_then(|c| c.get("consent")))
+    }
+
+    /// Read a `context.consent` value; `None` if absent or `null`.
+    #[cfg(feature = "std")]
+    pub fn from_value(value: Option<&Value>) -> Result<Option<Consent>, ConsentError> {
+        match value {
             None | Some(Value::Null) => Ok(None),
             // Read in place: no copy of the tree (this runs once an event).
             Some(v) => Consent::deserialize(v)
@@ -493,6 +499,8 @@ pub fn collect(consent: Option<&Consent>, policy: &Policy) -> Collect {
 pub struct Collector<'p> {
     policy: &'p Policy,
     last: core::cell::RefCell<Option<(Option<Value>, Collect)>>,
+    /// The last `context.consent` decided as sent (JSON text), for [`Collector::collect_sent`].
+    last_sent: core::cell::RefCell<Option<(String, Collect)>>,
 }
 
 #[cfg(feature = "std")]
@@ -501,7 +509,23 @@ impl<'p> Collector<'p> {
         Collector {
             policy,
             last: core::cell::RefCell::new(None),
+            last_sent: core::cell::RefCell::new(None),
         }
+    }
+
+    /// The decision for an event whose `context.consent` is `sent`, the
+    /// client's JSON text (the fast lane keeps it as sent): as
+    /// [`Collector::collect`] decides the value it reads as.
+    pub fn collect_sent(&self, sent: &str) -> Collect {
+        let mut last = self.last_sent.borrow_mut();
+        if let Some((_, decision)) = last.as_ref().filter(|(l, _)| l == sent) {
+            return *decision;
+        }
+        let value: Option<Value> = serde_json::from_str(sent).ok();
+        let consent = Consent::from_value(value.as_ref()).ok().flatten();
+        let decision = collect(consent.as_ref(), self.policy);
+        *last = Some((sent.to_owned(), decision));
+        decision
     }
 
     /// The decision for an event with this `context`.

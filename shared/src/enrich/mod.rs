@@ -6,6 +6,11 @@
 //! `context.ip`, `context.location`, `context.os`, `context.browser`,
 //! `context.device.type`, `context.campaign`; Sluice's own verdicts under
 //! `context.sluice` (`referrer`, `bot`, and the pipeline's decisions).
+//!
+//! [`enrich_to`] with [`Added::lane`] (the fast lane, `crate::splice`) keeps
+//! what it adds under keys the client did not send apart from the event, as
+//! JSON text made once per request ([`Added`]); [`enrich`] puts everything
+//! into the event. Both give the same JSON once encoded (`tests/splice.rs`).
 
 pub mod bot;
 pub mod botlist;
@@ -17,10 +22,12 @@ pub mod useragent;
 
 use crate::consent::{Consent, Source};
 use crate::event::{Event, Object};
+pub use crate::splice::{Added, Json, Sent};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::cell::{OnceCell, RefCell};
 use std::net::IpAddr;
+use std::rc::Rc;
 
 /// Where the request came from, per `request.cf`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
@@ -57,27 +64,46 @@ pub struct RequestFacts {
     /// The last page (URL and referrer) classified for this request: a
     /// batch's events mostly come from one page view.
     pub parsed_page: RefCell<Option<ParsedPage>>,
-    /// `geo` as the JSON object `context.location` takes, made once.
-    pub geo_object: OnceCell<Object>,
+    /// `geo` as the JSON object `context.location` takes, made once (and as text).
+    pub geo_object: OnceCell<(Object, Rc<str>)>,
     /// The last address written to `context.ip`, as text (a batch's events
     /// mostly share the connection's).
-    pub ip_text: RefCell<Option<(IpAddr, String)>>,
+    pub ip_text: RefCell<Option<(IpAddr, Rc<str>)>>,
+}
+
+/// A value enrichment adds, and the same as JSON text (for [`Added`]).
+#[derive(Debug, Clone)]
+struct Member {
+    value: Value,
+    text: Rc<str>,
+}
+
+impl Member {
+    fn new(value: Value) -> Member {
+        let text = serde_json::to_string(&value).unwrap_or_else(|_| "null".into());
+        Member {
+            value,
+            text: text.into(),
+        }
+    }
 }
 
 /// A user agent string and what enrichment adds for it, ready to insert.
 #[derive(Debug, Clone)]
 pub struct ParsedUa {
     ua: String,
-    found: UaFound,
+    found: Rc<UaFound>,
 }
 
 /// What a user agent gives an event: `context.os`, `context.browser` (when
-/// known), `context.device.type`, and the bot verdict.
-#[derive(Debug, Clone)]
+/// known), `context.device.type` (and `context.device` where the client
+/// sent none), and the bot verdict.
+#[derive(Debug)]
 struct UaFound {
-    os: Option<Value>,
-    browser: Option<Value>,
+    os: Option<Member>,
+    browser: Option<Member>,
     device_type: &'static str,
+    device: Member,
     bot: Option<bot::BotReason>,
 }
 
@@ -87,25 +113,35 @@ struct UaFound {
 pub struct ParsedPage {
     url: Option<String>,
     referrer: Option<String>,
+    found: Rc<PageFound>,
+}
+
+#[derive(Debug)]
+struct PageFound {
+    /// Empty when the URL has no campaign.
     campaign: Object,
-    referrer_class: Value,
+    campaign_text: Rc<str>,
+    referrer: Member,
 }
 
 impl RequestFacts {
     /// Parse `ua` (and classify it) once per distinct string in a row.
-    fn parse_ua(&self, ua: &str) -> UaFound {
+    fn parse_ua(&self, ua: &str) -> Rc<UaFound> {
         let mut memo = self.parsed_ua.borrow_mut();
         if let Some(m) = memo.as_ref().filter(|m| m.ua == ua) {
             return m.found.clone();
         }
         let parsed = useragent::parse(ua, &self.hints);
-        let known = |n: &useragent::Named| (!n.name.is_empty()).then(|| to_value(n));
-        let found = UaFound {
+        let known = |n: &useragent::Named| (!n.name.is_empty()).then(|| Member::new(to_value(n)));
+        let mut device = Map::new();
+        device.insert("type".to_owned(), Value::from(parsed.device_type));
+        let found = Rc::new(UaFound {
             os: known(&parsed.os),
             browser: known(&parsed.browser),
             device_type: parsed.device_type,
+            device: Member::new(Value::Object(device)),
             bot: bot::classify(Some(ua), self.cf_bot),
-        };
+        });
         *memo = Some(ParsedUa {
             ua: ua.to_owned(),
             found: found.clone(),
@@ -114,30 +150,39 @@ impl RequestFacts {
     }
 
     /// Classify a page once per distinct (URL, referrer) in a row.
-    fn parse_page(&self, url: Option<&str>, referrer: Option<&str>) -> (Object, Value) {
+    fn parse_page(&self, url: Option<&str>, referrer: Option<&str>) -> Rc<PageFound> {
         let mut memo = self.parsed_page.borrow_mut();
         if let Some(m) = memo
             .as_ref()
             .filter(|m| m.url.as_deref() == url && m.referrer.as_deref() == referrer)
         {
-            return (m.campaign.clone(), m.referrer_class.clone());
+            return m.found.clone();
         }
         let campaign = url.map(campaign::from_url).unwrap_or_default();
         let page_host = url.and_then(url::host);
         let referrer_class = to_value(&referrer::classify(referrer, page_host.as_deref()));
+        let campaign_text = serde_json::to_string(&campaign).unwrap_or_else(|_| "{}".into());
+        let found = Rc::new(PageFound {
+            campaign,
+            campaign_text: campaign_text.into(),
+            referrer: Member::new(referrer_class),
+        });
         *memo = Some(ParsedPage {
             url: url.map(str::to_owned),
             referrer: referrer.map(str::to_owned),
-            campaign: campaign.clone(),
-            referrer_class: referrer_class.clone(),
+            found: found.clone(),
         });
-        (campaign, referrer_class)
+        found
     }
 
-    fn geo_object(&self) -> &Object {
-        self.geo_object.get_or_init(|| match to_value(&self.geo) {
-            Value::Object(m) => m,
-            _ => Map::new(),
+    fn geo_object(&self) -> &(Object, Rc<str>) {
+        self.geo_object.get_or_init(|| {
+            let geo = match to_value(&self.geo) {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            };
+            let text = serde_json::to_string(&geo).unwrap_or_else(|_| "{}".into());
+            (geo, text.into())
         })
     }
 }
@@ -151,6 +196,39 @@ pub struct Enriched {
 /// `context.sluice`, Sluice's namespace for its verdicts on an event.
 pub fn sluice_context(event: &mut Event) -> &mut Object {
     object_at(event.context_mut(), "sluice")
+}
+
+/// Set `context.sluice[key]`: in `added` where it keeps the namespace (the
+/// lane is on and the client sent no `context.sluice`), else in the event.
+pub fn note(event: &mut Event, added: &mut Added, key: &'static str, value: Value) {
+    if keeps(event.context_mut(), added, "sluice") {
+        added.set_within("sluice", key, Json::Value(value));
+    } else {
+        sluice_context(event).insert(key.to_owned(), value);
+    }
+}
+
+/// [`note`] of a code (a fixed string).
+pub fn note_code(event: &mut Event, added: &mut Added, key: &'static str, code: &'static str) {
+    if keeps(event.context_mut(), added, "sluice") {
+        added.set_within("sluice", key, Json::Code(code));
+    } else {
+        sluice_context(event).insert(key.to_owned(), Value::from(code));
+    }
+}
+
+/// Does `added` take `ctx[key]`? (The lane is on and the client sent none.)
+fn keeps(ctx: &Object, added: &Added, key: &str) -> bool {
+    added.is_on() && !ctx.contains_key(key)
+}
+
+/// `ctx[key] = member`: as text in `added` where it takes the key, else into the event.
+fn put(ctx: &mut Object, added: &mut Added, key: &'static str, member: &Member) {
+    if keeps(ctx, added, key) {
+        added.set(key, Json::Text(member.text.clone()));
+    } else {
+        ctx.insert(key.to_owned(), member.value.clone());
+    }
 }
 
 /// The object at `ctx[key]`, made (or replacing a non-object) if need be.
@@ -183,26 +261,58 @@ fn to_value<T: Serialize>(v: &T) -> Value {
 /// (a server-side library reports its end user's IP and user agent), except
 /// the IP policy, which always applies.
 pub fn enrich(event: &mut Event, facts: &RequestFacts, ip_policy: ip::IpPolicy) -> Enriched {
+    enrich_to(event, &mut Added::off(), None, facts, ip_policy)
+}
+
+/// [`enrich`], keeping in `added` (if it is on) what goes under keys the
+/// client did not send, and reading `context.userAgent` and
+/// `context.page` from `sent` if given (the lane's event has neither).
+pub fn enrich_to(
+    event: &mut Event,
+    added: &mut Added,
+    sent: Option<&Sent<'_>>,
+    facts: &RequestFacts,
+    ip_policy: ip::IpPolicy,
+) -> Enriched {
     let ctx = event.context_mut();
-    let bot = user_agent(ctx, facts);
-    ip_address(ctx, facts, ip_policy);
+    let bot = user_agent(ctx, added, sent, facts);
+    ip_address(ctx, added, facts, ip_policy);
 
     // Geo from the edge (nothing to do without either).
-    let geo = facts.geo_object();
+    let (geo, geo_text) = facts.geo_object();
     if !geo.is_empty() || ctx.contains_key("location") {
-        geo_location(ctx, geo);
+        if keeps(ctx, added, "location") {
+            // All of geo, which is not empty here.
+            added.set("location", Json::Text(geo_text.clone()));
+        } else {
+            geo_location(ctx, geo);
+        }
     }
 
     // Campaign from the page URL, and the referrer's class.
-    let page = ctx.get("page").and_then(Value::as_object);
-    let field = |name: &str| page.and_then(|p| p.get(name)).and_then(Value::as_str);
-    let (campaign, referrer) = facts.parse_page(field("url"), field("referrer"));
-    if !campaign.is_empty() {
-        campaign::merge(object_at(ctx, "campaign"), campaign);
+    let found = match sent {
+        Some(sent) => facts.parse_page(sent.url.as_deref(), sent.referrer.as_deref()),
+        None => {
+            let page = ctx.get("page").and_then(Value::as_object);
+            let field = |name: &str| page.and_then(|p| p.get(name)).and_then(Value::as_str);
+            facts.parse_page(field("url"), field("referrer"))
+        }
+    };
+    if !found.campaign.is_empty() {
+        if keeps(ctx, added, "campaign") {
+            added.set("campaign", Json::Text(found.campaign_text.clone()));
+        } else {
+            campaign::merge(object_at(ctx, "campaign"), found.campaign.clone());
+        }
     }
 
     // GPC from the browser's header.
     if facts.gpc {
+        if let Some(text) = consent_sent(ctx, sent) {
+            // Kept as sent in the lane: decoded to be written.
+            let value = serde_json::from_str(text).unwrap_or(Value::Null);
+            ctx.insert("consent".into(), value);
+        }
         let consent = object_at(ctx, "consent");
         consent.insert("gpc".into(), Value::Bool(true));
         consent
@@ -210,10 +320,14 @@ pub fn enrich(event: &mut Event, facts: &RequestFacts, ip_policy: ip::IpPolicy) 
             .or_insert_with(|| to_value(&Source::Gpc));
     }
 
-    let ns = sluice_context(event);
-    ns.insert("referrer".into(), referrer);
+    let referrer = &found.referrer;
+    if keeps(event.context_mut(), added, "sluice") {
+        added.set_within("sluice", "referrer", Json::Text(referrer.text.clone()));
+    } else {
+        sluice_context(event).insert("referrer".into(), referrer.value.clone());
+    }
     if let Some(reason) = bot {
-        ns.insert("bot".into(), Value::from(reason.code()));
+        note_code(event, added, "bot", reason.code());
     }
     Enriched { bot }
 }
@@ -233,32 +347,57 @@ fn geo_location(ctx: &mut Object, geo: &Object) {
 
 /// The user agent the client reported, else the request's: OS, browser and
 /// device type where the client left them blank, and the bot verdict.
-fn user_agent(ctx: &mut Object, facts: &RequestFacts) -> Option<bot::BotReason> {
-    let (found, from_request) = match ctx.get("userAgent").and_then(Value::as_str) {
+fn user_agent(
+    ctx: &mut Object,
+    added: &mut Added,
+    sent: Option<&Sent<'_>>,
+    facts: &RequestFacts,
+) -> Option<bot::BotReason> {
+    let (reported, present) = match sent {
+        Some(sent) => (sent.user_agent.as_deref(), sent.has_user_agent),
+        None => (
+            ctx.get("userAgent").and_then(Value::as_str),
+            ctx.contains_key("userAgent"),
+        ),
+    };
+    let (found, from_request) = match reported {
         Some(ua) => (facts.parse_ua(ua), false),
         None => match facts.user_agent.as_deref() {
             Some(ua) => (facts.parse_ua(ua), true),
             None => return bot::classify(None, facts.cf_bot),
         },
     };
-    if from_request && !ctx.contains_key("userAgent") {
-        ctx.insert("userAgent".into(), Value::from(facts.user_agent.clone()));
+    if from_request && !present {
+        let ua = Value::from(facts.user_agent.clone());
+        if added.is_on() {
+            added.set("userAgent", Json::Value(ua));
+        } else {
+            ctx.insert("userAgent".into(), ua);
+        }
     }
-    if let Some(os) = found.os.filter(|_| is_blank(ctx.get("os"))) {
-        ctx.insert("os".into(), os);
+    if let Some(os) = found.os.as_ref().filter(|_| is_blank(ctx.get("os"))) {
+        put(ctx, added, "os", os);
     }
-    if let Some(browser) = found.browser.filter(|_| is_blank(ctx.get("browser"))) {
-        ctx.insert("browser".into(), browser);
+    if let Some(browser) = found
+        .browser
+        .as_ref()
+        .filter(|_| is_blank(ctx.get("browser")))
+    {
+        put(ctx, added, "browser", browser);
     }
-    let device = object_at(ctx, "device");
-    if !device.contains_key("type") {
-        device.insert("type".to_owned(), Value::from(found.device_type));
+    if keeps(ctx, added, "device") {
+        put(ctx, added, "device", &found.device);
+    } else {
+        let device = object_at(ctx, "device");
+        if !device.contains_key("type") {
+            device.insert("type".to_owned(), Value::from(found.device_type));
+        }
     }
     found.bot
 }
 
 /// The client's reported IP, else the connection's; then the policy.
-fn ip_address(ctx: &mut Object, facts: &RequestFacts, policy: ip::IpPolicy) {
+fn ip_address(ctx: &mut Object, added: &mut Added, facts: &RequestFacts, policy: ip::IpPolicy) {
     let reported: Option<IpAddr> = ctx
         .get("ip")
         .and_then(Value::as_str)
@@ -268,9 +407,13 @@ fn ip_address(ctx: &mut Object, facts: &RequestFacts, policy: ip::IpPolicy) {
             let mut memo = facts.ip_text.borrow_mut();
             let text = match memo.as_ref().filter(|(a, _)| *a == addr) {
                 Some((_, text)) => text.clone(),
-                None => memo.insert((addr, addr.to_string())).1.clone(),
+                None => memo.insert((addr, addr.to_string().into())).1.clone(),
             };
-            ctx.insert("ip".into(), Value::from(text));
+            if keeps(ctx, added, "ip") {
+                added.set("ip", Json::Str(text));
+            } else {
+                ctx.insert("ip".into(), Value::from(&*text));
+            }
         }
         None => {
             ctx.remove("ip");
@@ -281,6 +424,14 @@ fn ip_address(ctx: &mut Object, facts: &RequestFacts, policy: ip::IpPolicy) {
 /// Remove everything that identifies a person, for events kept without consent:
 /// userId, anonymousId, traits, IP, and identifiers in the context.
 pub fn strip_identifiers(event: &mut Event) {
+    strip_identifiers_to(event, &mut Added::off());
+}
+
+/// [`strip_identifiers`], from what `added` keeps too.
+pub fn strip_identifiers_to(event: &mut Event, added: &mut Added) {
+    // Of what it can keep, only `context.ip` identifies (`context.device` is
+    // only ever `{type}` there).
+    added.remove("ip");
     event.user_id = None;
     event.anonymous_id = None;
     event.traits = None;
@@ -299,6 +450,26 @@ pub fn strip_identifiers(event: &mut Event) {
 /// and GPC from the request is applied on top.
 pub fn consent_of(event: &Event) -> Option<Consent> {
     Consent::from_context(event.context.as_ref()).ok().flatten()
+}
+
+/// `context.consent` as the client sent it (JSON text), where the lane
+/// kept it so (the event's `context` has none then); else `None`, and the
+/// event's own is the one.
+pub fn consent_sent<'s>(ctx: &Object, sent: Option<&Sent<'s>>) -> Option<&'s str> {
+    let raw = sent?.consent?;
+    (!ctx.contains_key("consent")).then(|| raw.get())
+}
+
+/// [`consent_of`] for an event of the lane ([`consent_sent`]).
+pub fn consent_of_sent(event: &Event, sent: Option<&Sent<'_>>) -> Option<Consent> {
+    let empty = Object::new();
+    match consent_sent(event.context.as_ref().unwrap_or(&empty), sent) {
+        Some(text) => {
+            let value: Option<Value> = serde_json::from_str(text).ok();
+            Consent::from_value(value.as_ref()).ok().flatten()
+        }
+        None => consent_of(event),
+    }
 }
 
 #[cfg(test)]

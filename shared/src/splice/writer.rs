@@ -5,6 +5,7 @@
 //! `serde_json`'s `io::Write` path every quote and comma is its own call,
 //! which in the worker's size-optimised Wasm was most of encoding's cost.)
 
+use super::Json;
 use crate::event::Object;
 use serde_json::Value;
 
@@ -80,6 +81,29 @@ impl Writer {
             self.value(v)?;
         }
         self.0.push('}');
+        Ok(())
+    }
+
+    /// A member the pipeline added (see [`super::Added`]).
+    pub(super) fn json(&mut self, j: &Json) -> Result<(), serde_json::Error> {
+        match j {
+            Json::Text(t) => self.push(t),
+            Json::Str(s) => self.string(s)?,
+            Json::Code(s) => self.string(s)?,
+            Json::Value(v) => self.value(v)?,
+            Json::Members(members) => {
+                self.0.push('{');
+                for (i, (k, v)) in members.iter().enumerate() {
+                    if i > 0 {
+                        self.0.push(',');
+                    }
+                    self.string(k)?;
+                    self.0.push(':');
+                    self.json(v)?;
+                }
+                self.0.push('}');
+            }
+        }
         Ok(())
     }
 
