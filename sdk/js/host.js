@@ -16,7 +16,9 @@ export function init(w) {
 
 // Report `kind` in `ms` (11: the send timer, 12: the persist timer).
 export function timer(kind, ms) {
-  setTimeout(wake, ms, kind);
+  setTimeout(function () {
+    wake(kind);
+  }, ms);
 }
 
 // console.log, for debug(true).
@@ -36,7 +38,7 @@ export function beacon(url, body) {
 // The id endpoint: a GET with credentials, whose answer sets the cookie.
 export function idCookie(url) {
   try {
-    fetch(url, { credentials: "include" }).catch(String);
+    fetch(url, { credentials: "include" }).catch(function () {});
   } catch (e) {}
 }
 
@@ -87,7 +89,7 @@ export function lsKeys(prefix) {
     ls(function (s) {
       return Object.keys(s)
         .filter(function (k) {
-          return !k.indexOf(prefix);
+          return k.indexOf(prefix) == 0;
         })
         .join("\n");
     }) || ""
@@ -137,12 +139,12 @@ export function basicAuth(key) {
 // (it is then never answered); afterwards it returns false.
 export function post(url, auth, body) {
   var withdrawn = 0,
-    compressing = self.CompressionStream;
+    compressing = typeof CompressionStream == "function";
   function send(b, gzipped) {
     compressing = 0;
     var headers = { "content-type": "text/plain", authorization: auth },
       status = 0,
-      retryAfter,
+      retryAfter = null,
       profile;
     if (gzipped) headers["content-encoding"] = "gzip";
     function finish() {
@@ -153,13 +155,13 @@ export function post(url, auth, body) {
     // then the page is gone, so the core never takes that for a failure
     // (and never sends those events again by beacon).
     function failed() {
-      setTimeout(finish);
+      setTimeout(finish, 0);
     }
     // keepalive has a 64 KiB budget (with beacons): a body larger than
     // that (rarely: a large batch that gzip could not shrink, or a browser
     // without CompressionStream) goes as a plain fetch, and is not reported
     // wired, so its events stay stored until it is answered.
-    var keep = (b.byteLength || b.length * 3) < 6e4;
+    var keep = (b.byteLength || b.length * 3) <= 61440;
     try {
       fetch(url, { method: "POST", body: b, headers: headers, keepalive: keep })
         .then(function (r) {
