@@ -67,16 +67,19 @@ impl Added {
     }
 
     /// Set `key` (replacing one there).
+    #[cfg(feature = "enrich")]
     pub(crate) fn set(&mut self, key: &'static str, value: Json) {
         set_in(&mut self.context, key, value);
     }
 
     /// Remove `key`.
+    #[cfg(feature = "enrich")]
     pub(crate) fn remove(&mut self, key: &str) {
         self.context.retain(|(k, _)| *k != key);
     }
 
     /// Set `key` in the object member `object` (made if need be).
+    #[cfg(feature = "enrich")]
     pub(crate) fn set_within(&mut self, object: &'static str, key: &'static str, value: Json) {
         let at = match self.context.binary_search_by(|(k, _)| k.cmp(&object)) {
             Ok(i) => i,
@@ -94,6 +97,7 @@ impl Added {
 }
 
 /// Insert in key order, replacing a member with the same key (as a map does).
+#[cfg(feature = "enrich")]
 fn set_in(members: &mut Vec<(&'static str, Json)>, key: &'static str, value: Json) {
     match members.binary_search_by(|(k, _)| k.cmp(&key)) {
         Ok(i) => members[i].1 = value,
