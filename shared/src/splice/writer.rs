@@ -71,14 +71,23 @@ impl Writer {
     }
 
     pub(super) fn object(&mut self, o: &Object) -> Result<(), serde_json::Error> {
+        self.members(o.iter().map(|(k, v)| (k.as_str(), v)), Writer::value)
+    }
+
+    /// `{"k":v,…}`, each value written by `write`.
+    fn members<'m, V: 'm>(
+        &mut self,
+        members: impl Iterator<Item = (&'m str, &'m V)>,
+        write: fn(&mut Writer, &V) -> Result<(), serde_json::Error>,
+    ) -> Result<(), serde_json::Error> {
         self.0.push('{');
-        for (i, (k, v)) in o.iter().enumerate() {
+        for (i, (k, v)) in members.enumerate() {
             if i > 0 {
                 self.0.push(',');
             }
             self.string(k)?;
             self.0.push(':');
-            self.value(v)?;
+            write(self, v)?;
         }
         self.0.push('}');
         Ok(())
@@ -92,16 +101,7 @@ impl Writer {
             Json::Code(s) => self.string(s)?,
             Json::Value(v) => self.value(v)?,
             Json::Members(members) => {
-                self.0.push('{');
-                for (i, (k, v)) in members.iter().enumerate() {
-                    if i > 0 {
-                        self.0.push(',');
-                    }
-                    self.string(k)?;
-                    self.0.push(':');
-                    self.json(v)?;
-                }
-                self.0.push('}');
+                self.members(members.iter().map(|(k, v)| (*k, v)), Writer::json)?
             }
         }
         Ok(())
