@@ -40,7 +40,7 @@ use std::fmt;
 pub const CRON: &str = "7 * * * *";
 /// Seconds after an hour's start before it is compacted.
 pub const AFTER_VAR: &str = "SLUICE_COMPACT_AFTER_S";
-pub const DEFAULT_AFTER_S: i64 = 7_200;
+pub const DEFAULT_AFTER_S: u64 = 7_200;
 /// Hours further back than this are not looked at (the index is read by day).
 pub const LOOK_BACK_MS: i64 = 2 * DAY_MS;
 /// Inputs merged by one job: each is a subrequest (R2 get and delete).

@@ -13,6 +13,7 @@ use sluice_shared::enrich::ip::IpPolicy;
 use sluice_shared::plan::TrackingPlan;
 use std::fmt;
 
+pub mod tuning;
 pub mod vars;
 
 /// Var holding the sources.
@@ -125,6 +126,8 @@ pub struct Config {
     pub audiences: sluice_shared::audience::Catalog,
     /// D1's hot window (`SLUICE_D1_*`).
     pub d1: crate::sinks::window::HotWindow,
+    /// Dedup shards and window, lake compaction delay.
+    pub tuning: tuning::Tuning,
 }
 
 /// Why the configuration could not be read.
@@ -211,6 +214,7 @@ impl Config {
             admin_tokens: Vec::new(),
             audiences: sluice_shared::audience::Catalog::default(),
             d1: Default::default(),
+            tuning: Default::default(),
             cookie_domain: cookie_domain
                 .map(str::trim)
                 .filter(|d| !d.is_empty())

@@ -3,6 +3,7 @@
 //! (`examples/check_config.rs`), so that a value the workers would refuse at
 //! run time is refused before it ships.
 
+use super::tuning::{self, Tuning};
 use super::{Config, ConfigError, COOKIE_DOMAIN_VAR, SDK_PATH_VAR, SOURCES_VAR};
 use crate::admin::tokens::{self, TOKENS_VAR};
 use crate::audience::AUDIENCES_VAR;
@@ -31,6 +32,9 @@ pub fn destination_names(json: Option<&str>) -> Result<(Vec<Destination>, Vec<St
 
 /// Every var [`load`] reads.
 pub const VARS: &[&str] = &[
+    tuning::VARS[0],
+    tuning::VARS[1],
+    tuning::VARS[2],
     SOURCES_VAR,
     SDK_PATH_VAR,
     COOKIE_DOMAIN_VAR,
@@ -69,6 +73,7 @@ pub fn load(
         var(window::CAPACITY_VAR).as_deref(),
     )
     .map_err(|e| format!("{e} ({})", e.code()))?;
+    config.tuning = Tuning::from_vars(var).map_err(|e| format!("{e} ({})", e.code()))?;
     let (dests, names) = read_destinations(var(DESTINATIONS_VAR).as_deref())?;
     config
         .audiences
@@ -120,6 +125,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains(window::RETENTION_VAR), "{e}");
+        let e = load_from(&[SOURCES, (tuning::VARS[0], "many")], full_destinations).unwrap_err();
+        assert!(e.contains("(config_not_a_positive_number)"), "{e}");
     }
 
     /// The collector reads destination names only; the backend (and the

@@ -2,6 +2,7 @@
 //! the consumer reaches them with is in [`super::stubs`]). The decisions are
 //! in [`crate::delivery::dedup`]; this file only stores and sweeps.
 
+use crate::config::tuning;
 use crate::delivery::dedup::{self, ClaimResponse, ShardRequest, ShardState, Writes};
 use std::cell::{Cell, RefCell};
 use worker::{
@@ -122,11 +123,15 @@ impl Dedup {
 
 impl DurableObject for Dedup {
     fn new(state: State, env: Env) -> Self {
-        let window_s = env
-            .var(dedup::WINDOW_VAR)
-            .ok()
-            .and_then(|v| v.to_string().parse().ok())
-            .unwrap_or(dedup::DEFAULT_WINDOW_S);
+        // The consumers that call a shard read the same var and refuse to
+        // run on a bad value, so only an alarm's sweep can see one here.
+        let value = env.var(dedup::WINDOW_VAR).ok().map(|v| v.to_string());
+        let default = dedup::DEFAULT_WINDOW_S;
+        let window_s = tuning::positive(dedup::WINDOW_VAR, value.as_deref(), default)
+            .unwrap_or_else(|e| {
+                worker::console_error!("sluice: {e} ({}); sweeping at the default", e.code());
+                default
+            });
         Dedup {
             state,
             window_s,

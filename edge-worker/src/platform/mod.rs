@@ -23,7 +23,7 @@ use crate::compact;
 use crate::config::{vars, Config};
 use crate::db::{SqlValue, Statement};
 use crate::delivery::config::Destination;
-use crate::delivery::dedup::{self, ClaimResponse, ShardRequest};
+use crate::delivery::dedup::{ClaimResponse, ShardRequest};
 use crate::delivery::overview;
 use crate::delivery::{self, Outcome, Settings};
 use crate::error::ApiError;
@@ -509,7 +509,7 @@ pub async fn queue(batch: MessageBatch<String>, env: Env) -> Result<()> {
         let settings = Settings {
             config,
             destinations: dests,
-            shards: shards(&deps.env),
+            shards: config.tuning.dedup_shards,
             faults: delivery::faults::Faults::from_var(
                 deps.env
                     .var(delivery::faults::FAULTS_VAR)
@@ -546,15 +546,6 @@ pub async fn queue(batch: MessageBatch<String>, env: Env) -> Result<()> {
     }
     flush_meter(&deps).await;
     Ok(())
-}
-
-/// The dedup shards configured (`SLUICE_DEDUP_SHARDS`).
-fn shards(env: &Env) -> u32 {
-    env.var(dedup::SHARDS_VAR)
-        .ok()
-        .and_then(|v| v.to_string().parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(dedup::DEFAULT_SHARDS)
 }
 
 /// Run one privacy job, or one step of an audience backfill, from the jobs Queue.
@@ -645,13 +636,9 @@ pub async fn scheduled(cron: &str, env: Env) -> Result<()> {
     meter::configure(&deps.env);
     meter::add(Meter::WorkerRequests, 1);
     if cron == compact::CRON {
-        let after_s = deps
-            .env
-            .var(compact::AFTER_VAR)
-            .ok()
-            .and_then(|v| v.to_string().parse().ok())
-            .unwrap_or(compact::DEFAULT_AFTER_S);
-        if let Err(e) = compact::enqueue_due(&deps, now(), after_s * 1000).await {
+        let after_ms = i64::try_from(config.tuning.compact_after_s.saturating_mul(1000));
+        let after_ms = after_ms.unwrap_or(i64::MAX);
+        if let Err(e) = compact::enqueue_due(&deps, now(), after_ms).await {
             worker::console_error!("sluice: queueing lake compactions failed: {e}");
         }
         flush_meter(&deps).await;
