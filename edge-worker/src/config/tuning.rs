@@ -1,6 +1,6 @@
 //! The delivery core's numeric settings: how many dedup shards, how long
 //! they remember an id, and when an hour of the lake is compacted. A value
-//! that is not a positive whole number is refused with the var's name (at
+//! that is not a whole number (positive, but for the compaction delay) is refused with the var's name (at
 //! deploy, by `cargo xtask deploy`'s check, and by the workers, whose
 //! consumers then leave events in the Queue), never read as the default.
 
@@ -32,10 +32,11 @@ impl Default for Tuning {
 /// Every var [`Tuning::from_vars`] reads.
 pub const VARS: [&str; 3] = [dedup::SHARDS_VAR, dedup::WINDOW_VAR, compact::AFTER_VAR];
 
-/// A var that is set but not a positive whole number (in range).
+/// A var that is set but not a whole number in range.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TuningError {
     NotAPositiveNumber { var: &'static str, value: String },
+    NotAWholeNumber { var: &'static str, value: String },
 }
 
 impl TuningError {
@@ -43,6 +44,7 @@ impl TuningError {
     pub fn code(&self) -> &'static str {
         match self {
             TuningError::NotAPositiveNumber { .. } => "config_not_a_positive_number",
+            TuningError::NotAWholeNumber { .. } => "config_not_a_whole_number",
         }
     }
 }
@@ -52,6 +54,9 @@ impl fmt::Display for TuningError {
         match self {
             TuningError::NotAPositiveNumber { var, value } => {
                 write!(f, "{var} must be a positive whole number, got {value:?}")
+            }
+            TuningError::NotAWholeNumber { var, value } => {
+                write!(f, "{var} must be a whole number, got {value:?}")
             }
         }
     }
@@ -76,6 +81,17 @@ pub fn positive<N: std::str::FromStr + Default + PartialEq>(
         })
 }
 
+/// `value` of `var` as a whole number (0 allowed), `default` where it is not set.
+pub fn whole(var: &'static str, value: Option<&str>, default: u64) -> Result<u64, TuningError> {
+    let Some(v) = value else {
+        return Ok(default);
+    };
+    v.trim().parse().map_err(|_| TuningError::NotAWholeNumber {
+        var,
+        value: v.to_owned(),
+    })
+}
+
 impl Tuning {
     /// From `var` (a var's value, or `None` where it is not set).
     pub fn from_vars(var: &dyn Fn(&str) -> Option<String>) -> Result<Tuning, TuningError> {
@@ -91,7 +107,7 @@ impl Tuning {
                 var(dedup::WINDOW_VAR).as_deref(),
                 d.dedup_window_s,
             )?,
-            compact_after_s: positive(
+            compact_after_s: whole(
                 compact::AFTER_VAR,
                 var(compact::AFTER_VAR).as_deref(),
                 d.compact_after_s,
@@ -138,7 +154,6 @@ mod tests {
             (dedup::SHARDS_VAR, "99999999999"),
             (dedup::WINDOW_VAR, "7d"),
             (dedup::WINDOW_VAR, ""),
-            (compact::AFTER_VAR, "2.5"),
         ] {
             let e = from(&[(var, value)]).unwrap_err();
             assert_eq!(
@@ -150,6 +165,16 @@ mod tests {
             );
             assert_eq!(e.code(), "config_not_a_positive_number");
             assert!(e.to_string().contains(var), "{e}");
+        }
+        // The compaction delay may be 0 (at once), not negative or a fraction.
+        assert_eq!(
+            from(&[(compact::AFTER_VAR, "0")]).unwrap().compact_after_s,
+            0
+        );
+        for value in ["-1", "2.5", "soon"] {
+            let e = from(&[(compact::AFTER_VAR, value)]).unwrap_err();
+            assert_eq!(e.code(), "config_not_a_whole_number", "{value}");
+            assert!(e.to_string().contains(compact::AFTER_VAR), "{e}");
         }
     }
 }
