@@ -142,8 +142,11 @@ fn cargo_tool(package: &str, bin: &str, version: &str, locked: bool) -> Result<(
     step(&format!(
         "installing {package} {version} (one time, a few minutes)"
     ));
+    // One target directory for both tools: they share about half their
+    // dependencies (serde, syn, ...), built once on a fresh machine.
     let mut cmd = Command::new("cargo");
-    cmd.args(["install", package, "--version", version]);
+    cmd.args(["install", package, "--version", version, "--target-dir"]);
+    cmd.arg(root().join("target/tools"));
     if locked {
         cmd.arg("--locked");
     }
