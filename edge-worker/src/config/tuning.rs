@@ -1,8 +1,9 @@
 //! The delivery core's numeric settings: how many dedup shards, how long
 //! they remember an id, and when an hour of the lake is compacted. A value
-//! that is not a whole number (positive, but for the compaction delay) is refused with the var's name (at
-//! deploy, by `cargo xtask deploy`'s check, and by the workers, whose
-//! consumers then leave events in the Queue), never read as the default.
+//! that is not a whole number (a positive one, but for the compaction
+//! delay) is refused with the var's name (at deploy, by `cargo xtask
+//! deploy`'s check, and by the workers, whose consumers then leave events
+//! in the Queue), never read as the default.
 
 use crate::compact;
 use crate::delivery::dedup;
@@ -28,9 +29,6 @@ impl Default for Tuning {
         }
     }
 }
-
-/// Every var [`Tuning::from_vars`] reads.
-pub const VARS: [&str; 3] = [dedup::SHARDS_VAR, dedup::WINDOW_VAR, compact::AFTER_VAR];
 
 /// A var that is set but not a whole number in range.
 #[derive(Debug, Clone, PartialEq, Eq)]

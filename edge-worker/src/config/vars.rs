@@ -3,11 +3,13 @@
 //! (`examples/check_config.rs`), so that a value the workers would refuse at
 //! run time is refused before it ships.
 
-use super::tuning::{self, Tuning};
+use super::tuning::Tuning;
 use super::{Config, ConfigError, COOKIE_DOMAIN_VAR, SDK_PATH_VAR, SOURCES_VAR};
 use crate::admin::tokens::{self, TOKENS_VAR};
 use crate::audience::AUDIENCES_VAR;
+use crate::compact;
 use crate::delivery::config::{self as destinations, Destination, DESTINATIONS_VAR};
+use crate::delivery::dedup;
 use crate::sinks::window::{self, HotWindow};
 
 /// How `SLUICE_DESTINATIONS` is read: the destinations and their names.
@@ -32,9 +34,6 @@ pub fn destination_names(json: Option<&str>) -> Result<(Vec<Destination>, Vec<St
 
 /// Every var [`load`] reads.
 pub const VARS: &[&str] = &[
-    tuning::VARS[0],
-    tuning::VARS[1],
-    tuning::VARS[2],
     SOURCES_VAR,
     SDK_PATH_VAR,
     COOKIE_DOMAIN_VAR,
@@ -43,6 +42,9 @@ pub const VARS: &[&str] = &[
     window::EVENTS_VAR,
     window::RETENTION_VAR,
     window::CAPACITY_VAR,
+    dedup::SHARDS_VAR,
+    dedup::WINDOW_VAR,
+    compact::AFTER_VAR,
     DESTINATIONS_VAR,
 ];
 
@@ -125,7 +127,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains(window::RETENTION_VAR), "{e}");
-        let e = load_from(&[SOURCES, (tuning::VARS[0], "many")], full_destinations).unwrap_err();
+        let e = load_from(&[SOURCES, (dedup::SHARDS_VAR, "many")], full_destinations).unwrap_err();
         assert!(e.contains("(config_not_a_positive_number)"), "{e}");
     }
 
