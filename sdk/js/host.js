@@ -130,7 +130,7 @@ export function basicAuth(key) {
 
 // POST `body` to `url` with `keepalive`, gzipped by the browser's
 // CompressionStream where it has one (plain where it has not, or where
-// compression fails). Reports 1 (wired) once `fetch` has the request (from
+// compression fails). Reports 1 (wired) once `fetch` has a keepalive request (from
 // then on the browser completes it even if the page goes), and 2 (answered:
 // status, retryAfter, profile) once (profile: the answer's `profile` field,
 // if any), status 0 on a network error (or a `fetch` that throws), after
@@ -157,8 +157,13 @@ export function post(url, auth, body) {
     function failed() {
       setTimeout(finish, 0);
     }
+    // keepalive has a 64 KiB budget (with beacons): a body larger than
+    // that (rarely: a large batch that gzip could not shrink, or a browser
+    // without CompressionStream) goes as a plain fetch, and is not reported
+    // wired, so its events stay stored until it is answered.
+    var keep = (b.byteLength || b.length * 3) <= 61440;
     try {
-      fetch(url, { method: "POST", body: b, headers: headers, keepalive: true })
+      fetch(url, { method: "POST", body: b, headers: headers, keepalive: keep })
         .then(function (r) {
           status = r.status;
           retryAfter = r.headers.get("retry-after");
@@ -170,13 +175,16 @@ export function post(url, auth, body) {
           } catch (e) {}
         })
         .then(finish, failed);
-      wake(1);
+      keep && wake(1);
     } catch (e) {
       finish();
     }
   }
+  // The body to the compressor as a Response's stream (UTF-8 encoded here),
+  // not a Blob's: a Blob is a copy handed to the browser process, and that
+  // was most of the main thread's time in a burst.
   if (compressing)
-    new Response(new Blob([body]).stream().pipeThrough(new CompressionStream("gzip")))
+    new Response(new Response(body).body.pipeThrough(new CompressionStream("gzip")))
       .arrayBuffer()
       .then(
         function (b) {

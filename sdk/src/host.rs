@@ -14,7 +14,9 @@ use wasm_bindgen::prelude::*;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
 pub enum Wake {
-    /// `fetch` has the request in flight (the browser completes it now).
+    /// `fetch` has the request in flight with `keepalive` (the browser
+    /// completes it now). A body too large for keepalive is never reported
+    /// wired: its events stay in the stored queue until it is answered.
     Wired = 1,
     /// The request in flight was answered: (status, 0 on a network error;
     /// `Retry-After`; the answer's `profile`).

@@ -11,9 +11,16 @@ use crate::prelude::*;
 
 /// Prefix of the per-tab persisted queues.
 pub const KEY_PREFIX: &str = "sluice:q:";
-/// Largest request body. The `keepalive` / `sendBeacon` budget is 64 KiB for
-/// everything in flight, so a body takes at most half of it.
-pub const MAX_BODY_BYTES: usize = 32 * 1024;
+/// Largest `sendBeacon` body. The `keepalive` / `sendBeacon` budget is 64 KiB
+/// for everything in flight, so a body takes at most half of it.
+pub const MAX_BEACON_BYTES: usize = 32 * 1024;
+/// Largest `fetch` body, under the collector's 500 KB batch limit: a burst
+/// goes out in a few large requests (each a `fetch` and, while the queue is
+/// large, a rewrite of the stored queue on the main thread), not hundreds.
+/// Gzipped, as browsers with `CompressionStream` send it, it is a few KB and
+/// fits the keepalive budget; one that does not fit goes without `keepalive`
+/// and its events stay stored until it is answered (`host.js`).
+pub const MAX_FETCH_BYTES: usize = 448 * 1024;
 /// Most events in one request.
 pub const MAX_BATCH_EVENTS: usize = 500;
 /// Most bytes persisted (localStorage quotas are ~5 MB per origin).
@@ -113,24 +120,23 @@ impl Queue {
     }
 
     /// Take the next request's events (from the front, after any in flight):
-    /// as many as fit in `MAX_BODY_BYTES` and `MAX_BATCH_EVENTS`. Marks them in flight.
+    /// as many as fit in `MAX_FETCH_BYTES` and `MAX_BATCH_EVENTS`. Marks them in flight.
     pub fn next_batch(&mut self) -> Option<String> {
-        let (body, n) = self.body_from(self.inflight, self.items.len())?;
+        let (body, n) = self.body_from(self.inflight, MAX_FETCH_BYTES)?;
         self.inflight += n;
         Some(body)
     }
 
-    /// The body for events `[from, to)` as far as they fit, and how many it holds.
-    fn body_from(&self, from: usize, to: usize) -> Option<(String, usize)> {
-        if from >= to {
+    /// The body for the events from `from` on, as many as fit in `max`
+    /// bytes (at least one), and how many it holds.
+    fn body_from(&self, from: usize, max: usize) -> Option<(String, usize)> {
+        if from >= self.items.len() {
             return None;
         }
         let mut body = String::from("{\"batch\":[");
         let mut n = 0;
-        for item in self.items.get(from..to).unwrap_or_default() {
-            if n > 0
-                && (n >= MAX_BATCH_EVENTS || body.len() + item.json.len() + 40 > MAX_BODY_BYTES)
-            {
+        for item in self.items.get(from..).unwrap_or_default() {
+            if n > 0 && (n >= MAX_BATCH_EVENTS || body.len() + item.json.len() + 40 > max) {
                 break;
             }
             if n > 0 {
@@ -165,7 +171,7 @@ impl Queue {
     pub fn beacon_bodies(&self) -> Vec<(String, usize)> {
         let mut out = Vec::new();
         let mut from = self.inflight;
-        while let Some((body, n)) = self.body_from(from, self.items.len()) {
+        while let Some((body, n)) = self.body_from(from, MAX_BEACON_BYTES) {
             out.push((body, n));
             from += n;
         }
@@ -276,11 +282,34 @@ mod tests {
             });
         }
         let bodies = q.beacon_bodies();
-        assert!(bodies.len() >= 4);
+        // 31 events of ~1 KB to a body: 7 bodies of at most 32 KiB.
+        assert_eq!(bodies.len(), 7);
         assert!(bodies.iter().all(|(b, _)| b.len() + 40 <= 32 * 1024));
         assert_eq!(bodies.iter().map(|(_, n)| n).sum::<usize>(), 200);
         q.remove_after_inflight(bodies[0].1);
         assert_eq!(q.len(), 200 - bodies[0].1);
+    }
+
+    #[test]
+    fn a_fetch_takes_up_to_448_kib_or_500_events() {
+        let mut q = Queue::new(10_000);
+        let big = "x".repeat(1000);
+        for _ in 0..1000 {
+            q.push(Item {
+                json: cat(&["{\"p\":\"", &big, "\"}"]),
+            });
+        }
+        // 1,008-byte events: 454 of them (and their commas) fill 448 KiB.
+        let body = q.next_batch().unwrap();
+        assert!(body.len() + 40 <= MAX_FETCH_BYTES, "{}", body.len());
+        assert_eq!(q.inflight, 454);
+        q.sent();
+        let mut small = Queue::new(10_000);
+        for i in 0..1000 {
+            small.push(item(i));
+        }
+        small.next_batch().unwrap();
+        assert_eq!(small.inflight, MAX_BATCH_EVENTS);
     }
 
     #[test]
