@@ -16,9 +16,7 @@ export function init(w) {
 
 // Report `kind` in `ms` (11: the send timer, 12: the persist timer).
 export function timer(kind, ms) {
-  setTimeout(function () {
-    wake(kind);
-  }, ms);
+  setTimeout(wake, ms, kind);
 }
 
 // console.log, for debug(true).
@@ -38,7 +36,7 @@ export function beacon(url, body) {
 // The id endpoint: a GET with credentials, whose answer sets the cookie.
 export function idCookie(url) {
   try {
-    fetch(url, { credentials: "include" }).catch(function () {});
+    fetch(url, { credentials: "include" }).catch(String);
   } catch (e) {}
 }
 
@@ -89,7 +87,7 @@ export function lsKeys(prefix) {
     ls(function (s) {
       return Object.keys(s)
         .filter(function (k) {
-          return k.indexOf(prefix) == 0;
+          return !k.indexOf(prefix);
         })
         .join("\n");
     }) || ""
@@ -139,12 +137,12 @@ export function basicAuth(key) {
 // (it is then never answered); afterwards it returns false.
 export function post(url, auth, body) {
   var withdrawn = 0,
-    compressing = typeof CompressionStream == "function";
+    compressing = self.CompressionStream;
   function send(b, gzipped) {
     compressing = 0;
     var headers = { "content-type": "text/plain", authorization: auth },
       status = 0,
-      retryAfter = null,
+      retryAfter,
       profile;
     if (gzipped) headers["content-encoding"] = "gzip";
     function finish() {
@@ -155,13 +153,13 @@ export function post(url, auth, body) {
     // then the page is gone, so the core never takes that for a failure
     // (and never sends those events again by beacon).
     function failed() {
-      setTimeout(finish, 0);
+      setTimeout(finish);
     }
     // keepalive has a 64 KiB budget (with beacons): a body larger than
     // that (rarely: a large batch that gzip could not shrink, or a browser
     // without CompressionStream) goes as a plain fetch, and is not reported
     // wired, so its events stay stored until it is answered.
-    var keep = (b.byteLength || b.length * 3) <= 61440;
+    var keep = (b.byteLength || b.length * 3) < 6e4;
     try {
       fetch(url, { method: "POST", body: b, headers: headers, keepalive: keep })
         .then(function (r) {
