@@ -5,9 +5,9 @@
 // wake(kind, a, b, c), with kind a number of `Wake` in sdk/src/host.rs.
 
 var wake,
-  withdrawCurrent = function () {
-    return false;
-  };
+  // The post whose body is being compressed (its number), else 0.
+  compressing = 0,
+  posts = 0;
 
 // The core's callback.
 export function init(w) {
@@ -136,8 +136,7 @@ export function basicAuth(key) {
 // the body is still being compressed, cancels the request and returns true
 // (it is then never answered); afterwards it returns false.
 export function post(url, auth, body) {
-  var withdrawn = 0,
-    compressing = self.CompressionStream;
+  var me = ++posts;
   function send(b, gzipped) {
     compressing = 0;
     var headers = { "content-type": "text/plain", authorization: auth },
@@ -181,27 +180,23 @@ export function post(url, auth, body) {
   // The body to the compressor as a Response's stream (UTF-8 encoded here),
   // not a Blob's: a Blob is a copy handed to the browser process, and that
   // was most of the main thread's time in a burst.
-  if (compressing)
+  if (self.CompressionStream) {
+    compressing = me;
     new Response(new Response(body).body.pipeThrough(new CompressionStream("gzip")))
       .arrayBuffer()
       .then(
         function (b) {
-          withdrawn || send(b, 1);
+          compressing == me && send(b, 1);
         },
         function () {
-          withdrawn || send(body);
+          compressing == me && send(body);
         }
       );
-  else send(body);
-  withdrawCurrent = function () {
-    if (!compressing || withdrawn) return false;
-    withdrawn = 1;
-    return true;
-  };
+  } else send(body);
 }
 
 export function withdraw() {
-  return withdrawCurrent();
+  return !!compressing && !(compressing = 0);
 }
 
 // Every consent-management platform on the page, reported as

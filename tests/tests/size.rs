@@ -44,14 +44,15 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// 33,526 with TCF's purposes mapped as bits, `tcf::consent_from_bits`,
 /// instead of id lists; 33,463 with Consent Mode's pairs read into a list
 /// once; 33,427 with a GPP section's opt-outs folded in as they are read,
-/// `GppSignals::merge_section`; then 33,430 (+3, the one raise, measured
-/// 33,428) for a burst in a few large requests: the host sends keepalive
-/// only a body that fits its budget, 8 B after shaving the host for them,
-/// for 3.1 s → 1.2 s of main-thread time in a 10,000-event burst).
+/// `GppSignals::merge_section`; 33,421 with a burst in a few large
+/// requests (the host sends keepalive only a body that fits its budget,
+/// and compresses from a `Response` stream, not a `Blob`: 3.1 s → 1.2 s of
+/// main-thread time in a 10,000-event burst), paid for by the host's
+/// withdraw state held as the number of the post being compressed).
 /// It is above the 24 KB the
 /// SDK issue asks for: that budget is not met yet (see the README's "Size
 /// and speed").
-const UP_FRONT_CEILING_GZ: usize = 33_430;
+const UP_FRONT_CEILING_GZ: usize = 33_421;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {
