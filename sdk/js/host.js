@@ -24,13 +24,12 @@ export function log(what, detail) {
   console.log("[sluice]", what, detail);
 }
 
-// navigator.sendBeacon(url, body): true if the browser queued it.
+// navigator.sendBeacon(url, body): true if the browser queued it (undefined,
+// false to the core, where it throws).
 export function beacon(url, body) {
   try {
     return navigator.sendBeacon(url, body);
-  } catch (e) {
-    return false;
-  }
+  } catch (e) {}
 }
 
 // The id endpoint: a GET with credentials, whose answer sets the cookie.
@@ -67,9 +66,9 @@ export function lsGet(k) {
   });
 }
 
-// False where it throws (quota, blocked).
+// 1 if written; undefined (false to the core) where it throws (quota, blocked).
 export function lsSet(k, v) {
-  return !!ls(function (s) {
+  return ls(function (s) {
     s.setItem(k, v);
     return 1;
   });
@@ -147,13 +146,10 @@ export function post(url, auth, body) {
     function finish() {
       wake(2, status, retryAfter, profile);
     }
-    // A network error is reported a task later: leaving the page rejects
-    // its keepalive fetch although the browser still delivers it, and by
-    // then the page is gone, so the core never takes that for a failure
-    // (and never sends those events again by beacon).
-    function failed() {
-      setTimeout(finish);
-    }
+    // A network error is reported a task later (below): leaving the page
+    // rejects its keepalive fetch although the browser still delivers it,
+    // and by then the page is gone, so the core never takes that for a
+    // failure (and never sends those events again by beacon).
     // keepalive has a 64 KiB budget (with beacons): a body larger than
     // that (rarely: a large batch that gzip could not shrink, or a browser
     // without CompressionStream) goes as a plain fetch, and is not reported
@@ -171,7 +167,9 @@ export function post(url, auth, body) {
             profile = JSON.parse(t).profile;
           } catch (e) {}
         })
-        .then(finish, failed);
+        .then(finish, function () {
+          setTimeout(finish);
+        });
       keep && wake(1);
     } catch (e) {
       finish();
@@ -310,15 +308,9 @@ export function listen(everyMs) {
   addEventListener("visibilitychange", function () {
     document.visibilityState == "hidden" && wake(6);
   });
-  addEventListener("pagehide", function () {
-    wake(6);
-  });
-  addEventListener("online", function () {
-    wake(7);
-  });
-  setInterval(function () {
-    wake(8);
-  }, everyMs);
+  addEventListener("pagehide", wake.bind(0, 6));
+  addEventListener("online", wake.bind(0, 7));
+  setInterval(wake, everyMs, 8);
 }
 
 // 9 (navigated) after every `history.pushState` / `replaceState` and `popstate`.
@@ -333,9 +325,7 @@ export function watchHistory() {
         return r;
       };
   });
-  addEventListener("popstate", function () {
-    wake(9);
-  });
+  addEventListener("popstate", wake.bind(0, 9));
 }
 
 // Web Locks: hold `name` for the life of the page…

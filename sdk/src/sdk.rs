@@ -654,10 +654,17 @@ impl Sdk {
         self.save(from);
     }
 
-    /// The request in flight was handed to `fetch`.
+    /// The request in flight was handed to `fetch`: its events leave the
+    /// stored queue now, unless a write is already due (a large queue's,
+    /// at most once a second; the page being hidden or left writes at once).
+    /// A timer set now may never fire (the page may be going), and then the
+    /// tab that adopts the stored queue, or the next page, would send them
+    /// again.
     fn wired(&mut self) {
         self.on_wire = self.sched.in_flight();
-        self.schedule_persist();
+        if !self.persist_scheduled {
+            self.persist();
+        }
     }
 
     fn save(&mut self, from: usize) {
@@ -754,6 +761,9 @@ impl Sdk {
 
     /// The page is being hidden or left: send everything not in flight by beacon.
     pub fn beacon_all(&mut self) {
+        // Written below, so a request wired from now on (the page may be
+        // gone before a timer fires) is written at once (`wired`).
+        self.persist_scheduled = false;
         // A request whose body is still being compressed may not leave
         // before the page does: its events go by beacon with the rest.
         let withdrawn = core::mem::take(&mut self.withdrawable) && host::withdraw();

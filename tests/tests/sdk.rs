@@ -212,6 +212,76 @@ async fn two_tabs_do_not_double_send() {
     assert_eq!(second_copies(&stack, "tabs-dup").await, 0);
 }
 
+/// Once `fetch` has a request, its events leave the stored queue before
+/// anything else runs: a timer set then may never fire (the page is being
+/// left), and the tab that adopts the stored queue, or the next page, would
+/// send them again. (Seen: a tab closed while offline came back online as
+/// it closed, sent its queue, and the tab that adopted it sent it again.)
+#[tokio::test]
+async fn a_wired_requests_events_leave_the_stored_queue_in_the_same_task() {
+    let stack = Stack::start();
+    let browser = Browser::start().await;
+    open(&stack, &browser, true).await;
+    drained(&browser, "Wired ").await;
+    // A microtask queued by `fetch` runs right after the host's task, which
+    // reports the request wired: no timer can have run by then.
+    let stored = held("Wired ").replacen("return ", "", 1);
+    browser
+        .js(&format!(
+            "window.__stored = []; const f = window.fetch;
+             window.fetch = function (url) {{ const r = f.apply(this, arguments);
+               if (String(url).includes('/v1/batch')) queueMicrotask(() => window.__stored.push({stored}));
+               return r; }};
+             for (let i = 0; i < 3; i++) sluice.track('Wired ' + i); return true"
+        ))
+        .await;
+    let rows = rows_named(&stack, "Wired %", 3).await;
+    assert_eq!(rows.len(), 3);
+    let seen = browser.js("return window.__stored").await;
+    assert_eq!(
+        seen,
+        json!([0]),
+        "the stored queue as each request was wired: {seen}"
+    );
+}
+
+/// The same for a large stored queue (whose writes are otherwise at most
+/// once a second) once the page is being left: a tab closing offline that
+/// comes back online as it closes sends its queue, and must not leave it
+/// stored for the tab that adopts it.
+#[tokio::test]
+async fn a_request_wired_while_the_page_is_left_leaves_a_large_stored_queue_at_once() {
+    let stack = Stack::start();
+    let browser = Browser::start().await;
+    open(&stack, &browser, true).await;
+    drained(&browser, "Leaving ").await;
+    track_offline(&browser, "Leaving ", 250).await;
+    let stored = held("Leaving ").replacen("return ", "", 1);
+    browser
+        .js(&format!(
+            "window.__stored = []; const f = window.fetch;
+             window.fetch = function (url) {{ const r = f.apply(this, arguments);
+               if (String(url).includes('/v1/batch')) queueMicrotask(() => window.__stored.push({stored}));
+               return r; }};
+             dispatchEvent(new Event('pagehide')); return true"
+        ))
+        .await;
+    assert_eq!(
+        browser.js(&held("Leaving ")).await,
+        json!(250),
+        "offline, the page being left keeps its queue stored"
+    );
+    browser.offline(false).await;
+    let rows = rows_named(&stack, "Leaving %", 250).await;
+    assert_eq!(rows.len(), 250);
+    let seen = browser.js("return window.__stored").await;
+    assert_eq!(
+        seen.get(0),
+        Some(&json!(0)),
+        "the stored queue as the first request was wired: {seen}"
+    );
+}
+
 /// Tab A is online and its request is on the wire (slow network) when the
 /// tab closes. The browser completes that `keepalive` request; tab B, which
 /// adopts A's stored queue, must not send those events again.

@@ -48,11 +48,15 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// requests (the host sends keepalive only a body that fits its budget,
 /// and compresses from a `Response` stream, not a `Blob`: 3.1 s → 1.2 s of
 /// main-thread time in a 10,000-event burst), paid for by the host's
-/// withdraw state held as the number of the post being compressed).
+/// withdraw state held as the number of the post being compressed;
+/// 33,420 with a wired request's events written out of the stored queue at
+/// once (+9 B: a tab closing as it came back online sent its queue, and
+/// the tab that adopted it sent it again), paid for by the host's page-life
+/// listeners as `wake.bind` and `undefined` for false).
 /// It is above the 24 KB the
 /// SDK issue asks for: that budget is not met yet (see the README's "Size
 /// and speed").
-const UP_FRONT_CEILING_GZ: usize = 33_421;
+const UP_FRONT_CEILING_GZ: usize = 33_420;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {
