@@ -246,9 +246,9 @@ async fn a_wired_requests_events_leave_the_stored_queue_in_the_same_task() {
 }
 
 /// The same for a large stored queue (whose writes are otherwise at most
-/// once a second) once the page is being left: a tab closing offline that
-/// comes back online as it closes sends its queue, and must not leave it
-/// stored for the tab that adopts it.
+/// once a second, and one is due: an event made just before) once the page
+/// is being left: a tab closing offline that comes back online as it closes
+/// sends its queue, and must not leave it stored for the tab that adopts it.
 #[tokio::test]
 async fn a_request_wired_while_the_page_is_left_leaves_a_large_stored_queue_at_once() {
     let stack = Stack::start();
@@ -263,17 +263,17 @@ async fn a_request_wired_while_the_page_is_left_leaves_a_large_stored_queue_at_o
              window.fetch = function (url) {{ const r = f.apply(this, arguments);
                if (String(url).includes('/v1/batch')) queueMicrotask(() => window.__stored.push({stored}));
                return r; }};
-             dispatchEvent(new Event('pagehide')); return true"
+             sluice.track('Leaving 250'); dispatchEvent(new Event('pagehide')); return true"
         ))
         .await;
     assert_eq!(
         browser.js(&held("Leaving ")).await,
-        json!(250),
+        json!(251),
         "offline, the page being left keeps its queue stored"
     );
     browser.offline(false).await;
-    let rows = rows_named(&stack, "Leaving %", 250).await;
-    assert_eq!(rows.len(), 250);
+    let rows = rows_named(&stack, "Leaving %", 251).await;
+    assert_eq!(rows.len(), 251);
     let seen = browser.js("return window.__stored").await;
     assert_eq!(
         seen.get(0),
