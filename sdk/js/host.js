@@ -24,12 +24,13 @@ export function log(what, detail) {
   console.log("[sluice]", what, detail);
 }
 
-// navigator.sendBeacon(url, body): true if the browser queued it (undefined,
-// false to the core, where it throws).
+// navigator.sendBeacon(url, body): true if the browser queued it.
 export function beacon(url, body) {
   try {
     return navigator.sendBeacon(url, body);
-  } catch (e) {}
+  } catch (e) {
+    return false;
+  }
 }
 
 // The id endpoint: a GET with credentials, whose answer sets the cookie.
@@ -66,9 +67,9 @@ export function lsGet(k) {
   });
 }
 
-// 1 if written; undefined (false to the core) where it throws (quota, blocked).
+// False where it throws (quota, blocked).
 export function lsSet(k, v) {
-  return ls(function (s) {
+  return !!ls(function (s) {
     s.setItem(k, v);
     return 1;
   });
@@ -111,7 +112,7 @@ export function uuid() {
   b[8] = (b[8] & 63) | 128;
   return [].map
     .call(b, function (x, i) {
-      return (i == 4 || i == 6 || i == 8 || i == 10 ? "-" : "") + (x + 256).toString(16).slice(1);
+      return (i > 3 && i < 11 && !(i & 1) ? "-" : "") + (x + 256).toString(16).slice(1);
     })
     .join("");
 }

@@ -52,7 +52,8 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// 33,420 with a wired request's events written out of the stored queue at
 /// once (+9 B: a tab closing as it came back online sent its queue, and
 /// the tab that adopted it sent it again), paid for by the host's page-life
-/// listeners as `wake.bind` and `undefined` for false).
+/// listeners as `wake.bind`, a shorter test for the uuid's dashes and the
+/// loader minified without a second function wrapper around its own).
 /// It is above the 24 KB the
 /// SDK issue asks for: that budget is not met yet (see the README's "Size
 /// and speed").
