@@ -174,10 +174,12 @@ async fn events_tracked_in_the_pages_own_leaving_listeners_are_delivered() {
     open(&stack, &browser, true).await;
     drained(&browser, "Page Left").await;
     browser
-        .js("addEventListener('pagehide', () => sluice.track('Page Left (pagehide)'));
+        .js(
+            "addEventListener('pagehide', () => sluice.track('Page Left (pagehide)'));
              document.addEventListener('visibilitychange', () =>
                document.visibilityState == 'hidden' && sluice.track('Page Left (hidden)'));
-             location.href = '/sluice/v1/manifest.json'; return true")
+             location.href = '/sluice/v1/manifest.json'; return true",
+        )
         .await;
     let rows = rows_named(&stack, "Page Left (%", 2).await;
     assert_eq!(rows.len(), 2, "{rows:?}");
