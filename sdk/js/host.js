@@ -117,6 +117,11 @@ export function uuid() {
     .join("");
 }
 
+// ISO 8601 of `ms` (a whole number within a Date's range: the core's).
+export function isoAt(ms) {
+  return new Date(ms).toISOString();
+}
+
 // The Authorization header of a write key (HTTP Basic, no password).
 export function basicAuth(key) {
   try {
@@ -301,15 +306,15 @@ export function pageContext() {
   return p;
 }
 
-// The page's life: 6 (hidden), when it is hidden or left
-// (`visibilitychange` to hidden, `pagehide`: never `unload`, so the
-// back/forward cache keeps working); 7 (online), when the browser is back
-// online; 8 (tick), every `everyMs`.
+// The page's life: 6 (visibility: true when it is hidden or left, by
+// `visibilitychange` or `pagehide`: never `unload`, so the back/forward
+// cache keeps working; false when it is visible again); 7 (online), when
+// the browser is back online; 8 (tick), every `everyMs`.
 export function listen(everyMs) {
   addEventListener("visibilitychange", function () {
-    document.visibilityState == "hidden" && wake(6);
+    wake(6, document.visibilityState == "hidden");
   });
-  addEventListener("pagehide", wake.bind(0, 6));
+  addEventListener("pagehide", wake.bind(0, 6, 1));
   addEventListener("online", wake.bind(0, 7));
   setInterval(wake, everyMs, 8);
 }

@@ -27,7 +27,7 @@ pub enum Wake {
     Gpp = 4,
     /// A Google Consent Mode `consent` command, as text: (data).
     Gcm = 5,
-    /// The page is hidden or left.
+    /// The page is hidden or left (a truthy), or visible again (falsy).
     Hidden = 6,
     /// The browser is back online.
     Online = 7,
@@ -122,6 +122,9 @@ extern "C" {
     pub fn form_decode(s: &str) -> String;
     /// A v4 UUID from the browser's `crypto`.
     pub fn uuid() -> String;
+    /// `new Date(ms).toISOString()`: `ms` a whole number within a `Date`'s range.
+    #[wasm_bindgen(js_name = isoAt)]
+    pub fn iso_at(ms: f64) -> String;
     /// `"Basic " + btoa(writeKey + ":")` (`"Basic "` where `btoa` throws).
     #[wasm_bindgen(js_name = basicAuth)]
     pub fn basic_auth(write_key: &str) -> String;
@@ -168,6 +171,7 @@ pub fn wake(kind: u32, a: JsValue, b: JsValue, c: JsValue) {
                 retry_after: b.as_string(),
             }));
         }
+        Wake::Hidden => crate::sdk::visibility(a.is_truthy()),
         Wake::Lock => {
             if a.is_string() && b.is_truthy() {
                 crate::sdk::adopt(text(&a));

@@ -205,10 +205,9 @@ pub fn parse(text: &str) -> Option<JsValue> {
     json_parse(text).ok()
 }
 
-/// ISO 8601 of now, as `Date.toISOString` writes it (formatted in Rust:
-/// no `Date` object, no string crossing from JS).
+/// ISO 8601 of now (`Date.toISOString`).
 pub fn iso_now() -> String {
-    sluice_shared::Timestamp(now_ms() as i64).to_rfc3339()
+    crate::host::iso_at(now_ms())
 }
 
 /// `new Error(message)` with a stable `code`, as thrown to the page on misuse.

@@ -76,6 +76,8 @@ pub struct Sdk {
     /// so the browser completes it even if this page goes, and its events
     /// are left out of the stored queue (see [`Sdk::persist`]).
     on_wire: bool,
+    /// The page is hidden (or being left): events go by beacon as they are made.
+    hidden: bool,
     /// The consent as sent in `context.consent` (JSON), built once per change.
     consent_json: Option<String>,
     /// When the session was last written to storage.
@@ -240,6 +242,7 @@ impl Sdk {
             policy: Policy::from(&opts),
             withdrawable: false,
             on_wire: false,
+            hidden: false,
             consent_json: None,
             session_saved_ms: 0.0,
             persist_scheduled: false,
@@ -357,7 +360,7 @@ impl Sdk {
             js::now_ms()
         };
         if ms != self.last_time.0 {
-            self.last_time = (ms, sluice_shared::Timestamp(ms as i64).to_rfc3339());
+            self.last_time = (ms, host::iso_at(ms));
         }
         &self.last_time.1
     }
@@ -477,8 +480,14 @@ impl Sdk {
             ),
             _ => {}
         }
-        self.schedule_persist();
-        self.queued();
+        // Hidden, the page may be gone before a timer fires (sites track
+        // on their way out, from their own `visibilitychange` listener).
+        if self.hidden {
+            self.beacon_all();
+        } else {
+            self.schedule_persist();
+            self.queued();
+        }
     }
 
     /// The consent is known: store the clicks with marketing consent,
@@ -895,14 +904,21 @@ pub fn adopt(key: String) {
     with(|s| s.adopt(&key));
 }
 
+/// The page was hidden or left (`hidden`), or is visible again.
+pub fn visibility(hidden: bool) {
+    with(|s| {
+        s.hidden = hidden;
+        if hidden {
+            s.beacon_all();
+        }
+    });
+}
+
 /// What the host reported that the SDK's own state decides on.
 pub fn woken(kind: Wake) {
     match kind {
         Wake::Wired => {
             with(Sdk::wired);
-        }
-        Wake::Hidden => {
-            with(Sdk::beacon_all);
         }
         Wake::Online => {
             with(Sdk::online);

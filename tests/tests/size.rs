@@ -53,11 +53,16 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// once (+9 B: a tab closing as it came back online sent its queue, and
 /// the tab that adopted it sent it again), paid for by the host's page-life
 /// listeners as `wake.bind`, a shorter test for the uuid's dashes and the
-/// loader minified without a second function wrapper around its own).
+/// loader minified without a second function wrapper around its own;
+/// 33,018 with timestamps written by the host's `Date.toISOString` instead
+/// of `Timestamp::to_rfc3339` in the Wasm (−402 B); 33,089 with events made
+/// while the page is hidden sent by beacon at once (+71 B: a site's own
+/// `window` `visibilitychange` listener added after the SDK's lost its
+/// event when the page went).
 /// It is above the 24 KB the
 /// SDK issue asks for: that budget is not met yet (see the README's "Size
 /// and speed").
-const UP_FRONT_CEILING_GZ: usize = 33_420;
+const UP_FRONT_CEILING_GZ: usize = 33_089;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {
