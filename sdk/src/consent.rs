@@ -7,6 +7,7 @@ use crate::json::cat;
 use crate::prelude::*;
 use sluice_shared::consent::gpp::{opt_out_code, GppSignals};
 use sluice_shared::consent::{Consent, Purpose, Source, State};
+use sluice_shared::text::parse_u64;
 use wasm_bindgen::JsValue;
 
 /// `context.consent` for an event.
@@ -106,8 +107,8 @@ pub fn from_tcf(data: &str, tc_string: Option<String>) -> Option<Consent> {
     let mut bits = || {
         fields
             .next()
-            // One integer parser in the Wasm (`u64`'s, which the session uses too).
-            .and_then(|b| b.parse::<u64>().ok())
+            // One integer parser in the Wasm (the session's too).
+            .and_then(parse_u64)
             .and_then(|b| u32::try_from(b).ok())
             .unwrap_or(0)
     };
@@ -132,7 +133,7 @@ pub fn from_gpp(data: &str, gpp_string: Option<String>) -> Option<Consent> {
         let mut f = part.split(',');
         let mut code = || {
             f.next()
-                .and_then(|n| n.parse::<u64>().ok())
+                .and_then(parse_u64)
                 .and_then(|n| u8::try_from(n).ok())
                 .and_then(opt_out_code)
         };

@@ -2,7 +2,7 @@
 //! renewed after a period of inactivity (30 minutes by default).
 
 use crate::prelude::*;
-use sluice_shared::text::{decimal, push_decimal};
+use sluice_shared::text::{decimal, parse_u64, push_decimal};
 
 /// The session state (persisted as `"<id>.<last activity>"`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -16,8 +16,8 @@ impl Session {
     pub fn parse(stored: &str) -> Option<Session> {
         let (id, last) = stored.split_once('.')?;
         Some(Session {
-            id: id.parse::<u64>().ok()? as f64,
-            last_ms: last.parse::<u64>().ok()? as f64,
+            id: parse_u64(id)? as f64,
+            last_ms: parse_u64(last)? as f64,
         })
     }
 

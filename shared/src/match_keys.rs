@@ -81,7 +81,7 @@ pub const CLICK_TTL_MS: u64 = 90 * 24 * 60 * 60 * 1000;
 fn entry<'a>(record: &'a str, name: &str, now: u64) -> Option<&'a str> {
     let e = value(record, '&', name)?;
     let (ms, id) = e.split_once('.')?;
-    let ms: u64 = ms.parse().ok()?;
+    let ms = crate::text::parse_u64(ms)?;
     (!id.is_empty() && ms <= now && now - ms < CLICK_TTL_MS).then_some(e)
 }
 

@@ -25,9 +25,43 @@ pub fn decimal(n: u64) -> String {
     out
 }
 
+/// `s` as a decimal number: one or more ASCII digits and nothing else,
+/// `None` otherwise or past `u64::MAX`. (`str::parse::<u64>` also takes a
+/// sign; this is what the stored and reported numbers are, in less Wasm.)
+pub fn parse_u64(s: &str) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    s.bytes().try_fold(0u64, |n, b| {
+        let d = b.wrapping_sub(b'0');
+        (d < 10).then_some(())?;
+        n.checked_mul(10)?.checked_add(u64::from(d))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_digits_only() {
+        assert_eq!(parse_u64("0"), Some(0));
+        assert_eq!(parse_u64("0042"), Some(42));
+        assert_eq!(parse_u64("18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            "",
+            "+1",
+            "-1",
+            " 1",
+            "1 ",
+            "1.5",
+            "18446744073709551616",
+            "x",
+            "١",
+        ] {
+            assert_eq!(parse_u64(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn writes_digits_with_padding() {

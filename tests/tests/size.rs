@@ -58,11 +58,13 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// of `Timestamp::to_rfc3339` in the Wasm (−402 B); 33,089 with events made
 /// while the page is hidden sent by beacon at once (+71 B: a site's own
 /// `window` `visibilitychange` listener added after the SDK's lost its
-/// event when the page went).
+/// event when the page went); 32,893 with one digits-only integer parser
+/// (`sluice_shared::text::parse_u64`) instead of core's `str::parse::<u64>`
+/// (−196 B).
 /// It is above the 24 KB the
 /// SDK issue asks for: that budget is not met yet (see the README's "Size
 /// and speed").
-const UP_FRONT_CEILING_GZ: usize = 33_089;
+const UP_FRONT_CEILING_GZ: usize = 32_893;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {
