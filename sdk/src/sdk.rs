@@ -481,13 +481,14 @@ impl Sdk {
             _ => {}
         }
         // Hidden, the page may be gone before a timer fires (sites track
-        // on their way out, from their own `visibilitychange` listener).
+        // on their way out, from their own `visibilitychange` listener):
+        // by beacon now; what a beacon refused is sent as usual.
         if self.hidden {
             self.beacon_all();
         } else {
             self.schedule_persist();
-            self.queued();
         }
+        self.queued();
     }
 
     /// The consent is known: store the clicks with marketing consent,

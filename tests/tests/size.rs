@@ -60,11 +60,11 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// `window` `visibilitychange` listener added after the SDK's lost its
 /// event when the page went); 32,893 with one digits-only integer parser
 /// (`sluice_shared::text::parse_u64`) instead of core's `str::parse::<u64>`
-/// (−196 B).
+/// (−196 B); 32,891 with what a beacon refused while hidden sent as usual.
 /// It is above the 24 KB the
 /// SDK issue asks for: that budget is not met yet (see the README's "Size
 /// and speed").
-const UP_FRONT_CEILING_GZ: usize = 32_893;
+const UP_FRONT_CEILING_GZ: usize = 32_891;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {
