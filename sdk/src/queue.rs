@@ -272,15 +272,21 @@ mod tests {
         assert_eq!(q.len(), 0);
     }
 
-    #[test]
-    fn bodies_stay_under_the_keepalive_limit() {
+    /// A queue of `n` 1,008-byte events.
+    fn of_1_kb_events(n: usize) -> Queue {
         let mut q = Queue::new(10_000);
         let big = "x".repeat(1000);
-        for _ in 0..200 {
+        for _ in 0..n {
             q.push(Item {
                 json: cat(&["{\"p\":\"", &big, "\"}"]),
             });
         }
+        q
+    }
+
+    #[test]
+    fn bodies_stay_under_the_keepalive_limit() {
+        let mut q = of_1_kb_events(200);
         let bodies = q.beacon_bodies();
         // 31 events of ~1 KB to a body: 7 bodies of at most 32 KiB.
         assert_eq!(bodies.len(), 7);
@@ -292,13 +298,7 @@ mod tests {
 
     #[test]
     fn a_fetch_takes_up_to_448_kib_or_500_events() {
-        let mut q = Queue::new(10_000);
-        let big = "x".repeat(1000);
-        for _ in 0..1000 {
-            q.push(Item {
-                json: cat(&["{\"p\":\"", &big, "\"}"]),
-            });
-        }
+        let mut q = of_1_kb_events(1000);
         // 1,008-byte events: 454 of them (and their commas) fill 448 KiB.
         let body = q.next_batch().unwrap();
         assert!(body.len() + 40 <= MAX_FETCH_BYTES, "{}", body.len());

@@ -28,6 +28,20 @@ fn held(prefix: &str) -> String {
     )
 }
 
+/// Script that records in `window.__stored`, as each upload is handed to
+/// `fetch`, how many `<prefix>…` events the stored queues hold: from a
+/// microtask queued by `fetch`, which runs right after the host's task that
+/// reports the request wired, before any timer.
+fn record_stored_at_each_upload(prefix: &str) -> String {
+    let stored = held(prefix).replacen("return ", "", 1);
+    format!(
+        "window.__stored = []; const f = window.fetch;
+         window.fetch = function (url) {{ const r = f.apply(this, arguments);
+           if (String(url).includes('/v1/batch')) queueMicrotask(() => window.__stored.push({stored}));
+           return r; }};"
+    )
+}
+
 /// Take the current tab offline, track `n` events named `<prefix><i>`, and
 /// wait until its stored queue holds them.
 async fn track_offline(browser: &Browser, prefix: &str, n: usize) {
@@ -249,16 +263,10 @@ async fn a_wired_requests_events_leave_the_stored_queue_in_the_same_task() {
     let browser = Browser::start().await;
     open(&stack, &browser, true).await;
     drained(&browser, "Wired ").await;
-    // A microtask queued by `fetch` runs right after the host's task, which
-    // reports the request wired: no timer can have run by then.
-    let stored = held("Wired ").replacen("return ", "", 1);
     browser
         .js(&format!(
-            "window.__stored = []; const f = window.fetch;
-             window.fetch = function (url) {{ const r = f.apply(this, arguments);
-               if (String(url).includes('/v1/batch')) queueMicrotask(() => window.__stored.push({stored}));
-               return r; }};
-             for (let i = 0; i < 3; i++) sluice.track('Wired ' + i); return true"
+            "{} for (let i = 0; i < 3; i++) sluice.track('Wired ' + i); return true",
+            record_stored_at_each_upload("Wired ")
         ))
         .await;
     let rows = rows_named(&stack, "Wired %", 3).await;
@@ -282,14 +290,10 @@ async fn a_request_wired_while_the_page_is_left_leaves_a_large_stored_queue_at_o
     open(&stack, &browser, true).await;
     drained(&browser, "Leaving ").await;
     track_offline(&browser, "Leaving ", 250).await;
-    let stored = held("Leaving ").replacen("return ", "", 1);
     browser
         .js(&format!(
-            "window.__stored = []; const f = window.fetch;
-             window.fetch = function (url) {{ const r = f.apply(this, arguments);
-               if (String(url).includes('/v1/batch')) queueMicrotask(() => window.__stored.push({stored}));
-               return r; }};
-             sluice.track('Leaving 250'); dispatchEvent(new Event('pagehide')); return true"
+            "{} sluice.track('Leaving 250'); dispatchEvent(new Event('pagehide')); return true",
+            record_stored_at_each_upload("Leaving ")
         ))
         .await;
     assert_eq!(
