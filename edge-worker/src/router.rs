@@ -92,7 +92,7 @@ async fn collect<P: Platform>(
         return match (method, file) {
             ("OPTIONS", "id") => cors::preflight(req, s.config),
             ("GET" | "POST", "id") => Ok(serve::id(req, s.config, s.platform)),
-            ("GET" | "HEAD", _) => serve::sdk_file(file, s.platform).await,
+            ("GET" | "HEAD", _) => serve::sdk_file(file, req, s.platform).await,
             _ => Err(ApiError::MethodNotAllowed),
         };
     }

@@ -6,6 +6,13 @@
 //! a stable URL for the script tag and is cached for 5 minutes; the manifest
 //! (file list and the loader's SRI hash) is revalidated every time.
 //!
+//! `sdk.wasm` is the current build's Wasm at a stable URL, so the inline
+//! snippet can start downloading it beside the loader (one round trip
+//! before the SDK is ready, not two): cached like the loader, and marked
+//! with its content-hashed name (`x-sluice-wasm`), which the loader compares
+//! with the one it was built with (a page that has a loader and a Wasm
+//! from two deploys fetches the hashed file instead).
+//!
 //! The id cookie: `sluice_aid=<uuid>; Path=/; Max-Age=31536000; SameSite=Lax`,
 //! plus `Domain=<SLUICE_COOKIE_DOMAIN>` when set (so every subdomain shares
 //! the id) and `Secure` over HTTPS. Safari (ITP) caps cookies written by
@@ -24,6 +31,14 @@ pub const ID_COOKIE: &str = "sluice_aid";
 /// Where the build puts the SDK files inside the static assets.
 pub const ASSET_DIR: &str = "/sluice/v1";
 const YEAR_S: u32 = 31_536_000;
+/// The build's manifest (file names, sizes, the loader's SRI hash).
+pub const MANIFEST_PATH: &str = "/sluice/v1/manifest.json";
+/// The loader, at a stable URL for the script tag.
+pub const LOADER: &str = "sluice.js";
+/// The current Wasm at a stable URL (see the module's doc).
+pub const STABLE_WASM: &str = "sdk.wasm";
+/// The header naming the content-hashed file `sdk.wasm` is a copy of.
+pub const WASM_NAME_HEADER: &str = "x-sluice-wasm";
 
 /// Is this a content-hashed file name (`name.<8+ hex>.ext`)?
 pub fn is_hashed(name: &str) -> bool {
@@ -34,8 +49,16 @@ pub fn is_hashed(name: &str) -> bool {
         .is_some_and(|h| h.len() >= 8 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// `GET <sdk_path>/<file>`.
-pub async fn sdk_file<P: Platform>(file: &str, platform: &P) -> Result<HttpResponse, ApiError> {
+/// `GET <sdk_path>/<file>`. The two files at stable URLs (the loader and
+/// `sdk.wasm`) carry an `etag` (the loader's SRI hash, the Wasm's hashed
+/// name) and a matching `if-none-match` is answered `304`: a returning
+/// visitor's browser revalidates them every 5 minutes without downloading
+/// them again.
+pub async fn sdk_file<P: Platform>(
+    file: &str,
+    req: &HttpRequest,
+    platform: &P,
+) -> Result<HttpResponse, ApiError> {
     if file.is_empty()
         || !file
             .bytes()
@@ -44,26 +67,102 @@ pub async fn sdk_file<P: Platform>(file: &str, platform: &P) -> Result<HttpRespo
     {
         return Err(ApiError::NotFound);
     }
-    let asset = platform
-        .asset(&[ASSET_DIR, "/", file].concat())
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let cache = if is_hashed(file) {
+    let stable = file == STABLE_WASM || file == LOADER;
+    let manifest = if stable {
+        manifest(platform).await?
+    } else {
+        None
+    };
+    let wasm = manifest
+        .as_ref()
+        .map(|m| m.wasm.clone())
+        .filter(|_| file == STABLE_WASM);
+    let etag = match (&manifest, &wasm) {
+        (_, Some(name)) => Some(format!("\"{name}\"")),
+        (Some(m), None) => Some(format!("\"{}\"", m.integrity)),
+        (None, _) => None,
+    };
+    let path = match &wasm {
+        Some(name) => [ASSET_DIR, "/", name].concat(),
+        None if file == STABLE_WASM => return Err(ApiError::NotFound),
+        None => [ASSET_DIR, "/", file].concat(),
+    };
+    let cache = if !stable && is_hashed(file) {
         format!("public, max-age={YEAR_S}, immutable")
     } else if file == "manifest.json" {
         "no-cache".to_owned()
     } else {
         "public, max-age=300".to_owned()
     };
-    Ok(HttpResponse {
-        status: 200,
-        headers: vec![],
-        body: asset.body,
+    let fresh = etag.as_deref().is_some_and(|tag| {
+        req.header("if-none-match").is_some_and(|sent| {
+            sent.split(',')
+                .any(|t| t.trim().trim_start_matches("W/") == tag)
+        })
+    });
+    let mut res = if fresh {
+        HttpResponse {
+            status: 304,
+            headers: vec![],
+            body: vec![],
+        }
+    } else {
+        let asset = platform.asset(&path).await?.ok_or(ApiError::NotFound)?;
+        HttpResponse {
+            status: 200,
+            headers: vec![],
+            body: asset.body,
+        }
+        .with_header("content-type", asset.content_type)
+    };
+    if let Some(name) = wasm {
+        // Readable by the loader where the SDK is on another allowed origin.
+        res = res
+            .with_header(WASM_NAME_HEADER, name)
+            .with_header("access-control-expose-headers", WASM_NAME_HEADER);
     }
-    .with_header("content-type", asset.content_type)
-    .with_header("cache-control", cache)
-    .with_header("x-content-type-options", "nosniff")
-    .with_header("cross-origin-resource-policy", "same-site"))
+    if let Some(tag) = etag {
+        res = res.with_header("etag", tag);
+    }
+    Ok(res
+        .with_header("cache-control", cache)
+        .with_header("x-content-type-options", "nosniff")
+        .with_header("cross-origin-resource-policy", "same-site"))
+}
+
+/// What the SDK's files at stable URLs are named by.
+struct Manifest {
+    /// The current build's Wasm, content-hashed (`sdk.wasm` is a copy).
+    wasm: String,
+    /// The loader's SRI hash.
+    integrity: String,
+}
+
+/// The manifest the build writes beside the SDK files, if there is one
+/// (an unreadable one is as none: the stable URLs then have no etag, and
+/// `sdk.wasm` is not found, so the loader fetches its own hashed file).
+async fn manifest<P: Platform>(platform: &P) -> Result<Option<Manifest>, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Read {
+        wasm: String,
+        integrity: String,
+    }
+    let Some(asset) = platform.asset(MANIFEST_PATH).await? else {
+        return Ok(None);
+    };
+    let safe = |name: &str| is_hashed(name) && !name.contains('/');
+    Ok(serde_json::from_slice::<Read>(&asset.body)
+        .ok()
+        .filter(|m| {
+            safe(&m.wasm)
+                && m.integrity
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'"')
+        })
+        .map(|m| Manifest {
+            wasm: m.wasm,
+            integrity: m.integrity,
+        }))
 }
 
 #[derive(Serialize)]
@@ -106,5 +205,10 @@ mod tests {
         assert!(!is_hashed("sluice.js"));
         assert!(!is_hashed("manifest.json"));
         assert!(!is_hashed("sdk.v1.js"));
+    }
+
+    #[test]
+    fn the_manifest_is_in_the_sdk_directory() {
+        assert_eq!(MANIFEST_PATH, format!("{ASSET_DIR}/manifest.json"));
     }
 }

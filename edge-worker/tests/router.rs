@@ -516,6 +516,91 @@ fn sdk_files_are_served_under_the_configured_path_with_cache_headers() {
 }
 
 #[test]
+fn the_current_wasm_is_served_at_a_stable_url_named_by_its_hashed_file() {
+    let mut h = Harness::new();
+    let mut asset = |name: &str, body: &str| {
+        h.fake.assets.insert(
+            format!("/sluice/v1/{name}"),
+            Asset {
+                content_type: "application/wasm".into(),
+                body: body.as_bytes().to_vec(),
+            },
+        )
+    };
+    asset("sdk_bg.0123abcd.wasm", "old build");
+    asset("sdk_bg.4567cdef.wasm", "this build");
+    asset("sluice.js", "the loader");
+    asset(
+        "manifest.json",
+        r#"{"loader": "sluice.js", "integrity": "sha384-abc+/=", "wasm": "sdk_bg.4567cdef.wasm"}"#,
+    );
+    let get = |h: &Harness, path: &str, etag: Option<&str>| {
+        h.send(HttpRequest {
+            method: "GET".into(),
+            path: path.into(),
+            headers: etag
+                .map(|t| vec![("if-none-match".to_owned(), t.to_owned())])
+                .unwrap_or_default(),
+            ..HttpRequest::default()
+        })
+    };
+    let wasm = get(&h, "/cdn/sl/sdk.wasm", None);
+    assert_eq!(
+        (wasm.status, wasm.body.as_slice()),
+        (200, b"this build".as_slice())
+    );
+    assert_eq!(wasm.header("x-sluice-wasm"), Some("sdk_bg.4567cdef.wasm"));
+    assert_eq!(
+        wasm.header("access-control-expose-headers"),
+        Some("x-sluice-wasm")
+    );
+    // Cached like the loader, not for a year: the next deploy's replaces it.
+    assert_eq!(wasm.header("cache-control"), Some("public, max-age=300"));
+    assert_eq!(wasm.header("content-type"), Some("application/wasm"));
+    assert_eq!(wasm.header("etag"), Some("\"sdk_bg.4567cdef.wasm\""));
+    let hashed = get(&h, "/cdn/sl/sdk_bg.4567cdef.wasm", None);
+    assert_eq!(
+        (hashed.header("x-sluice-wasm"), hashed.header("etag")),
+        (None, None)
+    );
+    // Revalidated: the same build is not sent again (a weak tag, as a
+    // compressing proxy makes it, matches too); another build's is.
+    for tag in [
+        "\"sdk_bg.4567cdef.wasm\"",
+        "W/\"sdk_bg.4567cdef.wasm\"",
+        "\"x\", \"sdk_bg.4567cdef.wasm\"",
+    ] {
+        let same = get(&h, "/cdn/sl/sdk.wasm", Some(tag));
+        assert_eq!((same.status, same.body.len()), (304, 0), "{tag}");
+        assert_eq!(same.header("x-sluice-wasm"), Some("sdk_bg.4567cdef.wasm"));
+        assert_eq!(same.header("cache-control"), Some("public, max-age=300"));
+    }
+    assert_eq!(
+        get(&h, "/cdn/sl/sdk.wasm", Some("\"sdk_bg.0123abcd.wasm\"")).status,
+        200
+    );
+    // The loader is tagged by its SRI hash.
+    let loader = get(&h, "/cdn/sl/sluice.js", None);
+    assert_eq!(loader.header("etag"), Some("\"sha384-abc+/=\""));
+    assert_eq!(
+        get(&h, "/cdn/sl/sluice.js", Some("\"sha384-abc+/=\"")).status,
+        304
+    );
+    // A manifest naming no hashed file in this directory: no stable Wasm,
+    // and the loader is still served (without a tag).
+    h.fake.assets.insert(
+        "/sluice/v1/manifest.json".into(),
+        Asset {
+            content_type: "application/json".into(),
+            body: br#"{"integrity": "sha384-abc", "wasm": "../secret.0123abcd.wasm"}"#.to_vec(),
+        },
+    );
+    assert_eq!(get(&h, "/cdn/sl/sdk.wasm", None).status, 404);
+    let untagged = get(&h, "/cdn/sl/sluice.js", Some("\"sha384-abc\""));
+    assert_eq!((untagged.status, untagged.header("etag")), (200, None));
+}
+
+#[test]
 fn the_id_endpoint_sets_a_server_cookie_and_keeps_an_existing_id() {
     let h = Harness::new();
     let mut req = HttpRequest {

@@ -1,5 +1,6 @@
 //! What a page downloads up front for the SDK: the inline snippet, the
-//! loader, the glue and the wasm, as built into `dist/`, each gzipped (-9);
+//! loader (with the glue and the host bundled in) and the wasm, as built
+//! into `dist/`, each gzipped (-9);
 //! and the two workers' Wasm modules, as deployed.
 
 use crate::root;
@@ -30,8 +31,10 @@ pub fn sdk_parts() -> Vec<(&'static str, Vec<u8>)> {
     };
     [
         ("inline snippet", read(root().join("sdk/js/snippet.html"))),
-        ("loader sluice.js", read(dir.join("sluice.js"))),
-        ("glue (wasm-bindgen, minified)", named("glue")),
+        (
+            "loader sluice.js (with the glue and the host)",
+            read(dir.join("sluice.js")),
+        ),
         ("core wasm", named("wasm")),
     ]
     .into_iter()

@@ -551,3 +551,73 @@ async fn the_npm_es_module_package_delivers_like_the_snippet() {
     assert_eq!(rows[3]["message_id"], sent["track"]);
     assert_eq!(second_copies(&stack, "esm-dup").await, 0);
 }
+
+/// The resource timing of the current page's SDK files: `[name, start, response end]`.
+const SDK_REQUESTS: &str = r"return performance.getEntriesByType('resource')
+    .filter(e => e.name.includes('/sluice/v1/') && /\.(js|wasm)$/.test(e.name))
+    .map(e => [e.name.split('/').pop(), e.startTime, e.responseEnd])";
+
+/// The inline snippet starts the Wasm's download at its stable URL beside
+/// the loader's (one round trip before the SDK is ready, not two), and the
+/// loader uses it only if it is its own build's: a stale one (a loader and
+/// a Wasm of two deploys in the cache) makes it fetch its content-hashed
+/// file instead.
+#[tokio::test]
+async fn the_snippet_downloads_the_wasm_beside_the_loader_and_only_this_builds_is_used() {
+    let stack = Stack::start();
+    let b = Browser::start().await;
+    b.client.goto(&stack.url("/")).await.unwrap();
+    b.wait_for_sdk().await;
+    let requests = b.js(SDK_REQUESTS).await;
+    let names: Vec<&str> = requests
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "the loader and the Wasm only: {requests}");
+    assert!(
+        names.contains(&"sluice.js") && names.contains(&"sdk.wasm"),
+        "{requests}"
+    );
+    let at = |name: &str, i: usize| {
+        requests
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r[0] == name)
+            .unwrap()[i]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(
+        at("sdk.wasm", 1) < at("sluice.js", 2),
+        "the Wasm was requested after the loader had arrived: {requests}"
+    );
+
+    // Another build's Wasm at the stable URL: not used (it is not even Wasm).
+    b.cdp("Page.enable", json!({})).await;
+    b.cdp(
+        "Page.addScriptToEvaluateOnNewDocument",
+        json!({"source": "const f = window.fetch; window.fetch = function (url) {
+            if (String(url).endsWith('/sdk.wasm')) return Promise.resolve(new Response('not this build',
+              { headers: { 'content-type': 'application/wasm', 'x-sluice-wasm': 'sdk_bg.0000000000000000.wasm' } }));
+            return f.apply(this, arguments); }"}),
+    )
+    .await;
+    b.client.refresh().await.unwrap();
+    b.wait_for_sdk().await;
+    let requests = b.js(SDK_REQUESTS).await;
+    assert!(
+        requests
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r[0].as_str().unwrap().starts_with("sdk_bg.")),
+        "the loader fetched its own build's Wasm: {requests}"
+    );
+    b.js("sluice.consent.set({ analytics: true }); sluice.track('Stale Wasm Page'); return true")
+        .await;
+    let rows = rows_named(&stack, "Stale Wasm Page", 1).await;
+    assert_eq!(rows.len(), 1);
+}

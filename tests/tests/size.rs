@@ -6,8 +6,8 @@ use sluice_e2e::size::sdk_files;
 /// The inline snippet's budget: 1 KB gzipped.
 const SNIPPET_MAX_GZ: usize = 1024;
 
-/// A ceiling on snippet + loader + glue (with the JavaScript host bundled
-/// in) + wasm, gzipped, that keeps the size from creeping back up (lowered
+/// A ceiling on snippet + loader (with the glue and the JavaScript host
+/// bundled in) + wasm, gzipped, that keeps the size from creeping back up (lowered
 /// from 39 KB when the host took over the CMP, context, listener and lock
 /// plumbing; raised from 38 KB again when the SDK started sending the
 /// vendors' match keys — `_fbp`, `_fbc` / `fbclid`, `_ttp`, `_ga`, gated by
@@ -60,11 +60,13 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// `window` `visibilitychange` listener added after the SDK's lost its
 /// event when the page went); 32,893 with one digits-only integer parser
 /// (`sluice_shared::text::parse_u64`) instead of core's `str::parse::<u64>`
-/// (−196 B); 32,891 with what a beacon refused while hidden sent as usual.
+/// (−196 B); 32,891 with what a beacon refused while hidden sent as usual;
+/// 32,757 with the glue bundled into the loader (one file, one request)
+/// and the inline snippet downloading the Wasm beside it (+33 B of snippet).
 /// It is above the 24 KB the
 /// SDK issue asks for: that budget is not met yet (see the README's "Size
 /// and speed").
-const UP_FRONT_CEILING_GZ: usize = 32_891;
+const UP_FRONT_CEILING_GZ: usize = 32_757;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {

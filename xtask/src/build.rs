@@ -43,9 +43,10 @@ pub fn all() -> Result<()> {
     worker()
 }
 
-/// The browser SDK into `dist/site/sluice/v1/`: `sluice.js` (the loader, at a
-/// stable URL), the content-hashed glue `sdk.<hash>.js` and `sdk_bg.<hash>.wasm`,
-/// and `manifest.json` (file names, sizes, and the loader's SRI hash); plus the
+/// The browser SDK into `dist/site/sluice/v1/`: `sluice.js` (the loader with
+/// the glue and the host bundled in, at a stable URL), the content-hashed
+/// `sdk_bg.<hash>.wasm` (which the collector also serves as `sdk.wasm`), and
+/// `manifest.json` (file names, sizes, and the loader's SRI hash); plus the
 /// ES module package for bundlers in `dist/npm/`.
 pub fn sdk() -> Result<()> {
     let root = root();
@@ -123,43 +124,34 @@ pub fn sdk() -> Result<()> {
     let glue = names::rewrite_glue(&glue, &renames)?;
     write(&work.join("sdk.renamed.js"), glue.as_bytes())?;
     write(&work.join("sdk.site.js"), site_glue(&glue)?.as_bytes())?;
-    minify(
-        &work.join("sdk.site.js"),
-        &work.join("sdk.min.js"),
-        "esm",
-        // The host (`sdk/js/host.js`, imported by the glue from
-        // `snippets/`) goes into the same file: one request. Drops what
-        // nothing exports any more.
-        &["--bundle".to_owned(), "--tree-shaking=true".to_owned()],
-    )?;
     let wasm = read(&work.join("sdk_bg.opt.wasm"))?;
-    let glue = read(&work.join("sdk.min.js"))?;
     let wasm_name = format!("sdk_bg.{}.wasm", content_hash(&wasm));
-    let glue_name = format!("sdk.{}.js", content_hash(&glue));
     let out = site_dir().join(SDK_PATH);
     let _ = std::fs::remove_dir_all(&out);
     mkdir(&out)?;
     write(&out.join(&wasm_name), &wasm)?;
-    write(&out.join(&glue_name), &glue)?;
-    // The loader is a classic script (`<script async src>`) and its own
-    // function scope: "esm" (it has no import or export, so nothing of ESM
-    // is in the output) keeps esbuild from wrapping it in a second one, as
-    // "iife" does (8 B gzipped).
+    // The loader is a classic script (`<script async src>`) with the glue
+    // and the host (`sdk/js/host.js`, imported by the glue from
+    // `snippets/`) bundled in: one request before the Wasm, which the
+    // inline snippet fetches beside it. In its own function scope ("iife"),
+    // so nothing of the glue's is a page global. Drops what nothing
+    // exports any more.
     minify(
         &root.join("sdk/js/loader.js"),
         &out.join("sluice.js"),
-        "esm",
+        "iife",
         &[
-            format!("--define:GLUE={glue_name:?}"),
+            "--bundle".to_owned(),
+            "--tree-shaking=true".to_owned(),
+            format!("--alias:sluice-glue={}", work.join("sdk.site.js").display()),
             format!("--define:WASM={wasm_name:?}"),
         ],
     )?;
     let loader = read(&out.join("sluice.js"))?;
     let manifest = format!(
-        "{{\n  \"loader\": \"sluice.js\",\n  \"integrity\": \"{}\",\n  \"glue\": \"{glue_name}\",\n  \"wasm\": \"{wasm_name}\",\n  \"bytes\": {{ \"loader\": {}, \"glue\": {}, \"wasm\": {} }}\n}}\n",
+        "{{\n  \"loader\": \"sluice.js\",\n  \"integrity\": \"{}\",\n  \"wasm\": \"{wasm_name}\",\n  \"bytes\": {{ \"loader\": {}, \"wasm\": {} }}\n}}\n",
         sri(&loader),
         loader.len(),
-        glue.len(),
         wasm.len()
     );
     write(&out.join("manifest.json"), manifest.as_bytes())?;
@@ -185,7 +177,7 @@ pub fn sdk() -> Result<()> {
     write(&npm.join("package.json"), package.as_bytes())
 }
 
-/// The glue the loader imports: wasm-bindgen's, with a streaming-only init
+/// The glue the loader bundles: wasm-bindgen's, with a streaming-only init
 /// and without what the loader never uses or every browser that runs this
 /// Wasm (reference types: Chrome 96, Firefox 79, Safari 15) already has:
 /// `initSync` (synchronous compilation), the fallbacks of `__wbg_load` (a

@@ -68,6 +68,9 @@ thread_local! {
     static CONFIG: RefCell<Option<Loaded>> = const { RefCell::new(None) };
     static COLLECTOR_CONFIG: RefCell<Option<Loaded>> = const { RefCell::new(None) };
     static LIMITER: Rc<RefCell<Limiter>> = Rc::new(RefCell::new(Limiter::default()));
+    /// The SDK's manifest, read once per isolate: an isolate runs one
+    /// deployment, whose assets do not change (`sdk.wasm` reads it per request).
+    static SDK_MANIFEST: RefCell<Option<Asset>> = const { RefCell::new(None) };
 }
 
 /// Sources, admin tokens and destinations, read from the vars once per isolate.
@@ -326,10 +329,21 @@ impl Assets for Bindings {
         let assets = self
             .assets
             .get_or_init(|| self.env.assets(ASSETS).ok().map(assets::Assets));
-        match assets {
-            Some(a) => a.get(path).await,
-            None => Ok(None),
+        let Some(assets) = assets else {
+            return Ok(None);
+        };
+        let manifest = path == crate::serve::MANIFEST_PATH;
+        if let Some(cached) = manifest
+            .then(|| SDK_MANIFEST.with_borrow(Clone::clone))
+            .flatten()
+        {
+            return Ok(Some(cached));
         }
+        let asset = assets.get(path).await?;
+        if manifest {
+            SDK_MANIFEST.set(asset.clone());
+        }
+        Ok(asset)
     }
 }
 

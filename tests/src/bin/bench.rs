@@ -80,7 +80,7 @@ fn sdk_sizes() -> usize {
         total_br += br;
         println!("| {name} | {} | {} | {} |", kb(bytes.len()), kb(gz), kb(br));
     }
-    // The host is bundled into the glue's file (one request); measured alone here.
+    // The glue and the host are bundled into the loader (one request); the host measured alone here.
     let host = Command::new(root().join("node_modules/.bin/esbuild"))
         .arg(root().join("sdk/js/host.js"))
         .args(["--minify", "--format=esm", "--log-level=warning"])
@@ -102,9 +102,88 @@ fn sdk_sizes() -> usize {
     total
 }
 
+/// Cold loads of each bench page (`www/bench/`), in turn.
+const COLD_LOADS: usize = 9;
+
+/// How much later the SDK is ready than the same page without it has
+/// loaded, over cold loads (empty HTTP cache, no cookies or storage):
+/// `bench/none.html` and `bench/sdk.html` (the same page with the inline
+/// snippet) in turn, so both see the same machine. Printed with the
+/// medians of where the SDK's time goes (its three files' resource timing).
+async fn ready_after_no_sdk(stack: &Stack, b: &Browser) {
+    let origin = stack.url("/").trim_end_matches('/').to_owned();
+    let cold = || async {
+        b.cdp("Network.enable", json!({})).await;
+        b.cdp("Network.clearBrowserCache", json!({})).await;
+        b.cdp("Network.clearBrowserCookies", json!({})).await;
+        b.cdp(
+            "Storage.clearDataForOrigin",
+            json!({"origin": origin, "storageTypes": "all"}),
+        )
+        .await;
+    };
+    let loaded = || async {
+        eventually("the page's load event", Duration::from_secs(20), || async {
+            let t = b
+                .js("const n = performance.getEntriesByType('navigation')[0]; return n && n.loadEventEnd > 0 ? n.loadEventEnd : null")
+                .await;
+            t.as_f64()
+        })
+        .await
+    };
+    const PARTS: &str = "const r = performance.getEntriesByType('resource'); const f = (p) => { const e = r.find((x) => p.test(x.name)); return e ? [e.startTime, e.requestStart, e.responseStart, e.responseEnd] : [0, 0, 0, 0]; }; const n = performance.getEntriesByType('navigation')[0]; return { ready: sluice.readyAt, page: [n.startTime, n.requestStart, n.responseStart, n.responseEnd], loader: f(/sluice\\.js$/), wasm: f(/\\.wasm$/), hashed: r.filter((x) => /sdk_bg\\.[0-9a-f]+\\.wasm$/.test(x.name)).length }";
+    let (mut none, mut ready, mut parts) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..COLD_LOADS {
+        cold().await;
+        b.client.goto(&stack.url("/bench/none")).await.unwrap();
+        none.push(loaded().await);
+        cold().await;
+        b.client.goto(&stack.url("/bench/sdk")).await.unwrap();
+        b.wait_for_sdk().await;
+        let t = b.js(PARTS).await;
+        ready.push(t["ready"].as_f64().unwrap_or(0.0));
+        parts.push(t);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let part = |name: &str, i: usize| {
+        median(
+            parts
+                .iter()
+                .map(|t| t[name][i].as_f64().unwrap_or(0.0))
+                .collect(),
+        )
+    };
+    let (none_ms, ready_ms) = (median(none.clone()), median(ready.clone()));
+    println!(
+        "\nCold loads ({COLD_LOADS} of each, in turn; empty cache, no cookies or storage): the page without the SDK has loaded (`loadEventEnd`) at a median {none_ms:.1} ms after navigation start, the same page with the SDK is ready at {ready_ms:.1} ms: **{:.1} ms later** (goal ≤ 25 ms). Each load, without / with: {:?} / {:?} ms.",
+        ready_ms - none_ms,
+        none.iter().map(|t| t.round()).collect::<Vec<_>>(),
+        ready.iter().map(|t| t.round()).collect::<Vec<_>>(),
+    );
+    let span = |name: &str| {
+        let [start, request, response, end] = [0, 1, 2, 3].map(|i| part(name, i));
+        format!("{name} {start:.1} / {request:.1} / {response:.1} / {end:.1}")
+    };
+    println!(
+        "Where it goes (medians over the loads with the SDK, ms after navigation start; start / request sent / first byte / last byte): {}, {} (with the glue), {} (from the snippet); ready {ready_ms:.1}.",
+        span("page"),
+        span("loader"),
+        span("wasm"),
+    );
+    let fallbacks = parts
+        .iter()
+        .filter(|t| t["hashed"].as_u64() != Some(0))
+        .count();
+    println!("Loads that fetched the content-hashed Wasm too (the snippet's was not this build's): {fallbacks} of {COLD_LOADS}.");
+}
+
 async fn sdk_browser() {
     let stack = Stack::start();
     let b = Browser::start().await;
+    ready_after_no_sdk(&stack, &b).await;
     b.client.goto(&stack.url("/")).await.unwrap();
     b.wait_for_sdk().await;
     const NAV: &str = "const n = performance.getEntriesByType('navigation')[0]; return { ready: sluice.readyAt, responseEnd: n.responseEnd, dcl: n.domContentLoadedEventEnd }";
