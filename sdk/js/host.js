@@ -251,7 +251,7 @@ export function watchCmps() {
   }
   if (!Array.isArray(dl)) return;
   function gcm(e) {
-    var s = e && e[0] === "consent" && e[2];
+    var s = e && e[0] == "consent" && e[2];
     if (s && typeof s == "object")
       wake(
         5,
@@ -286,7 +286,7 @@ export function stableContext(version) {
   try {
     tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
   } catch (e) {}
-  if (typeof tz == "string") c.timezone = tz;
+  if (tz) c.timezone = tz;
   if (s) c.screen = { width: s.width, height: s.height, density: window.devicePixelRatio };
   if (u) c.userAgentData = { brands: u.brands, mobile: u.mobile, platform: u.platform };
   return c;
@@ -299,7 +299,7 @@ export function pageContext() {
     link = d.querySelector("link[rel=canonical]"),
     href = link && link.getAttribute("href"),
     p = { path: l.pathname, referrer: d.referrer, search: l.search, title: d.title };
-  if (typeof href == "string") {
+  if (href != null) {
     p.url = href;
     p.canonicalUrl = href;
   } else p.url = l.href.split("#")[0];

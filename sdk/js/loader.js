@@ -40,7 +40,7 @@ import * as glue from "sluice-glue";
     .then(function () {
       // Every call goes through the core's one export, by its number
       // in this list (`OPS` in sdk/src/api.rs).
-      var api = { loaded: true, readyAt: w.performance ? performance.now() : 0, ready: function (cb) { cb(api); }, consent: {} },
+      var api = { loaded: true, readyAt: performance.now(), ready: function (cb) { cb(api); }, consent: {} },
         replayAt;
       "load track page screen identify group alias reset user anonymousId debug flush stats audiences traits on consentSet consentGet consentOn replayAt"
         .split(" ")
@@ -53,12 +53,12 @@ import * as glue from "sluice-glue";
           else if (n.slice(0, 7) == "consent") api.consent[n[7].toLowerCase() + n.slice(8)] = f;
           else api[n] = f;
         });
-      var calls = q.slice(), loads = calls.filter(function (c) { return c[0] === "load"; });
+      var calls = q.slice(), loads = calls.filter(function (c) { return c[0] == "load"; });
       if (loads.length) api.load.apply(null, loads[0][1]);
       else if (key) api.load(key);
       w.sluice = api;
       calls.forEach(function (c) {
-        if (c[0] === "load") return;
+        if (c[0] == "load") return;
         var p = c[0].split("."), f = p[1] ? api[p[0]][p[1]] : api[c[0]];
         try {
           replayAt(c[2]);

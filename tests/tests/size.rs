@@ -61,12 +61,12 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// event when the page went); 32,893 with one digits-only integer parser
 /// (`sluice_shared::text::parse_u64`) instead of core's `str::parse::<u64>`
 /// (−196 B); 32,891 with what a beacon refused while hidden sent as usual;
-/// 32,757 with the glue bundled into the loader (one file, one request)
-/// and the inline snippet downloading the Wasm beside it (+33 B of snippet).
+/// 32,754 with the glue bundled into the loader (one file, one request)
+/// and the inline snippet downloading the Wasm beside it (+35 B of snippet).
 /// It is above the 24 KB the
 /// SDK issue asks for: that budget is not met yet (see the README's "Size
 /// and speed").
-const UP_FRONT_CEILING_GZ: usize = 32_757;
+const UP_FRONT_CEILING_GZ: usize = 32_754;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {
