@@ -50,10 +50,10 @@ pub fn is_hashed(name: &str) -> bool {
 }
 
 /// `GET <sdk_path>/<file>`. The two files at stable URLs (the loader and
-/// `sdk.wasm`) carry an `etag` (the loader's SRI hash, the Wasm's hashed
-/// name) and a matching `if-none-match` is answered `304`: a returning
-/// visitor's browser revalidates them every 5 minutes without downloading
-/// them again.
+/// `sdk.wasm`) carry an `etag` (a hash of the loader's bytes, the Wasm's
+/// hashed name) and a matching `if-none-match` is answered `304`: a
+/// returning visitor's browser revalidates them every 5 minutes without
+/// downloading them again.
 pub async fn sdk_file<P: Platform>(
     file: &str,
     req: &HttpRequest,
@@ -67,53 +67,47 @@ pub async fn sdk_file<P: Platform>(
     {
         return Err(ApiError::NotFound);
     }
-    let stable = file == STABLE_WASM || file == LOADER;
-    let manifest = if stable {
-        manifest(platform).await?
+    let wasm = if file == STABLE_WASM {
+        Some(current_wasm(platform).await?)
     } else {
         None
     };
-    let wasm = manifest
-        .as_ref()
-        .map(|m| m.wasm.clone())
-        .filter(|_| file == STABLE_WASM);
-    let etag = match (&manifest, &wasm) {
-        (_, Some(name)) => Some(format!("\"{name}\"")),
-        (Some(m), None) => Some(format!("\"{}\"", m.integrity)),
-        (None, _) => None,
-    };
-    let path = match &wasm {
-        Some(name) => [ASSET_DIR, "/", name].concat(),
-        None if file == STABLE_WASM => return Err(ApiError::NotFound),
-        None => [ASSET_DIR, "/", file].concat(),
-    };
-    let cache = if !stable && is_hashed(file) {
+    let cache = if wasm.is_none() && is_hashed(file) {
         format!("public, max-age={YEAR_S}, immutable")
     } else if file == "manifest.json" {
         "no-cache".to_owned()
     } else {
         "public, max-age=300".to_owned()
     };
-    let fresh = etag.as_deref().is_some_and(|tag| {
-        req.header("if-none-match").is_some_and(|sent| {
-            sent.split(',')
-                .any(|t| t.trim().trim_start_matches("W/") == tag)
-        })
-    });
-    let mut res = if fresh {
-        HttpResponse {
-            status: 304,
-            headers: vec![],
-            body: vec![],
-        }
+    let wasm_tag = wasm.as_ref().map(|name| format!("\"{name}\""));
+    let mut res = if wasm_tag.as_deref().is_some_and(|tag| matches(req, tag)) {
+        not_modified(wasm_tag.clone())
     } else {
-        let asset = platform.asset(&path).await?.ok_or(ApiError::NotFound)?;
-        HttpResponse {
-            status: 200,
-            headers: vec![],
-            body: asset.body,
+        let name = wasm.as_deref().unwrap_or(file);
+        let asset = platform
+            .asset(&[ASSET_DIR, "/", name].concat())
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        // The loader's tag is its bytes' (not the manifest's, which an
+        // isolate keeps: a dev server's rebuilt loader is never a 304).
+        let tag = match file {
+            LOADER => Some(format!("\"{}\"", content_tag(&asset.body))),
+            _ => wasm_tag,
+        };
+        if tag.as_deref().is_some_and(|tag| matches(req, tag)) {
+            not_modified(tag)
+        } else {
+            let res = HttpResponse {
+                status: 200,
+                headers: vec![],
+                body: asset.body,
+            }
+            .with_header("content-type", asset.content_type);
+            match tag {
+                Some(tag) => res.with_header("etag", tag),
+                None => res,
+            }
         }
-        .with_header("content-type", asset.content_type)
     };
     if let Some(name) = wasm {
         // Readable by the loader where the SDK is on another allowed origin.
@@ -121,48 +115,58 @@ pub async fn sdk_file<P: Platform>(
             .with_header(WASM_NAME_HEADER, name)
             .with_header("access-control-expose-headers", WASM_NAME_HEADER);
     }
-    if let Some(tag) = etag {
-        res = res.with_header("etag", tag);
-    }
     Ok(res
         .with_header("cache-control", cache)
         .with_header("x-content-type-options", "nosniff")
         .with_header("cross-origin-resource-policy", "same-site"))
 }
 
-/// What the SDK's files at stable URLs are named by.
-struct Manifest {
-    /// The current build's Wasm, content-hashed (`sdk.wasm` is a copy).
-    wasm: String,
-    /// The loader's SRI hash.
-    integrity: String,
+/// Does the request's `if-none-match` hold `tag` (weak or strong)?
+fn matches(req: &HttpRequest, tag: &str) -> bool {
+    req.header("if-none-match").is_some_and(|sent| {
+        sent.split(',')
+            .any(|t| t.trim().trim_start_matches("W/") == tag)
+    })
 }
 
-/// The manifest the build writes beside the SDK files, if there is one
-/// (an unreadable one is as none: the stable URLs then have no etag, and
-/// `sdk.wasm` is not found, so the loader fetches its own hashed file).
-async fn manifest<P: Platform>(platform: &P) -> Result<Option<Manifest>, ApiError> {
-    #[derive(serde::Deserialize)]
-    struct Read {
-        wasm: String,
-        integrity: String,
-    }
-    let Some(asset) = platform.asset(MANIFEST_PATH).await? else {
-        return Ok(None);
+fn not_modified(tag: Option<String>) -> HttpResponse {
+    let res = HttpResponse {
+        status: 304,
+        headers: vec![],
+        body: vec![],
     };
-    let safe = |name: &str| is_hashed(name) && !name.contains('/');
-    Ok(serde_json::from_slice::<Read>(&asset.body)
+    match tag {
+        Some(tag) => res.with_header("etag", tag),
+        None => res,
+    }
+}
+
+/// A short hash of a file's bytes (FNV-1a 64, hex), for its `etag`.
+fn content_tag(bytes: &[u8]) -> String {
+    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{h:016x}")
+}
+
+/// The content-hashed name of the current build's Wasm, from the manifest
+/// the build writes beside it (no manifest, or one naming no hashed file in
+/// this directory: `sdk.wasm` is not found, and the loader fetches its own
+/// hashed file).
+async fn current_wasm<P: Platform>(platform: &P) -> Result<String, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Manifest {
+        wasm: String,
+    }
+    let manifest = platform
+        .asset(MANIFEST_PATH)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    serde_json::from_slice::<Manifest>(&manifest.body)
         .ok()
-        .filter(|m| {
-            safe(&m.wasm)
-                && m.integrity
-                    .bytes()
-                    .all(|b| b.is_ascii_graphic() && b != b'"')
-        })
-        .map(|m| Manifest {
-            wasm: m.wasm,
-            integrity: m.integrity,
-        }))
+        .map(|m| m.wasm)
+        .filter(|name| is_hashed(name) && !name.contains('/'))
+        .ok_or(ApiError::NotFound)
 }
 
 #[derive(Serialize)]

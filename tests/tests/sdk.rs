@@ -594,6 +594,32 @@ async fn the_snippet_downloads_the_wasm_beside_the_loader_and_only_this_builds_i
         at("sdk.wasm", 1) < at("sluice.js", 2),
         "the Wasm was requested after the loader had arrived: {requests}"
     );
+    // Through workerd: each stable file names its build and is revalidated
+    // by its etag (a 304, no body), the Wasm with its hashed name.
+    let manifest: Value =
+        serde_json::from_slice(&stack.request("GET", "/sluice/v1/manifest.json", &[], b"").1)
+            .unwrap();
+    for file in ["sdk.wasm", "sluice.js"] {
+        let path = format!("/sluice/v1/{file}");
+        let (status, headers, body) = stack.request_full("GET", &path, &[], b"");
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(status, 200, "{file}");
+        assert!(!body.is_empty(), "{file}");
+        let etag = header("etag").unwrap_or_else(|| panic!("{file} has no etag"));
+        if file == "sdk.wasm" {
+            let name = manifest["wasm"].as_str().unwrap();
+            assert_eq!(header("x-sluice-wasm").as_deref(), Some(name));
+            assert_eq!(etag, format!("\"{name}\""));
+        }
+        let (status, _, body) =
+            stack.request_full("GET", &path, &[("If-None-Match", etag.as_str())], b"");
+        assert_eq!((status, body.len()), (304, 0), "{file} revalidated");
+    }
 
     // Another build's Wasm at the stable URL: not used (it is not even Wasm).
     b.cdp("Page.enable", json!({})).await;

@@ -69,7 +69,10 @@ thread_local! {
     static COLLECTOR_CONFIG: RefCell<Option<Loaded>> = const { RefCell::new(None) };
     static LIMITER: Rc<RefCell<Limiter>> = Rc::new(RefCell::new(Limiter::default()));
     /// The SDK's manifest, read once per isolate: an isolate runs one
-    /// deployment, whose assets do not change (`sdk.wasm` reads it per request).
+    /// deployment, whose assets do not change (`sdk.wasm` reads it per
+    /// request). Where they do (an SDK rebuilt under a running dev server),
+    /// `sdk.wasm` names the old build or is not found, and the loader
+    /// fetches its own hashed file.
     static SDK_MANIFEST: RefCell<Option<Asset>> = const { RefCell::new(None) };
 }
 
