@@ -1,7 +1,7 @@
 //! First-party serving: the SDK files from the site's own origin, and the id
 //! endpoint that sets the visitor's anonymousId as a server-set cookie.
 //!
-//! Cache headers: content-hashed files (`sdk.3f2a9c1b.js`) never change, so
+//! Cache headers: content-hashed files (`sdk_bg.3f2a9c1b.wasm`) never change, so
 //! they are cached for a year as `immutable`; the loader (`sluice.js`) keeps
 //! a stable URL for the script tag and is cached for 5 minutes; the manifest
 //! (file list and the loader's SRI hash) is revalidated every time.
