@@ -62,11 +62,13 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// (`sluice_shared::text::parse_u64`) instead of core's `str::parse::<u64>`
 /// (−196 B); 32,891 with what a beacon refused while hidden sent as usual;
 /// 32,754 with the glue bundled into the loader (one file, one request)
-/// and the inline snippet downloading the Wasm beside it (+35 B of snippet).
+/// and the inline snippet downloading the Wasm beside it (+35 B of snippet);
+/// 32,555 with the Wasm's functions ordered by call count (`wasm-opt
+/// --reorder-functions` after a third `-Oz`).
 /// It is above the 24 KB the
 /// SDK issue asks for: that budget is not met yet (see the README's "Size
 /// and speed").
-const UP_FRONT_CEILING_GZ: usize = 32_754;
+const UP_FRONT_CEILING_GZ: usize = 32_555;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {
