@@ -25,6 +25,7 @@ use crate::error::ApiError;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::ports::Platform;
 use serde::Serialize;
+use sluice_shared::audience::definition::fnv64;
 
 /// The cookie holding the anonymousId (the SDK uses the same name).
 pub const ID_COOKIE: &str = "sluice_aid";
@@ -79,36 +80,36 @@ pub async fn sdk_file<P: Platform>(
     } else {
         "public, max-age=300".to_owned()
     };
-    let wasm_tag = wasm.as_ref().map(|name| format!("\"{name}\""));
-    let mut res = if wasm_tag.as_deref().is_some_and(|tag| matches(req, tag)) {
-        not_modified(wasm_tag.clone())
+    // The Wasm's tag is known before its bytes are read (a 304 reads none);
+    // the loader's is its bytes' (not the manifest's, which an isolate
+    // keeps: a dev server's rebuilt loader is never a 304).
+    let known = wasm.as_ref().map(|name| format!("\"{name}\""));
+    let (mut res, tag) = if known.as_deref().is_some_and(|tag| matches(req, tag)) {
+        (not_modified(), known)
     } else {
         let name = wasm.as_deref().unwrap_or(file);
         let asset = platform
             .asset(&[ASSET_DIR, "/", name].concat())
             .await?
             .ok_or(ApiError::NotFound)?;
-        // The loader's tag is its bytes' (not the manifest's, which an
-        // isolate keeps: a dev server's rebuilt loader is never a 304).
         let tag = match file {
-            LOADER => Some(format!("\"{}\"", content_tag(&asset.body))),
-            _ => wasm_tag,
+            LOADER => Some(format!("\"{:016x}\"", fnv64(&asset.body))),
+            _ => known,
         };
         if tag.as_deref().is_some_and(|tag| matches(req, tag)) {
-            not_modified(tag)
+            (not_modified(), tag)
         } else {
-            let res = HttpResponse {
+            let ok = HttpResponse {
                 status: 200,
                 headers: vec![],
                 body: asset.body,
-            }
-            .with_header("content-type", asset.content_type);
-            match tag {
-                Some(tag) => res.with_header("etag", tag),
-                None => res,
-            }
+            };
+            (ok.with_header("content-type", asset.content_type), tag)
         }
     };
+    if let Some(tag) = tag {
+        res = res.with_header("etag", tag);
+    }
     if let Some(name) = wasm {
         // Readable by the loader where the SDK is on another allowed origin.
         res = res
@@ -129,24 +130,12 @@ fn matches(req: &HttpRequest, tag: &str) -> bool {
     })
 }
 
-fn not_modified(tag: Option<String>) -> HttpResponse {
-    let res = HttpResponse {
+fn not_modified() -> HttpResponse {
+    HttpResponse {
         status: 304,
         headers: vec![],
         body: vec![],
-    };
-    match tag {
-        Some(tag) => res.with_header("etag", tag),
-        None => res,
     }
-}
-
-/// A short hash of a file's bytes (FNV-1a 64, hex), for its `etag`.
-fn content_tag(bytes: &[u8]) -> String {
-    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{h:016x}")
 }
 
 /// The content-hashed name of the current build's Wasm, from the manifest

@@ -109,7 +109,8 @@ const COLD_LOADS: usize = 9;
 /// loaded, over cold loads (empty HTTP cache, no cookies or storage):
 /// `bench/none.html` and `bench/sdk.html` (the same page with the inline
 /// snippet) in turn, so both see the same machine. Printed with the
-/// medians of where the SDK's time goes (its three files' resource timing).
+/// medians of where the time goes (the page's and the SDK's two files'
+/// resource timing).
 async fn ready_after_no_sdk(stack: &Stack, b: &Browser) {
     let origin = stack.url("/").trim_end_matches('/').to_owned();
     let cold = || async {
