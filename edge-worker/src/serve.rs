@@ -50,6 +50,18 @@ pub fn is_hashed(name: &str) -> bool {
         .is_some_and(|h| h.len() >= 8 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// Is the asset at `path` one an isolate may keep for its life: the SDK's
+/// manifest (an isolate runs one deployment), or a content-hashed file in
+/// the SDK's directory (a hashed name's bytes never change)? The loader,
+/// at a stable name, is read per request.
+pub fn kept_per_isolate(path: &str) -> bool {
+    path == MANIFEST_PATH
+        || path
+            .strip_prefix(ASSET_DIR)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|file| !file.contains('/') && is_hashed(file))
+}
+
 /// `GET <sdk_path>/<file>`. The two files at stable URLs (the loader and
 /// `sdk.wasm`) carry an `etag` (a hash of the loader's bytes, the Wasm's
 /// hashed name) and a matching `if-none-match` is answered `304`: a
@@ -198,6 +210,18 @@ mod tests {
         assert!(!is_hashed("sluice.js"));
         assert!(!is_hashed("manifest.json"));
         assert!(!is_hashed("sdk.v1.js"));
+    }
+
+    #[test]
+    fn an_isolate_keeps_the_manifest_and_hashed_sdk_files_only() {
+        assert!(kept_per_isolate(MANIFEST_PATH));
+        assert!(kept_per_isolate("/sluice/v1/sdk_bg.92bd1164ddb5c1e1.wasm"));
+        assert!(!kept_per_isolate("/sluice/v1/sluice.js"));
+        assert!(!kept_per_isolate("/sluice/v1/sdk.wasm"));
+        assert!(!kept_per_isolate(
+            "/sluice/v1/x/sdk_bg.92bd1164ddb5c1e1.wasm"
+        ));
+        assert!(!kept_per_isolate("/assets/app.92bd1164ddb5c1e1.js"));
     }
 
     #[test]

@@ -68,12 +68,14 @@ thread_local! {
     static CONFIG: RefCell<Option<Loaded>> = const { RefCell::new(None) };
     static COLLECTOR_CONFIG: RefCell<Option<Loaded>> = const { RefCell::new(None) };
     static LIMITER: Rc<RefCell<Limiter>> = Rc::new(RefCell::new(Limiter::default()));
-    /// The SDK's manifest, read once per isolate: an isolate runs one
-    /// deployment, whose assets do not change (`sdk.wasm` reads it per
-    /// request). Where they do (an SDK rebuilt under a running dev server),
+    /// The SDK's manifest and its content-hashed files (the Wasm that
+    /// `sdk.wasm` serves), read once per isolate: an isolate runs one
+    /// deployment, whose assets do not change, and a hashed name's bytes
+    /// never do (each Wasm download is then no assets subrequest). Where the
+    /// manifest does change (an SDK rebuilt under a running dev server),
     /// `sdk.wasm` names the old build or is not found, and the loader
     /// fetches its own hashed file.
-    static SDK_MANIFEST: RefCell<Option<Asset>> = const { RefCell::new(None) };
+    static SDK_FILES: RefCell<Vec<(String, Asset)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Sources, admin tokens and destinations, read from the vars once per isolate.
@@ -335,20 +337,35 @@ impl Assets for Bindings {
         let Some(assets) = assets else {
             return Ok(None);
         };
-        let manifest = path == crate::serve::MANIFEST_PATH;
-        if let Some(cached) = manifest
-            .then(|| SDK_MANIFEST.with_borrow(Clone::clone))
+        let kept = crate::serve::kept_per_isolate(path);
+        if let Some(cached) = kept
+            .then(|| {
+                SDK_FILES.with_borrow(|files| {
+                    files
+                        .iter()
+                        .find(|(p, _)| p == path)
+                        .map(|(_, a)| a.clone())
+                })
+            })
             .flatten()
         {
             return Ok(Some(cached));
         }
         let asset = assets.get(path).await?;
-        if manifest {
-            SDK_MANIFEST.set(asset.clone());
+        if let Some(found) = asset.as_ref().filter(|_| kept) {
+            SDK_FILES.with_borrow_mut(|files| {
+                if files.len() < SDK_FILES_KEPT && !files.iter().any(|(p, _)| p == path) {
+                    files.push((path.to_owned(), found.clone()));
+                }
+            });
         }
         Ok(asset)
     }
 }
+
+/// At most this many SDK files are kept per isolate (the manifest, the
+/// Wasm, and room for a few more hashed files).
+const SDK_FILES_KEPT: usize = 4;
 
 impl Timer for Bindings {
     async fn sleep(&self, ms: u32) {
