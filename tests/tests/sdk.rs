@@ -18,6 +18,25 @@ async fn open(stack: &Stack, browser: &Browser, consent: bool) {
             "sluice.consent.set({{ analytics: {choice} }}); return true"
         ))
         .await;
+    if consent {
+        // The page's first events (its page view, the consent change) are
+        // answered before a test goes on: a request that going offline cuts
+        // may already have reached the collector, and sending its events
+        // again is the SDK's at-least-once retry (the collector drops the
+        // copy), which `second_copies` would count against the SDK.
+        eventually(
+            "the page's first events answered",
+            Duration::from_secs(20),
+            || async {
+                (browser
+                    .js("const s = sluice.stats(); return s.queued + s.inflight")
+                    .await
+                    == json!(0))
+                .then_some(())
+            },
+        )
+        .await;
+    }
 }
 
 /// How many events named `<prefix>…` the origin's stored queues hold (every tab's).
