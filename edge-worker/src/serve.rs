@@ -36,6 +36,8 @@ const YEAR_S: u32 = 31_536_000;
 pub const MANIFEST_PATH: &str = "/sluice/v1/manifest.json";
 /// The loader, at a stable URL for the script tag.
 pub const LOADER: &str = "sluice.js";
+/// Where the build puts the loader.
+const LOADER_PATH: &str = "/sluice/v1/sluice.js";
 /// The current Wasm at a stable URL (see the module's doc).
 pub const STABLE_WASM: &str = "sdk.wasm";
 /// The header naming the content-hashed file `sdk.wasm` is a copy of.
@@ -51,11 +53,13 @@ pub fn is_hashed(name: &str) -> bool {
 }
 
 /// Is the asset at `path` one an isolate may keep for its life: the SDK's
-/// manifest (an isolate runs one deployment), or a content-hashed file in
-/// the SDK's directory (a hashed name's bytes never change)? The loader,
-/// at a stable name, is read per request.
+/// manifest and loader (an isolate runs one deployment's files: a deploy,
+/// and `wrangler dev` when the files change, start new isolates), or a
+/// content-hashed file in the SDK's directory (a hashed name's bytes never
+/// change)?
 pub fn kept_per_isolate(path: &str) -> bool {
     path == MANIFEST_PATH
+        || path == LOADER_PATH
         || path
             .strip_prefix(ASSET_DIR)
             .and_then(|rest| rest.strip_prefix('/'))
@@ -93,8 +97,7 @@ pub async fn sdk_file<P: Platform>(
         "public, max-age=300".to_owned()
     };
     // The Wasm's tag is known before its bytes are read (a 304 reads none);
-    // the loader's is its bytes' (not the manifest's, which an isolate
-    // keeps: a dev server's rebuilt loader is never a 304).
+    // the loader's is its bytes' (not the manifest's name for the Wasm).
     let known = wasm.as_ref().map(|name| format!("\"{name}\""));
     let (mut res, tag) = if known.as_deref().is_some_and(|tag| matches(req, tag)) {
         (not_modified(), known)
@@ -213,10 +216,10 @@ mod tests {
     }
 
     #[test]
-    fn an_isolate_keeps_the_manifest_and_hashed_sdk_files_only() {
+    fn an_isolate_keeps_the_manifest_the_loader_and_hashed_sdk_files_only() {
         assert!(kept_per_isolate(MANIFEST_PATH));
         assert!(kept_per_isolate("/sluice/v1/sdk_bg.92bd1164ddb5c1e1.wasm"));
-        assert!(!kept_per_isolate("/sluice/v1/sluice.js"));
+        assert!(kept_per_isolate("/sluice/v1/sluice.js"));
         assert!(!kept_per_isolate("/sluice/v1/sdk.wasm"));
         assert!(!kept_per_isolate(
             "/sluice/v1/x/sdk_bg.92bd1164ddb5c1e1.wasm"
@@ -225,7 +228,8 @@ mod tests {
     }
 
     #[test]
-    fn the_manifest_is_in_the_sdk_directory() {
+    fn the_manifest_and_loader_are_in_the_sdk_directory() {
         assert_eq!(MANIFEST_PATH, format!("{ASSET_DIR}/manifest.json"));
+        assert_eq!(LOADER_PATH, format!("{ASSET_DIR}/{LOADER}"));
     }
 }

@@ -364,8 +364,8 @@ impl Assets for Bindings {
 }
 
 /// At most this many SDK files are kept per isolate (the manifest, the
-/// Wasm, and room for a few more hashed files).
-const SDK_FILES_KEPT: usize = 4;
+/// loader, the Wasm, and room for a few more hashed files).
+const SDK_FILES_KEPT: usize = 5;
 
 impl Timer for Bindings {
     async fn sleep(&self, ms: u32) {
