@@ -43,6 +43,11 @@ fn wrangler() -> Command {
     let mut cmd = Command::new(bin);
     cmd.current_dir(root().join("edge-worker"))
         .env("WRANGLER_SEND_METRICS", "false")
+        // No `Request.cf` sample fetched from workers.cloudflare.com: the
+        // tests reach nothing off loopback.
+        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+        // Nor a version check against npm (wrangler's banner makes it).
+        .env("WRANGLER_HIDE_BANNER", "true")
         .env("NO_UPDATE_NOTIFIER", "1")
         .env("CI", "1");
     cmd

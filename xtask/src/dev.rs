@@ -80,8 +80,6 @@ fn print_guide(port: u16, state: &std::path::Path) {
   data lands in     D1 `events` table, persisted under {state}
   query it          (cd edge-worker && npx wrangler d1 execute DB --local --persist-to {state} \\
                        --command \"SELECT type, event, anonymous_id, properties FROM events ORDER BY received_at DESC LIMIT 10\")
-
-  wrangler's 'Unable to fetch the Request.cf object' warning is expected offline and harmless.
 ",
         state = state.display()
     );

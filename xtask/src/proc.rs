@@ -86,9 +86,14 @@ pub fn probe(cmd: &mut Command) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Environment every wrangler / workerd invocation gets: no metrics, no update checks.
+/// Environment every wrangler / workerd invocation gets: no metrics, no update checks, nothing fetched off loopback.
 pub fn wrangler_env(cmd: &mut Command) -> &mut Command {
     cmd.env("WRANGLER_SEND_METRICS", "false")
+        // Miniflare fetches a `Request.cf` sample from workers.cloudflare.com
+        // unless told not to; the dev server reaches nothing off loopback.
+        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+        // The banner is where wrangler asks npm for a newer version.
+        .env("WRANGLER_HIDE_BANNER", "true")
         .env("WRANGLER_LOG_SANITIZE", "true")
         .env("NO_UPDATE_NOTIFIER", "1")
         .env("CI", "1")
