@@ -18,25 +18,27 @@
 //! full decode might judge or read differently: a duplicate key, a lone
 //! surrogate escape, a number with an exponent or many digits, nesting or a
 //! string near the limits, a non-object where an object belongs, a missing
-//! `messageId`. What it passes through is walked for the same limits
-//! validation applies. The same event decoded both ways reads back as the same
+//! `messageId`. [`decode`] is one pass over the event's bytes ([`walk`]): it
+//! checks the syntax `serde_json` accepts and, in what it passes through, the
+//! limits validation applies, while it reads the typed fields and finds the
+//! spans [`Passed::encode`] copies; only the values the pipeline reads whole
+//! (`traits`, the decoded `context` members, unknown keys) go through
+//! `serde_json`. The same event decoded both ways reads back as the same
 //! JSON value (`tests/splice.rs` holds the two to that, through the pipeline).
 //!
 //! Callers must not take this lane when something reads `properties` or
 //! other passed-through parts (a tracking plan, audiences).
 
-use crate::event::{opt_id, EventType, Object};
+use crate::event::{EventType, Object};
 use crate::validate::Limits;
 use crate::Event;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::Value;
 use std::borrow::Cow;
-use std::fmt;
+use walk::{Checks, Walk};
 use writer::Writer;
 
 mod added;
+mod walk;
 mod writer;
 
 pub use added::{Added, Json};
@@ -63,19 +65,15 @@ fn context_use(key: &str) -> Use {
     }
 }
 
-/// Longest number passed through (a longer one, or one with an exponent, may
-/// overflow `f64` where a full decode rejects it).
-const MAX_NUMBER_LEN: usize = 18;
-
 /// What [`decode`] kept as sent, for [`Passed::encode`].
 #[derive(Debug, Clone)]
 pub struct Passed<'a> {
     /// Size of the event as sent (the encoding is about as long).
     bytes: usize,
-    properties: Option<&'a RawValue>,
-    integrations: Option<&'a RawValue>,
+    properties: Option<&'a str>,
+    integrations: Option<&'a str>,
     /// `context` members passed through and the read-only ones, as sent, by key.
-    context: Vec<(Cow<'a, str>, &'a RawValue)>,
+    context: Vec<(Cow<'a, str>, &'a str)>,
     sent: Sent<'a>,
 }
 
@@ -92,228 +90,193 @@ pub struct Sent<'a> {
     /// `context.page.referrer`, likewise.
     pub referrer: Option<Cow<'a, str>>,
     /// `context.consent`, as sent.
-    pub consent: Option<&'a RawValue>,
+    pub consent: Option<&'a str>,
 }
 
 impl<'a> Sent<'a> {
-    /// Read a read-only member (`userAgent` or `page`).
-    fn read(&mut self, key: &str, value: &'a RawValue) -> Option<()> {
+    /// Read a read-only member (`userAgent`, `consent` or `page`), whose
+    /// text the walk has checked.
+    fn read(&mut self, key: &str, value: &'a str) -> Option<()> {
         if key == "userAgent" {
             self.has_user_agent = true;
-            self.user_agent = serde_json::from_str::<Text<'a>>(value.get()).ok()?.0;
+            self.user_agent = string_of(value)?;
         } else if key == "consent" {
             self.consent = Some(value);
-        } else if value.get().starts_with('{') {
-            let page: PageRead<'a> = serde_json::from_str(value.get()).ok()?;
-            self.url = page.url.and_then(|t| t.0);
-            self.referrer = page.referrer.and_then(|t| t.0);
+        } else if value.starts_with('{') {
+            // `page`: its `url` and `referrer` (a duplicate of either is for the full decode).
+            let mut w = Walk::new(value.as_bytes())?;
+            w.eat(b'{')?;
+            let (mut url, mut referrer) = (None, None);
+            let mut first = true;
+            while w.more(std::mem::take(&mut first))? {
+                let key = w.key()?;
+                let slot = match &*key {
+                    "url" => &mut url,
+                    "referrer" => &mut referrer,
+                    _ => {
+                        w.value(&Limits::default(), None)?;
+                        continue;
+                    }
+                };
+                if slot.is_some() {
+                    return None;
+                }
+                *slot = Some(string_of(w.value(&Limits::default(), None)?)?);
+            }
+            self.url = url.flatten();
+            self.referrer = referrer.flatten();
         }
         Some(())
     }
 }
 
+/// A checked value's text as a string if it is one (`Some(None)` if it is not).
+fn string_of(value: &str) -> Option<Option<Cow<'_, str>>> {
+    if !value.starts_with('"') {
+        return Some(None);
+    }
+    Walk::new(value.as_bytes())?.string().map(Some)
+}
+
 /// Decode `raw` (one event of a batch) for the pipeline, or `None` where only
 /// a full decode gives the right answer. The event has `properties` and
 /// `integrations` unset and only the `context` members the pipeline uses;
-/// the rest is in [`Passed`].
+/// the rest is in [`Passed`]. One pass over the bytes ([`walk`]): the
+/// syntax, the limits and the spans together.
 pub fn decode<'a>(raw: &'a [u8], limits: &Limits) -> Option<(Event, Passed<'a>)> {
-    let parts: Parts<'a> = serde_json::from_slice(raw).ok()?;
-    if parts.event.message_id.is_empty() {
-        return None; // derived from the bytes: the full path does that
-    }
+    let mut w = Walk::new(raw)?;
+    w.eat(b'{')?;
     let mut passed = Passed {
         bytes: raw.len(),
-        properties: object_or_none(parts.properties)?,
-        integrations: object_or_none(parts.integrations)?,
-        context: Vec::with_capacity(parts.context.as_ref().map_or(0, Vec::len)),
+        properties: None,
+        integrations: None,
+        context: Vec::new(),
         sent: Sent::default(),
     };
-    if let Some(p) = passed.properties {
-        clean(p, 0, true, limits)?;
-    }
-    if let Some(i) = passed.integrations {
-        clean(i, 0, false, limits)?;
-    }
-    let context = match parts.context {
-        None => None,
-        Some(members) => {
-            let mut decoded = Object::new();
-            for (key, value) in members {
-                match context_use(&key) {
-                    Use::Decoded => {
-                        decoded.insert(key.into_owned(), serde_json::from_str(value.get()).ok()?);
-                    }
-                    Use::Read => {
-                        clean(value, 1, false, limits)?;
-                        passed.sent.read(&key, value)?;
-                        passed.context.push((key, value));
-                    }
-                    Use::Passed => {
-                        clean(value, 1, false, limits)?;
-                        passed.context.push((key, value));
-                    }
+    let mut event = Event::new(EventType::Track, "");
+    let mut kind = None;
+    let mut seen = 0u32;
+    let mut first = true;
+    while w.more(std::mem::take(&mut first))? {
+        let key = w.key()?;
+        let Some(field) = field(&key) else {
+            let value: Value = serde_json::from_str(w.value(limits, None)?).ok()?;
+            if event.extra.insert(key.into_owned(), value).is_some() {
+                return None;
+            }
+            continue;
+        };
+        if seen & (1 << field) != 0 {
+            return None;
+        }
+        seen |= 1 << field;
+        match field {
+            0 => kind = Some(event_type(&w.string()?)?),
+            1 => event.message_id = id(&mut w)?.unwrap_or_default(),
+            2 => event.anonymous_id = id(&mut w)?,
+            3 => event.user_id = id(&mut w)?,
+            4 => event.group_id = id(&mut w)?,
+            5 => event.previous_id = id(&mut w)?,
+            6 => event.event = w.opt_string()?,
+            7 => event.name = w.opt_string()?,
+            8 => event.category = w.opt_string()?,
+            9 => event.timestamp = w.opt_string()?,
+            10 => event.original_timestamp = w.opt_string()?,
+            11 => event.sent_at = w.opt_string()?,
+            12 => event.received_at = w.opt_string()?,
+            13 => {
+                event.traits = match object_or_none(&mut w, limits, None)? {
+                    Some(text) => Some(serde_json::from_str(text).ok()?),
+                    None => None,
                 }
             }
-            Some(decoded)
+            14 => passed.properties = object_or_none(&mut w, limits, Some(Checks::top(true)))?,
+            15 => passed.integrations = object_or_none(&mut w, limits, Some(Checks::top(false)))?,
+            _ => event.context = context(&mut w, limits, &mut passed)?,
         }
-    };
+    }
+    if !w.at_end() || event.message_id.is_empty() {
+        return None; // a missing id is derived from the bytes: the full path does that
+    }
+    event.kind = kind?;
     passed.context.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut event = parts.event;
-    event.context = context;
     Some((event, passed))
 }
 
-/// `context.page` as enrichment reads it (a duplicate of either key fails it).
-#[derive(Deserialize)]
-struct PageRead<'a> {
-    #[serde(borrow)]
-    url: Option<Text<'a>>,
-    #[serde(borrow)]
-    referrer: Option<Text<'a>>,
+/// `type`, as [`Event`] decodes it (the wire names only).
+fn event_type(name: &str) -> Option<EventType> {
+    EventType::ALL.into_iter().find(|t| t.as_str() == name)
 }
 
-/// Any JSON value, keeping it if a string (borrowed unless it has escapes).
-struct Text<'a>(Option<Cow<'a, str>>);
+/// An id as [`Event`] decodes it: a string, or `null`; a number is kept as
+/// text where it is written as serde_json writes it (digits, no sign);
+/// anything else is for the full decode.
+fn id(w: &mut Walk<'_>) -> Option<Option<String>> {
+    match w.peek()? {
+        b'0'..=b'9' => {
+            let digits = w.value(&Limits::default(), None)?;
+            digits
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| Some(digits.to_owned()))
+        }
+        _ => w.opt_string(),
+    }
+}
 
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Text<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON value")
+/// An object's text (walked with `checks`), `Some(None)` for `null`; any
+/// other value is for the full decode to reject.
+fn object_or_none<'a>(
+    w: &mut Walk<'a>,
+    limits: &Limits,
+    checks: Option<Checks>,
+) -> Option<Option<&'a str>> {
+    match w.peek()? {
+        b'{' => w.value(limits, checks).map(Some),
+        _ if w.null() => Some(None),
+        _ => None,
+    }
+}
+
+/// `context`: the members the pipeline uses decoded, the others kept as
+/// sent in `passed` (a duplicate key is for the full decode).
+fn context<'a>(
+    w: &mut Walk<'a>,
+    limits: &Limits,
+    passed: &mut Passed<'a>,
+) -> Option<Option<Object>> {
+    if w.null() {
+        return Some(None);
+    }
+    w.eat(b'{')?;
+    let mut decoded = Object::new();
+    let member = Some(Checks {
+        depth: 1,
+        count_keys: false,
+    });
+    let mut first = true;
+    while w.more(std::mem::take(&mut first))? {
+        let key = w.key()?;
+        if decoded.contains_key(&*key) || passed.context.iter().any(|(k, _)| *k == key) {
+            return None;
+        }
+        match context_use(&key) {
+            Use::Decoded => {
+                let value = serde_json::from_str(w.value(limits, None)?).ok()?;
+                decoded.insert(key.into_owned(), value);
             }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'a>, E> {
-                Ok(Text(Some(Cow::Borrowed(v))))
+            Use::Read => {
+                let value = w.value(limits, member)?;
+                passed.sent.read(&key, value)?;
+                passed.context.push((key, value));
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'a>, E> {
-                Ok(Text(Some(Cow::Owned(v.to_owned()))))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Text<'a>, E> {
-                Ok(Text(None))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Text<'a>, E> {
-                Ok(Text(None))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Text<'a>, E> {
-                Ok(Text(None))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Text<'a>, E> {
-                Ok(Text(None))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Text<'a>, E> {
-                Ok(Text(None))
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Text<'a>, A::Error> {
-                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
-                Ok(Text(None))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Text<'a>, A::Error> {
-                while map
-                    .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
-                    .is_some()
-                {}
-                Ok(Text(None))
+            Use::Passed => {
+                let value = w.value(limits, member)?;
+                passed.context.push((key, value));
             }
         }
-        d.deserialize_any(V(std::marker::PhantomData))
     }
-}
-
-/// `null` is absent; anything but an object is for the full decode to reject.
-fn object_or_none(raw: Option<&RawValue>) -> Option<Option<&RawValue>> {
-    match raw {
-        Some(r) if r.get() == "null" => Some(None),
-        Some(r) if r.get().starts_with('{') => Some(Some(r)),
-        Some(_) => None,
-        None => Some(None),
-    }
-}
-
-/// Walk JSON that the decoder has already checked for syntax, for what
-/// validation would find or a full decode would read differently; `None` if
-/// anything is in doubt. `depth` is the value's own depth as validation
-/// counts it (members of `properties` are at 1); `count_keys` applies the
-/// key limit (`properties`, `traits`).
-fn clean(raw: &RawValue, depth: usize, count_keys: bool, limits: &Limits) -> Option<()> {
-    let bytes = raw.get().as_bytes();
-    // Open containers: `true` for an object.
-    let mut open: Vec<bool> = Vec::new();
-    let mut keys = 0usize;
-    let mut expect_key = false;
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'{' | b'[' => {
-                if depth + open.len() >= limits.max_depth {
-                    return None;
-                }
-                open.push(b == b'{');
-                expect_key = b == b'{';
-                i += 1;
-            }
-            b'}' | b']' => {
-                open.pop();
-                expect_key = false;
-                i += 1;
-            }
-            b',' => {
-                expect_key = open.last() == Some(&true);
-                i += 1;
-            }
-            b':' => {
-                expect_key = false;
-                i += 1;
-            }
-            b'"' => {
-                let start = i + 1;
-                i = start;
-                loop {
-                    i = crate::scan::to_quote_or_escape(bytes, i);
-                    match *bytes.get(i)? {
-                        b'"' => break,
-                        b'\\' => {
-                            if bytes.get(i + 1) == Some(&b'u') {
-                                let hex = std::str::from_utf8(bytes.get(i + 2..i + 6)?).ok()?;
-                                let unit = u16::from_str_radix(hex, 16).ok()?;
-                                if (0xD800..=0xDFFF).contains(&unit) {
-                                    return None;
-                                }
-                                i += 6;
-                            } else {
-                                i += 2;
-                            }
-                        }
-                        _ => return None, // not reached: it stops at a quote or a backslash
-                    }
-                }
-                if i - start > limits.max_string_len {
-                    return None;
-                }
-                if expect_key {
-                    keys += 1;
-                    expect_key = false;
-                }
-                i += 1;
-            }
-            b'-' | b'0'..=b'9' => {
-                let start = i;
-                while bytes
-                    .get(i)
-                    .is_some_and(|b| matches!(b, b'-' | b'+' | b'.' | b'0'..=b'9' | b'e' | b'E'))
-                {
-                    i += 1;
-                }
-                let number = &bytes[start..i];
-                if number.len() > MAX_NUMBER_LEN || number.iter().any(|b| matches!(b, b'e' | b'E'))
-                {
-                    return None;
-                }
-            }
-            _ => i += 1,
-        }
-    }
-    (!count_keys || keys <= limits.max_properties).then_some(())
+    Some(Some(decoded))
 }
 
 impl<'a> Passed<'a> {
@@ -429,7 +392,7 @@ impl<'a> Passed<'a> {
             out.string(key)?;
             out.push(":");
             match piece {
-                Some(Piece::Sent(raw)) => out.push(raw.get()),
+                Some(Piece::Sent(raw)) => out.push(raw),
                 Some(Piece::Held(v)) => out.value(v)?,
                 Some(Piece::Added(j)) => out.json(j)?,
                 None => {} // not reached: the key is some source's head
@@ -450,7 +413,7 @@ fn next_at<'a, I: Iterator<Item = (&'a str, Piece<'a>)>>(
 
 /// A `context` member's value, from where it is kept.
 enum Piece<'a> {
-    Sent(&'a RawValue),
+    Sent(&'a str),
     Held(&'a Value),
     Added(&'a Json),
 }
@@ -468,13 +431,13 @@ fn text(out: &mut Writer, k: &str, v: &Option<String>) -> Result<(), serde_json:
 fn passed_or(
     out: &mut Writer,
     k: &str,
-    passed: Option<&RawValue>,
+    passed: Option<&str>,
     held: &Option<Object>,
 ) -> Result<(), serde_json::Error> {
     match (passed, held) {
         (Some(raw), _) => {
             out.key(k)?;
-            out.push(raw.get());
+            out.push(raw);
         }
         (None, Some(o)) => {
             out.key(k)?;
@@ -483,72 +446,6 @@ fn passed_or(
         (None, None) => {}
     }
     Ok(())
-}
-
-/// An event's top level, decoded as [`Event`]'s derive does, with the parts
-/// the fast lane passes through kept as bytes.
-struct Parts<'a> {
-    event: Event,
-    properties: Option<&'a RawValue>,
-    integrations: Option<&'a RawValue>,
-    context: Option<Vec<(Cow<'a, str>, &'a RawValue)>>,
-}
-
-/// An id as [`Event`] decodes it (a number is kept as text).
-struct Id(Option<String>);
-
-impl<'de> Deserialize<'de> for Id {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        opt_id(d).map(Id)
-    }
-}
-
-/// A key, borrowed from the input unless it has escapes.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Key<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'a>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'a>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(V(std::marker::PhantomData))
-    }
-}
-
-/// `context`'s members, as sent; a duplicate key is an error (for the full decode).
-struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Members<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'a>, A::Error> {
-                let mut members: Vec<(Cow<'a, str>, &'a RawValue)> = Vec::with_capacity(16);
-                while let Some(Key(key)) = map.next_key()? {
-                    if members.iter().any(|(k, _)| *k == key) {
-                        return Err(de::Error::custom("duplicate key"));
-                    }
-                    members.push((key, map.next_value()?));
-                }
-                Ok(Members(members))
-            }
-        }
-        d.deserialize_map(V(std::marker::PhantomData))
-    }
 }
 
 /// The top-level keys [`Event`] has a field for, numbered (a bit each, to catch a duplicate).
@@ -573,64 +470,4 @@ fn field(key: &str) -> Option<u32> {
         "context" => 16,
         _ => return None,
     })
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Parts<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Parts<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("struct Event")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parts<'a>, A::Error> {
-                let mut seen = 0u32;
-                let mut kind: Option<EventType> = None;
-                let mut event = Event::new(EventType::Track, "");
-                let mut properties = None;
-                let mut integrations = None;
-                let mut context = None;
-                while let Some(Key(key)) = map.next_key()? {
-                    let Some(field) = field(&key) else {
-                        let value: Value = map.next_value()?;
-                        if event.extra.insert(key.into_owned(), value).is_some() {
-                            return Err(de::Error::custom("duplicate key"));
-                        }
-                        continue;
-                    };
-                    if seen & (1 << field) != 0 {
-                        return Err(de::Error::custom("duplicate key"));
-                    }
-                    seen |= 1 << field;
-                    match field {
-                        0 => kind = Some(map.next_value()?),
-                        1 => event.message_id = map.next_value::<Id>()?.0.unwrap_or_default(),
-                        2 => event.anonymous_id = map.next_value::<Id>()?.0,
-                        3 => event.user_id = map.next_value::<Id>()?.0,
-                        4 => event.group_id = map.next_value::<Id>()?.0,
-                        5 => event.previous_id = map.next_value::<Id>()?.0,
-                        6 => event.event = map.next_value()?,
-                        7 => event.name = map.next_value()?,
-                        8 => event.category = map.next_value()?,
-                        9 => event.timestamp = map.next_value()?,
-                        10 => event.original_timestamp = map.next_value()?,
-                        11 => event.sent_at = map.next_value()?,
-                        12 => event.received_at = map.next_value()?,
-                        13 => event.traits = map.next_value()?,
-                        14 => properties = map.next_value()?,
-                        15 => integrations = map.next_value()?,
-                        _ => context = map.next_value::<Option<Members<'a>>>()?.map(|m| m.0),
-                    }
-                }
-                event.kind = kind.ok_or_else(|| de::Error::missing_field("type"))?;
-                Ok(Parts {
-                    event,
-                    properties,
-                    integrations,
-                    context,
-                })
-            }
-        }
-        d.deserialize_map(V(std::marker::PhantomData))
-    }
 }

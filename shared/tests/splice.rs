@@ -232,6 +232,38 @@ fn the_lane_keeps_what_the_pipeline_adds_apart_from_the_event() {
     assert!(sent.consent.is_some());
 }
 
+/// The lane reads its bytes in one pass of its own (not `serde_json`'s):
+/// JSON written in every other way a client may write it takes the lane
+/// and reads as the full decode reads it.
+#[test]
+fn json_written_any_valid_way_takes_the_lane_and_reads_the_same() {
+    let base = bench_event().to_string();
+    let pretty = serde_json::to_string_pretty(&bench_event()).unwrap();
+    let edit = |from: &str, to: &str| {
+        assert!(base.contains(from), "{from}");
+        base.replacen(from, to, 1)
+    };
+    for raw in [
+        pretty.clone(),
+        pretty.replace('\n', "\r\n").replace("  ", "\t"),
+        edit("\"messageId\"", "\"messag\\u0065Id\""),
+        edit("\"messageId\":\"bench-1-1\"", "\"messageId\":7"),
+        edit("\"event\":\"Product Viewed\"", "\"event\":\"Product \\\"Viewed\\\"\\n\\u00e9\\ud83d\\ude00\\/\""),
+        edit("\"anonymousId\"", "\"userId\":12345,\"anonymousId\""),
+        edit("\"anonymousId\"", "\"userId\":null,\"name\":null,\"anonymousId\""),
+        edit("\"properties\":{", "\"integrations\":{\"All\":false,\"x\":{\"a\":[1,2.5,-0.25,true,null]}},\"properties\":{"),
+        edit("\"properties\":{", "\"traits\":{\"plan\":\"pro\",\"n\":[1,{\"b\":null}]},\"properties\":{"),
+        edit("\"properties\":{", "\"channel\":\"web\",\"_metadata\":{\"bundled\":[\"x\"]},\"properties\":{"),
+        edit("\"price\":12", "\"price\":-12.125,\"tags\":[],\"o\":{},\"s\":\"\\u0000\\t\""),
+        edit("\"userAgent\":", "\"userAgent\":17,\"x-userAgent\":"),
+        edit("\"url\":\"https:", "\"nested\":{\"url\":1},\"url\":\"https:\\/"),
+        edit("\"title\":\"Blue Mug\"", "\"title\":\"Blue Mug\",\"referrer2\":null"),
+        edit("\"library\"", "\"sluice\":{\"note\":1},\"library\""),
+    ] {
+        assert!(compare(raw.as_bytes()), "the lane is taken: {raw}");
+    }
+}
+
 #[test]
 fn the_fuzz_corpus_agrees_where_the_lane_is_taken() {
     let dir = format!("{}/fuzz/corpus/parse_batch", env!("CARGO_MANIFEST_DIR"));

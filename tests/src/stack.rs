@@ -54,7 +54,7 @@ fn wrangler() -> Command {
 }
 
 impl Stack {
-    /// Apply migrations to a fresh state dir, start `wrangler dev`, wait until it serves.
+    /// A fresh state dir with the migrations applied, `wrangler dev` started on it, waiting until it serves.
     pub fn start() -> Stack {
         Stack::start_with(&[])
     }
@@ -90,18 +90,7 @@ impl Stack {
         let configs = state.join("config");
         write_configs(&configs, edit);
         write_vars(&configs, vars);
-        let migrated = wrangler()
-            .args(["d1", "migrations", "apply", "DB", "--local", "-c"])
-            .arg(configs.join("backend.toml"))
-            .arg("--persist-to")
-            .arg(&state)
-            .output()
-            .expect("run wrangler d1 migrations apply");
-        assert!(
-            migrated.status.success(),
-            "migrations failed: {}",
-            String::from_utf8_lossy(&migrated.stderr)
-        );
+        copy_dir(migrated(), &state);
         let (port, process) = launch(&state, &configs, args);
         Stack {
             port,
@@ -301,6 +290,53 @@ impl Stack {
 
 /// This stack's copies of the configurations, every path in them absolute
 /// (they are not beside the build), each changed by `edit`.
+/// Local state with every D1 migration applied, made once per test process
+/// by `wrangler d1 migrations apply --local` (each stack's state starts as a
+/// copy of it: a stack starts sooner, and `wrangler` runs once per binary
+/// instead of once per stack). The migration is set-up, not what a test
+/// checks: an attempt that fails is retried in a fresh directory, twice, and
+/// the last failure is reported. A broken migration fails all three.
+fn migrated() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let mut failure = String::new();
+        for attempt in 1..=3 {
+            let dir = temp_dir("migrated");
+            let configs = dir.join("config");
+            let state = dir.join("state");
+            write_configs(&configs, &|_, text| text);
+            write_vars(&configs, &[]);
+            let migrated = wrangler()
+                .args(["d1", "migrations", "apply", "DB", "--local", "-c"])
+                .arg(configs.join("backend.toml"))
+                .arg("--persist-to")
+                .arg(&state)
+                .output()
+                .expect("run wrangler d1 migrations apply");
+            if migrated.status.success() {
+                return state;
+            }
+            failure = String::from_utf8_lossy(&migrated.stderr).into_owned();
+            eprintln!("wrangler d1 migrations apply failed (attempt {attempt} of 3): {failure}");
+        }
+        panic!("migrations failed: {failure}")
+    })
+}
+
+/// Copy the directory `from` into `to` (created if missing), recursively.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("create the state dir");
+    for entry in std::fs::read_dir(from).expect("read the migrated state") {
+        let entry = entry.expect("a directory entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("a file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy the migrated state");
+        }
+    }
+}
+
 fn write_configs(dir: &std::path::Path, edit: &dyn Fn(&str, String) -> String) {
     std::fs::create_dir_all(dir).expect("create the config dir");
     let worker = root().join("edge-worker");

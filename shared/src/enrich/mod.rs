@@ -457,7 +457,7 @@ pub fn consent_of(event: &Event) -> Option<Consent> {
 /// event's own is the one.
 pub fn consent_sent<'s>(ctx: &Object, sent: Option<&Sent<'s>>) -> Option<&'s str> {
     let raw = sent?.consent?;
-    (!ctx.contains_key("consent")).then(|| raw.get())
+    (!ctx.contains_key("consent")).then_some(raw)
 }
 
 /// [`consent_of`] for an event of the lane ([`consent_sent`]).
