@@ -341,13 +341,26 @@ fn to_special(bytes: &[u8], mut at: usize) -> usize {
         at += 8;
     }
     while let Some(&b) = bytes.get(at) {
-        if b == b'"' || b == b'\\' || b < 0x20 {
+        if SPECIAL[usize::from(b)] {
             break;
         }
         at += 1;
     }
     at
 }
+
+/// The bytes a string's scan stops at: a quote, a backslash, a control character.
+const SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
 
 /// The escape at `at` (a backslash): the character and the index after it.
 fn unescape(bytes: &[u8], at: usize) -> Option<(char, usize)> {
