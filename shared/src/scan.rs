@@ -83,19 +83,22 @@ fn skip_string(bytes: &[u8], at: usize) -> Result<usize, ScanError> {
 }
 
 /// The first index from `at` holding a quote or a backslash (or the length):
-/// most of a body is string contents, skipped here eight bytes at a time.
-pub fn to_quote_or_escape(bytes: &[u8], mut at: usize) -> usize {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    let has_zero_byte = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS != 0;
+/// most of a body is string contents, skipped here eight bytes at a time
+/// (the lowest byte a word's mask flags is the first such byte: a borrow
+/// only flags bytes above one that is flagged).
+fn to_quote_or_escape(bytes: &[u8], mut at: usize) -> usize {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
     while let Some(chunk) = bytes.get(at..at + 8) {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        let w = u64::from_ne_bytes(word);
-        if has_zero_byte(w ^ (ONES * u64::from(b'"')))
-            || has_zero_byte(w ^ (ONES * u64::from(b'\\')))
-        {
-            break;
+        let w = u64::from_le_bytes(word);
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        let mask =
+            (quote.wrapping_sub(ONES) & !quote | backslash.wrapping_sub(ONES) & !backslash) & HIGHS;
+        if mask != 0 {
+            return at + (mask.trailing_zeros() / 8) as usize;
         }
         at += 8;
     }
@@ -358,6 +361,22 @@ mod tests {
         assert_eq!(elements.len(), 4);
         assert_eq!(elements[1], b"NaN");
         assert_eq!(elements[2].len(), 200_000);
+    }
+
+    #[test]
+    fn a_strings_scan_stops_at_the_first_quote_or_backslash() {
+        let text: Vec<u8> = (0u8..=255)
+            .chain(b"abcdefghij\"x\\".iter().copied())
+            .collect();
+        for from in 0..text.len() {
+            for to in from..=text.len() {
+                let bytes = &text[..to];
+                let first = (from..to)
+                    .find(|&i| matches!(bytes[i], b'"' | b'\\'))
+                    .unwrap_or(to);
+                assert_eq!(to_quote_or_escape(bytes, from), first, "{from}..{to}");
+            }
+        }
     }
 
     #[test]
