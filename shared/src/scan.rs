@@ -62,6 +62,7 @@ fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
+#[inline(always)]
 fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
     while bytes.get(at).copied().is_some_and(is_ws) {
         at += 1;
@@ -70,6 +71,7 @@ fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
 }
 
 /// End (exclusive) of the string starting at `at` (which is a `"`).
+#[inline(always)]
 fn skip_string(bytes: &[u8], at: usize) -> Result<usize, ScanError> {
     let mut i = at + 1;
     loop {

@@ -56,6 +56,7 @@ impl<'a> Walk<'a> {
     }
 
     /// Skip whitespace; the next byte, if any.
+    #[inline(always)]
     pub(super) fn peek(&mut self) -> Option<u8> {
         while let Some(&b) = self.bytes.get(self.at) {
             if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
@@ -67,6 +68,7 @@ impl<'a> Walk<'a> {
     }
 
     /// Consume `byte` (after whitespace), or `None`.
+    #[inline(always)]
     pub(super) fn eat(&mut self, byte: u8) -> Option<()> {
         (self.peek()? == byte).then(|| self.at += 1)
     }
@@ -87,6 +89,7 @@ impl<'a> Walk<'a> {
 
     /// After `{` or a member: `Some(true)` if another member follows (the
     /// comma consumed), `Some(false)` at the closing `}` (consumed).
+    #[inline(always)]
     pub(super) fn more(&mut self, first: bool) -> Option<bool> {
         match self.peek()? {
             b'}' => {
@@ -175,6 +178,7 @@ impl<'a> Walk<'a> {
     }
 
     /// Where the next value starts (after whitespace).
+    #[inline(always)]
     pub(super) fn start(&mut self) -> Option<usize> {
         self.peek()?;
         Some(self.at)
@@ -325,6 +329,7 @@ impl<'a> Walk<'a> {
 /// word's mask flags is the first such byte (a borrow only flags bytes
 /// above one that is flagged), so a short string takes one word, not a
 /// loop over its bytes.
+#[inline(always)]
 pub(super) fn to_special(bytes: &[u8], mut at: usize) -> usize {
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
