@@ -75,7 +75,7 @@ fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
 fn skip_string(bytes: &[u8], at: usize) -> Result<usize, ScanError> {
     let mut i = at + 1;
     loop {
-        i = to_quote_or_escape(bytes, i);
+        i = to_special::<false>(bytes, i);
         match bytes.get(i) {
             Some(b'\\') => i += 2,
             Some(_) => return Ok(i + 1),
@@ -84,11 +84,14 @@ fn skip_string(bytes: &[u8], at: usize) -> Result<usize, ScanError> {
     }
 }
 
-/// The first index from `at` holding a quote or a backslash (or the length):
-/// most of a body is string contents, skipped here eight bytes at a time
-/// (the lowest byte a word's mask flags is the first such byte: a borrow
-/// only flags bytes above one that is flagged).
-fn to_quote_or_escape(bytes: &[u8], mut at: usize) -> usize {
+/// The first index from `at` holding a quote or a backslash (with
+/// `CONTROL`, a control character too), or the length. Most of a body is
+/// string contents, skipped here eight bytes at a time: the lowest byte a
+/// word's mask flags is the first such byte (a borrow only flags bytes
+/// above one that is flagged), so a short string is one word, not a loop
+/// over its bytes.
+#[inline(always)]
+pub(crate) fn to_special<const CONTROL: bool>(bytes: &[u8], mut at: usize) -> usize {
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
     while let Some(chunk) = bytes.get(at..at + 8) {
@@ -97,15 +100,19 @@ fn to_quote_or_escape(bytes: &[u8], mut at: usize) -> usize {
         let w = u64::from_le_bytes(word);
         let quote = w ^ (ONES * u64::from(b'"'));
         let backslash = w ^ (ONES * u64::from(b'\\'));
-        let mask =
-            (quote.wrapping_sub(ONES) & !quote | backslash.wrapping_sub(ONES) & !backslash) & HIGHS;
+        let mut mask =
+            quote.wrapping_sub(ONES) & !quote | backslash.wrapping_sub(ONES) & !backslash;
+        if CONTROL {
+            mask |= w.wrapping_sub(ONES * 0x20) & !w;
+        }
+        mask &= HIGHS;
         if mask != 0 {
             return at + (mask.trailing_zeros() / 8) as usize;
         }
         at += 8;
     }
     while let Some(&b) = bytes.get(at) {
-        if b == b'"' || b == b'\\' {
+        if b == b'"' || b == b'\\' || (CONTROL && b < 0x20) {
             break;
         }
         at += 1;
@@ -366,17 +373,24 @@ mod tests {
     }
 
     #[test]
-    fn a_strings_scan_stops_at_the_first_quote_or_backslash() {
+    fn a_strings_scan_stops_at_the_first_special_byte() {
         let text: Vec<u8> = (0u8..=255)
-            .chain(b"abcdefghij\"x\\".iter().copied())
+            .chain(b"abcdefghij\"x\\\x01".iter().copied())
             .collect();
         for from in 0..text.len() {
             for to in from..=text.len() {
                 let bytes = &text[..to];
-                let first = (from..to)
-                    .find(|&i| matches!(bytes[i], b'"' | b'\\'))
-                    .unwrap_or(to);
-                assert_eq!(to_quote_or_escape(bytes, from), first, "{from}..{to}");
+                let first = |control: bool| {
+                    (from..to)
+                        .find(|&i| matches!(bytes[i], b'"' | b'\\') || (control && bytes[i] < 0x20))
+                        .unwrap_or(to)
+                };
+                assert_eq!(
+                    to_special::<false>(bytes, from),
+                    first(false),
+                    "{from}..{to}"
+                );
+                assert_eq!(to_special::<true>(bytes, from), first(true), "{from}..{to}");
             }
         }
     }

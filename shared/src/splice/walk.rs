@@ -325,50 +325,11 @@ impl<'a> Walk<'a> {
 }
 
 /// The first index from `at` holding a quote, a backslash or a control
-/// character (or the length), eight bytes at a time: the lowest byte a
-/// word's mask flags is the first such byte (a borrow only flags bytes
-/// above one that is flagged), so a short string takes one word, not a
-/// loop over its bytes.
+/// character (or the length).
 #[inline(always)]
-pub(super) fn to_special(bytes: &[u8], mut at: usize) -> usize {
-    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
-    while let Some(chunk) = bytes.get(at..at + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        let quote = w ^ (ONES * u64::from(b'"'));
-        let backslash = w ^ (ONES * u64::from(b'\\'));
-        let mask = (quote.wrapping_sub(ONES) & !quote
-            | backslash.wrapping_sub(ONES) & !backslash
-            | w.wrapping_sub(ONES * 0x20) & !w)
-            & HIGHS;
-        if mask != 0 {
-            return at + (mask.trailing_zeros() / 8) as usize;
-        }
-        at += 8;
-    }
-    while let Some(&b) = bytes.get(at) {
-        if SPECIAL[usize::from(b)] {
-            break;
-        }
-        at += 1;
-    }
-    at
+pub(super) fn to_special(bytes: &[u8], at: usize) -> usize {
+    crate::scan::to_special::<true>(bytes, at)
 }
-
-/// The bytes a string's scan stops at: a quote, a backslash, a control character.
-const SPECIAL: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        table[b] = true;
-        b += 1;
-    }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
-    table
-};
 
 /// The escape at `at` (a backslash): the character and the index after it.
 fn unescape(bytes: &[u8], at: usize) -> Option<(char, usize)> {
@@ -473,22 +434,6 @@ mod tests {
             let got = w.string().unwrap();
             assert_eq!(got, serde_json::from_str::<String>(s).unwrap());
             assert_eq!(matches!(got, Cow::Borrowed(_)), !s.contains('\\'));
-        }
-    }
-
-    #[test]
-    fn a_strings_scan_stops_at_the_first_special_byte() {
-        let text: Vec<u8> = (0u8..=255)
-            .chain(b"abcdefghij\"x\\\x01".iter().copied())
-            .collect();
-        for from in 0..text.len() {
-            for to in from..=text.len() {
-                let bytes = &text[..to];
-                let first = (from..to)
-                    .find(|&i| SPECIAL[usize::from(bytes[i])])
-                    .unwrap_or(to);
-                assert_eq!(to_special(bytes, from), first, "{from}..{to}");
-            }
         }
     }
 
