@@ -288,8 +288,6 @@ impl Stack {
     }
 }
 
-/// This stack's copies of the configurations, every path in them absolute
-/// (they are not beside the build), each changed by `edit`.
 /// Local state with every D1 migration applied, made once per test process
 /// by `wrangler d1 migrations apply --local` (each stack's state starts as a
 /// copy of it: a stack starts sooner, and `wrangler` runs once per binary
@@ -337,6 +335,8 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
+/// This stack's copies of the configurations, every path in them absolute
+/// (they are not beside the build), each changed by `edit`.
 fn write_configs(dir: &std::path::Path, edit: &dyn Fn(&str, String) -> String) {
     std::fs::create_dir_all(dir).expect("create the config dir");
     let worker = root().join("edge-worker");
