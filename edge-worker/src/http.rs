@@ -33,6 +33,25 @@ pub fn is_local_host(host: &str) -> bool {
         .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The request headers the worker reads (lower case): the platform reads
+/// only these from an incoming request. Each header read across the
+/// JavaScript boundary is a few calls, and browsers and Cloudflare send
+/// 20 or more a request. [`HttpRequest::header`] asserts (in debug builds,
+/// so in every native test) that a name it is asked for is listed.
+pub const READ_HEADERS: [&str; 11] = [
+    "authorization",
+    "content-encoding",
+    "cookie",
+    "host",
+    "if-none-match",
+    "origin",
+    "sec-ch-ua",
+    "sec-ch-ua-mobile",
+    "sec-ch-ua-platform",
+    "sec-gpc",
+    "user-agent",
+];
+
 /// An incoming request, already read into memory.
 #[derive(Debug, Clone, Default)]
 pub struct HttpRequest {
@@ -48,8 +67,12 @@ pub struct HttpRequest {
 }
 
 impl HttpRequest {
-    /// The first header with this (lower-case) name.
+    /// The first header with this (lower-case) name, one of [`READ_HEADERS`].
     pub fn header(&self, name: &str) -> Option<&str> {
+        debug_assert!(
+            READ_HEADERS.contains(&name),
+            "`{name}` is not in READ_HEADERS: the platform does not read it"
+        );
         self.headers
             .iter()
             .find(|(k, _)| k == name)

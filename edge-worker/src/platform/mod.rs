@@ -754,10 +754,10 @@ fn client(req: &Request, url: &worker::Url) -> Client {
 
 async fn read_request(req: &mut Request) -> Result<HttpRequest> {
     let url = req.url()?;
-    let headers = req
-        .headers()
-        .entries()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+    let all = req.headers();
+    let headers = crate::http::READ_HEADERS
+        .iter()
+        .filter_map(|name| Some(((*name).to_owned(), all.get(name).ok()??)))
         .collect();
     let client = client(req, &url);
     let body = match req.method() {
