@@ -27,7 +27,7 @@ use serde_json::Value;
 use sluice_shared::consent::{self, Collect};
 use sluice_shared::enrich::bot::BotPolicy;
 use sluice_shared::enrich::useragent::ClientHints;
-use sluice_shared::enrich::{self, Added, RequestFacts, Sent};
+use sluice_shared::enrich::{self, Added, ParsedPage, ParsedUa, RequestFacts, Sent};
 use sluice_shared::parse::{self, Checked, ParsedBatch, Slot};
 use sluice_shared::pipeline::DropCount;
 use sluice_shared::plan::Mode;
@@ -142,7 +142,10 @@ pub async fn accept<P: Platform>(
         .map(|w| Problem::new(w.code(), w))
         .collect();
     let keep = !s.config.audiences.is_empty();
-    let mut judged = judge(admitted, source, &facts(req), &limits, s.now, keep)?;
+    let facts = facts(req);
+    let judged = judge(admitted, source, &facts, &limits, s.now, keep);
+    remember(facts);
+    let mut judged = judged?;
     s.platform.observe(refused(&judged.results, source, s.now));
     let profile = audiences(&mut judged, s).await?;
     // Many events a Queue message: Queues bill and limit per message.
@@ -448,8 +451,31 @@ fn is_same_origin(req: &HttpRequest, origin: &str) -> bool {
         .is_some_and(|h| h.eq_ignore_ascii_case(host))
 }
 
-/// What the request says about the client.
+thread_local! {
+    /// The last user agent and page this isolate's requests were enriched
+    /// with: a visitor's next request (and a site's most common browser)
+    /// brings the same ones, and parsing them is most of a small request's
+    /// enrichment. The memo holds only what enrichment derives from the two
+    /// strings, and is used only for the same strings, client hints and `cf`
+    /// bot fields.
+    static LAST_PARSED: std::cell::RefCell<(Option<ParsedUa>, Option<ParsedPage>)> =
+        const { std::cell::RefCell::new((None, None)) };
+}
+
+/// Keep what this request's enrichment parsed last for the next request.
+fn remember(facts: RequestFacts) {
+    let parsed = (facts.parsed_ua.into_inner(), facts.parsed_page.into_inner());
+    LAST_PARSED.with(|last| {
+        let mut last = last.borrow_mut();
+        last.0 = parsed.0.or(last.0.take());
+        last.1 = parsed.1.or(last.1.take());
+    });
+}
+
+/// What the request says about the client (with the memos of the isolate's
+/// last request, [`remember`]).
 fn facts(req: &HttpRequest) -> RequestFacts {
+    let (parsed_ua, parsed_page) = LAST_PARSED.with(|last| last.borrow().clone());
     RequestFacts {
         ip: req.client.ip,
         user_agent: req.header("user-agent").map(str::to_owned),
@@ -461,6 +487,8 @@ fn facts(req: &HttpRequest) -> RequestFacts {
         geo: req.client.geo.clone(),
         cf_bot: req.client.bot,
         gpc: req.header("sec-gpc").is_some_and(|v| v.trim() == "1"),
+        parsed_ua: parsed_ua.into(),
+        parsed_page: parsed_page.into(),
         ..RequestFacts::default()
     }
 }

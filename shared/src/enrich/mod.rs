@@ -57,12 +57,13 @@ pub struct RequestFacts {
     pub cf_bot: Option<bot::CfBot>,
     /// The browser sent `Sec-GPC: 1`.
     pub gpc: bool,
-    /// The last user agent parsed for this request, with its bot verdict: the
-    /// events of one batch almost always share one, and parsing it is most
-    /// of enrichment's cost. (Facts are per request, as are hints and `cf_bot`.)
+    /// The last user agent parsed, with its bot verdict: the events of one
+    /// batch almost always share one, and parsing it is most of
+    /// enrichment's cost. The caller may carry it over from an earlier
+    /// request (it is used only for the same hints and `cf_bot`).
     pub parsed_ua: RefCell<Option<ParsedUa>>,
-    /// The last page (URL and referrer) classified for this request: a
-    /// batch's events mostly come from one page view.
+    /// The last page (URL and referrer) classified: a batch's events mostly
+    /// come from one page view (and may be carried over like `parsed_ua`).
     pub parsed_page: RefCell<Option<ParsedPage>>,
     /// `geo` as the JSON object `context.location` takes, made once (and as text).
     pub geo_object: OnceCell<(Object, Rc<str>)>,
@@ -88,10 +89,14 @@ impl Member {
     }
 }
 
-/// A user agent string and what enrichment adds for it, ready to insert.
+/// A user agent string and what enrichment adds for it, ready to insert,
+/// with the client hints and `cf` bot fields it was made with (so a memo
+/// carried over from another request is used only for the same three).
 #[derive(Debug, Clone)]
 pub struct ParsedUa {
     ua: String,
+    hints: useragent::ClientHints,
+    cf_bot: Option<bot::CfBot>,
     found: Rc<UaFound>,
 }
 
@@ -128,7 +133,10 @@ impl RequestFacts {
     /// Parse `ua` (and classify it) once per distinct string in a row.
     fn parse_ua(&self, ua: &str) -> Rc<UaFound> {
         let mut memo = self.parsed_ua.borrow_mut();
-        if let Some(m) = memo.as_ref().filter(|m| m.ua == ua) {
+        if let Some(m) = memo
+            .as_ref()
+            .filter(|m| m.ua == ua && m.hints == self.hints && m.cf_bot == self.cf_bot)
+        {
             return m.found.clone();
         }
         let parsed = useragent::parse(ua, &self.hints);
@@ -144,6 +152,8 @@ impl RequestFacts {
         });
         *memo = Some(ParsedUa {
             ua: ua.to_owned(),
+            hints: self.hints.clone(),
+            cf_bot: self.cf_bot,
             found: found.clone(),
         });
         found
@@ -585,6 +595,59 @@ mod tests {
             .insert("userAgent".into(), json!(iphone));
         enrich(&mut fresh, &facts(), ip::IpPolicy::Drop);
         assert_eq!(fresh.context.unwrap()["os"]["name"], seen[2].0);
+    }
+
+    /// A memo carried over from another request (the collector keeps the
+    /// isolate's last) is used only for the same user agent, client hints
+    /// and `cf` bot fields: it gives what parsing from scratch gives.
+    #[test]
+    fn a_user_agent_memo_from_another_request_is_used_only_for_the_same_hints_and_cf() {
+        let ua = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
+        let enriched = |f: &RequestFacts| {
+            let mut e = page("https://a.com/", "");
+            e.context_mut().insert("userAgent".into(), json!(ua));
+            let out = enrich(&mut e, f, ip::IpPolicy::Drop);
+            (Value::Object(e.context.unwrap()), out.bot)
+        };
+        let first = facts();
+        enriched(&first);
+        let mobile = useragent::ClientHints {
+            mobile: Some(true),
+            platform: Some("Android".into()),
+            brand: None,
+        };
+        let verified = bot::CfBot {
+            score: Some(1),
+            verified_bot: true,
+        };
+        for (hints, cf_bot) in [
+            (first.hints.clone(), first.cf_bot),
+            (mobile, first.cf_bot),
+            (first.hints.clone(), Some(verified)),
+        ] {
+            let fresh = RequestFacts {
+                hints: hints.clone(),
+                cf_bot,
+                ..facts()
+            };
+            let carried = RequestFacts {
+                hints,
+                cf_bot,
+                parsed_ua: first.parsed_ua.borrow().clone().into(),
+                ..facts()
+            };
+            assert_eq!(enriched(&carried), enriched(&fresh));
+        }
+        let android = RequestFacts {
+            hints: useragent::ClientHints {
+                mobile: Some(true),
+                platform: Some("Android".into()),
+                brand: None,
+            },
+            parsed_ua: first.parsed_ua.borrow().clone().into(),
+            ..facts()
+        };
+        assert_ne!(enriched(&android).0["os"], enriched(&first).0["os"]);
     }
 
     #[test]
