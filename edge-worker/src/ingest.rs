@@ -462,20 +462,18 @@ thread_local! {
         const { std::cell::RefCell::new((None, None)) };
 }
 
-/// Keep what this request's enrichment parsed last for the next request.
+/// Keep what this request's enrichment parsed last (the memos [`facts`]
+/// took, where it parsed nothing new) for the next request.
 fn remember(facts: RequestFacts) {
     let parsed = (facts.parsed_ua.into_inner(), facts.parsed_page.into_inner());
-    LAST_PARSED.with(|last| {
-        let mut last = last.borrow_mut();
-        last.0 = parsed.0.or(last.0.take());
-        last.1 = parsed.1.or(last.1.take());
-    });
+    LAST_PARSED.with(|last| *last.borrow_mut() = parsed);
 }
 
-/// What the request says about the client (with the memos of the isolate's
-/// last request, [`remember`]).
+/// What the request says about the client, with the memos of the isolate's
+/// last request taken over (no `await` comes between this and [`remember`],
+/// so no other request finds them gone).
 fn facts(req: &HttpRequest) -> RequestFacts {
-    let (parsed_ua, parsed_page) = LAST_PARSED.with(|last| last.borrow().clone());
+    let (parsed_ua, parsed_page) = LAST_PARSED.with(|last| std::mem::take(&mut *last.borrow_mut()));
     RequestFacts {
         ip: req.client.ip,
         user_agent: req.header("user-agent").map(str::to_owned),

@@ -142,7 +142,9 @@ fn string_of(value: &str) -> Option<Option<Cow<'_, str>>> {
 /// a full decode gives the right answer. The event has `properties` and
 /// `integrations` unset and only the `context` members the pipeline uses;
 /// the rest is in [`Passed`]. One pass over the bytes ([`walk`]): the
-/// syntax, the limits and the spans together.
+/// syntax, the limits and the spans together; only `context.page` (a few
+/// hundred bytes) is walked once more, by [`Sent::read`], for its `url` and
+/// `referrer`.
 pub fn decode<'a>(raw: &'a [u8], limits: &Limits) -> Option<(Event, Passed<'a>)> {
     let mut w = Walk::new(raw)?;
     w.eat(b'{')?;
