@@ -99,41 +99,88 @@ extern "C" {
     fn host_timer(kind: u32, ms: i32);
     /// `console.log("[sluice]", what, detail)`.
     pub fn log(what: &str, detail: &JsValue);
-    /// `document.cookie` (`None` where reading it throws: cookies blocked).
-    pub fn cookies() -> Option<String>;
+    /// [`cookies`].
+    #[wasm_bindgen(js_name = cookies)]
+    fn cookies_js() -> JsValue;
     /// `document.cookie = text` (nothing where it throws).
     #[wasm_bindgen(js_name = setCookie)]
     pub fn set_cookie(text: &str);
-    /// `localStorage.getItem(key)` (`None` where storage is blocked).
+    /// [`ls_get`].
     #[wasm_bindgen(js_name = lsGet)]
-    pub fn ls_get(key: &str) -> Option<String>;
+    fn ls_get_js(key: &str) -> JsValue;
     /// `localStorage.setItem(key, value)`: false where it threw (quota, blocked).
     #[wasm_bindgen(js_name = lsSet)]
     pub fn ls_set(key: &str, value: &str) -> bool;
     /// `localStorage.removeItem(key)`.
     #[wasm_bindgen(js_name = lsRemove)]
     pub fn ls_remove(key: &str);
-    /// The localStorage keys that start with `prefix`, one per line.
+    /// [`ls_keys`].
     #[wasm_bindgen(js_name = lsKeys)]
-    pub fn ls_keys(prefix: &str) -> String;
-    /// One `application/x-www-form-urlencoded` component decoded (`+` is a
-    /// space), or `s` itself where it is malformed.
+    fn ls_keys_js(prefix: &str) -> JsValue;
+    /// [`form_decode`].
     #[wasm_bindgen(js_name = formDecode)]
-    pub fn form_decode(s: &str) -> String;
-    /// A v4 UUID from the browser's `crypto`.
-    pub fn uuid() -> String;
-    /// `new Date(ms).toISOString()`: `ms` a whole number within a `Date`'s range.
+    fn form_decode_js(s: &str) -> JsValue;
+    /// [`uuid`].
+    #[wasm_bindgen(js_name = uuid)]
+    fn uuid_js() -> JsValue;
+    /// [`iso_at`].
     #[wasm_bindgen(js_name = isoAt)]
-    pub fn iso_at(ms: f64) -> String;
-    /// `"Basic " + btoa(writeKey + ":")` (`"Basic "` where `btoa` throws).
+    fn iso_at_js(ms: f64) -> JsValue;
+    /// [`basic_auth`].
     #[wasm_bindgen(js_name = basicAuth)]
-    pub fn basic_auth(write_key: &str) -> String;
+    fn basic_auth_js(write_key: &str) -> JsValue;
     /// `context.page`, read again after an SPA navigation.
     #[wasm_bindgen(js_name = pageContext)]
     pub fn page_context() -> crate::js::Object;
     /// The parts of the context that do not change during a page's life.
     #[wasm_bindgen(js_name = stableContext)]
     pub fn stable_context(version: &str) -> crate::js::Object;
+}
+
+// The host's text answers come back as JS values, read by
+// `JsValue::as_string` (one conversion the Wasm has anyway): an import
+// declared to return a `String` has its own copy of that conversion, in the
+// Wasm at every call and in the glue (67 B gzipped for these seven).
+
+/// A text answer (empty if the host gave none).
+fn text(v: JsValue) -> String {
+    v.as_string().unwrap_or_default()
+}
+
+/// `document.cookie` (`None` where reading it throws: cookies blocked).
+pub fn cookies() -> Option<String> {
+    cookies_js().as_string()
+}
+
+/// `localStorage.getItem(key)` (`None` where storage is blocked or the key absent).
+pub fn ls_get(key: &str) -> Option<String> {
+    ls_get_js(key).as_string()
+}
+
+/// The localStorage keys that start with `prefix`, one per line.
+pub fn ls_keys(prefix: &str) -> String {
+    text(ls_keys_js(prefix))
+}
+
+/// One `application/x-www-form-urlencoded` component decoded (`+` is a
+/// space), or `s` itself where it is malformed.
+pub fn form_decode(s: &str) -> String {
+    text(form_decode_js(s))
+}
+
+/// A v4 UUID from the browser's `crypto`.
+pub fn uuid() -> String {
+    text(uuid_js())
+}
+
+/// `new Date(ms).toISOString()`: `ms` a whole number within a `Date`'s range.
+pub fn iso_at(ms: f64) -> String {
+    text(iso_at_js(ms))
+}
+
+/// `"Basic " + btoa(writeKey + ":")` (`"Basic "` where `btoa` throws).
+pub fn basic_auth(write_key: &str) -> String {
+    text(basic_auth_js(write_key))
 }
 
 /// Report `kind` in `ms` (clamped to what `setTimeout` takes).

@@ -69,7 +69,7 @@ extern "C" {
     fn reflect_set(target: &JsValue, key: &JsValue, value: &JsValue) -> bool;
 
     #[wasm_bindgen(js_namespace = JSON, js_name = stringify, catch)]
-    fn json_stringify(v: &JsValue) -> Result<Option<String>, JsValue>;
+    fn json_stringify(v: &JsValue) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(js_namespace = JSON, js_name = parse, catch)]
     fn json_parse(text: &str) -> Result<JsValue, JsValue>;
 
@@ -81,7 +81,7 @@ extern "C" {
     pub fn random() -> f64;
     /// `String(v)`: a number as JS writes it.
     #[wasm_bindgen(js_name = String)]
-    fn js_string(v: &JsValue) -> String;
+    fn js_string(v: &JsValue) -> JsValue;
 
     /// One import, where `js_sys::global()` probes four names.
     #[wasm_bindgen(thread_local_v2, js_name = globalThis)]
@@ -177,7 +177,7 @@ pub fn non_blank(v: &JsValue) -> Option<JsStr> {
 
 /// A number as JS writes it (`String(n)`).
 pub fn number_text(v: &JsValue) -> Option<String> {
-    v.as_f64().map(|_| js_string(v))
+    v.as_f64().and_then(|_| js_string(v).as_string())
 }
 
 /// A function, if `v` is one.
@@ -197,7 +197,7 @@ pub fn location(key: &'static str) -> Option<String> {
 
 /// `JSON.stringify(v)` (`None` for what it cannot write, or does not: `undefined`).
 pub fn stringify(v: &JsValue) -> Option<String> {
-    json_stringify(v).ok().flatten()
+    json_stringify(v).ok()?.as_string()
 }
 
 /// `JSON.parse(text)`.
