@@ -65,12 +65,16 @@ pub fn sdk() -> Result<()> {
             // was 0.6 KB gz smaller but made `track()` 13 µs instead of 9 µs
             // in `cargo xtask bench sdk`: every dropped value is a call into
             // JS. Not kept.)
-            // LLVM's inlining threshold at 8 (the default is what 5 gives): 7 to 10 all
-            // inline the same few more calls, and wasm-opt then folds what
-            // they repeated (-194 B gz; 0 was +195, 12 +177, 22 +606).
+            // Inlining, measured: rustc's MIR inliner on (`-Oz` leaves it
+            // off) with a threshold of 20 (15 to 40 within 21 B; its default
+            // 50 is +60 B), -734 B gz in all with LLVM's inlining threshold
+            // at 8 (the default gives what 5 gives; 7 to 10 alike, 12 and
+            // more is larger): more small calls inlined, whose repeated code
+            // wasm-opt then folds.
             .env(
                 "RUSTFLAGS",
-                "-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none -Cllvm-args=-inline-threshold=8",
+                "-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none \
+                 -Zinline-mir=yes -Zinline-mir-threshold=20 -Cllvm-args=-inline-threshold=8",
             )
             .args([
                 "build",
