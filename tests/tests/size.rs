@@ -66,11 +66,12 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// 32,555 with the Wasm's functions ordered by call count (`wasm-opt
 /// --reorder-functions` after a third `-Oz`); 32,437 with the host's text
 /// answers read by one conversion; 32,247 with LLVM's inlining threshold
-/// at 8; 31,707 with rustc's MIR inliner on (threshold 20).
+/// at 8; 31,707 with rustc's MIR inliner on (threshold 20); 29,541 with every
+/// function available for inlining across crates instead of both.
 /// It is above the 24 KB the
 /// SDK issue asks for: that budget is not met yet (see the README's "Size
 /// and speed").
-const UP_FRONT_CEILING_GZ: usize = 31_707;
+const UP_FRONT_CEILING_GZ: usize = 29_541;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {

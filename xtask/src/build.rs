@@ -65,16 +65,16 @@ pub fn sdk() -> Result<()> {
             // was 0.6 KB gz smaller but made `track()` 13 µs instead of 9 µs
             // in `cargo xtask bench sdk`: every dropped value is a call into
             // JS. Not kept.)
-            // Inlining, measured: rustc's MIR inliner on (`-Oz` leaves it
-            // off) with a threshold of 20 (15 to 40 within 21 B; its default
-            // 50 is +60 B), -734 B gz in all with LLVM's inlining threshold
-            // at 8 (the default gives what 5 gives; 7 to 10 alike, 12 and
-            // more is larger): more small calls inlined, whose repeated code
-            // wasm-opt then folds.
+            // Every function made available to other crates as if
+            // `#[inline]` (`-Zcross-crate-inline-threshold=always`): the
+            // Wasm 28,074 -> 25,170 B gz. Measured beside it: rustc's MIR
+            // inliner (`-Zinline-mir`, off at `-Oz`) 27,400, and with this
+            // 26,687; LLVM's inlining threshold at 8 (`-Oz`'s default acts
+            // like 5) 27,880, and with this 25,371.
             .env(
                 "RUSTFLAGS",
                 "-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none \
-                 -Zinline-mir=yes -Zinline-mir-threshold=20 -Cllvm-args=-inline-threshold=8",
+                 -Zcross-crate-inline-threshold=always",
             )
             .args([
                 "build",
