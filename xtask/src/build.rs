@@ -60,21 +60,22 @@ pub fn sdk() -> Result<()> {
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
             // No file/line/column in panic locations (the paths were in the
             // Wasm's data) and no `Debug` formatting bodies: a panic traps
-            // either way (0.3 KB gz). (Building without `reference-types`,
-            // JS values in the glue's slab instead of an `externref` table,
-            // was 0.6 KB gz smaller but made `track()` 13 µs instead of 9 µs
-            // in `cargo xtask bench sdk`: every dropped value is a call into
-            // JS. Not kept.)
+            // either way (0.3 KB gz).
             // Every function made available to other crates as if
             // `#[inline]` (`-Zcross-crate-inline-threshold=always`): the
             // Wasm 28,074 -> 25,170 B gz. Measured beside it: rustc's MIR
             // inliner (`-Zinline-mir`, off at `-Oz`) 27,400, and with this
             // 26,687; LLVM's inlining threshold at 8 (`-Oz`'s default acts
             // like 5) 27,880, and with this 25,371.
+            // Without `reference-types` (JS values in the glue's slab, not
+            // an `externref` table each import's Wasm shim manages): 25,170
+            // -> 24,402 B of Wasm, +154 B of glue. In round 2 that made
+            // `track()` 13 µs instead of 9 µs in `cargo xtask bench sdk`;
+            // with the inlining above it is 5.0 µs either way (two runs).
             .env(
                 "RUSTFLAGS",
                 "-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none \
-                 -Zcross-crate-inline-threshold=always",
+                 -Zcross-crate-inline-threshold=always -Ctarget-feature=-reference-types",
             )
             .args([
                 "build",
@@ -190,7 +191,7 @@ pub fn sdk() -> Result<()> {
 
 /// The glue the loader bundles: wasm-bindgen's, with a streaming-only init
 /// and without what the loader never uses or every browser that runs this
-/// Wasm (reference types: Chrome 96, Firefox 79, Safari 15) already has:
+/// Wasm (bulk memory, multi-value: Chrome 85, Firefox 79, Safari 15) already has:
 /// `initSync` (synchronous compilation), the fallbacks of `__wbg_load` (a
 /// `Response` compiled from its bytes when the server's `Content-Type` is
 /// not `application/wasm`: the collector serves `application/wasm`; a
