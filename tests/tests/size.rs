@@ -69,11 +69,12 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// at 8; 31,707 with rustc's MIR inliner on (threshold 20); 29,541 with every
 /// function available for inlining across crates instead of both; 28,918
 /// built without `reference-types` (JS values in the glue's slab: with
-/// that inlining, `track()` is as fast either way).
+/// that inlining, `track()` is as fast either way); 28,725 with the loader
+/// minified again by terser.
 /// It is above the 24 KB the
 /// SDK issue asks for: that budget is not met yet (see the README's "Size
 /// and speed").
-const UP_FRONT_CEILING_GZ: usize = 28_918;
+const UP_FRONT_CEILING_GZ: usize = 28_725;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {

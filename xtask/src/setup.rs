@@ -167,7 +167,7 @@ fn npm_packages() -> Result<()> {
     if fresh {
         return Ok(());
     }
-    step("installing npm packages from package-lock.json (wrangler, binaryen, esbuild)");
+    step("installing npm packages from package-lock.json (wrangler, binaryen, esbuild, terser)");
     proc::run(
         Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
