@@ -118,7 +118,11 @@ pub fn cmp_reported(consent: Option<sluice_shared::consent::Consent>) {
 fn server_id(endpoint: String, id: String) {
     let url = cat(&[
         endpoint.as_str(),
-        if endpoint.contains('?') { "&" } else { "?" },
+        if sluice_shared::text::has(&endpoint, b'?') {
+            "&"
+        } else {
+            "?"
+        },
         "anonymousId=",
         &id,
     ]);

@@ -7,7 +7,7 @@ use crate::json::cat;
 use crate::prelude::*;
 use sluice_shared::consent::gpp::{opt_out_code, GppSignals};
 use sluice_shared::consent::{Consent, Purpose, Source, State};
-use sluice_shared::text::parse_u64;
+use sluice_shared::text::{parse_u64, split, split_once};
 use wasm_bindgen::JsValue;
 
 /// `context.consent` for an event.
@@ -101,7 +101,7 @@ pub fn gpc() -> bool {
 /// Consent from a TCF `tcData`, as the host reports it (see `watchCmps` in
 /// `sdk/js/host.js`): `None` when TCF does not apply or is not ready.
 pub fn from_tcf(data: &str, tc_string: Option<String>) -> Option<Consent> {
-    let mut fields = data.split(';');
+    let mut fields = split(data, b';');
     let applies = fields.next()?;
     let status = fields.next()?;
     let mut bits = || {
@@ -124,13 +124,13 @@ pub fn from_tcf(data: &str, tc_string: Option<String>) -> Option<Consent> {
 /// Consent from GPP `pingData`, as the host reports it: `None` until the
 /// CMP is ready or without `parsedSections`.
 pub fn from_gpp(data: &str, gpp_string: Option<String>) -> Option<Consent> {
-    let (status, sections) = data.split_once('|')?;
+    let (status, sections) = split_once(data, b'|')?;
     if status != "ready" || sections == "-" {
         return None;
     }
     let mut signals = GppSignals::default();
-    for part in sections.split(';').filter(|p| !p.is_empty()) {
-        let mut f = part.split(',');
+    for part in split(sections, b';').filter(|p| !p.is_empty()) {
+        let mut f = split(part, b',');
         let mut code = || {
             f.next()
                 .and_then(parse_u64)
@@ -154,8 +154,8 @@ pub fn from_gcm(data: &str) -> Option<Consent> {
     // Read once into a list: the mapping walks the pairs once per purpose,
     // and walking a slice is less code than splitting the text again.
     let mut pairs = Vec::new();
-    for pair in data.split(';') {
-        if let Some((k, v)) = pair.split_once('=') {
+    for pair in split(data, b';') {
+        if let Some((k, v)) = split_once(pair, b'=') {
             if let Some(granted) = sluice_shared::consent::gcm::is_granted(v) {
                 pairs.push((k, granted));
             }

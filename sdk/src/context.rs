@@ -3,6 +3,7 @@
 
 use crate::js::{set, Object};
 use sluice_shared::campaign::utm_key;
+use sluice_shared::text::{split, split_once, trim_start};
 
 /// `context.campaign` from a search string (its `utm_*` fields), or `None`.
 /// Click ids are not campaign fields here: they go with marketing consent
@@ -10,8 +11,8 @@ use sluice_shared::campaign::utm_key;
 pub fn campaign(search: &str) -> Option<Object> {
     let c = Object::new();
     let mut any = false;
-    for pair in search.trim_start_matches('?').split('&') {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+    for pair in split(trim_start(search, b'?'), b'&') {
+        let (k, v) = split_once(pair, b'=').unwrap_or((pair, ""));
         if let Some(key) = utm_key(&k.to_ascii_lowercase()).filter(|_| !v.is_empty()) {
             set(&c, key, crate::host::form_decode(v));
             any = true;

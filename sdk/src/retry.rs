@@ -25,7 +25,7 @@ pub fn verdict(status: u16, retry_after: Option<&str>) -> Verdict {
 /// `Retry-After` in seconds (HTTP dates are rare from collectors and ignored).
 pub fn parse_retry_after(v: &str) -> Option<f64> {
     // The one integer parser in the Wasm.
-    let s = sluice_shared::text::parse_u64(v.trim())?;
+    let s = sluice_shared::text::parse_u64(v.trim_ascii())?;
     u32::try_from(s).ok().map(|s| f64::from(s) * 1000.0)
 }
 

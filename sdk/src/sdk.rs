@@ -170,7 +170,11 @@ impl Sdk {
         let url = cat(&[host.as_str(), opts.api_path.as_str()]);
         let beacon_url = cat(&[
             url.as_str(),
-            if url.contains('?') { "&" } else { "?" },
+            if sluice_shared::text::has(&url, b'?') {
+                "&"
+            } else {
+                "?"
+            },
             "writeKey=",
             write_key,
         ]);

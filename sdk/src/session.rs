@@ -14,7 +14,7 @@ pub struct Session {
 impl Session {
     /// Parse the stored form.
     pub fn parse(stored: &str) -> Option<Session> {
-        let (id, last) = stored.split_once('.')?;
+        let (id, last) = sluice_shared::text::split_once(stored, b'.')?;
         Some(Session {
             id: parse_u64(id)? as f64,
             last_ms: parse_u64(last)? as f64,

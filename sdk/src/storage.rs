@@ -7,6 +7,7 @@ use crate::js;
 use crate::json::cat;
 use crate::options::StorageMode;
 use crate::prelude::*;
+use sluice_shared::text::{has, split, split_once};
 
 /// One year, in seconds.
 const COOKIE_MAX_AGE_S: &str = "31536000";
@@ -26,8 +27,8 @@ pub struct Store {
 /// Read a cookie from `document.cookie`.
 pub fn read_cookie(name: &str) -> Option<String> {
     let cookies = host::cookies()?;
-    cookies.split(';').find_map(|c| {
-        let (k, v) = c.trim().split_once('=')?;
+    split(&cookies, b';').find_map(|c| {
+        let (k, v) = split_once(c.trim_ascii(), b'=')?;
         (k == name && !v.is_empty()).then(|| v.to_owned())
     })
 }
@@ -87,8 +88,8 @@ fn domain_candidates(host: &str) -> Vec<&str> {
 /// set on (browsers refuse public suffixes like `co.uk`).
 fn registrable_domain() -> Option<String> {
     let host = js::location("hostname")?;
-    let is_ip = host.contains(':') || host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
-    if is_ip || !host.contains('.') {
+    let is_ip = has(&host, b':') || host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if is_ip || !has(&host, b'.') {
         return None; // IPs and localhost: host-only cookies
     }
     for candidate in domain_candidates(&host) {
@@ -235,7 +236,7 @@ impl Store {
             return Vec::new();
         }
         let mut keys = Vec::new();
-        for k in host::ls_keys(prefix).split('\n').filter(|k| !k.is_empty()) {
+        for k in split(&host::ls_keys(prefix), b'\n').filter(|k| !k.is_empty()) {
             keys.push(k.to_owned());
         }
         keys

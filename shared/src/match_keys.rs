@@ -20,7 +20,7 @@
 //! click ids in `context.campaign.clickIds` (its `utm_*` fields stay:
 //! analytics attribution).
 
-use crate::text::decimal;
+use crate::text::{decimal, split, split_once, trim_start};
 use alloc::string::String;
 
 /// Longest value taken from a cookie or the URL (anything longer is not an id).
@@ -30,10 +30,10 @@ pub const MAX_VALUE: usize = 500;
 /// (`;` for `document.cookie`, `&` for a search string), spaces and a `?`
 /// before a name ignored. (The same `split` / `split_once` the SDK's
 /// campaign reader uses, so the SDK carries that code once.)
-pub fn value<'a>(text: &'a str, sep: char, name: &str) -> Option<&'a str> {
-    for piece in text.split(sep) {
-        if let Some((k, v)) = piece.split_once('=') {
-            if k.trim_start_matches(' ').trim_start_matches('?') == name {
+pub fn value<'a>(text: &'a str, sep: u8, name: &str) -> Option<&'a str> {
+    for piece in split(text, sep) {
+        if let Some((k, v)) = split_once(piece, b'=') {
+            if trim_start(trim_start(k, b' '), b'?') == name {
                 return usable(v).then_some(v);
             }
         }
@@ -54,9 +54,9 @@ fn usable(v: &str) -> bool {
 /// GA4's client id from the `_ga` cookie: `GA1.1.1234567890.1700000000` →
 /// `1234567890.1700000000` (the version and domain-depth fields dropped).
 pub fn ga_client_id(ga: &str) -> Option<&str> {
-    let (version, rest) = ga.split_once('.')?;
-    let (_depth, id) = rest.split_once('.')?;
-    let (random, time) = id.split_once('.')?;
+    let (version, rest) = split_once(ga, b'.')?;
+    let (_depth, id) = split_once(rest, b'.')?;
+    let (random, time) = split_once(id, b'.')?;
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     (version.starts_with("GA") && digits(random) && digits(time)).then_some(id)
 }
@@ -79,15 +79,15 @@ pub const CLICK_TTL_MS: u64 = 90 * 24 * 60 * 60 * 1000;
 /// A stored click, `<first seen ms>.<id>` from the record's
 /// `<name>=<ms>.<id>` (`None` when absent, malformed or expired).
 fn entry<'a>(record: &'a str, name: &str, now: u64) -> Option<&'a str> {
-    let e = value(record, '&', name)?;
-    let (ms, id) = e.split_once('.')?;
+    let e = value(record, b'&', name)?;
+    let (ms, id) = split_once(e, b'.')?;
     let ms = crate::text::parse_u64(ms)?;
     (!id.is_empty() && ms <= now && now - ms < CLICK_TTL_MS).then_some(e)
 }
 
 /// The id of a stored click's entry.
 fn id_of(entry: &str) -> Option<&str> {
-    entry.split_once('.').map(|(_, id)| id)
+    split_once(entry, b'.').map(|(_, id)| id)
 }
 
 /// The record to keep after a page load: the stored `record` (`""` for
@@ -100,7 +100,7 @@ pub fn clicks(record: &str, search: &str, now: u64) -> String {
     let seen_now = decimal(now);
     for name in CLICKS {
         let kept = entry(record, name, now);
-        let (ms, id) = match value(search, '&', name) {
+        let (ms, id) = match value(search, b'&', name) {
             Some(id) if kept.and_then(id_of) != Some(id) => (seen_now.as_str(), id),
             _ => match kept {
                 Some(e) => (e, ""),
@@ -145,12 +145,12 @@ fn member(out: &mut String, key: &str, v: &str) {
 /// backslash or control character.
 pub fn decide(seen: &Seen<'_>, marketing: bool, analytics: bool) -> String {
     let mut json = String::new();
-    let cookie = |name: &str| value(seen.cookies, ';', name);
+    let cookie = |name: &str| value(seen.cookies, b';', name);
     if marketing {
         if let Some(v) = cookie("_fbp") {
             member(&mut json, "fbp", v);
         }
-        let click = |name| value(seen.clicks, '&', name);
+        let click = |name| value(seen.clicks, b'&', name);
         match (cookie("_fbc"), click("fbclid")) {
             (Some(v), _) => member(&mut json, "fbc", v),
             // `fb.1.<ms>.<fbclid>`: the entry is `<ms>.<fbclid>`.
@@ -222,21 +222,21 @@ mod tests {
 
     #[test]
     fn cookies_and_parameters_are_read_exactly() {
-        let cookie = |name| value(COOKIES, ';', name);
+        let cookie = |name| value(COOKIES, b';', name);
         assert_eq!(cookie("_fbp"), Some("fb.1.1700000000000.987654321"));
         assert_eq!(cookie("sluice_aid"), Some("a1"), "the first one too");
         assert_eq!(cookie("fbp"), None);
         assert_eq!(cookie("_fb"), None);
-        assert_eq!(value("_fbc=", ';', "_fbc"), None);
+        assert_eq!(value("_fbc=", b';', "_fbc"), None);
         assert_eq!(
-            value("_fbc=a\"b", ';', "_fbc"),
+            value("_fbc=a\"b", b';', "_fbc"),
             None,
             "not an id: never sent"
         );
-        assert_eq!(value("?a=1&fbclid=f1", '&', "fbclid"), Some("f1"));
-        assert_eq!(value("?fbclid=f1", '&', "fbclid"), Some("f1"));
-        assert_eq!(value("?xfbclid=1", '&', "fbclid"), None);
-        assert_eq!(value(&"a".repeat(600), ';', "a"), None);
+        assert_eq!(value("?a=1&fbclid=f1", b'&', "fbclid"), Some("f1"));
+        assert_eq!(value("?fbclid=f1", b'&', "fbclid"), Some("f1"));
+        assert_eq!(value("?xfbclid=1", b'&', "fbclid"), None);
+        assert_eq!(value(&"a".repeat(600), b';', "a"), None);
     }
 
     #[test]

@@ -39,9 +39,69 @@ pub fn parse_u64(s: &str) -> Option<u64> {
     })
 }
 
+/// `s` split at each `sep`, as `str::split` with a `char` does for an ASCII
+/// separator (a UTF-8 continuation byte is never ASCII, so the pieces are
+/// the same): a byte scan, without core's char searcher and `memchr` (less
+/// Wasm in the browser SDK, whose separators are all ASCII).
+pub fn split(s: &str, sep: u8) -> Split<'_> {
+    Split { rest: Some(s), sep }
+}
+
+/// The iterator of [`split`].
+pub struct Split<'a> {
+    rest: Option<&'a str>,
+    sep: u8,
+}
+
+impl<'a> Iterator for Split<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let s = self.rest?;
+        let (piece, rest) = match split_once(s, self.sep) {
+            Some((a, b)) => (a, Some(b)),
+            None => (s, None),
+        };
+        self.rest = rest;
+        Some(piece)
+    }
+}
+
+/// `s` around its first `sep` (an ASCII byte), as `str::split_once` with a `char`.
+pub fn split_once(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|b| b == sep)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
+}
+
+/// Whether `s` holds the ASCII byte `b`.
+pub fn has(s: &str, b: u8) -> bool {
+    s.bytes().any(|c| c == b)
+}
+
+/// `s` without the ASCII byte `b` repeated at its start, as `trim_start_matches(char)`.
+pub fn trim_start(s: &str, b: u8) -> &str {
+    let n = s.bytes().take_while(|c| *c == b).count();
+    s.get(n..).unwrap_or(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_splits_read_as_chars_split() {
+        let texts = ["", ";", "a", "a;b", ";a;;b;", "é;ü=1;=", "k=v=w", "日本;語"];
+        for t in texts {
+            let ours: Vec<&str> = split(t, b';').collect();
+            let core: Vec<&str> = t.split(';').collect();
+            assert_eq!(ours, core, "{t:?}");
+            assert_eq!(split_once(t, b'='), t.split_once('='), "{t:?}");
+            assert_eq!(has(t, b'='), t.contains('='), "{t:?}");
+        }
+        assert_eq!(trim_start("??a?", b'?'), "a?");
+        assert_eq!(trim_start("???", b'?'), "");
+        assert_eq!(trim_start("é?", b'?'), "é?");
+    }
 
     #[test]
     fn reads_digits_only() {

@@ -70,11 +70,13 @@ const SNIPPET_MAX_GZ: usize = 1024;
 /// function available for inlining across crates instead of both; 28,918
 /// built without `reference-types` (JS values in the glue's slab: with
 /// that inlining, `track()` is as fast either way); 28,725 with the loader
-/// minified again by terser.
+/// minified again by terser; 27,899 with the SDK's text split and trimmed
+/// by ASCII bytes (`sluice_shared::text::split`, `trim_ascii`), not core's
+/// char searchers and Unicode whitespace table.
 /// It is above the 24 KB the
 /// SDK issue asks for: that budget is not met yet (see the README's "Size
 /// and speed").
-const UP_FRONT_CEILING_GZ: usize = 28_725;
+const UP_FRONT_CEILING_GZ: usize = 27_899;
 
 #[test]
 fn the_inline_snippet_is_under_one_kilobyte_gzipped() {

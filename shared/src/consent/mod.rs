@@ -72,27 +72,58 @@ impl Purpose {
     /// accepted, case-insensitively (`Advertising` → marketing, `statistics` →
     /// analytics, …); anything else is a custom purpose.
     pub fn parse(name: &str) -> Purpose {
-        let name = name.trim();
-        // Lower-cased with `-` and ` ` as `_`, in one loop (smaller in the
-        // SDK's Wasm than `to_ascii_lowercase` and then `replace`, or a `collect`).
-        let mut lower = String::new();
-        for c in name.chars() {
-            lower.push(match c {
-                '-' | ' ' => '_',
-                c => c.to_ascii_lowercase(),
-            });
+        let name = name.trim_ascii();
+        // Compared byte by byte as if lower-cased with `-` and ` ` as `_`:
+        // no lower-cased copy (smaller in the SDK's Wasm than building one).
+        let is = |alias: &str| {
+            name.len() == alias.len()
+                && name.bytes().zip(alias.bytes()).all(|(c, a)| {
+                    a == match c {
+                        b'-' | b' ' => b'_',
+                        c => c.to_ascii_lowercase(),
+                    }
+                })
+        };
+        const ALIASES: [(&str, u8); 24] = [
+            ("necessary", 0),
+            ("strictly_necessary", 0),
+            ("essential", 0),
+            ("security", 0),
+            ("analytics", 1),
+            ("statistics", 1),
+            ("measurement", 1),
+            ("performance", 1),
+            ("functional", 2),
+            ("functionality", 2),
+            ("preferences", 2),
+            ("storage", 2),
+            ("personalization", 3),
+            ("personalisation", 3),
+            ("marketing", 4),
+            ("advertising", 4),
+            ("ads", 4),
+            ("targeting", 4),
+            ("targeted_advertising", 4),
+            ("sale_sharing", 5),
+            ("sale", 5),
+            ("sharing", 5),
+            ("sale_of_data", 5),
+            ("do_not_sell", 5),
+        ];
+        let mut found = 6;
+        for (alias, p) in ALIASES {
+            if is(alias) {
+                found = p;
+                break;
+            }
         }
-        match lower.as_str() {
-            "necessary" | "strictly_necessary" | "essential" | "security" => Purpose::Necessary,
-            "analytics" | "statistics" | "measurement" | "performance" => Purpose::Analytics,
-            "functional" | "functionality" | "preferences" | "storage" => Purpose::Functional,
-            "personalization" | "personalisation" => Purpose::Personalization,
-            "marketing" | "advertising" | "ads" | "targeting" | "targeted_advertising" => {
-                Purpose::Marketing
-            }
-            "sale_sharing" | "sale" | "sharing" | "sale_of_data" | "do_not_sell" => {
-                Purpose::SaleSharing
-            }
+        match found {
+            0 => Purpose::Necessary,
+            1 => Purpose::Analytics,
+            2 => Purpose::Functional,
+            3 => Purpose::Personalization,
+            4 => Purpose::Marketing,
+            5 => Purpose::SaleSharing,
             _ => Purpose::Custom(name.to_owned()),
         }
     }
